@@ -1,0 +1,194 @@
+//! The command line: arguments are parsed into settings here, then handed to library functions.
+//! Data goes to stdout, progress and diagnostics to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use jiff::Timestamp;
+
+use crate::analyze::{self, Limits};
+use crate::log::{TimeRange, discover};
+use crate::render::{self, Format};
+use crate::scan::{self, ScanOptions, Traffic};
+use crate::time::parse_instant;
+
+/// Exit codes (documented in the README and `docs/cli.md`).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    /// `plan --detailed-exitcode` when the plan has changes.
+    pub const CHANGES: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "waftune",
+    version,
+    about = "Analyze AWS WAF logs, propose reviewed blocks, plan and apply them to WAFv2",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarise WAF logs: volumes, actions, domestic vs overseas, top talkers and their peak rates.
+    Analyze(AnalyzeArgs),
+}
+
+/// Which logs to read and which part of them.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log files or directories (walked recursively; S3 layout understood), or `-` for stdin.
+    #[arg(long = "logs", required = true, num_args = 1.., value_name = "PATH")]
+    pub logs: Vec<PathBuf>,
+    /// Only records at or after this time (RFC 3339, a UTC date, or an age such as `7d`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// The current time, for ages and reproducible runs (default: the clock).
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Home country (ISO 3166 alpha-2, e.g. `JP`) for the domestic/overseas split.
+    #[arg(long, value_name = "CC")]
+    pub home_country: Option<String>,
+    /// Treat any malformed input as an error (exit 1).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub logs: LogArgs,
+    /// How many clients, prefixes, countries, rules and labels to list (0 = all).
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Analyze(args) => analyze_cmd(args),
+    }
+}
+
+/// The `now` of a run: `--now`, or the clock.
+fn now_from(arg: Option<&str>) -> Result<Timestamp> {
+    let clock = Timestamp::now();
+    arg.map_or(Ok(clock), |s| Ok(parse_instant(s, clock)?))
+}
+
+/// Scans the logs named by `args`, with a progress bar on an interactive stderr.
+pub fn scan_logs(args: &LogArgs) -> Result<Traffic> {
+    let now = now_from(args.now.as_deref())?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_instant(s, now))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|s| parse_instant(s, now))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        bail!("`--since {s}` is not before `--until {u}`");
+    }
+    let range = TimeRange::new(since, until);
+    let found = discover(&args.logs, &range)?;
+    if found.files.is_empty() {
+        bail!(
+            "no log files found under {}",
+            args.logs
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let total: u64 = found.files.iter().map(|f| f.size).sum();
+    let bar = progress_bar(total);
+    let tick = bar.clone();
+    let options = ScanOptions {
+        range,
+        home_country: args.home_country.as_deref().map(str::to_ascii_uppercase),
+    };
+    let traffic = scan::scan(&found.files, &options, Arc::new(move |n| tick.inc(n)));
+    bar.finish_and_clear();
+    if found.pruned_dirs > 0 {
+        eprintln!(
+            "note: skipped {} dated directories outside the time range",
+            found.pruned_dirs
+        );
+    }
+    if traffic.malformed > 0 {
+        eprintln!(
+            "warning: {} malformed input items (first {} shown)",
+            traffic.malformed,
+            traffic.malformed_examples.len()
+        );
+        for m in &traffic.malformed_examples {
+            eprintln!("  {m}");
+        }
+        if args.strict {
+            bail!(
+                "{} malformed input items and `--strict` was given",
+                traffic.malformed
+            );
+        }
+    }
+    Ok(traffic)
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    // indicatif draws nothing when stderr is not a terminal, so pipes and CI logs stay clean.
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    if std::io::stderr().is_terminal() {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scanning {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+            )
+            .expect("static template"),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        // A closed pipe (`waftune analyze | head`) is not an error worth reporting.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
+}
+
+fn analyze_cmd(args: AnalyzeArgs) -> Result<ExitCode> {
+    let traffic = scan_logs(&args.logs)?;
+    let report = analyze::report(
+        &traffic,
+        Limits {
+            top: args.top,
+            ..Limits::default()
+        },
+    );
+    print(&render::analyze(&report, args.format))?;
+    Ok(ExitCode::from(exit::OK))
+}

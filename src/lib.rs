@@ -1,0 +1,18 @@
+//! waftune: analyze AWS WAF logs, propose reviewed blocks, plan and apply them to WAFv2.
+//!
+//! The modules follow the data flow:
+//! log records ([`log`]) -> one-pass aggregation ([`scan`]) -> reports ([`analyze`], [`render`]);
+//! the ledger of blocks ([`ledger`]) + configuration ([`config`]) -> desired state -> [`plan`] against live
+//! WAFv2 ([`waf`]) -> apply.
+
+pub mod analyze;
+pub mod cidr;
+pub mod cli;
+pub mod config;
+pub mod generate;
+pub mod ledger;
+pub mod log;
+pub mod render;
+pub mod scan;
+pub mod time;
+pub mod waf;

@@ -1,0 +1,10 @@
+//! Reading AWS WAF logs: where they are ([`input`]), how their bytes become lines ([`reader`]), and what
+//! one record holds ([`record`]).
+
+pub mod input;
+pub mod reader;
+pub mod record;
+
+pub use input::{InputFile, TimeRange, discover};
+pub use reader::{ChunkReader, Malformed, RecordSink, parse_chunk};
+pub use record::{Action, LogRecord};

@@ -1,0 +1,355 @@
+//! The local scan engine: one parallel pass over all inputs that aggregates everything later stages need.
+//!
+//! Chunks of whole lines (from any file) are handed to worker threads; each worker folds records into its
+//! own [`TrafficBuilder`] and the builders are merged at the end, so the hot loop takes no locks. Memory
+//! grows with distinct clients and their active minutes, never with the number of records read.
+
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::log::{
+    ChunkReader, InputFile, LogRecord, Malformed, RecordSink, TimeRange, parse_chunk,
+};
+pub use stats::{
+    ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, Tally, WINDOWS,
+    minute_of,
+};
+
+/// How many malformed items are kept as examples (all are counted).
+pub const MALFORMED_EXAMPLES: usize = 10;
+
+/// What to scan for.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    pub range: TimeRange,
+    /// ISO 3166 alpha-2 code of the site's home country (`JP`); `None` disables the domestic split.
+    pub home_country: Option<String>,
+}
+
+/// Everything one scan learned, independent of which engine produced it.
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    pub files: u64,
+    /// Records inside the time range (the ones analysed).
+    pub records: u64,
+    /// Records read but outside `--since/--until`.
+    pub out_of_range: u64,
+    pub malformed: u64,
+    /// The first [`MALFORMED_EXAMPLES`] problems in input order.
+    pub malformed_examples: Vec<Malformed>,
+    /// Records whose `clientIp` is not an address; they are still counted under that text.
+    pub unparseable_client_ips: u64,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+    pub actions: ActionCounts,
+    /// Requests per epoch minute by action.
+    pub per_minute: BTreeMap<u32, ActionCounts>,
+    pub home_country: Option<String>,
+    pub geo: GeoSplit,
+    pub countries: Vec<Count>,
+    pub rules: Vec<Count>,
+    pub labels: Vec<Count>,
+    pub count_rules: Vec<Count>,
+    /// Sorted by requests (descending), then key.
+    pub clients: Vec<ClientStats>,
+    /// Per /24 (IPv4) and /64 (IPv6), sorted like `clients`.
+    pub prefixes: Vec<ClientStats>,
+}
+
+/// Requests from the home country, from elsewhere, and with no known country (`-`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GeoSplit {
+    pub domestic: u64,
+    pub overseas: u64,
+    pub unknown: u64,
+}
+
+/// A worker's partial aggregate.
+#[derive(Debug, Default)]
+pub struct TrafficBuilder {
+    range: TimeRange,
+    home_country: Option<String>,
+    records: u64,
+    out_of_range: u64,
+    malformed: u64,
+    malformed_examples: Vec<Malformed>,
+    unparseable: u64,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    actions: ActionCounts,
+    per_minute: HashMap<u32, ActionCounts>,
+    geo: GeoSplit,
+    countries: Tally,
+    rules: Tally,
+    labels: Tally,
+    count_rules: Tally,
+    clients: HashMap<ClientKey, ClientAcc>,
+}
+
+impl TrafficBuilder {
+    pub fn new(options: &ScanOptions) -> TrafficBuilder {
+        TrafficBuilder {
+            range: options.range,
+            home_country: options.home_country.clone(),
+            ..TrafficBuilder::default()
+        }
+    }
+
+    pub fn merge(mut self, other: TrafficBuilder) -> TrafficBuilder {
+        self.records += other.records;
+        self.out_of_range += other.out_of_range;
+        self.malformed += other.malformed;
+        self.malformed_examples.extend(other.malformed_examples);
+        self.keep_first_examples();
+        self.unparseable += other.unparseable;
+        self.first_ms = min_opt(self.first_ms, other.first_ms);
+        self.last_ms = self.last_ms.max(other.last_ms);
+        self.actions.merge(&other.actions);
+        for (m, a) in other.per_minute {
+            self.per_minute.entry(m).or_default().merge(&a);
+        }
+        self.geo.domestic += other.geo.domestic;
+        self.geo.overseas += other.geo.overseas;
+        self.geo.unknown += other.geo.unknown;
+        self.countries.merge(other.countries);
+        self.rules.merge(other.rules);
+        self.labels.merge(other.labels);
+        self.count_rules.merge(other.count_rules);
+        // Merge the smaller map into the larger one.
+        let (mut big, small) = if self.clients.len() >= other.clients.len() {
+            (self.clients, other.clients)
+        } else {
+            (other.clients, self.clients)
+        };
+        for (k, acc) in small {
+            big.entry(k).or_default().merge(acc);
+        }
+        self.clients = big;
+        self
+    }
+
+    fn keep_first_examples(&mut self) {
+        self.malformed_examples.sort();
+        self.malformed_examples.truncate(MALFORMED_EXAMPLES);
+    }
+
+    pub fn finish(self, files: u64) -> Traffic {
+        let prefix_accs = stats::prefixes(self.clients.iter());
+        let mut clients: Vec<ClientStats> = self
+            .clients
+            .into_iter()
+            .map(|(k, acc)| acc.finish(k))
+            .collect();
+        sort_clients(&mut clients);
+        let mut prefixes: Vec<ClientStats> = prefix_accs
+            .into_iter()
+            .map(|(k, acc)| acc.finish(k))
+            .collect();
+        sort_clients(&mut prefixes);
+        Traffic {
+            files,
+            records: self.records,
+            out_of_range: self.out_of_range,
+            malformed: self.malformed,
+            malformed_examples: self.malformed_examples,
+            unparseable_client_ips: self.unparseable,
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            actions: self.actions,
+            per_minute: self.per_minute.into_iter().collect(),
+            home_country: self.home_country,
+            geo: self.geo,
+            countries: self.countries.into_sorted(),
+            rules: self.rules.into_sorted(),
+            labels: self.labels.into_sorted(),
+            count_rules: self.count_rules.into_sorted(),
+            clients,
+            prefixes,
+        }
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn sort_clients(v: &mut [ClientStats]) {
+    v.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.key.cmp(&b.key)));
+}
+
+impl RecordSink for TrafficBuilder {
+    fn record(&mut self, r: &LogRecord<'_>) {
+        if !self.range.contains(r.timestamp) {
+            self.out_of_range += 1;
+            return;
+        }
+        self.records += 1;
+        self.first_ms = min_opt(self.first_ms, Some(r.timestamp));
+        self.last_ms = self.last_ms.max(Some(r.timestamp));
+        let action = r.action();
+        self.actions.add(action, 1);
+        self.per_minute
+            .entry(minute_of(r.timestamp))
+            .or_default()
+            .add(action, 1);
+        let country = r.http_request.country.as_deref().unwrap_or("-");
+        self.countries.add(country, 1);
+        match &self.home_country {
+            _ if country == "-" || country.is_empty() => self.geo.unknown += 1,
+            Some(home) if home.eq_ignore_ascii_case(country) => self.geo.domestic += 1,
+            _ => self.geo.overseas += 1,
+        }
+        self.rules
+            .add(r.terminating_rule_id.as_deref().unwrap_or("-"), 1);
+        for label in r.label_names() {
+            self.labels.add(label, 1);
+        }
+        for rule in r.count_rule_ids() {
+            self.count_rules.add(rule, 1);
+        }
+        let key = match r.client_ip() {
+            Some(ip) => ClientKey::Addr(ip),
+            None => {
+                self.unparseable += 1;
+                ClientKey::Unparsed(r.http_request.client_ip.as_ref().into())
+            }
+        };
+        self.clients.entry(key).or_default().add(r, action);
+    }
+
+    fn malformed(&mut self, problem: Malformed) {
+        self.malformed += 1;
+        if self.malformed_examples.len() < MALFORMED_EXAMPLES * 2 {
+            self.malformed_examples.push(problem);
+        } else {
+            self.malformed_examples.push(problem);
+            self.keep_first_examples();
+        }
+    }
+}
+
+/// Scans all inputs in parallel. `progress` is called with each batch of bytes taken from the inputs.
+pub fn scan(
+    files: &[InputFile],
+    options: &ScanOptions,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> Traffic {
+    let builder = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| ChunkReader::new(i, f, progress.clone()))
+        .par_bridge()
+        .fold(
+            || TrafficBuilder::new(options),
+            |mut acc, chunk| {
+                parse_chunk(&chunk, &mut acc);
+                acc
+            },
+        )
+        .reduce(|| TrafficBuilder::new(options), TrafficBuilder::merge);
+    let mut builder = builder;
+    builder.keep_first_examples();
+    builder.finish(files.len() as u64)
+}
+
+/// Scans in-memory text as one input (used by tests and by callers that already hold the bytes).
+pub fn scan_bytes(name: &str, data: &[u8], options: &ScanOptions) -> Traffic {
+    let chunk = crate::log::reader::Chunk {
+        file_index: 0,
+        file: Arc::from(name),
+        first_line: 1,
+        data: data.to_vec(),
+        error: None,
+    };
+    let mut builder = TrafficBuilder::new(options);
+    parse_chunk(&chunk, &mut builder);
+    builder.keep_first_examples();
+    builder.finish(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: i64, ip: &str, action: &str, country: &str) -> String {
+        format!(
+            r#"{{"timestamp":{ts},"action":"{action}","terminatingRuleId":"Default_Action","httpRequest":{{"clientIp":"{ip}","country":"{country}","uri":"/x","headers":[{{"name":"User-Agent","value":"ua"}}]}}}}"#
+        )
+    }
+
+    #[test]
+    fn aggregates_clients_prefixes_geo_and_windows() {
+        let mut text = String::new();
+        for i in 0..30 {
+            // 30 requests in minute 0 and 1 from 192.0.2.1
+            text += &rec(i * 4_000, "192.0.2.1", "ALLOW", "JP");
+            text.push('\n');
+        }
+        text += &rec(600_000, "192.0.2.9", "BLOCK", "US");
+        text.push('\n');
+        text += &rec(600_000, "X.X.X.X", "ALLOW", "-");
+        text.push('\n');
+        text += "{broken\n";
+        let t = scan_bytes(
+            "t.jsonl",
+            text.as_bytes(),
+            &ScanOptions {
+                home_country: Some("JP".into()),
+                ..ScanOptions::default()
+            },
+        );
+        assert_eq!((t.records, t.malformed, t.unparseable_client_ips), (32, 1, 1));
+        assert_eq!(t.geo, GeoSplit { domestic: 30, overseas: 1, unknown: 1 });
+        assert_eq!(t.clients[0].key.to_string(), "192.0.2.1");
+        assert_eq!(t.clients[0].peak(1).requests, 15);
+        assert_eq!(t.clients[0].peak(2).requests, 30);
+        assert_eq!(t.prefixes[0].key.to_string(), "192.0.2.0/24");
+        assert_eq!(t.prefixes[0].requests, 31);
+        assert_eq!(t.actions.block, 1);
+        assert_eq!(t.malformed_examples[0].to_string().split(": ").next(), Some("t.jsonl:33"));
+        assert_eq!(t.per_minute.len(), 3);
+    }
+
+    #[test]
+    fn time_range_filters_exactly() {
+        let text = [0, 59_999, 60_000, 120_000]
+            .map(|ts| rec(ts, "192.0.2.1", "ALLOW", "JP"))
+            .join("\n");
+        let t = scan_bytes(
+            "t",
+            text.as_bytes(),
+            &ScanOptions {
+                range: TimeRange {
+                    since: Some(59_999),
+                    until: Some(120_000),
+                },
+                ..ScanOptions::default()
+            },
+        );
+        assert_eq!((t.records, t.out_of_range), (2, 2));
+    }
+
+    #[test]
+    fn concatenated_objects_on_one_line() {
+        let line = format!(
+            "{}{}  {}\n",
+            rec(1, "192.0.2.1", "ALLOW", "JP"),
+            rec(2, "192.0.2.2", "ALLOW", "JP"),
+            rec(3, "192.0.2.3", "ALLOW", "JP")
+        );
+        let t = scan_bytes("t", line.as_bytes(), &ScanOptions::default());
+        assert_eq!((t.records, t.malformed), (3, 0));
+        let bad = format!("{}{{\"timestamp\":", rec(1, "192.0.2.1", "ALLOW", "JP"));
+        let t = scan_bytes("t", bad.as_bytes(), &ScanOptions::default());
+        assert_eq!((t.records, t.malformed), (1, 1));
+    }
+}
