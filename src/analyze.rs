@@ -225,7 +225,10 @@ mod tests {
         assert_eq!(r.per_hour.len(), 2);
         assert_eq!(r.per_hour[0].requests, 3);
         let c = &r.clients[0];
-        assert_eq!((c.requests, c.peak_1m, c.peak_10m, c.distinct_uris), (5, 1, 1, 2));
+        assert_eq!(
+            (c.requests, c.peak_1m, c.peak_10m, c.distinct_uris),
+            (5, 1, 1, 2)
+        );
         assert!(c.verified_bot);
         assert_eq!(r.geo.domestic_share, Some(1.0));
         assert_eq!(r.time_span.as_ref().unwrap().first, "2025-11-20T00:00:00Z");

@@ -60,7 +60,7 @@ pub struct LogArgs {
     /// Home country (ISO 3166 alpha-2, e.g. `JP`) for the domestic/overseas split.
     #[arg(long, value_name = "CC")]
     pub home_country: Option<String>,
-    /// Treat any malformed input as an error (exit 1).
+    /// Check every record against the full log model and treat any malformed input as an error (exit 1).
     #[arg(long)]
     pub strict: bool,
 }
@@ -124,6 +124,7 @@ pub fn scan_logs(args: &LogArgs) -> Result<Traffic> {
     let options = ScanOptions {
         range,
         home_country: args.home_country.as_deref().map(str::to_ascii_uppercase),
+        validate: args.strict,
     };
     let traffic = scan::scan(&found.files, &options, Arc::new(move |n| tick.inc(n)));
     bar.finish_and_clear();

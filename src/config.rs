@@ -1,1 +1,905 @@
-//! (being written)
+//! `waftune.toml`: what waftune owns in AWS WAF.
+//!
+//! The configuration names the IP-set groups waftune writes (an IPv4 and an IPv6 set per group), the
+//! web ACL rules it maintains to reference them, and the guardrails every apply must pass. Policies
+//! say what misbehaviour is and the ledger says who is blocked; neither lives here.
+//!
+//! Parsing is strict: unknown keys are errors with a "did you mean" hint, and every value AWS would
+//! reject later (names, priorities, response codes, CIDRs) is rejected now with the file, line and
+//! column of the value, because a plan that fails at apply time has already wasted a review.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::cidr;
+use crate::ledger::line_column;
+
+/// Where waftune looks for its configuration unless told otherwise.
+pub const DEFAULT_PATH: &str = "waftune.toml";
+/// Where the ledger lives unless `ledger` says otherwise (relative to the configuration file).
+pub const DEFAULT_LEDGER: &str = "state/blocklist.toml";
+/// CloudFront web ACLs and their IP sets exist only in this region.
+pub const CLOUDFRONT_REGION: &str = "us-east-1";
+/// The tag key and value that mark an IP set as written by waftune.
+pub const MANAGED_TAG: (&str, &str) = ("managed-by", "waftune");
+/// The tag key recording which group an IP set belongs to.
+pub const GROUP_TAG: &str = "waftune-group";
+/// Suffix of the second set a group spills into when `rollover = true`.
+pub const ROLLOVER_SUFFIX: &str = "-2";
+/// WAF allows 256 characters of description; waftune appends a stamp (see `plan`) of at most
+/// this many, so the user's part is limited to the rest.
+pub const DESCRIPTION_STAMP_MAX: usize = 56;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// Which WAF: regional (ALB, API Gateway, AppSync, ...) or CloudFront.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Scope {
+    Regional,
+    Cloudfront,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Regional => "REGIONAL",
+            Scope::Cloudfront => "CLOUDFRONT",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from (used in messages and to resolve `ledger`).
+    pub path: PathBuf,
+    /// Lowercase hex SHA-256 of the file's bytes: plans record it so apply can refuse a changed config.
+    pub sha256: String,
+    /// `None`: the AWS default chain decides (environment, profile). Always `us-east-1` for CloudFront.
+    pub region: Option<String>,
+    pub scope: Scope,
+    /// ISO 3166 alpha-2 country of the site's own users (for the analysis reports).
+    pub home_country: Option<String>,
+    /// The ledger path as written (see [`Config::ledger_path`]).
+    pub ledger: PathBuf,
+    /// Ranges that must never be blocked, whatever the ledger says.
+    pub allowlist: Vec<IpNet>,
+    pub ip_set_groups: Vec<IpSetGroup>,
+    pub web_acls: Vec<WebAclConfig>,
+    pub guardrails: Guardrails,
+}
+
+/// A pair of IP sets (IPv4 and IPv6) holding one ledger group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpSetGroup {
+    pub name: String,
+    pub ipv4_set_name: String,
+    pub ipv6_set_name: String,
+    pub description: String,
+    /// Applied when waftune creates a set, together with [`MANAGED_TAG`] and [`GROUP_TAG`].
+    pub tags: BTreeMap<String, String>,
+    /// Spill into a second set per IP version (named with [`ROLLOVER_SUFFIX`]) past 10,000 entries.
+    pub rollover: bool,
+}
+
+/// An existing web ACL in which waftune maintains some rules. waftune never creates web ACLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAclConfig {
+    pub name: String,
+    pub rules: Vec<ManagedRuleConfig>,
+}
+
+/// A rule waftune owns: it matches the sets of one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedRuleConfig {
+    pub name: String,
+    pub group: String,
+    pub priority: i32,
+    pub action: RuleActionConfig,
+    pub metric_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleActionConfig {
+    /// Block; with a custom response, WAF answers with that code and body instead of a bare 403.
+    Block(Option<CustomResponse>),
+    /// Match and label without blocking: a dry run in production.
+    Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomResponse {
+    pub code: u16,
+    /// Key of the body in the web ACL's custom response bodies; waftune writes that entry too.
+    pub body_key: String,
+    pub content_type: ContentType,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContentType {
+    TextPlain,
+    TextHtml,
+    ApplicationJson,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::TextPlain => "TEXT_PLAIN",
+            ContentType::TextHtml => "TEXT_HTML",
+            ContentType::ApplicationJson => "APPLICATION_JSON",
+        }
+    }
+}
+
+/// Limits every plan and apply must respect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guardrails {
+    /// Most entries one apply may add, over all sets.
+    pub max_additions: usize,
+    /// Most entries one apply may remove, over all sets.
+    pub max_removals: usize,
+    /// Shortest IPv4 prefix allowed in a set (16: nothing broader than a /16).
+    pub min_prefix_v4: u8,
+    /// Shortest IPv6 prefix allowed in a set.
+    pub min_prefix_v6: u8,
+    /// Broader ranges allowed anyway (each must be written here exactly, or lie inside one).
+    pub allow_broad: Vec<IpNet>,
+    /// Pause between write calls: WAF allows about one write per second per account and region.
+    pub write_interval_ms: u64,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails {
+            max_additions: 1_000,
+            max_removals: 1_000,
+            min_prefix_v4: 16,
+            min_prefix_v6: 32,
+            allow_broad: Vec::new(),
+            write_interval_ms: 1_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is used in messages and to resolve `ledger`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let ctx = Ctx { text, path };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            ctx.error_at(at, with_hint(e.message()))
+        })?;
+        ctx.validate(raw)
+    }
+
+    /// The ledger file, relative to the directory holding the configuration.
+    pub fn ledger_path(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if self.ledger.is_relative() => dir.join(&self.ledger),
+            _ => self.ledger.clone(),
+        }
+    }
+
+    /// The region waftune talks to: CloudFront always means `us-east-1`.
+    pub fn effective_region(&self) -> Option<&str> {
+        match self.scope {
+            Scope::Cloudfront => Some(CLOUDFRONT_REGION),
+            Scope::Regional => self.region.as_deref(),
+        }
+    }
+
+    pub fn group(&self, name: &str) -> Option<&IpSetGroup> {
+        self.ip_set_groups.iter().find(|g| g.name == name)
+    }
+}
+
+/// Lowercase hex SHA-256: the digest recorded in plans for the configuration and the ledger.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    region: Option<Spanned<String>>,
+    scope: Spanned<Scope>,
+    home_country: Option<Spanned<String>>,
+    ledger: Option<PathBuf>,
+    #[serde(default)]
+    allowlist: Vec<Spanned<String>>,
+    #[serde(default, rename = "ip_set_group")]
+    ip_set_groups: Vec<RawGroup>,
+    #[serde(default, rename = "web_acl")]
+    web_acls: Vec<RawWebAcl>,
+    #[serde(default)]
+    guardrails: RawGuardrails,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    ipv4_set_name: Spanned<String>,
+    ipv6_set_name: Spanned<String>,
+    description: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    rollover: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebAcl {
+    name: Spanned<String>,
+    #[serde(rename = "rule")]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawAction {
+    Block,
+    Count,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    group: Spanned<String>,
+    priority: Spanned<i64>,
+    action: Spanned<RawAction>,
+    metric_name: Option<Spanned<String>>,
+    response: Option<Spanned<RawResponse>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    code: Spanned<u16>,
+    body_key: Spanned<String>,
+    content_type: ContentType,
+    body: Spanned<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGuardrails {
+    max_additions: Option<usize>,
+    max_removals: Option<usize>,
+    min_prefix_v4: Option<Spanned<u8>>,
+    min_prefix_v6: Option<Spanned<u8>>,
+    #[serde(default)]
+    allow_broad: Vec<Spanned<String>>,
+    write_interval_ms: Option<u64>,
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+/// WAF's pattern for names of IP sets, web ACLs, rules and body keys: `^[\w-]{1,128}$`.
+fn is_waf_name(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
+/// WAF's pattern for descriptions: word characters, spaces and `+=:#@/-,.`, not starting or ending
+/// with a space.
+fn is_waf_description(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || "_+=:#@/-,.".contains(c))
+        && !s.starts_with(' ')
+        && !s.ends_with(' ')
+}
+
+impl Ctx<'_> {
+    fn error_at(&self, offset: usize, message: String) -> ConfigError {
+        let (line, column) = line_column(self.text, offset);
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn error(&self, span: Range<usize>, message: String) -> ConfigError {
+        self.error_at(span.start, message)
+    }
+
+    fn name(&self, value: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
+        if is_waf_name(value.get_ref()) {
+            Ok(value.get_ref().clone())
+        } else {
+            Err(self.error(
+                value.span(),
+                format!(
+                    "{what} `{}` is not a valid WAF name: use 1 to 128 letters, digits, `_` or `-`",
+                    value.get_ref()
+                ),
+            ))
+        }
+    }
+
+    fn cidrs(&self, list: &[Spanned<String>], what: &str) -> Result<Vec<IpNet>, ConfigError> {
+        list.iter()
+            .map(|v| {
+                cidr::parse(v.get_ref()).map_err(|e| self.error(v.span(), format!("{what}: {e}")))
+            })
+            .collect()
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let scope = *raw.scope.get_ref();
+        if let Some(region) = &raw.region {
+            let r = region.get_ref();
+            let looks_valid = r.split('-').count() >= 3
+                && r.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && r.ends_with(|c: char| c.is_ascii_digit());
+            if !looks_valid {
+                return Err(self.error(
+                    region.span(),
+                    format!("region `{r}` is not an AWS region name (like `ap-northeast-1`)"),
+                ));
+            }
+            if scope == Scope::Cloudfront && r != CLOUDFRONT_REGION {
+                return Err(self.error(
+                    region.span(),
+                    format!(
+                        "region `{r}` with scope `CLOUDFRONT`: CloudFront WAF resources live only in \
+                         `{CLOUDFRONT_REGION}`; remove `region` or set it to `{CLOUDFRONT_REGION}`"
+                    ),
+                ));
+            }
+        }
+        if let Some(country) = &raw.home_country {
+            let c = country.get_ref();
+            if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
+                return Err(self.error(
+                    country.span(),
+                    format!(
+                        "home_country `{c}` is not an ISO 3166 alpha-2 code (two capital letters, like `JP`)"
+                    ),
+                ));
+            }
+        }
+
+        let ip_set_groups = self.groups(&raw.ip_set_groups)?;
+        let web_acls = self.web_acls(&raw.web_acls, &ip_set_groups)?;
+        let guardrails = self.guardrails(raw.guardrails)?;
+        Ok(Config {
+            path: self.path.to_owned(),
+            sha256: sha256_hex(self.text.as_bytes()),
+            region: raw.region.map(Spanned::into_inner),
+            scope,
+            home_country: raw.home_country.map(Spanned::into_inner),
+            ledger: raw.ledger.unwrap_or_else(|| PathBuf::from(DEFAULT_LEDGER)),
+            allowlist: self.cidrs(&raw.allowlist, "allowlist")?,
+            ip_set_groups,
+            web_acls,
+            guardrails,
+        })
+    }
+
+    fn groups(&self, raw: &[RawGroup]) -> Result<Vec<IpSetGroup>, ConfigError> {
+        let mut group_names = BTreeSet::new();
+        let mut set_names = BTreeSet::new();
+        let mut groups = Vec::with_capacity(raw.len());
+        for g in raw {
+            let name = self.name(&g.name, "ip_set_group name")?;
+            if !group_names.insert(name.clone()) {
+                return Err(self.error(
+                    g.name.span(),
+                    format!("ip_set_group `{name}` is defined twice"),
+                ));
+            }
+            let mut owned_set = |value: &Spanned<String>| -> Result<String, ConfigError> {
+                let set = self.name(value, "IP set name")?;
+                let mut names = vec![set.clone()];
+                if g.rollover {
+                    names.push(format!("{set}{ROLLOVER_SUFFIX}"));
+                }
+                for n in names {
+                    if !is_waf_name(&n) {
+                        return Err(self.error(
+                            value.span(),
+                            format!(
+                                "IP set name `{n}` (the rollover set) is longer than 128 characters"
+                            ),
+                        ));
+                    }
+                    if !set_names.insert(n.clone()) {
+                        return Err(self.error(
+                            value.span(),
+                            format!("IP set name `{n}` is used by two groups or versions; each set holds one"),
+                        ));
+                    }
+                }
+                Ok(set)
+            };
+            let ipv4_set_name = owned_set(&g.ipv4_set_name)?;
+            let ipv6_set_name = owned_set(&g.ipv6_set_name)?;
+            let description = match &g.description {
+                Some(d) => {
+                    let text = d.get_ref();
+                    if text.is_empty()
+                        || text.len() > 256 - DESCRIPTION_STAMP_MAX
+                        || !is_waf_description(text)
+                    {
+                        return Err(self.error(
+                            d.span(),
+                            format!(
+                                "description `{text}` must be 1 to {} characters of letters, digits, spaces \
+                                 and `_+=:#@/-,.` (waftune adds its stamp after it)",
+                                256 - DESCRIPTION_STAMP_MAX
+                            ),
+                        ));
+                    }
+                    text.clone()
+                }
+                None => format!("Managed by waftune, group {name}"),
+            };
+            let mut tags = BTreeMap::new();
+            for (k, v) in &g.tags {
+                let (key, value) = (k.get_ref(), v.get_ref());
+                if key == MANAGED_TAG.0 || key == GROUP_TAG {
+                    return Err(self.error(
+                        k.span(),
+                        format!("tag `{key}` is set by waftune itself; choose another key"),
+                    ));
+                }
+                if key.is_empty() || key.len() > 128 || value.len() > 256 {
+                    return Err(self.error(
+                        k.span(),
+                        format!("tag `{key}`: keys are 1 to 128 characters and values at most 256"),
+                    ));
+                }
+                tags.insert(key.clone(), value.clone());
+            }
+            groups.push(IpSetGroup {
+                name,
+                ipv4_set_name,
+                ipv6_set_name,
+                description,
+                tags,
+                rollover: g.rollover,
+            });
+        }
+        Ok(groups)
+    }
+
+    fn web_acls(
+        &self,
+        raw: &[RawWebAcl],
+        groups: &[IpSetGroup],
+    ) -> Result<Vec<WebAclConfig>, ConfigError> {
+        let mut acl_names = BTreeSet::new();
+        let mut acls = Vec::with_capacity(raw.len());
+        for acl in raw {
+            let name = self.name(&acl.name, "web_acl name")?;
+            if !acl_names.insert(name.clone()) {
+                return Err(self.error(
+                    acl.name.span(),
+                    format!("web_acl `{name}` is listed twice; put all its rules in one block"),
+                ));
+            }
+            let mut rule_names = BTreeSet::new();
+            let mut priorities = BTreeMap::new();
+            let mut body_keys = BTreeMap::new();
+            let mut rules = Vec::with_capacity(acl.rules.len());
+            for r in &acl.rules {
+                let rule_name = self.name(&r.name, "rule name")?;
+                if !rule_names.insert(rule_name.clone()) {
+                    return Err(self.error(
+                        r.name.span(),
+                        format!("rule `{rule_name}` appears twice in web_acl `{name}`"),
+                    ));
+                }
+                let group = r.group.get_ref();
+                if !groups.iter().any(|g| &g.name == group) {
+                    let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                    let hint = closest(group, &known)
+                        .map(|k| format!("; did you mean `{k}`?"))
+                        .unwrap_or_default();
+                    return Err(self.error(
+                        r.group.span(),
+                        format!("rule `{rule_name}` uses group `{group}`, which no [[ip_set_group]] defines{hint}"),
+                    ));
+                }
+                let priority = *r.priority.get_ref();
+                let priority = i32::try_from(priority)
+                    .ok()
+                    .filter(|p| *p >= 0)
+                    .ok_or_else(|| {
+                        self.error(
+                            r.priority.span(),
+                            format!("priority `{priority}` must be between 0 and {}", i32::MAX),
+                        )
+                    })?;
+                if let Some(other) = priorities.insert(priority, rule_name.clone()) {
+                    return Err(self.error(
+                        r.priority.span(),
+                        format!("priority `{priority}` is also used by rule `{other}`; WAF needs distinct priorities"),
+                    ));
+                }
+                let metric_name = match &r.metric_name {
+                    Some(m) => {
+                        let valid = (1..=128).contains(&m.get_ref().len())
+                            && m.get_ref()
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "_-#:./".contains(c));
+                        if !valid {
+                            return Err(self.error(
+                                m.span(),
+                                format!(
+                                    "metric_name `{}` must be 1 to 128 letters, digits or `_-#:./`",
+                                    m.get_ref()
+                                ),
+                            ));
+                        }
+                        m.get_ref().clone()
+                    }
+                    None => rule_name.clone(),
+                };
+                let action = match (*r.action.get_ref(), &r.response) {
+                    (RawAction::Count, Some(resp)) => {
+                        return Err(self.error(
+                            resp.span(),
+                            format!("rule `{rule_name}` counts, so it sends no response; remove `response` or use `action = \"block\"`"),
+                        ));
+                    }
+                    (RawAction::Count, None) => RuleActionConfig::Count,
+                    (RawAction::Block, None) => RuleActionConfig::Block(None),
+                    (RawAction::Block, Some(resp)) => {
+                        let response = self.response(resp.get_ref())?;
+                        if let Some(previous) =
+                            body_keys.insert(response.body_key.clone(), response.clone())
+                            && previous != response
+                        {
+                            return Err(self.error(
+                                resp.get_ref().body_key.span(),
+                                format!("body_key `{}` is used with two different bodies in web_acl `{name}`", response.body_key),
+                            ));
+                        }
+                        RuleActionConfig::Block(Some(response))
+                    }
+                };
+                rules.push(ManagedRuleConfig {
+                    name: rule_name,
+                    group: group.clone(),
+                    priority,
+                    action,
+                    metric_name,
+                });
+            }
+            acls.push(WebAclConfig { name, rules });
+        }
+        Ok(acls)
+    }
+
+    fn response(&self, raw: &RawResponse) -> Result<CustomResponse, ConfigError> {
+        let code = *raw.code.get_ref();
+        if !(200..=599).contains(&code) {
+            return Err(self.error(
+                raw.code.span(),
+                format!("response code `{code}` must be between 200 and 599 (403 is usual)"),
+            ));
+        }
+        let body_key = self.name(&raw.body_key, "body_key")?;
+        let body = raw.body.get_ref();
+        if body.is_empty() || body.len() > 10_240 {
+            return Err(self.error(
+                raw.body.span(),
+                format!(
+                    "response body must be 1 to 10,240 bytes (it is {} bytes)",
+                    body.len()
+                ),
+            ));
+        }
+        Ok(CustomResponse {
+            code,
+            body_key,
+            content_type: raw.content_type,
+            body: body.clone(),
+        })
+    }
+
+    fn guardrails(&self, raw: RawGuardrails) -> Result<Guardrails, ConfigError> {
+        let defaults = Guardrails::default();
+        let prefix = |value: &Option<Spanned<u8>>, max: u8, default: u8| match value {
+            None => Ok(default),
+            Some(v) if (1..=max).contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(self.error(
+                v.span(),
+                format!(
+                    "prefix length `{}` must be between 1 and {max}",
+                    v.get_ref()
+                ),
+            )),
+        };
+        Ok(Guardrails {
+            max_additions: raw.max_additions.unwrap_or(defaults.max_additions),
+            max_removals: raw.max_removals.unwrap_or(defaults.max_removals),
+            min_prefix_v4: prefix(&raw.min_prefix_v4, 32, defaults.min_prefix_v4)?,
+            min_prefix_v6: prefix(&raw.min_prefix_v6, 128, defaults.min_prefix_v6)?,
+            allow_broad: self.cidrs(&raw.allow_broad, "guardrails.allow_broad")?,
+            write_interval_ms: raw.write_interval_ms.unwrap_or(defaults.write_interval_ms),
+        })
+    }
+}
+
+/// Adds "did you mean" to serde's unknown-field and unknown-variant messages.
+fn with_hint(message: &str) -> String {
+    let message = message.trim_end();
+    let is_unknown =
+        message.starts_with("unknown field `") || message.starts_with("unknown variant `");
+    if !is_unknown {
+        return message.to_owned();
+    }
+    // serde writes: unknown field `regoin`, expected one of `region`, `scope`, ...
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    match quoted.split_first() {
+        Some((given, expected)) => match closest(given, expected) {
+            Some(best) => format!("{message}; did you mean `{best}`?"),
+            None => message.to_owned(),
+        },
+        None => message.to_owned(),
+    }
+}
+
+/// The candidate nearest to `given` by edit distance, if it is near enough to be a likely typo.
+fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (given.chars().count() / 3).max(2);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&given.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../examples/waftune.toml");
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("waftune.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn example_parses() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.scope, Scope::Regional);
+        assert_eq!(c.home_country.as_deref(), Some("JP"));
+        assert_eq!(c.ledger_path(), PathBuf::from("state/blocklist.toml"));
+        assert_eq!(c.ip_set_groups[0].name, "blocklist");
+        let rule = &c.web_acls[0].rules[0];
+        assert_eq!(rule.name, "waftune-blocklist");
+        assert!(matches!(&rule.action, RuleActionConfig::Block(Some(r)) if r.code == 403));
+        assert_eq!(c.guardrails.min_prefix_v4, 16);
+        assert_eq!(c.sha256, sha256_hex(EXAMPLE.as_bytes()));
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let c = parse("scope = \"REGIONAL\"\n").unwrap();
+        assert_eq!(c.ledger, PathBuf::from(DEFAULT_LEDGER));
+        assert_eq!(c.guardrails, Guardrails::default());
+        assert_eq!(c.effective_region(), None);
+    }
+
+    #[test]
+    fn ledger_is_relative_to_the_config() {
+        let c = Config::parse(
+            "scope = \"REGIONAL\"\nledger = \"b.toml\"\n",
+            Path::new("/repo/waf/waftune.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.ledger_path(), PathBuf::from("/repo/waf/b.toml"));
+    }
+
+    #[test]
+    fn misspelled_key_gets_a_hint() {
+        let msg = err("regoin = \"us-east-1\"\nscope = \"REGIONAL\"\n");
+        assert!(
+            msg.starts_with("waftune.toml:1:1: unknown field `regoin`"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("did you mean `region`?"), "{msg}");
+        let msg = err("scope = \"REGIONL\"\n");
+        assert!(
+            msg.starts_with("waftune.toml:1:9: unknown variant `REGIONL`"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("did you mean `REGIONAL`?"), "{msg}");
+        let msg = err("scope = \"REGIONAL\"\n[guardrails]\nmax_addition = 5\n");
+        assert!(msg.starts_with("waftune.toml:3:1: "), "{msg}");
+        assert!(msg.ends_with("did you mean `max_additions`?"), "{msg}");
+    }
+
+    #[test]
+    fn cloudfront_forces_us_east_1() {
+        let c = parse("scope = \"CLOUDFRONT\"\n").unwrap();
+        assert_eq!(c.effective_region(), Some("us-east-1"));
+        assert_eq!(
+            err("scope = \"CLOUDFRONT\"\nregion = \"eu-west-1\"\n"),
+            "waftune.toml:2:10: region `eu-west-1` with scope `CLOUDFRONT`: CloudFront WAF resources \
+             live only in `us-east-1`; remove `region` or set it to `us-east-1`"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_line_column_and_value() {
+        assert_eq!(
+            err("scope = \"REGIONAL\"\nallowlist = [\"10.0.0.0/8\", \"192.0.2.1/24\"]\n"),
+            "waftune.toml:2:28: allowlist: `192.0.2.1/24` is not a network address; did you mean `192.0.2.0/24`?"
+        );
+        assert_eq!(
+            err("scope = \"REGIONAL\"\nhome_country = \"jp\"\n"),
+            "waftune.toml:2:16: home_country `jp` is not an ISO 3166 alpha-2 code (two capital letters, like `JP`)"
+        );
+        assert_eq!(
+            err("scope = \"REGIONAL\"\n[guardrails]\nmin_prefix_v4 = 40\n"),
+            "waftune.toml:3:17: prefix length `40` must be between 1 and 32"
+        );
+        assert_eq!(
+            err("scope = \"REGIONAL\"\n[guardrails]\nallow_broad = [\"0.0.0.0/0\"]\n"),
+            "waftune.toml:3:16: guardrails.allow_broad: `0.0.0.0/0` is a /0 range, which would match every client; WAF refuses it"
+        );
+    }
+
+    const GROUP: &str = "scope = \"REGIONAL\"\n\
+        [[ip_set_group]]\nname = \"bl\"\nipv4_set_name = \"bl-v4\"\nipv6_set_name = \"bl-v6\"\n";
+
+    #[test]
+    fn groups_and_rules_are_checked() {
+        assert_eq!(
+            err(&GROUP.replace("bl-v6", "bl-v4")),
+            "waftune.toml:5:17: IP set name `bl-v4` is used by two groups or versions; each set holds one"
+        );
+        assert_eq!(
+            err(&GROUP.replace("\"bl-v4\"", "\"bl v4\"")),
+            "waftune.toml:4:17: IP set name `bl v4` is not a valid WAF name: use 1 to 128 letters, digits, `_` or `-`"
+        );
+        let rule = |extra: &str| {
+            format!(
+                "{GROUP}[[web_acl]]\nname = \"shop\"\n[[web_acl.rule]]\nname = \"r\"\ngroup = \"bl\"\npriority = 1\naction = \"block\"\n{extra}"
+            )
+        };
+        let c = parse(&rule("")).unwrap();
+        assert_eq!(c.web_acls[0].rules[0].metric_name, "r");
+        assert_eq!(c.web_acls[0].rules[0].action, RuleActionConfig::Block(None));
+        assert_eq!(
+            err(&rule("").replace("group = \"bl\"", "group = \"bk\"")),
+            "waftune.toml:10:9: rule `r` uses group `bk`, which no [[ip_set_group]] defines; did you mean `bl`?"
+        );
+        assert_eq!(
+            err(&rule(
+                "[[web_acl.rule]]\nname = \"s\"\ngroup = \"bl\"\npriority = 1\naction = \"count\"\n"
+            )),
+            "waftune.toml:16:12: priority `1` is also used by rule `r`; WAF needs distinct priorities"
+        );
+        assert_eq!(
+            err(&rule(
+                "[web_acl.rule.response]\ncode = 99\nbody_key = \"k\"\ncontent_type = \"TEXT_PLAIN\"\nbody = \"no\"\n"
+            )),
+            "waftune.toml:14:8: response code `99` must be between 200 and 599 (403 is usual)"
+        );
+        let msg = err(&(rule("").replace("\"block\"", "\"count\"")
+            + "[web_acl.rule.response]\ncode = 403\nbody_key = \"k\"\ncontent_type = \"TEXT_PLAIN\"\nbody = \"no\"\n"));
+        assert!(
+            msg.contains("rule `r` counts, so it sends no response"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn descriptions_follow_waf_rules() {
+        let with = |d: &str| err(&format!("{GROUP}description = \"{d}\"\n"));
+        assert_eq!(
+            with("Blocked (by waftune)"),
+            "waftune.toml:6:15: description `Blocked (by waftune)` must be 1 to 200 characters of \
+             letters, digits, spaces and `_+=:#@/-,.` (waftune adds its stamp after it)"
+        );
+        assert!(with(&"x".repeat(201)).contains("must be 1 to 200 characters"));
+        let ok = parse(&format!(
+            "{GROUP}description = \"Blocked: scanners, 2026\"\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.ip_set_groups[0].description, "Blocked: scanners, 2026");
+        assert_eq!(
+            parse(GROUP).unwrap().ip_set_groups[0].description,
+            "Managed by waftune, group bl"
+        );
+    }
+
+    #[test]
+    fn reserved_tags_are_refused() {
+        let msg = err(&format!(
+            "{GROUP}[ip_set_group.tags]\nmanaged-by = \"me\"\n"
+        ));
+        assert_eq!(
+            msg,
+            "waftune.toml:7:1: tag `managed-by` is set by waftune itself; choose another key"
+        );
+    }
+
+    #[test]
+    fn edit_distance_hints() {
+        assert_eq!(
+            closest("ipv4_setname", &["ipv4_set_name", "ipv6_set_name"]),
+            Some("ipv4_set_name")
+        );
+        assert_eq!(closest("zzz", &["region", "scope"]), None);
+    }
+}

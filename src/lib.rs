@@ -6,12 +6,14 @@
 //! WAFv2 ([`waf`]) -> apply.
 
 pub mod analyze;
+pub mod apply;
 pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod generate;
 pub mod ledger;
 pub mod log;
+pub mod plan;
 pub mod render;
 pub mod scan;
 pub mod time;

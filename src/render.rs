@@ -26,7 +26,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -103,8 +103,17 @@ fn client_rows(rows: &[ClientRow]) -> Vec<Vec<String>> {
 }
 
 const CLIENT_HEADER: [&str; 11] = [
-    "client", "requests", "peak 1m", "peak 5m", "peak 5m at", "blocked", "country", "URIs",
-    "top URI", "user agent", "note",
+    "client",
+    "requests",
+    "peak 1m",
+    "peak 5m",
+    "peak 5m at",
+    "blocked",
+    "country",
+    "URIs",
+    "top URI",
+    "user agent",
+    "note",
 ];
 
 fn count_rows(v: &[Count], total: u64) -> Vec<Vec<String>> {
@@ -215,7 +224,11 @@ mod tests {
 
     #[test]
     fn markdown_table() {
-        let t = table(&["a", "b"], vec![vec!["1".into(), "2".into()]], Format::Markdown);
+        let t = table(
+            &["a", "b"],
+            vec![vec!["1".into(), "2".into()]],
+            Format::Markdown,
+        );
         assert_eq!(t, "| a | b |\n|---|---|\n| 1 | 2 |");
     }
 }

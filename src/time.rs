@@ -66,7 +66,10 @@ mod tests {
         let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
         let p = |s| parse_instant(s, now).map(|t| t.to_string());
         assert_eq!(p("2026-11-20T09:00:00Z").unwrap(), "2026-11-20T09:00:00Z");
-        assert_eq!(p("2026-11-20T09:00:00+09:00").unwrap(), "2026-11-20T00:00:00Z");
+        assert_eq!(
+            p("2026-11-20T09:00:00+09:00").unwrap(),
+            "2026-11-20T00:00:00Z"
+        );
         assert_eq!(p("2026-11-20").unwrap(), "2026-11-20T00:00:00Z");
         assert_eq!(p("2026-11-20T06:30").unwrap(), "2026-11-20T06:30:00Z");
         assert_eq!(p("7d").unwrap(), "2026-11-20T12:00:00Z");

@@ -1,10 +1,13 @@
 //! Reading AWS WAF logs: where they are ([`input`]), how their bytes become lines ([`reader`]), and what
 //! one record holds ([`record`]).
 
+mod gunzip;
 pub mod input;
 pub mod reader;
 pub mod record;
+pub mod view;
 
 pub use input::{InputFile, TimeRange, discover};
 pub use reader::{ChunkReader, Malformed, RecordSink, parse_chunk};
-pub use record::{Action, LogRecord};
+pub use record::LogRecord;
+pub use view::{Action, ScanRecord};

@@ -10,13 +10,21 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 
 use super::input::{InputFile, Source};
 use super::record::LogRecord;
+use super::view::ScanRecord;
 
 /// Target size of one chunk of decompressed text.
 pub const CHUNK_BYTES: usize = 1 << 20;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Files up to this size (compressed and decompressed) are inflated whole with libdeflate;
+/// larger ones stream, so memory stays bounded whatever the input.
+pub const WHOLE_FILE_MAX: usize = 16 << 20;
 
 /// A run of whole lines from one input.
 #[derive(Debug)]
@@ -26,7 +34,8 @@ pub struct Chunk {
     pub file: Arc<str>,
     /// 1-based number of the first line in `data`.
     pub first_line: u64,
-    pub data: Vec<u8>,
+    /// Shared with the other chunks of a file inflated whole, so cutting chunks copies nothing.
+    pub data: Bytes,
     /// A read problem met right after `data` (the rest of that input is lost).
     pub error: Option<Malformed>,
 }
@@ -70,6 +79,8 @@ impl<R: Read> Read for Counting<R> {
 pub struct ChunkReader {
     file_index: usize,
     name: Arc<str>,
+    /// A file read (and inflated) whole: chunks are cut from it without copying.
+    whole: Option<Bytes>,
     reader: Option<Box<dyn Read + Send>>,
     /// A partial line carried over to the next chunk.
     carry: Vec<u8>,
@@ -88,12 +99,19 @@ impl ChunkReader {
         let mut reader = ChunkReader {
             file_index,
             name: input.name.clone(),
+            whole: None,
             reader: None,
             carry: Vec::new(),
             next_line: 1,
             gzip: false,
             open_error: None,
         };
+        if let Source::File(path) = &input.source
+            && let Some(data) = read_whole(path, input.size, &*progress)
+        {
+            reader.whole = Some(data);
+            return reader;
+        }
         let raw: io::Result<Box<dyn Read + Send>> = match &input.source {
             Source::Stdin => Ok(Box::new(io::stdin())),
             Source::File(path) => File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>),
@@ -106,7 +124,7 @@ impl ChunkReader {
                     progress,
                 },
             );
-            let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+            let gzip = buffered.fill_buf()?.starts_with(&GZIP_MAGIC);
             Ok((buffered, gzip))
         }) {
             Ok((buffered, true)) => {
@@ -130,7 +148,8 @@ impl ChunkReader {
         }
     }
 
-    fn chunk(&mut self, data: Vec<u8>, error: Option<Malformed>) -> Chunk {
+    fn chunk(&mut self, data: impl Into<Bytes>, error: Option<Malformed>) -> Chunk {
+        let data = data.into();
         let first_line = self.next_line;
         self.next_line += memchr::memchr_iter(b'\n', &data).count() as u64;
         Chunk {
@@ -148,7 +167,19 @@ impl Iterator for ChunkReader {
 
     fn next(&mut self) -> Option<Chunk> {
         if let Some(err) = self.open_error.take() {
-            return Some(self.chunk(Vec::new(), Some(err)));
+            return Some(self.chunk(Bytes::new(), Some(err)));
+        }
+        if let Some(whole) = &mut self.whole {
+            if whole.is_empty() {
+                self.whole = None;
+                return None;
+            }
+            let cut = match memchr::memchr(b'\n', &whole[CHUNK_BYTES.min(whole.len() - 1)..]) {
+                Some(p) => CHUNK_BYTES.min(whole.len() - 1) + p + 1,
+                None => whole.len(),
+            };
+            let data = whole.split_to(cut);
+            return Some(self.chunk(data, None));
         }
         let reader = self.reader.as_mut()?;
         let mut buf = std::mem::take(&mut self.carry);
@@ -203,39 +234,68 @@ impl Iterator for ChunkReader {
     }
 }
 
+/// Reads a file (inflating gzip) in one go when it is small enough; `None` means "stream it"
+/// (too large, or damaged: streaming then reports exactly where).
+fn read_whole(path: &std::path::Path, size: u64, progress: &dyn Fn(u64)) -> Option<Bytes> {
+    if size > WHOLE_FILE_MAX as u64 {
+        return None;
+    }
+    let raw = std::fs::read(path).ok()?;
+    let data = if raw.starts_with(&GZIP_MAGIC) {
+        super::gunzip::gunzip_all(&raw, WHOLE_FILE_MAX).ok()?
+    } else {
+        raw
+    };
+    progress(size);
+    Some(Bytes::from(data))
+}
+
 /// What parsing hands each record or problem to.
 pub trait RecordSink {
-    fn record(&mut self, record: &LogRecord<'_>);
+    fn record(&mut self, record: &ScanRecord<'_>);
     fn malformed(&mut self, problem: Malformed);
 }
 
 /// Parses every line of a chunk. Lines may hold several objects with no separator (`}{`, as Firehose
-/// writes them); each is a record. Blank lines are skipped.
-pub fn parse_chunk(chunk: &Chunk, sink: &mut impl RecordSink) {
-    let mut line_no = chunk.first_line;
-    for line in chunk.data.split(|&b| b == b'\n') {
-        let line = line.trim_ascii();
+/// writes them); each is a record. Blank lines are skipped. With `validate`, each record is parsed
+/// against the full [`LogRecord`] model, so a wrongly typed field anywhere is reported; otherwise only
+/// the fields of [`ScanRecord`] are typed and the rest is skipped (checked for JSON structure only).
+pub fn parse_chunk(chunk: &Chunk, validate: bool, sink: &mut impl RecordSink) {
+    let problem = |line: u64, reason: String| Malformed {
+        file_index: chunk.file_index,
+        file: chunk.file.clone(),
+        line,
+        reason,
+    };
+    let data = &chunk.data[..];
+    let ends =
+        memchr::memchr_iter(b'\n', data).chain((!data.ends_with(b"\n")).then_some(data.len()));
+    let mut start = 0;
+    for (line_no, end) in (chunk.first_line..).zip(ends) {
+        let line = data[start..end].trim_ascii();
+        start = end + 1;
         if !line.is_empty() {
-            parse_line(line, |res| match res {
-                Ok(record) => sink.record(&record),
-                Err(reason) => sink.malformed(Malformed {
-                    file_index: chunk.file_index,
-                    file: chunk.file.clone(),
-                    line: line_no,
-                    reason,
-                }),
-            });
+            if validate {
+                parse_line(line, |res: Result<LogRecord, String>| match res {
+                    Ok(record) => sink.record(&record.view()),
+                    Err(reason) => sink.malformed(problem(line_no, reason)),
+                });
+            } else {
+                parse_line(line, |res: Result<ScanRecord, String>| match res {
+                    Ok(record) => sink.record(&record),
+                    Err(reason) => sink.malformed(problem(line_no, reason)),
+                });
+            }
         }
-        line_no += 1;
     }
-    if let Some(problem) = &chunk.error {
-        sink.malformed(problem.clone());
+    if let Some(p) = &chunk.error {
+        sink.malformed(p.clone());
     }
 }
 
 /// Calls `f` for each object on a line; stops at the first error, which describes the rest of the line.
-fn parse_line<'a>(line: &'a [u8], mut f: impl FnMut(Result<LogRecord<'a>, String>)) {
-    match sonic_rs::from_slice::<LogRecord>(line) {
+fn parse_line<'a, T: serde::Deserialize<'a>>(line: &'a [u8], mut f: impl FnMut(Result<T, String>)) {
+    match sonic_rs::from_slice::<T>(line) {
         Ok(record) => f(Ok(record)),
         // Several objects glued together (`}{`): split at each top-level object's end. Rare, so the
         // common one-object line pays nothing for it.
@@ -243,7 +303,7 @@ fn parse_line<'a>(line: &'a [u8], mut f: impl FnMut(Result<LogRecord<'a>, String
             let mut rest = line;
             while !rest.is_empty() {
                 let end = object_end(rest);
-                match sonic_rs::from_slice::<LogRecord>(&rest[..end]) {
+                match sonic_rs::from_slice::<T>(&rest[..end]) {
                     Ok(record) => f(Ok(record)),
                     Err(e) => return f(Err(describe(&e))),
                 }

@@ -5,14 +5,59 @@
 //! missing or `null`, numbers may arrive as strings (`evaluationWindowSec: "120"` in AWS's own docs), and
 //! `timestamp` may be an ISO-8601 string (hand-written samples) instead of epoch milliseconds.
 //! Only `timestamp` and `httpRequest.clientIp` are required: without them a record cannot be attributed.
+//!
+//! Sub-structures that analysis rarely reads (match details, rate-based rule lists, captcha responses, ...)
+//! are kept as raw JSON ([`Lazy`]) and typed on demand: skipping them is most of what makes a scan fast.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 
-use serde::de::{self, Deserializer, Visitor};
+use std::marker::PhantomData;
+
 use serde::Deserialize;
 
-type Str<'a> = Cow<'a, str>;
+#[cfg(test)]
+use super::view::Action;
+use super::view::{GroupRef, RequestView, RuleRef, ScanRecord};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+
+pub(super) type Str<'a> = Cow<'a, str>;
+
+/// A field kept as raw JSON while scanning and parsed into `T` only when asked for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Lazy<'a, T> {
+    #[serde(borrow)]
+    raw: Option<sonic_rs::LazyValue<'a>>,
+    #[serde(skip)]
+    _type: PhantomData<T>,
+}
+
+impl<T> Default for Lazy<'_, T> {
+    fn default() -> Self {
+        Lazy {
+            raw: None,
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Lazy<'_, T> {
+    /// `None` when the field was missing or `null`.
+    pub fn get(&self) -> Result<Option<T>, sonic_rs::Error> {
+        match &self.raw {
+            Some(raw) if raw.as_raw_str().trim() != "null" => {
+                sonic_rs::from_str(raw.as_raw_str()).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn is_present(&self) -> bool {
+        self.raw
+            .as_ref()
+            .is_some_and(|r| r.as_raw_str().trim() != "null")
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,7 +76,7 @@ pub struct LogRecord<'a> {
     #[serde(default, borrow)]
     pub action: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub terminating_rule_match_details: Option<Vec<MatchDetail<'a>>>,
+    pub terminating_rule_match_details: Lazy<'a, Vec<MatchDetail>>,
     #[serde(default, borrow)]
     pub http_source_name: Option<Str<'a>>,
     #[serde(default, borrow)]
@@ -39,12 +84,12 @@ pub struct LogRecord<'a> {
     #[serde(default, borrow)]
     pub rule_group_list: Option<Vec<RuleGroup<'a>>>,
     #[serde(default, borrow)]
-    pub rate_based_rule_list: Option<Vec<RateBasedRule<'a>>>,
+    pub rate_based_rule_list: Lazy<'a, Vec<RateBasedRule>>,
     /// `matchingNonTerminatingRules` is the 2018 preview-era name of the same list.
     #[serde(default, borrow, alias = "matchingNonTerminatingRules")]
     pub non_terminating_matching_rules: Option<Vec<RuleMatch<'a>>>,
     #[serde(default, borrow)]
-    pub request_headers_inserted: Option<Vec<Header<'a>>>,
+    pub request_headers_inserted: Lazy<'a, Vec<NameValue>>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub response_code_sent: Option<u64>,
     #[serde(borrow)]
@@ -52,18 +97,22 @@ pub struct LogRecord<'a> {
     #[serde(default, borrow)]
     pub labels: Option<Vec<Label<'a>>>,
     #[serde(default, borrow)]
-    pub captcha_response: Option<ChallengeResponse<'a>>,
+    pub captcha_response: Lazy<'a, ChallengeResponse>,
     #[serde(default, borrow)]
-    pub challenge_response: Option<ChallengeResponse<'a>>,
+    pub challenge_response: Lazy<'a, ChallengeResponse>,
     #[serde(default, borrow)]
     pub ja3_fingerprint: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub ja4_fingerprint: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub oversize_fields: Option<Vec<Str<'a>>>,
+    pub oversize_fields: Lazy<'a, Vec<String>>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub request_body_size: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_u64", rename = "requestBodySizeInspectedByWAF")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_u64",
+        rename = "requestBodySizeInspectedByWAF"
+    )]
     pub request_body_size_inspected_by_waf: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub client_asn: Option<u64>,
@@ -96,7 +145,7 @@ pub struct HttpRequest<'a> {
     pub host: Option<Str<'a>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Header<'a> {
     #[serde(borrow)]
     pub name: Str<'a>,
@@ -105,7 +154,15 @@ pub struct Header<'a> {
     pub value: Option<Str<'a>>,
 }
 
+/// A header WAF inserted into the request before forwarding it.
 #[derive(Debug, Clone, Deserialize)]
+pub struct NameValue {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Label<'a> {
     #[serde(borrow)]
     pub name: Str<'a>,
@@ -113,17 +170,17 @@ pub struct Label<'a> {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MatchDetail<'a> {
-    #[serde(default, borrow)]
-    pub condition_type: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub sensitivity_level: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub location: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub matched_data: Option<Vec<Str<'a>>>,
-    #[serde(default, borrow)]
-    pub matched_field_name: Option<Str<'a>>,
+pub struct MatchDetail {
+    #[serde(default)]
+    pub condition_type: Option<String>,
+    #[serde(default)]
+    pub sensitivity_level: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub matched_data: Option<Vec<String>>,
+    #[serde(default)]
+    pub matched_field_name: Option<String>,
 }
 
 /// A rule that matched: a terminating rule inside a rule group, or a non-terminating (COUNT) match.
@@ -137,20 +194,20 @@ pub struct RuleMatch<'a> {
     #[serde(default, borrow)]
     pub overridden_action: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub rule_match_details: Option<Vec<MatchDetail<'a>>>,
+    pub rule_match_details: Lazy<'a, Vec<MatchDetail>>,
     #[serde(default, borrow)]
-    pub captcha_response: Option<ChallengeResponse<'a>>,
+    pub captcha_response: Lazy<'a, ChallengeResponse>,
     #[serde(default, borrow)]
-    pub challenge_response: Option<ChallengeResponse<'a>>,
+    pub challenge_response: Lazy<'a, ChallengeResponse>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExcludedRule<'a> {
-    #[serde(default, borrow)]
-    pub exclusion_type: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub rule_id: Option<Str<'a>>,
+pub struct ExcludedRule {
+    #[serde(default)]
+    pub exclusion_type: Option<String>,
+    #[serde(default)]
+    pub rule_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,136 +220,117 @@ pub struct RuleGroup<'a> {
     #[serde(default, borrow)]
     pub non_terminating_matching_rules: Option<Vec<RuleMatch<'a>>>,
     #[serde(default, borrow)]
-    pub excluded_rules: Option<Vec<ExcludedRule<'a>>>,
-    /// Undocumented shape (null, or an object describing managed rule group settings): kept as raw JSON.
+    pub excluded_rules: Lazy<'a, Vec<ExcludedRule>>,
+    /// Undocumented shape (null, or an object describing managed rule group settings).
     #[serde(default, borrow)]
-    pub customer_config: Option<sonic_rs::LazyValue<'a>>,
+    pub customer_config: Lazy<'a, sonic_rs::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RateBasedRule<'a> {
-    #[serde(default, borrow)]
-    pub rate_based_rule_id: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub rate_based_rule_name: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub limit_key: Option<Str<'a>>,
+pub struct RateBasedRule {
+    #[serde(default)]
+    pub rate_based_rule_id: Option<String>,
+    #[serde(default)]
+    pub rate_based_rule_name: Option<String>,
+    #[serde(default)]
+    pub limit_key: Option<String>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub max_rate_allowed: Option<u64>,
-    #[serde(default, borrow)]
-    pub limit_value: Option<Str<'a>>,
+    #[serde(default)]
+    pub limit_value: Option<String>,
     /// A number in real logs, a string in the AWS documentation example.
     #[serde(default, deserialize_with = "lenient_u64")]
     pub evaluation_window_sec: Option<u64>,
-    #[serde(default, borrow)]
-    pub custom_values: Option<Vec<CustomValue<'a>>>,
+    #[serde(default)]
+    pub custom_values: Option<Vec<CustomValue>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct CustomValue<'a> {
-    #[serde(default, borrow)]
-    pub key: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub name: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub value: Option<Str<'a>>,
+pub struct CustomValue {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ChallengeResponse<'a> {
+pub struct ChallengeResponse {
     #[serde(default, deserialize_with = "lenient_u64")]
     pub response_code: Option<u64>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub solve_timestamp: Option<u64>,
-    #[serde(default, borrow)]
-    pub failure_reason: Option<Str<'a>>,
-}
-
-/// The terminating action of a request. COUNT never terminates, so it is not here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    Allow,
-    Block,
-    Captcha,
-    Challenge,
-    /// Missing or unrecognised.
-    Other,
-}
-
-impl Action {
-    pub const ALL: [Action; 5] = [
-        Action::Allow,
-        Action::Block,
-        Action::Captcha,
-        Action::Challenge,
-        Action::Other,
-    ];
-
-    pub fn parse(s: Option<&str>) -> Action {
-        match s {
-            Some(s) if s.eq_ignore_ascii_case("ALLOW") => Action::Allow,
-            Some(s) if s.eq_ignore_ascii_case("BLOCK") => Action::Block,
-            Some(s) if s.eq_ignore_ascii_case("CAPTCHA") => Action::Captcha,
-            Some(s) if s.eq_ignore_ascii_case("CHALLENGE") => Action::Challenge,
-            _ => Action::Other,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "ALLOW",
-            Action::Block => "BLOCK",
-            Action::Captcha => "CAPTCHA",
-            Action::Challenge => "CHALLENGE",
-            Action::Other => "OTHER",
-        }
-    }
+    #[serde(default)]
+    pub failure_reason: Option<String>,
 }
 
 impl<'a> LogRecord<'a> {
-    pub fn action(&self) -> Action {
-        Action::parse(self.action.as_deref())
-    }
-
-    /// The client address, or `None` for placeholders such as `X.X.X.X`. Uncompressed IPv6 parses too.
-    pub fn client_ip(&self) -> Option<IpAddr> {
-        self.http_request.client_ip.trim().parse().ok()
-    }
-
-    /// The first header of that name (case-insensitive, as HTTP header names are).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.http_request
-            .headers
-            .as_deref()?
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_deref().unwrap_or(""))
-    }
-
-    pub fn user_agent(&self) -> Option<&str> {
-        self.header("user-agent")
-    }
-
-    pub fn label_names(&self) -> impl Iterator<Item = &str> {
-        self.labels.iter().flatten().map(|l| l.name.as_ref())
-    }
-
-    /// Rule ids matched in COUNT mode: the web ACL's non-terminating matches and those inside rule groups.
-    pub fn count_rule_ids(&self) -> impl Iterator<Item = &str> {
-        let top = self.non_terminating_matching_rules.iter().flatten();
-        let grouped = self
-            .rule_group_list
-            .iter()
-            .flatten()
-            .flat_map(|g| g.non_terminating_matching_rules.iter().flatten());
-        top.chain(grouped).filter_map(|r| r.rule_id.as_deref())
+    /// The fields analysis and policies read, borrowed from this record; equal to what
+    /// [`ScanRecord`] parses straight from the same line.
+    pub fn view(&self) -> ScanRecord<'_> {
+        fn b<'b>(s: &'b Option<Str<'_>>) -> Option<Str<'b>> {
+            s.as_deref().map(Cow::Borrowed)
+        }
+        fn rule<'b>(r: &'b RuleMatch<'_>) -> RuleRef<'b> {
+            RuleRef {
+                rule_id: b(&r.rule_id),
+            }
+        }
+        let req = &self.http_request;
+        ScanRecord {
+            timestamp: self.timestamp,
+            action: b(&self.action),
+            terminating_rule_id: b(&self.terminating_rule_id),
+            terminating_rule_type: b(&self.terminating_rule_type),
+            http_source_name: b(&self.http_source_name),
+            response_code_sent: self.response_code_sent,
+            ja3_fingerprint: b(&self.ja3_fingerprint),
+            ja4_fingerprint: b(&self.ja4_fingerprint),
+            labels: self.labels.as_ref().map(|ls| {
+                ls.iter()
+                    .map(|l| Label {
+                        name: Cow::Borrowed(&l.name),
+                    })
+                    .collect()
+            }),
+            non_terminating_matching_rules: self
+                .non_terminating_matching_rules
+                .as_ref()
+                .map(|rs| rs.iter().map(rule).collect()),
+            rule_group_list: self.rule_group_list.as_ref().map(|gs| {
+                gs.iter()
+                    .map(|g| GroupRef {
+                        non_terminating_matching_rules: g
+                            .non_terminating_matching_rules
+                            .as_ref()
+                            .map(|rs| rs.iter().map(rule).collect()),
+                    })
+                    .collect()
+            }),
+            http_request: RequestView {
+                client_ip: Cow::Borrowed(&req.client_ip),
+                country: b(&req.country),
+                uri: b(&req.uri),
+                http_method: b(&req.http_method),
+                host: b(&req.host),
+                headers: req.headers.as_ref().map(|hs| {
+                    hs.iter()
+                        .map(|h| Header {
+                            name: Cow::Borrowed(&h.name),
+                            value: b(&h.value),
+                        })
+                        .collect()
+                }),
+            },
+        }
     }
 }
 
 /// Accepts epoch milliseconds (number or numeric string) or an ISO-8601 / RFC 3339 timestamp.
-fn epoch_millis<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(super) fn epoch_millis<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     struct V;
     impl Visitor<'_> for V {
         type Value = i64;
@@ -321,7 +359,7 @@ fn epoch_millis<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 }
 
 /// A number, a numeric string, or (for values redacted or garbled in the wild) nothing.
-fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(super) fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     struct V;
     impl Visitor<'_> for V {
         type Value = Option<u64>;
@@ -360,10 +398,12 @@ mod tests {
 
     #[test]
     fn minimal_record_with_iso_timestamp() {
-        let r = parse(r#"{"timestamp":"2024-03-20T10:30:00.000Z","httpRequest":{"clientIp":"203.0.113.45"}}"#);
+        let r = parse(
+            r#"{"timestamp":"2024-03-20T10:30:00.000Z","httpRequest":{"clientIp":"203.0.113.45"}}"#,
+        );
         assert_eq!(r.timestamp, 1_710_930_600_000);
-        assert_eq!(r.action(), Action::Other);
-        assert_eq!(r.client_ip(), Some("203.0.113.45".parse().unwrap()));
+        assert_eq!(r.view().action(), Action::Other);
+        assert_eq!(r.view().client_ip(), Some("203.0.113.45".parse().unwrap()));
     }
 
     #[test]
@@ -374,6 +414,8 @@ mod tests {
         );
         let w: Vec<_> = r
             .rate_based_rule_list
+            .get()
+            .unwrap()
             .unwrap()
             .iter()
             .map(|r| r.evaluation_window_sec)
@@ -387,7 +429,10 @@ mod tests {
         let r = parse(
             r#"{"timestamp":1,"httpRequest":{"clientIp":"2001:0db8:85a3:0000:0000:8a2e:0370:7334"}}"#,
         );
-        assert_eq!(r.client_ip().unwrap().to_string(), "2001:db8:85a3::8a2e:370:7334");
+        assert_eq!(
+            r.view().client_ip().unwrap().to_string(),
+            "2001:db8:85a3::8a2e:370:7334"
+        );
     }
 
     #[test]
@@ -399,12 +444,15 @@ mod tests {
             "nonTerminatingMatchingRules":[{"ruleId":"watch","action":"COUNT"}],
             "ruleGroupList":[{"ruleGroupId":"g","terminatingRule":null,"nonTerminatingMatchingRules":[{"ruleId":"inner","action":"COUNT"}],"excludedRules":null,"customerConfig":{"a":1}}]}"#,
         );
-        assert_eq!(r.action(), Action::Block);
-        assert_eq!(r.user_agent(), Some("curl/8"));
-        assert_eq!(r.header("x"), Some(""));
+        assert_eq!(r.view().action(), Action::Block);
+        assert_eq!(r.view().user_agent(), Some("curl/8"));
+        assert_eq!(r.view().header("x"), Some(""));
         assert_eq!(r.http_request.uri.as_deref(), Some("/a/b"));
-        assert_eq!(r.count_rule_ids().collect::<Vec<_>>(), ["watch", "inner"]);
-        assert_eq!(r.label_names().count(), 1);
+        assert_eq!(
+            r.view().count_rule_ids().collect::<Vec<_>>(),
+            ["watch", "inner"]
+        );
+        assert_eq!(r.view().label_names().count(), 1);
     }
 
     #[test]
@@ -412,7 +460,7 @@ mod tests {
         let r = parse(
             r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"matchingNonTerminatingRules":[{"ruleId":"old","action":"COUNT"}]}"#,
         );
-        assert_eq!(r.count_rule_ids().collect::<Vec<_>>(), ["old"]);
+        assert_eq!(r.view().count_rule_ids().collect::<Vec<_>>(), ["old"]);
     }
 
     #[test]

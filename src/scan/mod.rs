@@ -14,12 +14,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::log::{
-    ChunkReader, InputFile, LogRecord, Malformed, RecordSink, TimeRange, parse_chunk,
+    ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
 };
 pub use stats::{
-    ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, Tally, WINDOWS,
-    minute_of,
+    ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, WINDOWS, minute_of,
 };
+use stats::{Counts, Interner, Kind, RecordIds};
 
 /// How many malformed items are kept as examples (all are counted).
 pub const MALFORMED_EXAMPLES: usize = 10;
@@ -30,6 +30,8 @@ pub struct ScanOptions {
     pub range: TimeRange,
     /// ISO 3166 alpha-2 code of the site's home country (`JP`); `None` disables the domestic split.
     pub home_country: Option<String>,
+    /// Check every record against the full log model (slower; for `--strict`).
+    pub validate: bool,
 }
 
 /// Everything one scan learned, independent of which engine produced it.
@@ -85,11 +87,13 @@ pub struct TrafficBuilder {
     actions: ActionCounts,
     per_minute: HashMap<u32, ActionCounts>,
     geo: GeoSplit,
-    countries: Tally,
-    rules: Tally,
-    labels: Tally,
-    count_rules: Tally,
+    /// Global counts of countries, rules, labels and COUNT-mode rules.
+    totals: Counts,
+    names: Interner,
     clients: HashMap<ClientKey, ClientAcc>,
+    /// Scratch space for one record's label and COUNT-rule ids.
+    label_ids: Vec<u32>,
+    count_rule_ids: Vec<u32>,
 }
 
 impl TrafficBuilder {
@@ -117,20 +121,20 @@ impl TrafficBuilder {
         self.geo.domestic += other.geo.domestic;
         self.geo.overseas += other.geo.overseas;
         self.geo.unknown += other.geo.unknown;
-        self.countries.merge(other.countries);
-        self.rules.merge(other.rules);
-        self.labels.merge(other.labels);
-        self.count_rules.merge(other.count_rules);
-        // Merge the smaller map into the larger one.
-        let (mut big, small) = if self.clients.len() >= other.clients.len() {
-            (self.clients, other.clients)
-        } else {
-            (other.clients, self.clients)
-        };
-        for (k, acc) in small {
-            big.entry(k).or_default().merge(acc);
+        let remap = self.names.absorb(&other.names);
+        self.totals.merge(&other.totals, Some(&remap));
+        for (k, acc) in other.clients {
+            match self.clients.entry(k) {
+                hashbrown::hash_map::Entry::Occupied(mut e) => {
+                    e.get_mut().merge(&acc, Some(&remap))
+                }
+                hashbrown::hash_map::Entry::Vacant(e) => {
+                    let mut fresh = ClientAcc::default();
+                    fresh.merge(&acc, Some(&remap));
+                    e.insert(fresh);
+                }
+            }
         }
-        self.clients = big;
         self
     }
 
@@ -140,16 +144,17 @@ impl TrafficBuilder {
     }
 
     pub fn finish(self, files: u64) -> Traffic {
+        let names = &self.names;
         let prefix_accs = stats::prefixes(self.clients.iter());
         let mut clients: Vec<ClientStats> = self
             .clients
             .into_iter()
-            .map(|(k, acc)| acc.finish(k))
+            .map(|(k, acc)| acc.finish(k, names))
             .collect();
         sort_clients(&mut clients);
         let mut prefixes: Vec<ClientStats> = prefix_accs
             .into_iter()
-            .map(|(k, acc)| acc.finish(k))
+            .map(|(k, acc)| acc.finish(k, names))
             .collect();
         sort_clients(&mut prefixes);
         Traffic {
@@ -165,10 +170,10 @@ impl TrafficBuilder {
             per_minute: self.per_minute.into_iter().collect(),
             home_country: self.home_country,
             geo: self.geo,
-            countries: self.countries.into_sorted(),
-            rules: self.rules.into_sorted(),
-            labels: self.labels.into_sorted(),
-            count_rules: self.count_rules.into_sorted(),
+            countries: self.totals.sorted(Kind::Country, names),
+            rules: self.totals.sorted(Kind::Rule, names),
+            labels: self.totals.sorted(Kind::Label, names),
+            count_rules: self.totals.sorted(Kind::CountRule, names),
             clients,
             prefixes,
         }
@@ -187,7 +192,7 @@ fn sort_clients(v: &mut [ClientStats]) {
 }
 
 impl RecordSink for TrafficBuilder {
-    fn record(&mut self, r: &LogRecord<'_>) {
+    fn record(&mut self, r: &ScanRecord<'_>) {
         if !self.range.contains(r.timestamp) {
             self.out_of_range += 1;
             return;
@@ -202,19 +207,37 @@ impl RecordSink for TrafficBuilder {
             .or_default()
             .add(action, 1);
         let country = r.http_request.country.as_deref().unwrap_or("-");
-        self.countries.add(country, 1);
         match &self.home_country {
             _ if country == "-" || country.is_empty() => self.geo.unknown += 1,
             Some(home) if home.eq_ignore_ascii_case(country) => self.geo.domestic += 1,
             _ => self.geo.overseas += 1,
         }
-        self.rules
-            .add(r.terminating_rule_id.as_deref().unwrap_or("-"), 1);
-        for label in r.label_names() {
-            self.labels.add(label, 1);
+        let names = &mut self.names;
+        self.label_ids.clear();
+        self.label_ids
+            .extend(r.label_names().map(|l| names.intern(l)));
+        self.count_rule_ids.clear();
+        self.count_rule_ids
+            .extend(r.count_rule_ids().map(|c| names.intern(c)));
+        let ids = RecordIds {
+            rule: names.intern(r.terminating_rule_id.as_deref().unwrap_or("-")),
+            response_code: r
+                .response_code_sent
+                .map(|c| names.intern(itoa::Buffer::new().format(c))),
+            uri: names.intern(r.http_request.uri.as_deref().unwrap_or("")),
+            user_agent: names.intern(r.user_agent().unwrap_or("")),
+            country: names.intern(country),
+            labels: &self.label_ids,
+            count_rules: &self.count_rule_ids,
+        };
+        let t = &mut self.totals;
+        t.add(Kind::Country, ids.country, 1);
+        t.add(Kind::Rule, ids.rule, 1);
+        for &l in ids.labels {
+            t.add(Kind::Label, l, 1);
         }
-        for rule in r.count_rule_ids() {
-            self.count_rules.add(rule, 1);
+        for &c in ids.count_rules {
+            t.add(Kind::CountRule, c, 1);
         }
         let key = match r.client_ip() {
             Some(ip) => ClientKey::Addr(ip),
@@ -223,7 +246,10 @@ impl RecordSink for TrafficBuilder {
                 ClientKey::Unparsed(r.http_request.client_ip.as_ref().into())
             }
         };
-        self.clients.entry(key).or_default().add(r, action);
+        self.clients
+            .entry(key)
+            .or_default()
+            .add(r.timestamp, action, &ids);
     }
 
     fn malformed(&mut self, problem: Malformed) {
@@ -251,7 +277,7 @@ pub fn scan(
         .fold(
             || TrafficBuilder::new(options),
             |mut acc, chunk| {
-                parse_chunk(&chunk, &mut acc);
+                parse_chunk(&chunk, options.validate, &mut acc);
                 acc
             },
         )
@@ -267,11 +293,11 @@ pub fn scan_bytes(name: &str, data: &[u8], options: &ScanOptions) -> Traffic {
         file_index: 0,
         file: Arc::from(name),
         first_line: 1,
-        data: data.to_vec(),
+        data: bytes::Bytes::copy_from_slice(data),
         error: None,
     };
     let mut builder = TrafficBuilder::new(options);
-    parse_chunk(&chunk, &mut builder);
+    parse_chunk(&chunk, options.validate, &mut builder);
     builder.keep_first_examples();
     builder.finish(1)
 }
@@ -307,15 +333,28 @@ mod tests {
                 ..ScanOptions::default()
             },
         );
-        assert_eq!((t.records, t.malformed, t.unparseable_client_ips), (32, 1, 1));
-        assert_eq!(t.geo, GeoSplit { domestic: 30, overseas: 1, unknown: 1 });
+        assert_eq!(
+            (t.records, t.malformed, t.unparseable_client_ips),
+            (32, 1, 1)
+        );
+        assert_eq!(
+            t.geo,
+            GeoSplit {
+                domestic: 30,
+                overseas: 1,
+                unknown: 1
+            }
+        );
         assert_eq!(t.clients[0].key.to_string(), "192.0.2.1");
         assert_eq!(t.clients[0].peak(1).requests, 15);
         assert_eq!(t.clients[0].peak(2).requests, 30);
         assert_eq!(t.prefixes[0].key.to_string(), "192.0.2.0/24");
         assert_eq!(t.prefixes[0].requests, 31);
         assert_eq!(t.actions.block, 1);
-        assert_eq!(t.malformed_examples[0].to_string().split(": ").next(), Some("t.jsonl:33"));
+        assert_eq!(
+            t.malformed_examples[0].to_string().split(": ").next(),
+            Some("t.jsonl:33")
+        );
         assert_eq!(t.per_minute.len(), 3);
     }
 

@@ -7,7 +7,9 @@ use hashbrown::HashMap;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::log::{Action, LogRecord};
+use std::hash::BuildHasher as _;
+
+use crate::log::Action;
 
 /// The sliding windows AWS rate-based rules evaluate (60, 120, 300, 600 s), in minutes.
 pub const WINDOWS: [u32; 4] = [1, 2, 5, 10];
@@ -185,33 +187,121 @@ pub fn merge_minutes(into: &mut Vec<(u32, u32)>, other: &[(u32, u32)]) {
     *into = merged;
 }
 
-/// Counting distinct values, keyed by owned strings but looked up by `&str` so repeats allocate nothing.
-#[derive(Debug, Clone, Default)]
-pub struct Tally(HashMap<Box<str>, u64>);
+/// Numbers the distinct strings one worker has seen, so per-client counting works on small integers
+/// and each string is stored once, however many clients send it.
+#[derive(Debug, Default)]
+pub struct Interner {
+    table: hashbrown::HashTable<u32>,
+    names: Vec<Box<str>>,
+    hasher: foldhash::fast::FixedState,
+}
 
-impl Tally {
-    pub fn add(&mut self, key: &str, n: u64) {
-        match self.0.get_mut(key) {
-            Some(c) => *c += n,
+impl Interner {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        let Interner {
+            table,
+            names,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(s);
+        if let Some(&id) = table.find(hash, |&id| &*names[id as usize] == s) {
+            return id;
+        }
+        let id = u32::try_from(names.len()).expect("fewer than 2^32 distinct values");
+        names.push(s.into());
+        table.insert_unique(hash, id, |&id| hasher.hash_one(&*names[id as usize]));
+        id
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// For each of `other`'s ids, the id of the same string here (interning it when new).
+    pub fn absorb(&mut self, other: &Interner) -> Vec<u32> {
+        other.names.iter().map(|n| self.intern(n)).collect()
+    }
+}
+
+/// What a counted value is; stored in the top bits of a [`Counts`] key so one list holds them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum Kind {
+    Rule = 0,
+    ResponseCode,
+    Uri,
+    UserAgent,
+    Country,
+    Label,
+    CountRule,
+}
+
+const KIND_SHIFT: u32 = 28;
+const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
+
+/// Counts keyed by `(kind, interned id)`. Most clients have a handful of distinct values, so a short
+/// list scanned linearly beats a hash map; clients with many (scanners walking thousands of paths)
+/// get an index.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    entries: Vec<(u32, u64)>,
+    index: Option<Box<HashMap<u32, u32>>>,
+}
+
+const INDEX_AT: usize = 24;
+
+impl Counts {
+    pub fn add(&mut self, kind: Kind, id: u32, n: u64) {
+        debug_assert!(id <= ID_MASK);
+        self.add_key(((kind as u32) << KIND_SHIFT) | id, n);
+    }
+
+    fn add_key(&mut self, key: u32, n: u64) {
+        let pos = match &self.index {
+            Some(index) => index.get(&key).map(|&i| i as usize),
+            None => self.entries.iter().position(|e| e.0 == key),
+        };
+        match pos {
+            Some(i) => self.entries[i].1 += n,
             None => {
-                self.0.insert(key.into(), n);
+                self.entries.push((key, n));
+                let last = (self.entries.len() - 1) as u32;
+                match &mut self.index {
+                    Some(index) => {
+                        index.insert(key, last);
+                    }
+                    None if self.entries.len() > INDEX_AT => {
+                        self.index = Some(Box::new(
+                            self.entries
+                                .iter()
+                                .enumerate()
+                                .map(|(i, e)| (e.0, i as u32))
+                                .collect(),
+                        ));
+                    }
+                    None => {}
+                }
             }
         }
     }
 
-    pub fn merge(&mut self, other: Tally) {
-        for (k, n) in other.0 {
-            *self.0.entry(k).or_default() += n;
+    /// Adds `other`, whose ids are translated through `remap` (see [`Interner::absorb`]).
+    pub fn merge(&mut self, other: &Counts, remap: Option<&[u32]>) {
+        for &(key, n) in &other.entries {
+            let id = key & ID_MASK;
+            let id = remap.map_or(id, |r| r[id as usize]);
+            self.add_key((key & !ID_MASK) | id, n);
         }
     }
 
-    /// Most frequent first, ties by value, so output is the same on every run.
-    pub fn into_sorted(self) -> Vec<Count> {
+    /// The values of one kind, most frequent first, ties by value (the same output on every run).
+    pub fn sorted(&self, kind: Kind, names: &Interner) -> Vec<Count> {
         let mut v: Vec<Count> = self
-            .0
-            .into_iter()
-            .map(|(value, count)| Count {
-                value: value.into(),
+            .entries
+            .iter()
+            .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
+            .map(|&(key, count)| Count {
+                value: names.name(key & ID_MASK).to_owned(),
                 count,
             })
             .collect();
@@ -227,6 +317,17 @@ pub struct Count {
     pub count: u64,
 }
 
+/// The interned ids of the values one record contributes, computed once per record.
+pub struct RecordIds<'r> {
+    pub rule: u32,
+    pub response_code: Option<u32>,
+    pub uri: u32,
+    pub user_agent: u32,
+    pub country: u32,
+    pub labels: &'r [u32],
+    pub count_rules: &'r [u32],
+}
+
 /// Accumulates one client's requests during a scan.
 #[derive(Debug, Clone, Default)]
 pub struct ClientAcc {
@@ -235,69 +336,56 @@ pub struct ClientAcc {
     pub first_ms: i64,
     pub last_ms: i64,
     pub minutes: Vec<(u32, u32)>,
-    pub rules: Tally,
-    pub response_codes: Tally,
-    pub uris: Tally,
-    pub user_agents: Tally,
-    pub countries: Tally,
-    pub labels: Tally,
-    pub count_rules: Tally,
+    pub counts: Counts,
 }
 
 impl ClientAcc {
-    pub fn add(&mut self, r: &LogRecord<'_>, action: Action) {
+    pub fn add(&mut self, timestamp: i64, action: Action, ids: &RecordIds<'_>) {
         if self.requests == 0 {
-            self.first_ms = r.timestamp;
-            self.last_ms = r.timestamp;
+            self.first_ms = timestamp;
+            self.last_ms = timestamp;
         } else {
-            self.first_ms = self.first_ms.min(r.timestamp);
-            self.last_ms = self.last_ms.max(r.timestamp);
+            self.first_ms = self.first_ms.min(timestamp);
+            self.last_ms = self.last_ms.max(timestamp);
         }
         self.requests += 1;
         self.actions.add(action, 1);
-        bump_minute(&mut self.minutes, minute_of(r.timestamp), 1);
-        self.rules
-            .add(r.terminating_rule_id.as_deref().unwrap_or("-"), 1);
-        if let Some(code) = r.response_code_sent {
-            let mut buf = itoa::Buffer::new();
-            self.response_codes.add(buf.format(code), 1);
+        bump_minute(&mut self.minutes, minute_of(timestamp), 1);
+        let c = &mut self.counts;
+        c.add(Kind::Rule, ids.rule, 1);
+        if let Some(code) = ids.response_code {
+            c.add(Kind::ResponseCode, code, 1);
         }
-        self.uris.add(r.http_request.uri.as_deref().unwrap_or(""), 1);
-        self.user_agents.add(r.user_agent().unwrap_or(""), 1);
-        self.countries
-            .add(r.http_request.country.as_deref().unwrap_or("-"), 1);
-        for label in r.label_names() {
-            self.labels.add(label, 1);
+        c.add(Kind::Uri, ids.uri, 1);
+        c.add(Kind::UserAgent, ids.user_agent, 1);
+        c.add(Kind::Country, ids.country, 1);
+        for &l in ids.labels {
+            c.add(Kind::Label, l, 1);
         }
-        for rule in r.count_rule_ids() {
-            self.count_rules.add(rule, 1);
+        for &r in ids.count_rules {
+            c.add(Kind::CountRule, r, 1);
         }
     }
 
-    pub fn merge(&mut self, other: ClientAcc) {
+    pub fn merge(&mut self, other: &ClientAcc, remap: Option<&[u32]>) {
         if other.requests == 0 {
             return;
         }
         if self.requests == 0 {
-            *self = other;
-            return;
+            self.first_ms = other.first_ms;
+            self.last_ms = other.last_ms;
         }
         self.requests += other.requests;
         self.actions.merge(&other.actions);
         self.first_ms = self.first_ms.min(other.first_ms);
         self.last_ms = self.last_ms.max(other.last_ms);
         merge_minutes(&mut self.minutes, &other.minutes);
-        self.rules.merge(other.rules);
-        self.response_codes.merge(other.response_codes);
-        self.uris.merge(other.uris);
-        self.user_agents.merge(other.user_agents);
-        self.countries.merge(other.countries);
-        self.labels.merge(other.labels);
-        self.count_rules.merge(other.count_rules);
+        self.counts.merge(&other.counts, remap);
     }
 
-    pub fn finish(self, key: ClientKey) -> ClientStats {
+    pub fn finish(self, key: ClientKey, names: &Interner) -> ClientStats {
         let peaks = window_peaks(&self.minutes);
+        let c = &self.counts;
         ClientStats {
             key,
             requests: self.requests,
@@ -306,14 +394,14 @@ impl ClientAcc {
             last_ms: self.last_ms,
             peaks,
             active_minutes: self.minutes.len() as u64,
+            rules: c.sorted(Kind::Rule, names),
+            response_codes: c.sorted(Kind::ResponseCode, names),
+            uris: c.sorted(Kind::Uri, names),
+            user_agents: c.sorted(Kind::UserAgent, names),
+            countries: c.sorted(Kind::Country, names),
+            labels: c.sorted(Kind::Label, names),
+            count_rules: c.sorted(Kind::CountRule, names),
             minutes: self.minutes,
-            rules: self.rules.into_sorted(),
-            response_codes: self.response_codes.into_sorted(),
-            uris: self.uris.into_sorted(),
-            user_agents: self.user_agents.into_sorted(),
-            countries: self.countries.into_sorted(),
-            labels: self.labels.into_sorted(),
-            count_rules: self.count_rules.into_sorted(),
         }
     }
 }
@@ -363,7 +451,7 @@ pub fn prefixes<'a>(
     let mut out: BTreeMap<ClientKey, ClientAcc> = BTreeMap::new();
     for (key, acc) in clients {
         if let Some(prefix) = key.prefix() {
-            out.entry(prefix).or_default().merge(acc.clone());
+            out.entry(prefix).or_default().merge(acc, None);
         }
     }
     out
@@ -409,17 +497,44 @@ mod tests {
     }
 
     #[test]
-    fn tally_sorts_by_count_then_value() {
-        let mut t = Tally::default();
+    fn counts_sort_by_count_then_value_and_survive_indexing() {
+        let mut names = Interner::default();
+        let mut c = Counts::default();
         for v in ["b", "a", "b", "c", "a", "b"] {
-            t.add(v, 1);
+            c.add(Kind::Uri, names.intern(v), 1);
         }
-        let s: Vec<_> = t
-            .into_sorted()
+        c.add(Kind::Country, names.intern("a"), 7);
+        let s: Vec<_> = c
+            .sorted(Kind::Uri, &names)
             .into_iter()
             .map(|c| (c.value, c.count))
             .collect();
         assert_eq!(s, [("b".into(), 3), ("a".into(), 2), ("c".into(), 1)]);
+        assert_eq!(c.sorted(Kind::Country, &names)[0].count, 7);
+        // Past the linear-scan size the index takes over; counts stay exact.
+        for i in 0..100 {
+            c.add(Kind::Uri, names.intern(&format!("/p{}", i % 50)), 1);
+        }
+        let uris = c.sorted(Kind::Uri, &names);
+        assert_eq!(uris.len(), 53);
+        assert_eq!(uris.iter().map(|u| u.count).sum::<u64>(), 106);
+    }
+
+    #[test]
+    fn merge_translates_ids() {
+        let (mut a, mut b) = (Interner::default(), Interner::default());
+        let (mut ca, mut cb) = (Counts::default(), Counts::default());
+        ca.add(Kind::Uri, a.intern("/x"), 1);
+        cb.add(Kind::Uri, b.intern("/y"), 2);
+        cb.add(Kind::Uri, b.intern("/x"), 3);
+        let remap = a.absorb(&b);
+        ca.merge(&cb, Some(&remap));
+        let s: Vec<_> = ca
+            .sorted(Kind::Uri, &a)
+            .into_iter()
+            .map(|c| (c.value, c.count))
+            .collect();
+        assert_eq!(s, [("/x".into(), 4), ("/y".into(), 2)]);
     }
 
     #[test]

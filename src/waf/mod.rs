@@ -1,1 +1,267 @@
-//! (being written)
+//! Live WAFv2 state behind a small trait.
+//!
+//! [`WafApi`] is the handful of WAFv2 calls waftune makes, with lock tokens passed explicitly so that
+//! an apply can send exactly the token its plan read. Two implementations: [`aws::AwsWaf`] (the AWS
+//! SDK, with write pacing and throttling backoff) and [`snapshot::SnapshotWaf`] (a JSON file saved by
+//! `pull`, for offline plans; it refuses writes).
+//!
+//! Web ACL rules are modelled only as far as waftune needs: a rule with exactly the shape waftune
+//! writes (IP set references, Block or Count) is parsed into [`IpSetRule`]; every other rule is
+//! [`RuleShape::Other`] and only its name and priority are read. Updates are expressed as a
+//! [`WebAclEdit`] (put these rules and response bodies) rather than a whole specification, so the
+//! SDK implementation re-sends every other rule and setting exactly as AWS returned it.
+
+pub mod aws;
+#[cfg(test)]
+pub(crate) mod fake;
+pub mod live;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ContentType, Scope};
+
+pub use live::{FetchError, LiveWaf, fetch_live};
+
+/// The IP version of a set (a WAF IP set holds one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum IpVersion {
+    #[serde(rename = "IPV4")]
+    V4,
+    #[serde(rename = "IPV6")]
+    V6,
+}
+
+impl IpVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpVersion::V4 => "IPV4",
+            IpVersion::V6 => "IPV6",
+        }
+    }
+}
+
+/// An IP set as `ListIPSets` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpSetSummary {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub lock_token: String,
+}
+
+/// An IP set with its addresses, as `GetIPSet` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpSet {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub version: IpVersion,
+    /// As AWS returned them; `plan` validates and canonicalises.
+    pub addresses: Vec<String>,
+    pub lock_token: String,
+}
+
+/// An IP set to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIpSet {
+    pub name: String,
+    pub description: String,
+    pub version: IpVersion,
+    pub addresses: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A web ACL as `ListWebACLs` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebAclSummary {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub lock_token: String,
+}
+
+/// A web ACL as far as waftune reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebAcl {
+    pub name: String,
+    pub id: String,
+    pub arn: String,
+    pub lock_token: String,
+    pub rules: Vec<LiveRule>,
+    #[serde(default)]
+    pub custom_response_bodies: BTreeMap<String, ResponseBody>,
+}
+
+/// One rule of a web ACL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRule {
+    pub name: String,
+    pub priority: i32,
+    pub shape: RuleShape,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleShape {
+    /// Exactly the shape waftune writes, nothing more.
+    IpSetMatch(IpSetRule),
+    /// Anything else. The summary is for people (a plan showing the rule waftune will replace);
+    /// such rules are never rebuilt from it.
+    Other { summary: String },
+}
+
+/// A rule matching the union of some IP sets, with a Block or Count action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpSetRule {
+    pub set_arns: Vec<String>,
+    pub action: RuleAction,
+    pub metric_name: String,
+    pub sampled_requests: bool,
+    pub cloudwatch_metrics: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    Block {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response: Option<BlockResponse>,
+    },
+    Count,
+}
+
+/// A custom block response: status code and the key of a body defined on the web ACL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockResponse {
+    pub code: u16,
+    pub body_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseBody {
+    pub content_type: ContentType,
+    pub content: String,
+}
+
+/// A change to a web ACL: put (add or replace by name) these rules and response bodies; everything
+/// else in the web ACL is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAclEdit {
+    pub rules: Vec<PutRule>,
+    pub bodies: BTreeMap<String, ResponseBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRule {
+    pub name: String,
+    pub priority: i32,
+    pub rule: IpSetRule,
+}
+
+/// Why a WAF call failed, as far as waftune acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WafErrorKind {
+    /// `WAFOptimisticLockException`: the resource changed after its lock token was read.
+    Stale,
+    /// `WAFNonexistentItemException`.
+    NotFound,
+    /// `WAFDuplicateItemException` (moto says `WafV2DuplicateItem`).
+    Duplicate,
+    /// `WAFAssociatedItemException`: e.g. deleting a set a rule still references.
+    StillReferenced,
+    /// Throttling or `WAFLimitsExceededException`, after backing off.
+    Throttled {
+        message: String,
+    },
+    /// A write on a snapshot file.
+    ReadOnly,
+    Other {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} `{resource}`: {}", self.describe())]
+pub struct WafError {
+    pub operation: &'static str,
+    pub resource: String,
+    pub kind: WafErrorKind,
+}
+
+impl WafError {
+    fn describe(&self) -> String {
+        match &self.kind {
+            WafErrorKind::Stale => {
+                "it changed since its lock token was read (WAFOptimisticLockException)".into()
+            }
+            WafErrorKind::NotFound => "it does not exist (WAFNonexistentItemException)".into(),
+            WafErrorKind::Duplicate => "a resource with that name already exists".into(),
+            WafErrorKind::StillReferenced => {
+                "it is still referenced, e.g. by a web ACL rule (WAFAssociatedItemException)".into()
+            }
+            WafErrorKind::Throttled { message } => {
+                format!("throttled or over a WAF limit, still after backing off: {message}")
+            }
+            WafErrorKind::ReadOnly => {
+                "a snapshot file is read-only; apply needs the live AWS account".into()
+            }
+            WafErrorKind::Other { code, message } => format!("{code}: {message}"),
+        }
+    }
+}
+
+/// The WAFv2 calls waftune makes, for one scope and region.
+///
+/// Writes take the lock token to send: implementations never fetch a fresh one on their own, so a
+/// resource changed by someone else fails with [`WafErrorKind::Stale`] instead of being overwritten.
+pub trait WafApi {
+    fn scope(&self) -> Scope;
+    fn region(&self) -> &str;
+    /// Every IP set in the scope (all pages).
+    fn list_ip_sets(&self) -> impl Future<Output = Result<Vec<IpSetSummary>, WafError>> + Send;
+    fn get_ip_set(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<IpSet, WafError>> + Send;
+    fn create_ip_set(
+        &self,
+        set: &NewIpSet,
+    ) -> impl Future<Output = Result<IpSetSummary, WafError>> + Send;
+    /// Replaces description and addresses; returns the next lock token.
+    fn update_ip_set(
+        &self,
+        summary: &IpSetSummary,
+        description: &str,
+        addresses: &[String],
+    ) -> impl Future<Output = Result<String, WafError>> + Send;
+    fn delete_ip_set(
+        &self,
+        summary: &IpSetSummary,
+    ) -> impl Future<Output = Result<(), WafError>> + Send;
+    /// Every web ACL in the scope (all pages).
+    fn list_web_acls(&self) -> impl Future<Output = Result<Vec<WebAclSummary>, WafError>> + Send;
+    fn get_web_acl(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<WebAcl, WafError>> + Send;
+    /// Applies `edit` to the web ACL as it is at `summary.lock_token`; returns the next lock token.
+    fn update_web_acl(
+        &self,
+        summary: &WebAclSummary,
+        edit: &WebAclEdit,
+    ) -> impl Future<Output = Result<String, WafError>> + Send;
+}
+
+/// The account id inside an ARN (`arn:aws:wafv2:REGION:ACCOUNT:...`).
+pub fn account_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}

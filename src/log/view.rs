@@ -1,0 +1,164 @@
+//! The scan's view of a record: only the fields that analysis and policies read.
+//!
+//! Parsing a line straight into [`ScanRecord`] lets the JSON parser skip everything else (match
+//! details, rule-group internals, request ids, ...) at SIMD speed, which is most of a scan's cost.
+//! [`LogRecord::view`](super::LogRecord::view) produces the same value from the full model; a test
+//! pins the two together on every public sample, so they cannot drift apart.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::record::{Header, Label, Str, epoch_millis, lenient_u64};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanRecord<'a> {
+    /// Epoch milliseconds.
+    #[serde(deserialize_with = "epoch_millis")]
+    pub timestamp: i64,
+    #[serde(default, borrow)]
+    pub action: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub terminating_rule_id: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub terminating_rule_type: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub http_source_name: Option<Str<'a>>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub response_code_sent: Option<u64>,
+    #[serde(default, borrow)]
+    pub ja3_fingerprint: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub ja4_fingerprint: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub labels: Option<Vec<Label<'a>>>,
+    #[serde(default, borrow, alias = "matchingNonTerminatingRules")]
+    pub non_terminating_matching_rules: Option<Vec<RuleRef<'a>>>,
+    #[serde(default, borrow)]
+    pub rule_group_list: Option<Vec<GroupRef<'a>>>,
+    #[serde(borrow)]
+    pub http_request: RequestView<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestView<'a> {
+    #[serde(borrow)]
+    pub client_ip: Str<'a>,
+    #[serde(default, borrow)]
+    pub country: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub uri: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub http_method: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub host: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub headers: Option<Vec<Header<'a>>>,
+}
+
+/// A rule match reduced to its id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRef<'a> {
+    #[serde(default, borrow)]
+    pub rule_id: Option<Str<'a>>,
+}
+
+/// A rule group reduced to the rules it matched in COUNT mode.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRef<'a> {
+    #[serde(default, borrow)]
+    pub non_terminating_matching_rules: Option<Vec<RuleRef<'a>>>,
+}
+
+/// The terminating action of a request. COUNT never terminates, so it is not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Allow,
+    Block,
+    Captcha,
+    Challenge,
+    /// Missing or unrecognised.
+    Other,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Allow,
+        Action::Block,
+        Action::Captcha,
+        Action::Challenge,
+        Action::Other,
+    ];
+
+    pub fn parse(s: Option<&str>) -> Action {
+        match s {
+            Some(s) if s.eq_ignore_ascii_case("ALLOW") => Action::Allow,
+            Some(s) if s.eq_ignore_ascii_case("BLOCK") => Action::Block,
+            Some(s) if s.eq_ignore_ascii_case("CAPTCHA") => Action::Captcha,
+            Some(s) if s.eq_ignore_ascii_case("CHALLENGE") => Action::Challenge,
+            _ => Action::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "ALLOW",
+            Action::Block => "BLOCK",
+            Action::Captcha => "CAPTCHA",
+            Action::Challenge => "CHALLENGE",
+            Action::Other => "OTHER",
+        }
+    }
+}
+
+impl ScanRecord<'_> {
+    pub fn action(&self) -> Action {
+        Action::parse(self.action.as_deref())
+    }
+
+    /// The client address, or `None` for placeholders such as `X.X.X.X`. Uncompressed IPv6 parses too.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.http_request.client_ip.trim().parse().ok()
+    }
+
+    /// The first header of that name (case-insensitive, as HTTP header names are).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.http_request
+            .headers
+            .as_deref()?
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_deref().unwrap_or(""))
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        self.header("user-agent")
+    }
+
+    /// `httpRequest.host` where logged (CloudFront, 2024+), else the `Host` header.
+    pub fn host(&self) -> Option<&str> {
+        self.http_request
+            .host
+            .as_deref()
+            .or_else(|| self.header("host"))
+    }
+
+    pub fn label_names(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().flatten().map(|l| l.name.as_ref())
+    }
+
+    /// Rule ids matched in COUNT mode: the web ACL's non-terminating matches and those inside rule groups.
+    pub fn count_rule_ids(&self) -> impl Iterator<Item = &str> {
+        let top = self.non_terminating_matching_rules.iter().flatten();
+        let grouped = self
+            .rule_group_list
+            .iter()
+            .flatten()
+            .flat_map(|g| g.non_terminating_matching_rules.iter().flatten());
+        top.chain(grouped).filter_map(|r| r.rule_id.as_deref())
+    }
+}

@@ -1,0 +1,722 @@
+//! [`WafApi`] over the AWS SDK.
+//!
+//! Credentials and region come from the standard AWS chain (environment, profiles, SSO, instance
+//! roles); `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_WAFV2` are honoured by `aws-config`, which is how
+//! the tests reach moto. Writes are paced (WAF allows about one write per second per account and
+//! region) and throttling is retried with exponential backoff. `WAFOptimisticLockException` is never
+//! retried: the caller sent the lock token its plan read, and a conflict means the plan is stale.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_wafv2 as sdk;
+use aws_sdk_wafv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::{
+    BlockResponse, IpSet, IpSetRule, IpSetSummary, IpVersion, LiveRule, NewIpSet, PutRule,
+    ResponseBody, RuleAction, RuleShape, WafApi, WafError, WafErrorKind, WebAcl, WebAclEdit,
+    WebAclSummary,
+};
+use crate::config::{Config, ContentType, Scope};
+
+/// How [`AwsWaf`] spaces and retries its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPolicy {
+    /// Minimum time between two write calls.
+    pub write_interval: Duration,
+    /// First wait after a throttling error; doubled on each further attempt.
+    pub backoff: Duration,
+    /// Attempts per call when throttled, the first included.
+    pub max_attempts: u32,
+}
+
+impl CallPolicy {
+    /// The pacing a configuration asks for, with a backoff suited to WAF's per-second quotas.
+    pub fn from_config(config: &Config) -> CallPolicy {
+        CallPolicy {
+            write_interval: Duration::from_millis(config.guardrails.write_interval_ms),
+            backoff: Duration::from_secs(1),
+            max_attempts: 5,
+        }
+    }
+}
+
+pub struct AwsWaf {
+    client: sdk::Client,
+    scope: Scope,
+    region: String,
+    policy: CallPolicy,
+    last_write: Mutex<Option<Instant>>,
+}
+
+impl AwsWaf {
+    /// A client for the configuration's scope and region, from the standard AWS chain.
+    pub async fn from_config(config: &Config) -> Result<AwsWaf, WafError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = config.effective_region() {
+            loader = loader.region(aws_config::Region::new(region.to_owned()));
+        }
+        let sdk_config = loader.load().await;
+        let region = sdk_config.region().map(ToString::to_string).ok_or_else(|| WafError {
+            operation: "configure",
+            resource: config.path.display().to_string(),
+            kind: WafErrorKind::Other {
+                code: "NoRegion".into(),
+                message: "no AWS region: set `region` in the config, or AWS_REGION / a profile region".into(),
+            },
+        })?;
+        Ok(AwsWaf::new(
+            sdk::Client::new(&sdk_config),
+            config.scope,
+            region,
+            CallPolicy::from_config(config),
+        ))
+    }
+
+    /// Wraps a client built elsewhere (tests point one at moto with retries off).
+    pub fn new(client: sdk::Client, scope: Scope, region: String, policy: CallPolicy) -> AwsWaf {
+        AwsWaf {
+            client,
+            scope,
+            region,
+            policy,
+            last_write: Mutex::new(None),
+        }
+    }
+
+    fn sdk_scope(&self) -> sdk::types::Scope {
+        match self.scope {
+            Scope::Regional => sdk::types::Scope::Regional,
+            Scope::Cloudfront => sdk::types::Scope::Cloudfront,
+        }
+    }
+
+    /// Runs one call with pacing (writes) and backoff (throttling).
+    async fn call<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        resource: &str,
+        write: bool,
+        send: F,
+    ) -> Result<T, WafError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, sdk::config::http::HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut attempt = 1;
+        loop {
+            if write {
+                self.pace().await;
+            }
+            let err = match send().await {
+                Ok(out) => return Ok(out),
+                Err(err) => classify(&err),
+            };
+            if matches!(err, WafErrorKind::Throttled { .. }) && attempt < self.policy.max_attempts {
+                tokio::time::sleep(self.policy.backoff * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(WafError {
+                operation,
+                resource: resource.to_owned(),
+                kind: err,
+            });
+        }
+    }
+
+    async fn pace(&self) {
+        let mut last = self.last_write.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until(at + self.policy.write_interval).await;
+        }
+        *last = Some(Instant::now());
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    err: &SdkError<E, sdk::config::http::HttpResponse>,
+) -> WafErrorKind {
+    let message = || {
+        err.message()
+            .map(ToOwned::to_owned)
+            .unwrap_or_else(|| DisplayErrorContext(err).to_string())
+    };
+    match err.code() {
+        Some("WAFOptimisticLockException") => WafErrorKind::Stale,
+        Some("WAFNonexistentItemException") => WafErrorKind::NotFound,
+        Some("WAFDuplicateItemException" | "WafV2DuplicateItem") => WafErrorKind::Duplicate,
+        Some("WAFAssociatedItemException") => WafErrorKind::StillReferenced,
+        Some(
+            "WAFLimitsExceededException"
+            | "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded",
+        ) => WafErrorKind::Throttled { message: message() },
+        Some(code) => WafErrorKind::Other {
+            code: code.to_owned(),
+            message: message(),
+        },
+        None => WafErrorKind::Other {
+            code: "RequestFailed".into(),
+            message: DisplayErrorContext(err).to_string(),
+        },
+    }
+}
+
+fn missing(operation: &'static str, resource: &str, what: &str) -> WafError {
+    WafError {
+        operation,
+        resource: resource.to_owned(),
+        kind: WafErrorKind::Other {
+            code: "InvalidResponse".into(),
+            message: format!("the response has no {what}"),
+        },
+    }
+}
+
+fn build_error(operation: &'static str, resource: &str, err: impl std::fmt::Display) -> WafError {
+    WafError {
+        operation,
+        resource: resource.to_owned(),
+        kind: WafErrorKind::Other {
+            code: "BuildRequest".into(),
+            message: err.to_string(),
+        },
+    }
+}
+
+fn summary_of(
+    operation: &'static str,
+    resource: &str,
+    s: &sdk::types::IpSetSummary,
+) -> Result<IpSetSummary, WafError> {
+    let field = |v: Option<&str>, what: &str| {
+        v.map(ToOwned::to_owned)
+            .ok_or_else(|| missing(operation, resource, what))
+    };
+    Ok(IpSetSummary {
+        name: field(s.name(), "IP set name")?,
+        id: field(s.id(), "IP set id")?,
+        arn: field(s.arn(), "IP set ARN")?,
+        lock_token: field(s.lock_token(), "lock token")?,
+    })
+}
+
+impl WafApi for AwsWaf {
+    fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn list_ip_sets(&self) -> Result<Vec<IpSetSummary>, WafError> {
+        const OP: &str = "ListIPSets";
+        let scope = self.scope.as_str();
+        let mut all = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            // The Rust SDK has no paginator for WAFv2: follow NextMarker by hand.
+            let page = self
+                .call(OP, scope, false, || {
+                    self.client
+                        .list_ip_sets()
+                        .scope(self.sdk_scope())
+                        .limit(100)
+                        .set_next_marker(marker.clone())
+                        .send()
+                })
+                .await?;
+            for s in page.ip_sets() {
+                all.push(summary_of(OP, scope, s)?);
+            }
+            match page.next_marker() {
+                // An empty page or a repeated marker ends the walk even if a marker is returned.
+                Some(next) if !page.ip_sets().is_empty() && marker.as_deref() != Some(next) => {
+                    marker = Some(next.to_owned());
+                }
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    async fn get_ip_set(&self, name: &str, id: &str) -> Result<IpSet, WafError> {
+        const OP: &str = "GetIPSet";
+        let out = self
+            .call(OP, name, false, || {
+                self.client
+                    .get_ip_set()
+                    .scope(self.sdk_scope())
+                    .name(name)
+                    .id(id)
+                    .send()
+            })
+            .await?;
+        let set = out.ip_set().ok_or_else(|| missing(OP, name, "IP set"))?;
+        let version = match set.ip_address_version() {
+            sdk::types::IpAddressVersion::Ipv4 => IpVersion::V4,
+            sdk::types::IpAddressVersion::Ipv6 => IpVersion::V6,
+            other => {
+                return Err(WafError {
+                    operation: OP,
+                    resource: name.to_owned(),
+                    kind: WafErrorKind::Other {
+                        code: "InvalidResponse".into(),
+                        message: format!("unknown IP address version `{}`", other.as_str()),
+                    },
+                });
+            }
+        };
+        Ok(IpSet {
+            name: set.name().to_owned(),
+            id: set.id().to_owned(),
+            arn: set.arn().to_owned(),
+            description: set.description().map(ToOwned::to_owned),
+            version,
+            addresses: set.addresses().to_vec(),
+            lock_token: out
+                .lock_token()
+                .ok_or_else(|| missing(OP, name, "lock token"))?
+                .to_owned(),
+        })
+    }
+
+    async fn create_ip_set(&self, set: &NewIpSet) -> Result<IpSetSummary, WafError> {
+        const OP: &str = "CreateIPSet";
+        let version = match set.version {
+            IpVersion::V4 => sdk::types::IpAddressVersion::Ipv4,
+            IpVersion::V6 => sdk::types::IpAddressVersion::Ipv6,
+        };
+        let tags = set
+            .tags
+            .iter()
+            .map(|(k, v)| sdk::types::Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| build_error(OP, &set.name, e))?;
+        let out = self
+            .call(OP, &set.name, true, || {
+                self.client
+                    .create_ip_set()
+                    .scope(self.sdk_scope())
+                    .name(&set.name)
+                    .description(&set.description)
+                    .ip_address_version(version.clone())
+                    .set_addresses(Some(set.addresses.clone()))
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await?;
+        let summary = out
+            .summary()
+            .ok_or_else(|| missing(OP, &set.name, "summary"))?;
+        summary_of(OP, &set.name, summary)
+    }
+
+    async fn update_ip_set(
+        &self,
+        summary: &IpSetSummary,
+        description: &str,
+        addresses: &[String],
+    ) -> Result<String, WafError> {
+        const OP: &str = "UpdateIPSet";
+        let out = self
+            .call(OP, &summary.name, true, || {
+                self.client
+                    .update_ip_set()
+                    .scope(self.sdk_scope())
+                    .name(&summary.name)
+                    .id(&summary.id)
+                    .description(description)
+                    .set_addresses(Some(addresses.to_vec()))
+                    .lock_token(&summary.lock_token)
+                    .send()
+            })
+            .await?;
+        out.next_lock_token()
+            .map(ToOwned::to_owned)
+            .ok_or_else(|| missing(OP, &summary.name, "next lock token"))
+    }
+
+    async fn delete_ip_set(&self, summary: &IpSetSummary) -> Result<(), WafError> {
+        self.call("DeleteIPSet", &summary.name, true, || {
+            self.client
+                .delete_ip_set()
+                .scope(self.sdk_scope())
+                .name(&summary.name)
+                .id(&summary.id)
+                .lock_token(&summary.lock_token)
+                .send()
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn list_web_acls(&self) -> Result<Vec<WebAclSummary>, WafError> {
+        const OP: &str = "ListWebACLs";
+        let scope = self.scope.as_str();
+        let mut all = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .call(OP, scope, false, || {
+                    self.client
+                        .list_web_acls()
+                        .scope(self.sdk_scope())
+                        .limit(100)
+                        .set_next_marker(marker.clone())
+                        .send()
+                })
+                .await?;
+            for s in page.web_acls() {
+                let field = |v: Option<&str>, what: &str| {
+                    v.map(ToOwned::to_owned)
+                        .ok_or_else(|| missing(OP, scope, what))
+                };
+                all.push(WebAclSummary {
+                    name: field(s.name(), "web ACL name")?,
+                    id: field(s.id(), "web ACL id")?,
+                    arn: field(s.arn(), "web ACL ARN")?,
+                    lock_token: field(s.lock_token(), "lock token")?,
+                });
+            }
+            match page.next_marker() {
+                Some(next) if !page.web_acls().is_empty() && marker.as_deref() != Some(next) => {
+                    marker = Some(next.to_owned());
+                }
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    async fn get_web_acl(&self, name: &str, id: &str) -> Result<WebAcl, WafError> {
+        let (acl, lock_token) = self.get_sdk_web_acl(name, id).await?;
+        let mut custom_response_bodies = BTreeMap::new();
+        for (key, body) in acl.custom_response_bodies().into_iter().flatten() {
+            if let Some(content_type) = content_type_from_sdk(body.content_type()) {
+                custom_response_bodies.insert(
+                    key.clone(),
+                    ResponseBody {
+                        content_type,
+                        content: body.content().to_owned(),
+                    },
+                );
+            }
+        }
+        Ok(WebAcl {
+            name: acl.name().to_owned(),
+            id: acl.id().to_owned(),
+            arn: acl.arn().to_owned(),
+            lock_token,
+            rules: acl
+                .rules()
+                .iter()
+                .map(|r| LiveRule {
+                    name: r.name().to_owned(),
+                    priority: r.priority(),
+                    shape: shape_of(r),
+                })
+                .collect(),
+            custom_response_bodies,
+        })
+    }
+
+    async fn update_web_acl(
+        &self,
+        summary: &WebAclSummary,
+        edit: &WebAclEdit,
+    ) -> Result<String, WafError> {
+        const OP: &str = "UpdateWebACL";
+        let name = summary.name.as_str();
+        // UpdateWebACL replaces the whole specification, so start from the web ACL as AWS has it and
+        // change only waftune's rules and bodies. If it is no longer at the caller's lock token, its
+        // other rules may differ from what was planned: refuse as AWS would, without writing.
+        let (acl, current_token) = self.get_sdk_web_acl(name, &summary.id).await?;
+        if current_token != summary.lock_token {
+            return Err(WafError {
+                operation: OP,
+                resource: name.to_owned(),
+                kind: WafErrorKind::Stale,
+            });
+        }
+        let mut rules: Vec<sdk::types::Rule> = acl.rules().to_vec();
+        for put in &edit.rules {
+            let rule = sdk_rule(put).map_err(|e| build_error(OP, name, e))?;
+            match rules.iter_mut().find(|r| r.name() == put.name) {
+                Some(existing) => *existing = rule,
+                None => rules.push(rule),
+            }
+        }
+        let mut bodies: HashMap<String, sdk::types::CustomResponseBody> =
+            acl.custom_response_bodies().cloned().unwrap_or_default();
+        for (key, body) in &edit.bodies {
+            let sdk_body = sdk::types::CustomResponseBody::builder()
+                .content_type(content_type_to_sdk(body.content_type))
+                .content(&body.content)
+                .build()
+                .map_err(|e| build_error(OP, name, e))?;
+            bodies.insert(key.clone(), sdk_body);
+        }
+        let out = self
+            .call(OP, name, true, || {
+                self.client
+                    .update_web_acl()
+                    .scope(self.sdk_scope())
+                    .name(name)
+                    .id(&summary.id)
+                    .lock_token(&summary.lock_token)
+                    .set_default_action(acl.default_action().cloned())
+                    .set_description(acl.description().map(ToOwned::to_owned))
+                    .set_rules(Some(rules.clone()))
+                    .set_visibility_config(acl.visibility_config().cloned())
+                    .set_data_protection_config(acl.data_protection_config().cloned())
+                    .set_custom_response_bodies((!bodies.is_empty()).then(|| bodies.clone()))
+                    .set_captcha_config(acl.captcha_config().cloned())
+                    .set_challenge_config(acl.challenge_config().cloned())
+                    .set_token_domains(acl.token_domains.clone())
+                    .set_association_config(acl.association_config().cloned())
+                    .set_on_source_d_do_s_protection_config(
+                        acl.on_source_d_do_s_protection_config().cloned(),
+                    )
+                    .set_application_config(acl.application_config().cloned())
+                    .set_monetization_config(acl.monetization_config().cloned())
+                    .send()
+            })
+            .await?;
+        out.next_lock_token()
+            .map(ToOwned::to_owned)
+            .ok_or_else(|| missing(OP, name, "next lock token"))
+    }
+}
+
+impl AwsWaf {
+    async fn get_sdk_web_acl(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<(sdk::types::WebAcl, String), WafError> {
+        const OP: &str = "GetWebACL";
+        let out = self
+            .call(OP, name, false, || {
+                self.client
+                    .get_web_acl()
+                    .scope(self.sdk_scope())
+                    .name(name)
+                    .id(id)
+                    .send()
+            })
+            .await?;
+        let lock_token = out
+            .lock_token()
+            .ok_or_else(|| missing(OP, name, "lock token"))?
+            .to_owned();
+        let acl = out.web_acl.ok_or_else(|| missing(OP, name, "web ACL"))?;
+        Ok((acl, lock_token))
+    }
+}
+
+fn content_type_to_sdk(c: ContentType) -> sdk::types::ResponseContentType {
+    match c {
+        ContentType::TextPlain => sdk::types::ResponseContentType::TextPlain,
+        ContentType::TextHtml => sdk::types::ResponseContentType::TextHtml,
+        ContentType::ApplicationJson => sdk::types::ResponseContentType::ApplicationJson,
+    }
+}
+
+fn content_type_from_sdk(c: &sdk::types::ResponseContentType) -> Option<ContentType> {
+    match c {
+        sdk::types::ResponseContentType::TextPlain => Some(ContentType::TextPlain),
+        sdk::types::ResponseContentType::TextHtml => Some(ContentType::TextHtml),
+        sdk::types::ResponseContentType::ApplicationJson => Some(ContentType::ApplicationJson),
+        _ => None,
+    }
+}
+
+/// The SDK rule waftune writes for `put`.
+fn sdk_rule(put: &PutRule) -> Result<sdk::types::Rule, sdk::error::BuildError> {
+    let references = put
+        .rule
+        .set_arns
+        .iter()
+        .map(|arn| {
+            let reference = sdk::types::IpSetReferenceStatement::builder()
+                .arn(arn)
+                .build()?;
+            Ok(sdk::types::Statement::builder()
+                .ip_set_reference_statement(reference)
+                .build())
+        })
+        .collect::<Result<Vec<_>, sdk::error::BuildError>>()?;
+    // An OrStatement needs at least two statements; a single set is referenced directly.
+    let statement = match <[_; 1]>::try_from(references) {
+        Ok([single]) => single,
+        Err(many) => sdk::types::Statement::builder()
+            .or_statement(
+                sdk::types::OrStatement::builder()
+                    .set_statements(Some(many))
+                    .build()?,
+            )
+            .build(),
+    };
+    let action = match &put.rule.action {
+        RuleAction::Count => sdk::types::RuleAction::builder()
+            .count(sdk::types::CountAction::builder().build())
+            .build(),
+        RuleAction::Block { response } => {
+            let mut block = sdk::types::BlockAction::builder();
+            if let Some(r) = response {
+                block = block.custom_response(
+                    sdk::types::CustomResponse::builder()
+                        .response_code(i32::from(r.code))
+                        .custom_response_body_key(&r.body_key)
+                        .build()?,
+                );
+            }
+            sdk::types::RuleAction::builder()
+                .block(block.build())
+                .build()
+        }
+    };
+    sdk::types::Rule::builder()
+        .name(&put.name)
+        .priority(put.priority)
+        .statement(statement)
+        .action(action)
+        .visibility_config(
+            sdk::types::VisibilityConfig::builder()
+                .sampled_requests_enabled(put.rule.sampled_requests)
+                .cloud_watch_metrics_enabled(put.rule.cloudwatch_metrics)
+                .metric_name(&put.rule.metric_name)
+                .build()?,
+        )
+        .build()
+}
+
+/// Recognises the rules waftune writes: a rule is [`RuleShape::IpSetMatch`] only if rebuilding it from
+/// the parsed shape gives back exactly the same rule, so no field waftune does not model can be lost.
+fn shape_of(rule: &sdk::types::Rule) -> RuleShape {
+    let other = || RuleShape::Other {
+        summary: format!("{rule:?}"),
+    };
+    let Some(parsed) = parse_ip_set_rule(rule) else {
+        return other();
+    };
+    let put = PutRule {
+        name: rule.name().to_owned(),
+        priority: rule.priority(),
+        rule: parsed,
+    };
+    match sdk_rule(&put) {
+        Ok(rebuilt) if &rebuilt == rule => RuleShape::IpSetMatch(put.rule),
+        _ => other(),
+    }
+}
+
+fn parse_ip_set_rule(rule: &sdk::types::Rule) -> Option<IpSetRule> {
+    let statement = rule.statement()?;
+    let set_arns: Vec<String> = match (
+        statement.ip_set_reference_statement(),
+        statement.or_statement(),
+    ) {
+        (Some(reference), None) => vec![reference.arn().to_owned()],
+        (None, Some(or)) => or
+            .statements()
+            .iter()
+            .map(|s| s.ip_set_reference_statement().map(|r| r.arn().to_owned()))
+            .collect::<Option<_>>()?,
+        _ => return None,
+    };
+    let action = rule.action()?;
+    let action = match (action.block(), action.count()) {
+        (Some(block), None) => RuleAction::Block {
+            response: match block.custom_response() {
+                Some(r) => Some(BlockResponse {
+                    code: u16::try_from(r.response_code()).ok()?,
+                    body_key: r.custom_response_body_key()?.to_owned(),
+                }),
+                None => None,
+            },
+        },
+        (None, Some(_)) => RuleAction::Count,
+        _ => return None,
+    };
+    let visibility = rule.visibility_config()?;
+    Some(IpSetRule {
+        set_arns,
+        action,
+        metric_name: visibility.metric_name().to_owned(),
+        sampled_requests: visibility.sampled_requests_enabled(),
+        cloudwatch_metrics: visibility.cloud_watch_metrics_enabled(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(arns: &[&str], action: RuleAction) -> PutRule {
+        PutRule {
+            name: "waftune-blocklist".into(),
+            priority: 3,
+            rule: IpSetRule {
+                set_arns: arns.iter().map(|s| s.to_string()).collect(),
+                action,
+                metric_name: "waftune-blocklist".into(),
+                sampled_requests: true,
+                cloudwatch_metrics: true,
+            },
+        }
+    }
+
+    #[test]
+    fn written_rules_are_recognised() {
+        let block = RuleAction::Block {
+            response: Some(BlockResponse {
+                code: 403,
+                body_key: "blocked".into(),
+            }),
+        };
+        for p in [
+            put(&["arn:a", "arn:b"], block.clone()),
+            put(&["arn:a"], block),
+            put(&["arn:a", "arn:b", "arn:c"], RuleAction::Count),
+            put(&["arn:a", "arn:b"], RuleAction::Block { response: None }),
+        ] {
+            let rule = sdk_rule(&p).unwrap();
+            assert_eq!(shape_of(&rule), RuleShape::IpSetMatch(p.rule.clone()));
+        }
+    }
+
+    #[test]
+    fn anything_more_is_opaque() {
+        let mut rule = sdk_rule(&put(&["arn:a", "arn:b"], RuleAction::Count)).unwrap();
+        rule.rule_labels = Some(vec![
+            sdk::types::Label::builder().name("x").build().unwrap(),
+        ]);
+        assert!(
+            matches!(shape_of(&rule), RuleShape::Other { summary } if summary.contains("rule_labels"))
+        );
+
+        let mut forwarded = sdk_rule(&put(&["arn:a"], RuleAction::Count)).unwrap();
+        let statement = forwarded.statement.as_mut().unwrap();
+        statement
+            .ip_set_reference_statement
+            .as_mut()
+            .unwrap()
+            .ip_set_forwarded_ip_config = Some(
+            sdk::types::IpSetForwardedIpConfig::builder()
+                .header_name("X-Forwarded-For")
+                .fallback_behavior(sdk::types::FallbackBehavior::Match)
+                .position(sdk::types::ForwardedIpPosition::First)
+                .build()
+                .unwrap(),
+        );
+        assert!(matches!(shape_of(&forwarded), RuleShape::Other { .. }));
+    }
+}

@@ -1,0 +1,795 @@
+//! plan and apply against moto, through the AWS SDK implementation of `WafApi`.
+//!
+//! moto does not validate addresses, set sizes or priorities (see waf-facts section 5): waftune's own
+//! validation is unit-tested in `src/`; these tests check the conversation with the WAFv2 API.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_wafv2 as sdk;
+use common::moto::Moto;
+use jiff::Timestamp;
+use waftune::apply::{ApplyInputs, ApplyReport, Outcome, apply};
+use waftune::config::{Config, Scope};
+use waftune::ledger::{Ledger, LedgerEntry, MANUAL};
+use waftune::plan::{Action, DriftKind, Plan, PlanInputs, ResourceChange, build_plan, render};
+use waftune::waf::aws::{AwsWaf, CallPolicy};
+use waftune::waf::snapshot::{SnapshotWaf, save_snapshot};
+use waftune::waf::{WafApi, fetch_live};
+
+const REGION: &str = "ap-northeast-1";
+
+fn config_text(scope: &str, rollover: bool) -> String {
+    format!(
+        r#"scope = "{scope}"
+
+[[ip_set_group]]
+name = "blocklist"
+ipv4_set_name = "waftune-blocklist-v4"
+ipv6_set_name = "waftune-blocklist-v6"
+rollover = {rollover}
+
+[ip_set_group.tags]
+team = "sre"
+
+[[web_acl]]
+name = "shop"
+
+[[web_acl.rule]]
+name = "waftune-blocklist"
+group = "blocklist"
+priority = 10
+action = "block"
+
+[web_acl.rule.response]
+code = 403
+body_key = "waftune-blocked"
+content_type = "TEXT_PLAIN"
+body = "Access denied"
+
+[guardrails]
+max_additions = 50000
+max_removals = 50000
+write_interval_ms = 0
+"#
+    )
+}
+
+fn config(scope: &str, rollover: bool) -> Config {
+    Config::parse(&config_text(scope, rollover), Path::new("waftune.toml")).unwrap()
+}
+
+fn ledger(cidrs: &[&str]) -> Ledger {
+    let t: Timestamp = "2026-11-20T00:00:00Z".parse().unwrap();
+    Ledger {
+        entries: cidrs
+            .iter()
+            .map(|c| LedgerEntry {
+                cidr: c.parse().unwrap(),
+                group: "blocklist".into(),
+                policy: MANUAL.into(),
+                reason: "test".into(),
+                first_seen: t,
+                last_seen: t,
+                added: t,
+                expires: None,
+                strikes: 1,
+            })
+            .collect(),
+    }
+}
+
+fn no_pacing() -> CallPolicy {
+    CallPolicy {
+        write_interval: Duration::ZERO,
+        backoff: Duration::ZERO,
+        max_attempts: 1,
+    }
+}
+
+fn sdk_scope(scope: Scope) -> sdk::types::Scope {
+    match scope {
+        Scope::Regional => sdk::types::Scope::Regional,
+        Scope::Cloudfront => sdk::types::Scope::Cloudfront,
+    }
+}
+
+fn visibility(name: &str) -> sdk::types::VisibilityConfig {
+    sdk::types::VisibilityConfig::builder()
+        .sampled_requests_enabled(true)
+        .cloud_watch_metrics_enabled(true)
+        .metric_name(name)
+        .build()
+        .unwrap()
+}
+
+/// Another team's IP set and a web ACL `shop` with two rules waftune does not manage.
+async fn setup(client: &sdk::Client, scope: Scope) {
+    let other = client
+        .create_ip_set()
+        .scope(sdk_scope(scope))
+        .name("other-team")
+        .ip_address_version(sdk::types::IpAddressVersion::Ipv4)
+        .addresses("203.0.113.0/24")
+        .send()
+        .await
+        .unwrap();
+    let other_arn = other.summary().unwrap().arn().unwrap().to_owned();
+    let rate = sdk::types::Rule::builder()
+        .name("rate-limit")
+        .priority(1)
+        .statement(
+            sdk::types::Statement::builder()
+                .rate_based_statement(
+                    sdk::types::RateBasedStatement::builder()
+                        .limit(100)
+                        .aggregate_key_type(sdk::types::RateBasedStatementAggregateKeyType::Ip)
+                        .evaluation_window_sec(300)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .action(
+            sdk::types::RuleAction::builder()
+                .count(sdk::types::CountAction::builder().build())
+                .build(),
+        )
+        .visibility_config(visibility("rate-limit"))
+        .build()
+        .unwrap();
+    let partner = sdk::types::Rule::builder()
+        .name("partner-allow")
+        .priority(2)
+        .statement(
+            sdk::types::Statement::builder()
+                .ip_set_reference_statement(
+                    sdk::types::IpSetReferenceStatement::builder()
+                        .arn(other_arn)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .action(
+            sdk::types::RuleAction::builder()
+                .allow(sdk::types::AllowAction::builder().build())
+                .build(),
+        )
+        .visibility_config(visibility("partner-allow"))
+        .build()
+        .unwrap();
+    client
+        .create_web_acl()
+        .scope(sdk_scope(scope))
+        .name("shop")
+        .description("the shop")
+        .default_action(
+            sdk::types::DefaultAction::builder()
+                .allow(sdk::types::AllowAction::builder().build())
+                .build(),
+        )
+        .rules(rate)
+        .rules(partner)
+        .visibility_config(visibility("shop"))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn sdk_acl(client: &sdk::Client, scope: Scope) -> (sdk::types::WebAcl, String) {
+    let list = client
+        .list_web_acls()
+        .scope(sdk_scope(scope))
+        .send()
+        .await
+        .unwrap();
+    let summary = &list.web_acls()[0];
+    let out = client
+        .get_web_acl()
+        .scope(sdk_scope(scope))
+        .name(summary.name().unwrap())
+        .id(summary.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    (out.web_acl.unwrap(), out.lock_token.unwrap())
+}
+
+/// (name, id, lock token, addresses) of an IP set by name.
+async fn sdk_set(
+    client: &sdk::Client,
+    scope: Scope,
+    name: &str,
+) -> Option<(String, String, Vec<String>)> {
+    let list = client
+        .list_ip_sets()
+        .scope(sdk_scope(scope))
+        .limit(100)
+        .send()
+        .await
+        .unwrap();
+    let summary = list.ip_sets().iter().find(|s| s.name() == Some(name))?;
+    let out = client
+        .get_ip_set()
+        .scope(sdk_scope(scope))
+        .name(name)
+        .id(summary.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let set = out.ip_set().unwrap();
+    Some((
+        set.id().to_owned(),
+        out.lock_token().unwrap().to_owned(),
+        set.addresses().to_vec(),
+    ))
+}
+
+/// Someone edits a set outside waftune (console, another tool).
+async fn edit_set(client: &sdk::Client, scope: Scope, name: &str, addresses: &[&str]) {
+    let (id, token, _) = sdk_set(client, scope, name).await.unwrap();
+    let set = client
+        .get_ip_set()
+        .scope(sdk_scope(scope))
+        .name(name)
+        .id(&id)
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_ip_set()
+        .scope(sdk_scope(scope))
+        .name(name)
+        .id(&id)
+        .set_description(set.ip_set().unwrap().description().map(ToOwned::to_owned))
+        .set_addresses(Some(addresses.iter().map(|a| a.to_string()).collect()))
+        .lock_token(token)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn make_plan(waf: &AwsWaf, config: &Config, ledger: &Ledger) -> Plan {
+    let now = Timestamp::now();
+    let live = fetch_live(waf, config, now).await.unwrap();
+    build_plan(&PlanInputs {
+        config,
+        ledger,
+        ledger_sha256: "ledger",
+        live: &live,
+        now,
+    })
+    .unwrap()
+}
+
+async fn run_apply(waf: &AwsWaf, config: &Config, plan: &Plan) -> ApplyReport {
+    let inputs = ApplyInputs {
+        config,
+        ledger_sha256: "ledger",
+        extra_allowlist: &[],
+    };
+    apply(plan, &inputs, waf).await.unwrap()
+}
+
+fn regional(moto: &Moto) -> (sdk::Client, AwsWaf) {
+    let client = moto.client(REGION);
+    let waf = AwsWaf::new(client.clone(), Scope::Regional, REGION.into(), no_pacing());
+    (client, waf)
+}
+
+#[tokio::test]
+async fn first_apply_creates_sets_and_rule_and_leaves_the_rest_alone() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let (acl_before, _) = sdk_acl(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    let ledger = ledger(&["198.51.100.0/24", "192.0.2.7/32", "2001:db8::/64"]);
+
+    let plan = make_plan(&waf, &config, &ledger).await;
+    assert_eq!(plan.account.as_deref(), Some("123456789012"));
+    let s = plan.summary();
+    assert_eq!((s.add, s.change, s.destroy), (2, 1, 0));
+    let report = run_apply(&waf, &config, &plan).await;
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(report.applied.len(), 3);
+
+    let (_, _, v4) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
+        .await
+        .unwrap();
+    assert_eq!(v4, ["192.0.2.7/32", "198.51.100.0/24"]);
+    let (_, _, v6) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v6")
+        .await
+        .unwrap();
+    assert_eq!(v6, ["2001:db8::/64"]);
+    let (_, _, other) = sdk_set(&client, Scope::Regional, "other-team")
+        .await
+        .unwrap();
+    assert_eq!(other, ["203.0.113.0/24"]);
+
+    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
+    // Unmanaged rules and web ACL settings are exactly as they were.
+    assert_eq!(acl.rules()[..2], acl_before.rules()[..]);
+    assert_eq!(acl.default_action(), acl_before.default_action());
+    assert_eq!(acl.description(), Some("the shop"));
+    assert_eq!(acl.visibility_config(), acl_before.visibility_config());
+    let ours = &acl.rules()[2];
+    assert_eq!((ours.name(), ours.priority()), ("waftune-blocklist", 10));
+    let or = ours.statement().unwrap().or_statement().unwrap();
+    assert_eq!(or.statements().len(), 2);
+    let block = ours
+        .action()
+        .unwrap()
+        .block()
+        .unwrap()
+        .custom_response()
+        .unwrap();
+    assert_eq!(block.response_code(), 403);
+    let body = &acl.custom_response_bodies().unwrap()["waftune-blocked"];
+    assert_eq!(body.content(), "Access denied");
+
+    // Tags mark the sets as waftune's.
+    let list = client
+        .list_ip_sets()
+        .scope(sdk::types::Scope::Regional)
+        .send()
+        .await
+        .unwrap();
+    let arn = list
+        .ip_sets()
+        .iter()
+        .find(|s| s.name() == Some("waftune-blocklist-v4"))
+        .unwrap()
+        .arn()
+        .unwrap();
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(String, String)> = tags
+        .tag_info_for_resource()
+        .unwrap()
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    assert!(
+        tags.contains(&("managed-by".into(), "waftune".into())),
+        "{tags:?}"
+    );
+    assert!(tags.contains(&("team".into(), "sre".into())), "{tags:?}");
+
+    let again = make_plan(&waf, &config, &ledger).await;
+    assert!(
+        !again.has_changes(),
+        "{}",
+        render::text(&again, false, true)
+    );
+}
+
+#[tokio::test]
+async fn adds_removals_and_ipv6_canonicalisation() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    let first = ledger(&["10.0.0.1/32", "10.0.0.3/32", "2001:db8:0:1::/64"]);
+    assert!(
+        run_apply(&waf, &config, &make_plan(&waf, &config, &first).await)
+            .await
+            .is_complete()
+    );
+
+    // WAF text that is not in compressed form still compares equal.
+    edit_set(
+        &client,
+        Scope::Regional,
+        "waftune-blocklist-v6",
+        &["2001:0DB8:0000:0001:0000:0000:0000:0000/64"],
+    )
+    .await;
+    let second = ledger(&["10.0.0.3/32", "10.0.0.5/32", "2001:db8:0:1::/64"]);
+    let plan = make_plan(&waf, &config, &second).await;
+    let changed: Vec<(&str, usize, usize)> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            ResourceChange::IpSet(c) => Some((c.name.as_str(), c.added.len(), c.removed.len())),
+            ResourceChange::WebAcl(_) => None,
+        })
+        .collect();
+    assert_eq!(changed, [("waftune-blocklist-v4", 1, 1)]);
+    let text = render::text(&plan, false, false);
+    assert!(
+        text.contains("+ 10.0.0.5/32") && text.contains("- 10.0.0.1/32"),
+        "{text}"
+    );
+    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    let (_, _, v4) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
+        .await
+        .unwrap();
+    assert_eq!(v4, ["10.0.0.3/32", "10.0.0.5/32"]);
+}
+
+#[tokio::test]
+async fn drift_is_shown_before_the_changes() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    let ledger = ledger(&["10.0.0.1/32", "10.0.0.3/32"]);
+    assert!(
+        run_apply(&waf, &config, &make_plan(&waf, &config, &ledger).await)
+            .await
+            .is_complete()
+    );
+
+    edit_set(
+        &client,
+        Scope::Regional,
+        "waftune-blocklist-v4",
+        &["10.0.0.1/32", "10.66.0.0/16"],
+    )
+    .await;
+    let plan = make_plan(&waf, &config, &ledger).await;
+    assert_eq!(plan.drift.len(), 1);
+    let DriftKind::Entries {
+        added_outside,
+        removed_outside,
+    } = &plan.drift[0].kind
+    else {
+        panic!("{:?}", plan.drift);
+    };
+    assert_eq!(added_outside[0].to_string(), "10.66.0.0/16");
+    assert_eq!(removed_outside[0].to_string(), "10.0.0.3/32");
+    let md = render::markdown(&plan);
+    assert!(
+        md.contains("**Drift:** 1 IP set(s) changed outside waftune"),
+        "{md}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_change_makes_the_plan_stale_and_nothing_is_lost() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    assert!(
+        run_apply(
+            &waf,
+            &config,
+            &make_plan(&waf, &config, &ledger(&["10.0.0.1/32"])).await
+        )
+        .await
+        .is_complete()
+    );
+
+    let plan = make_plan(&waf, &config, &ledger(&["10.0.0.1/32", "10.0.0.9/32"])).await;
+    edit_set(
+        &client,
+        Scope::Regional,
+        "waftune-blocklist-v4",
+        &["10.0.0.1/32", "10.7.7.7/32"],
+    )
+    .await;
+    let report = run_apply(&waf, &config, &plan).await;
+    assert_eq!(
+        report.failed.unwrap().to_string(),
+        "plan is stale: ip set `waftune-blocklist-v4` changed since the plan; run plan again"
+    );
+    let (_, _, v4) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
+        .await
+        .unwrap();
+    assert_eq!(
+        v4,
+        ["10.0.0.1/32", "10.7.7.7/32"],
+        "the other writer's change is kept"
+    );
+}
+
+#[tokio::test]
+async fn partial_failure_then_rerun() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    let ledger = ledger(&["10.0.0.1/32", "2001:db8::/48"]);
+    let plan_1 = make_plan(&waf, &config, &ledger).await;
+
+    // Someone adds a rule to the web ACL after the plan: the sets go in, the rule update is refused.
+    let (acl, token) = sdk_acl(&client, Scope::Regional).await;
+    let mut rules = acl.rules().to_vec();
+    let mut extra = rules[0].clone();
+    extra.name = "added-by-hand".into();
+    extra.priority = 3;
+    extra.visibility_config = Some(visibility("added-by-hand"));
+    rules.push(extra);
+    client
+        .update_web_acl()
+        .scope(sdk::types::Scope::Regional)
+        .name("shop")
+        .id(acl.id())
+        .lock_token(token)
+        .set_default_action(acl.default_action().cloned())
+        .set_description(acl.description().map(ToOwned::to_owned))
+        .set_visibility_config(acl.visibility_config().cloned())
+        .set_rules(Some(rules))
+        .send()
+        .await
+        .unwrap();
+
+    let report = run_apply(&waf, &config, &plan_1).await;
+    assert_eq!(report.applied.len(), 2, "{report}");
+    assert_eq!(
+        report.failed.as_ref().unwrap().to_string(),
+        "plan is stale: web ACL `shop` changed since the plan; run plan again"
+    );
+
+    // Re-running the same plan creates no duplicate sets and still refuses the stale rule update.
+    let report = run_apply(&waf, &config, &plan_1).await;
+    assert!(
+        report
+            .applied
+            .iter()
+            .all(|(_, o)| *o == Outcome::AlreadyApplied),
+        "{report}"
+    );
+    assert!(report.failed.is_some());
+    let list = client
+        .list_ip_sets()
+        .scope(sdk::types::Scope::Regional)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.ip_sets().len(), 3);
+
+    // A fresh plan finishes the job and keeps the rule added by hand.
+    let plan_2 = make_plan(&waf, &config, &ledger).await;
+    let s = plan_2.summary();
+    assert_eq!((s.add, s.change, s.destroy), (0, 1, 0));
+    assert!(run_apply(&waf, &config, &plan_2).await.is_complete());
+    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
+    let names: Vec<&str> = acl.rules().iter().map(|r| r.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "rate-limit",
+            "partner-allow",
+            "added-by-hand",
+            "waftune-blocklist"
+        ]
+    );
+}
+
+fn many_v4(count: u32) -> Vec<String> {
+    (0..count)
+        .map(|i| std::net::Ipv4Addr::from(0x0a00_0000 + 2 * i).to_string() + "/32")
+        .collect()
+}
+
+#[tokio::test]
+async fn more_than_ten_thousand_entries_roll_over_or_fail() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let big = many_v4(10_500);
+    let refs: Vec<&str> = big.iter().map(String::as_str).collect();
+    let big_ledger = ledger(&refs);
+
+    let strict = config("REGIONAL", false);
+    let live = fetch_live(&waf, &strict, Timestamp::now()).await.unwrap();
+    let err = build_plan(&PlanInputs {
+        config: &strict,
+        ledger: &big_ledger,
+        ledger_sha256: "ledger",
+        live: &live,
+        now: Timestamp::now(),
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("10500 IPV4 entries after merging, more than 10000"),
+        "{err}"
+    );
+
+    let rollover = config("REGIONAL", true);
+    let plan = make_plan(&waf, &rollover, &big_ledger).await;
+    assert!(run_apply(&waf, &rollover, &plan).await.is_complete());
+    let (_, _, first) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
+        .await
+        .unwrap();
+    let (_, _, second) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4-2")
+        .await
+        .unwrap();
+    assert_eq!((first.len(), second.len()), (10_000, 500));
+    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
+    let ours = acl
+        .rules()
+        .iter()
+        .find(|r| r.name() == "waftune-blocklist")
+        .unwrap();
+    assert_eq!(
+        ours.statement()
+            .unwrap()
+            .or_statement()
+            .unwrap()
+            .statements()
+            .len(),
+        3
+    );
+
+    // Shrinking below the limit removes the rule's reference, then deletes the second set.
+    let small = ledger(&refs[..100]);
+    let plan = make_plan(&waf, &rollover, &small).await;
+    let actions: Vec<Action> = plan
+        .changes
+        .iter()
+        .map(|c| match c {
+            ResourceChange::IpSet(c) => c.action,
+            ResourceChange::WebAcl(c) => c.action,
+        })
+        .collect();
+    assert_eq!(actions, [Action::Update, Action::Update, Action::Delete]);
+    assert!(run_apply(&waf, &rollover, &plan).await.is_complete());
+    assert!(
+        sdk_set(&client, Scope::Regional, "waftune-blocklist-v4-2")
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn cloudfront_scope_lives_in_us_east_1() {
+    let moto = Moto::start().await;
+    let config = config("CLOUDFRONT", false);
+    let region = config.effective_region().unwrap();
+    assert_eq!(region, "us-east-1");
+    let client = moto.client(region);
+    setup(&client, Scope::Cloudfront).await;
+    let waf = AwsWaf::new(
+        client.clone(),
+        Scope::Cloudfront,
+        region.into(),
+        no_pacing(),
+    );
+    let plan = make_plan(&waf, &config, &ledger(&["192.0.2.0/24"])).await;
+    assert_eq!(
+        (plan.scope, plan.region.as_str()),
+        (Scope::Cloudfront, "us-east-1")
+    );
+    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    let list = client
+        .list_ip_sets()
+        .scope(sdk::types::Scope::Cloudfront)
+        .send()
+        .await
+        .unwrap();
+    let ours = list
+        .ip_sets()
+        .iter()
+        .find(|s| s.name() == Some("waftune-blocklist-v4"))
+        .unwrap();
+    assert!(
+        ours.arn().unwrap().contains(":global/ipset/"),
+        "{:?}",
+        ours.arn()
+    );
+    let regional = client
+        .list_ip_sets()
+        .scope(sdk::types::Scope::Regional)
+        .send()
+        .await
+        .unwrap();
+    assert!(regional.ip_sets().is_empty());
+
+    // A regional client cannot apply a CloudFront plan.
+    let other = AwsWaf::new(
+        moto.client(REGION),
+        Scope::Regional,
+        REGION.into(),
+        no_pacing(),
+    );
+    let inputs = ApplyInputs {
+        config: &config,
+        ledger_sha256: "ledger",
+        extra_allowlist: &[],
+    };
+    let err = apply(&plan, &inputs, &other).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the plan is for CLOUDFRONT in `us-east-1`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn listing_follows_next_marker_and_snapshots_plan_offline() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    for i in 0..120 {
+        client
+            .create_ip_set()
+            .scope(sdk::types::Scope::Regional)
+            .name(format!("filler-{i:03}"))
+            .ip_address_version(sdk::types::IpAddressVersion::Ipv4)
+            .set_addresses(Some(vec![]))
+            .send()
+            .await
+            .unwrap();
+    }
+    let config = config("REGIONAL", false);
+    let ledger = ledger(&["10.0.0.1/32"]);
+    assert!(
+        run_apply(&waf, &config, &make_plan(&waf, &config, &ledger).await)
+            .await
+            .is_complete()
+    );
+    assert_eq!(waf.list_ip_sets().await.unwrap().len(), 123);
+
+    // pull, then plan offline from the snapshot: same live state, same (empty) plan.
+    let now = Timestamp::now();
+    let live = fetch_live(&waf, &config, now).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot.json");
+    save_snapshot(&live, &path).unwrap();
+    let snapshot = SnapshotWaf::load(&path).unwrap();
+    let offline = fetch_live(&snapshot, &config, now).await.unwrap();
+    assert_eq!(offline, live);
+    let changed = ledger_with_more();
+    let plan = build_plan(&PlanInputs {
+        config: &config,
+        ledger: &changed,
+        ledger_sha256: "ledger",
+        live: &offline,
+        now,
+    })
+    .unwrap();
+    assert_eq!(plan.summary().change, 1);
+    // The offline plan carries live lock tokens, so it can be applied to the account.
+    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    // The snapshot itself refuses writes.
+    let report = run_apply_snapshot(&snapshot, &config, &plan).await;
+    assert!(report.failed.unwrap().to_string().contains("read-only"));
+}
+
+fn ledger_with_more() -> Ledger {
+    ledger(&["10.0.0.1/32", "10.0.0.77/32"])
+}
+
+async fn run_apply_snapshot(snapshot: &SnapshotWaf, config: &Config, plan: &Plan) -> ApplyReport {
+    let inputs = ApplyInputs {
+        config,
+        ledger_sha256: "ledger",
+        extra_allowlist: &[],
+    };
+    apply(plan, &inputs, snapshot).await.unwrap()
+}
+
+#[tokio::test]
+async fn writes_are_paced() {
+    let moto = Moto::start().await;
+    let client = moto.client(REGION);
+    setup(&client, Scope::Regional).await;
+    let paced = CallPolicy {
+        write_interval: Duration::from_millis(300),
+        ..no_pacing()
+    };
+    let waf = AwsWaf::new(client, Scope::Regional, REGION.into(), paced);
+    let config = config("REGIONAL", false);
+    let plan = make_plan(&waf, &config, &ledger(&["10.0.0.1/32"])).await;
+    let start = std::time::Instant::now();
+    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    // Three writes: two sets and the web ACL, at least 300 ms apart.
+    assert!(
+        start.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
+}
