@@ -11,10 +11,13 @@ use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 
 use crate::analyze::{self, Limits};
+use crate::generate::{GenerateOptions, generate};
 use crate::log::{TimeRange, discover};
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
 use crate::time::parse_instant;
+
+mod waf;
 
 /// Exit codes (documented in the README and `docs/cli.md`).
 pub mod exit {
@@ -40,6 +43,42 @@ pub struct Cli {
 pub enum Command {
     /// Summarise WAF logs: volumes, actions, domestic vs overseas, top talkers and their peak rates.
     Analyze(AnalyzeArgs),
+    /// Show what would change in AWS WAF to match the ledger; optionally save the plan for apply.
+    Plan(waf::PlanArgs),
+    /// Apply a saved plan exactly (or plan, confirm and apply).
+    Apply(waf::ApplyArgs),
+    /// Save the live WAF state waftune manages to a snapshot file, for offline plans.
+    Pull(waf::PullArgs),
+    /// Write a deterministic day of realistic WAF logs (S3 layout) with a ground-truth file.
+    Generate(GenerateArgs),
+}
+
+/// Where `waftune.toml` is.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(long, short = 'c', env = "WAFTUNE_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output directory (the S3 layout and `truth.json` are written below it).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = GenerateOptions::default().seed)]
+    pub seed: u64,
+    /// Number of records.
+    #[arg(long, default_value_t = GenerateOptions::default().target_records)]
+    pub records: u64,
+    /// Length of the generated period in minutes.
+    #[arg(long, default_value_t = GenerateOptions::default().duration_minutes)]
+    pub minutes: u32,
+    /// First instant (RFC 3339).
+    #[arg(long, default_value_t = GenerateOptions::default().start)]
+    pub start: Timestamp,
+    #[arg(long, default_value_t = GenerateOptions::default().home_country)]
+    pub home_country: String,
 }
 
 /// Which logs to read and which part of them.
@@ -79,11 +118,20 @@ pub struct AnalyzeArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze_cmd(args),
+        Command::Plan(args) => waf::plan_cmd(args),
+        Command::Apply(args) => waf::apply_cmd(args),
+        Command::Pull(args) => waf::pull_cmd(args),
+        Command::Generate(args) => generate_cmd(args),
     }
 }
 
+/// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
+pub fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// The `now` of a run: `--now`, or the clock.
-fn now_from(arg: Option<&str>) -> Result<Timestamp> {
+pub fn now_from(arg: Option<&str>) -> Result<Timestamp> {
     let clock = Timestamp::now();
     arg.map_or(Ok(clock), |s| Ok(parse_instant(s, clock)?))
 }
@@ -172,7 +220,7 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn print(text: &str) -> Result<()> {
+pub fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         // A closed pipe (`waftune analyze | head`) is not an error worth reporting.
@@ -191,5 +239,25 @@ fn analyze_cmd(args: AnalyzeArgs) -> Result<ExitCode> {
         },
     );
     print(&render::analyze(&report, args.format))?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
+    let options = GenerateOptions {
+        seed: args.seed,
+        start: args.start,
+        duration_minutes: args.minutes,
+        target_records: args.records,
+        home_country: args.home_country.to_ascii_uppercase(),
+        ..GenerateOptions::default()
+    };
+    let summary = generate(&options, &args.out)?;
+    eprintln!(
+        "wrote {} records in {} files ({} bytes of JSON) and truth.json under `{}`",
+        render::thousands(summary.records),
+        summary.files,
+        render::thousands(summary.bytes_uncompressed),
+        args.out.display()
+    );
     Ok(ExitCode::from(exit::OK))
 }
