@@ -1,0 +1,181 @@
+//! Whole CLI runs: exact user-facing output, exit codes, stdout/stderr discipline.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const SAMPLE: &str = "examples/sample-logs/AWSLogs";
+
+fn waftune() -> Command {
+    let mut cmd = Command::cargo_bin("waftune").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env_remove("WAFTUNE_CONFIG");
+    cmd
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn analyze_sample_table() {
+    let out = stdout_of(waftune().args([
+        "analyze",
+        "--logs",
+        SAMPLE,
+        "--home-country",
+        "JP",
+        "--top",
+        "8",
+    ]));
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn analyze_sample_markdown() {
+    let out = stdout_of(waftune().args([
+        "analyze",
+        "--logs",
+        SAMPLE,
+        "--home-country",
+        "JP",
+        "--top",
+        "3",
+        "--format",
+        "markdown",
+    ]));
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn analyze_json_has_the_documented_schema() {
+    let out = stdout_of(waftune().args([
+        "analyze",
+        "--logs",
+        SAMPLE,
+        "--home-country",
+        "jp",
+        "--format",
+        "json",
+        "--top",
+        "2",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["records"], 45_000);
+    assert_eq!(v["malformed"], 0);
+    assert_eq!(v["geo"]["home_country"], "JP");
+    let c = &v["clients"][0];
+    for key in [
+        "ip",
+        "requests",
+        "peak_1m",
+        "peak_2m",
+        "peak_5m",
+        "peak_10m",
+        "peak_5m_at",
+        "actions",
+        "first_seen",
+        "last_seen",
+        "distinct_uris",
+        "verified_bot",
+        "top_uris",
+        "user_agents",
+    ] {
+        assert!(c.get(key).is_some(), "client row lacks `{key}`");
+    }
+    assert!(c["peak_5m"].as_u64().unwrap() >= c["peak_1m"].as_u64().unwrap());
+    assert_eq!(v["clients"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn reads_stdin() {
+    let line = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/public-waf-logs/otel-collector-contrib.jsonl"),
+    )
+    .unwrap();
+    let out = stdout_of(
+        waftune()
+            .args(["analyze", "--logs", "-", "--format", "json"])
+            .write_stdin(line),
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["records"], 2);
+}
+
+#[test]
+fn malformed_input_warns_on_stderr_and_strict_fails() {
+    let file = "tests/fixtures/malformed/mixed.jsonl";
+    waftune()
+        .args(["analyze", "--logs", file, "--format", "json"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: 3 malformed input items (first 3 shown)",
+        ))
+        .stderr(predicate::str::contains("mixed.jsonl:4: "));
+    waftune()
+        .args(["analyze", "--logs", file, "--strict"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "error: 3 malformed input items and `--strict` was given",
+        ));
+}
+
+#[test]
+fn bad_arguments_name_the_value() {
+    waftune()
+        .args(["analyze", "--logs", "no/such/dir"])
+        .assert()
+        .code(1)
+        .stderr("error: log path `no/such/dir` does not exist\n");
+    waftune()
+        .args(["analyze", "--logs", SAMPLE, "--since", "last tuesday"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("invalid time `last tuesday`"));
+    waftune()
+        .args([
+            "analyze",
+            "--logs",
+            SAMPLE,
+            "--since",
+            "2026-11-21",
+            "--until",
+            "2026-11-20",
+        ])
+        .assert()
+        .code(1)
+        .stderr(
+            "error: `--since 2026-11-21T00:00:00Z` is not before `--until 2026-11-20T00:00:00Z`\n",
+        );
+}
+
+#[test]
+fn plan_against_the_bundled_snapshot_is_stable() {
+    let out = waftune()
+        .args([
+            "plan",
+            "--config",
+            "examples/waftune.toml",
+            "--live",
+            "examples/live-snapshot.json",
+            "--now",
+            "2026-11-20T02:00:00Z",
+            "--detailed-exitcode",
+        ])
+        .assert()
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("Plan: "), "{out}");
+    assert!(!out.contains("\x1b["), "NO_COLOR honoured");
+}
