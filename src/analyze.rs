@@ -58,7 +58,7 @@ pub struct HourRow {
 }
 
 /// One client (an address, or a /24 or /64 prefix) in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClientRow {
     pub ip: String,
     pub requests: u64,

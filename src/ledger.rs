@@ -69,12 +69,27 @@ impl LedgerEntry {
     }
 }
 
+/// A block that ran out, remembered for a while so that a returning offender escalates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryEntry {
+    pub cidr: IpNet,
+    pub group: String,
+    pub policy: String,
+    /// Strikes when the block expired.
+    pub strikes: u32,
+    pub expired: Timestamp,
+}
+
 /// The whole ledger, kept sorted by (group, cidr).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ledger {
     #[serde(default, rename = "entry")]
     pub entries: Vec<LedgerEntry>,
+    /// Expired blocks (not in any IP set), kept for escalation.
+    #[serde(default, rename = "history")]
+    pub history: Vec<HistoryEntry>,
 }
 
 impl Ledger {
@@ -142,6 +157,16 @@ impl Ledger {
             // Serialising one entry at a time keeps each block self-contained and in field order.
             out.push_str(&toml::to_string(entry).expect("a ledger entry always serialises"));
         }
+        if !sorted.history.is_empty() {
+            out.push_str(
+                "\n# Expired blocks, remembered so that a returning offender gets a longer block.\n",
+            );
+        }
+        for past in &sorted.history {
+            out.push('\n');
+            out.push_str("[[history]]\n");
+            out.push_str(&toml::to_string(past).expect("a history entry always serialises"));
+        }
         out
     }
 
@@ -161,6 +186,8 @@ impl Ledger {
 
     pub fn sort(&mut self) {
         self.entries
+            .sort_by(|a, b| (&a.group, a.cidr).cmp(&(&b.group, b.cidr)));
+        self.history
             .sort_by(|a, b| (&a.group, a.cidr).cmp(&(&b.group, b.cidr)));
     }
 
@@ -200,6 +227,7 @@ mod tests {
     #[test]
     fn round_trips_sorted() {
         let ledger = Ledger {
+            history: Vec::new(),
             entries: vec![
                 entry("198.51.100.0/24", "scanners"),
                 entry("2001:db8::/64", "blocklist"),
@@ -217,6 +245,7 @@ mod tests {
     fn rejects_host_bits_with_suggestion() {
         let mut l = Ledger {
             entries: vec![entry("192.0.2.0/24", "g")],
+            history: Vec::new(),
         };
         let text = l.to_toml().replace("192.0.2.0/24", "192.0.2.7/24");
         l.entries.clear();

@@ -14,6 +14,8 @@ pub mod generate;
 pub mod ledger;
 pub mod log;
 pub mod plan;
+pub mod policy;
+pub mod propose;
 pub mod render;
 pub mod scan;
 pub mod time;

@@ -8,6 +8,7 @@ use tabled::builder::Builder;
 use tabled::settings::{Style, Width, object::Columns};
 
 use crate::analyze::{AnalyzeReport, ClientRow};
+use crate::propose::{ChangeKind, Finding, ProposeReport, Verdict};
 use crate::scan::{ActionCounts, Count};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -203,6 +204,203 @@ pub fn analyze(r: &AnalyzeReport, format: Format) -> String {
         ));
         for m in &r.malformed_examples {
             let _ = writeln!(out, "{bullet}{m}");
+        }
+    }
+    out
+}
+
+fn verdict_text(v: &Verdict) -> String {
+    match v {
+        Verdict::Block { group } => format!("block → {group}"),
+        Verdict::Report { .. } => "report".into(),
+        Verdict::Suppressed { .. } => "suppressed".into(),
+    }
+}
+
+fn change_text(k: ChangeKind) -> &'static str {
+    match k {
+        ChangeKind::Add => "+ add",
+        ChangeKind::Extend => "~ extend",
+        ChangeKind::Expire => "- expire",
+        ChangeKind::Merge => "- merged",
+        ChangeKind::Covered => "= covered",
+    }
+}
+
+fn counts_line(v: &[Count]) -> String {
+    v.iter()
+        .map(|c| format!("`{}` ({})", c.value, thousands(c.count)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The evidence of one finding, as markdown a reviewer reads before approving.
+fn finding_details(f: &Finding) -> String {
+    let e = &f.evidence;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code> — {} — {}</summary>\n",
+        f.key,
+        f.policy,
+        verdict_text(&f.verdict)
+    );
+    let _ = writeln!(out, "- fired: {}", f.fired.join(", "));
+    match &f.verdict {
+        Verdict::Report { note, rate_limit } => {
+            for line in note.iter().chain(rate_limit) {
+                let _ = writeln!(out, "- suggestion: {line}");
+            }
+        }
+        Verdict::Suppressed { by } => {
+            let _ = writeln!(out, "- suppressed by allowlist entry: {by}");
+        }
+        Verdict::Block { .. } => {}
+    }
+    if !f.members.is_empty() {
+        let members: Vec<String> = f.members.iter().map(|m| format!("`{m}`")).collect();
+        let _ = writeln!(out, "- offending addresses: {}", members.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "- requests: {} between {} and {}; peak 1m {}, peak 5m {} (from {}), peak 10m {}",
+        thousands(e.requests),
+        e.first_seen,
+        e.last_seen,
+        thousands(e.peak_1m),
+        thousands(e.peak_5m),
+        e.peak_5m_at.as_deref().unwrap_or("-"),
+        thousands(e.peak_10m)
+    );
+    let _ = writeln!(out, "- WAF actions: {}", actions_line(&e.actions));
+    for (name, list) in [
+        ("top paths", &e.top_uris),
+        ("user agents", &e.user_agents),
+        ("countries", &e.countries),
+        ("labels", &e.labels),
+        ("terminating rules", &e.rules),
+    ] {
+        if !list.is_empty() {
+            let _ = writeln!(out, "- {name}: {}", counts_line(list));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- distinct paths: {}\n\n</details>\n",
+        thousands(e.distinct_uris)
+    );
+    out
+}
+
+/// Renders a `propose` run: what the policies found and what changed in the ledger.
+pub fn propose(r: &ProposeReport, format: Format) -> String {
+    if format == Format::Json {
+        return serde_json::to_string_pretty(r).expect("report serialises") + "\n";
+    }
+    let md = format == Format::Markdown;
+    let count = |pred: fn(&Verdict) -> bool| r.findings.iter().filter(|f| pred(&f.verdict)).count();
+    let kinds = |k: ChangeKind| r.changes.iter().filter(|c| c.kind == k).count();
+    let mut out = String::new();
+    if md {
+        out.push_str("## waftune propose\n\n");
+    }
+    let _ = writeln!(
+        out,
+        "{} records{}; {} findings: {} to block, {} reported only, {} suppressed by the allowlist",
+        thousands(r.records),
+        r.time_span
+            .as_ref()
+            .map(|(a, b)| format!(" from {a} to {b}"))
+            .unwrap_or_default(),
+        r.findings.len(),
+        count(|v| matches!(v, Verdict::Block { .. })),
+        count(|v| matches!(v, Verdict::Report { .. })),
+        count(|v| matches!(v, Verdict::Suppressed { .. })),
+    );
+    let _ = writeln!(
+        out,
+        "{}ledger: {} added, {} extended, {} expired, {} merged, {} already covered (as of {})",
+        if md { "\n" } else { "" },
+        kinds(ChangeKind::Add),
+        kinds(ChangeKind::Extend),
+        kinds(ChangeKind::Expire),
+        kinds(ChangeKind::Merge),
+        kinds(ChangeKind::Covered),
+        r.now
+    );
+    let heading = |s: &str| {
+        if md {
+            format!("\n### {s}\n\n")
+        } else {
+            format!("\n{s}\n")
+        }
+    };
+    if !r.changes.is_empty() {
+        out += &heading("Ledger changes");
+        let rows = r
+            .changes
+            .iter()
+            .map(|c| {
+                vec![
+                    change_text(c.kind).into(),
+                    c.cidr.to_string(),
+                    c.group.clone(),
+                    c.policy.clone(),
+                    c.strikes.to_string(),
+                    c.expires
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "never".into()),
+                    c.reason.clone(),
+                ]
+            })
+            .collect();
+        out += &table(
+            &[
+                "change", "range", "group", "policy", "strikes", "expires", "reason",
+            ],
+            rows,
+            format,
+        );
+        out.push('\n');
+    }
+    if !r.findings.is_empty() {
+        out += &heading("Findings");
+        let rows = r
+            .findings
+            .iter()
+            .map(|f| {
+                vec![
+                    f.policy.clone(),
+                    f.key.to_string(),
+                    verdict_text(&f.verdict),
+                    f.fired.join(", "),
+                    thousands(f.evidence.requests),
+                    thousands(f.evidence.peak_5m),
+                    first(&f.evidence.top_uris),
+                    first(&f.evidence.user_agents),
+                ]
+            })
+            .collect();
+        out += &table(
+            &[
+                "policy",
+                "key",
+                "verdict",
+                "fired",
+                "requests",
+                "peak 5m",
+                "top path",
+                "user agent",
+            ],
+            rows,
+            format,
+        );
+        out.push('\n');
+        if md {
+            out += &heading("Evidence");
+            for f in &r.findings {
+                out += &finding_details(f);
+            }
         }
     }
     out

@@ -78,6 +78,7 @@ fn ledger(cidrs: &[&str]) -> Ledger {
                 strikes: 1,
             })
             .collect(),
+        ..Ledger::default()
     }
 }
 

@@ -13,10 +13,12 @@ use jiff::Timestamp;
 use crate::analyze::{self, Limits};
 use crate::generate::{GenerateOptions, generate};
 use crate::log::{TimeRange, discover};
+use crate::policy::Policy;
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
 use crate::time::parse_instant;
 
+mod ledger;
 mod waf;
 
 /// Exit codes (documented in the README and `docs/cli.md`).
@@ -43,6 +45,15 @@ pub struct Cli {
 pub enum Command {
     /// Summarise WAF logs: volumes, actions, domestic vs overseas, top talkers and their peak rates.
     Analyze(AnalyzeArgs),
+    /// Evaluate the policies over the logs and update the ledger of blocks, with evidence.
+    Propose(ledger::ProposeArgs),
+    /// Add a manual block to the ledger.
+    Block(ledger::BlockArgs),
+    /// Remove a range from the ledger.
+    Unblock(ledger::UnblockArgs),
+    /// Work with detection policies.
+    #[command(subcommand)]
+    Policy(ledger::PolicyCommand),
     /// Show what would change in AWS WAF to match the ledger; optionally save the plan for apply.
     Plan(waf::PlanArgs),
     /// Apply a saved plan exactly (or plan, confirm and apply).
@@ -118,6 +129,10 @@ pub struct AnalyzeArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze_cmd(args),
+        Command::Propose(args) => ledger::propose_cmd(args),
+        Command::Block(args) => ledger::block_cmd(args),
+        Command::Unblock(args) => ledger::unblock_cmd(args),
+        Command::Policy(command) => ledger::policy_cmd(command),
         Command::Plan(args) => waf::plan_cmd(args),
         Command::Apply(args) => waf::apply_cmd(args),
         Command::Pull(args) => waf::pull_cmd(args),
@@ -137,7 +152,7 @@ pub fn now_from(arg: Option<&str>) -> Result<Timestamp> {
 }
 
 /// Scans the logs named by `args`, with a progress bar on an interactive stderr.
-pub fn scan_logs(args: &LogArgs) -> Result<Traffic> {
+pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
     let now = now_from(args.now.as_deref())?;
     let since = args
         .since
@@ -173,6 +188,7 @@ pub fn scan_logs(args: &LogArgs) -> Result<Traffic> {
         range,
         home_country: args.home_country.as_deref().map(str::to_ascii_uppercase),
         validate: args.strict,
+        policies,
     };
     let traffic = scan::scan(&found.files, &options, Arc::new(move |n| tick.inc(n)));
     bar.finish_and_clear();
@@ -230,7 +246,7 @@ pub fn print(text: &str) -> Result<()> {
 }
 
 fn analyze_cmd(args: AnalyzeArgs) -> Result<ExitCode> {
-    let traffic = scan_logs(&args.logs)?;
+    let traffic = scan_logs(&args.logs, Vec::new())?;
     let report = analyze::report(
         &traffic,
         Limits {

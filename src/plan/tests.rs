@@ -66,6 +66,7 @@ pub(crate) fn entry(cidr: &str, added: Timestamp) -> LedgerEntry {
 pub(crate) fn ledger(cidrs: &[&str], added: Timestamp) -> Ledger {
     Ledger {
         entries: cidrs.iter().map(|c| entry(c, added)).collect(),
+        ..Ledger::default()
     }
 }
 

@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
+use ipnet::IpNet;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::log::{
     ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
 };
+use crate::policy::Policy;
 pub use stats::{
     ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, WINDOWS, minute_of,
 };
@@ -32,6 +34,8 @@ pub struct ScanOptions {
     pub home_country: Option<String>,
     /// Check every record against the full log model (slower; for `--strict`).
     pub validate: bool,
+    /// Policies whose matching requests are counted per key (client or prefix) during the pass.
+    pub policies: Vec<Policy>,
 }
 
 /// Everything one scan learned, independent of which engine produced it.
@@ -62,6 +66,9 @@ pub struct Traffic {
     pub clients: Vec<ClientStats>,
     /// Per /24 (IPv4) and /64 (IPv6), sorted like `clients`.
     pub prefixes: Vec<ClientStats>,
+    /// Per policy of [`ScanOptions::policies`] (same order): its matching requests by key, sorted
+    /// like `clients`. Keys are networks: /32 or /128 for `key = "ip"`, /24 or /64 for `"prefix"`.
+    pub policy_keys: Vec<Vec<ClientStats>>,
 }
 
 /// Requests from the home country, from elsewhere, and with no known country (`-`).
@@ -76,6 +83,8 @@ pub struct GeoSplit {
 #[derive(Debug, Default)]
 pub struct TrafficBuilder {
     range: TimeRange,
+    policies: Vec<Policy>,
+    policy_keys: Vec<HashMap<IpNet, ClientAcc>>,
     home_country: Option<String>,
     records: u64,
     out_of_range: u64,
@@ -101,6 +110,8 @@ impl TrafficBuilder {
         TrafficBuilder {
             range: options.range,
             home_country: options.home_country.clone(),
+            policies: options.policies.clone(),
+            policy_keys: vec![HashMap::new(); options.policies.len()],
             ..TrafficBuilder::default()
         }
     }
@@ -123,17 +134,9 @@ impl TrafficBuilder {
         self.geo.unknown += other.geo.unknown;
         let remap = self.names.absorb(&other.names);
         self.totals.merge(&other.totals, Some(&remap));
-        for (k, acc) in other.clients {
-            match self.clients.entry(k) {
-                hashbrown::hash_map::Entry::Occupied(mut e) => {
-                    e.get_mut().merge(&acc, Some(&remap))
-                }
-                hashbrown::hash_map::Entry::Vacant(e) => {
-                    let mut fresh = ClientAcc::default();
-                    fresh.merge(&acc, Some(&remap));
-                    e.insert(fresh);
-                }
-            }
+        merge_keyed(&mut self.clients, other.clients, &remap);
+        for (mine, theirs) in self.policy_keys.iter_mut().zip(other.policy_keys) {
+            merge_keyed(mine, theirs, &remap);
         }
         self
     }
@@ -157,6 +160,18 @@ impl TrafficBuilder {
             .map(|(k, acc)| acc.finish(k, names))
             .collect();
         sort_clients(&mut prefixes);
+        let policy_keys = self
+            .policy_keys
+            .into_iter()
+            .map(|keys| {
+                let mut v: Vec<ClientStats> = keys
+                    .into_iter()
+                    .map(|(k, acc)| acc.finish(ClientKey::Prefix(k), names))
+                    .collect();
+                sort_clients(&mut v);
+                v
+            })
+            .collect();
         Traffic {
             files,
             records: self.records,
@@ -176,7 +191,19 @@ impl TrafficBuilder {
             count_rules: self.totals.sorted(Kind::CountRule, names),
             clients,
             prefixes,
+            policy_keys,
         }
+    }
+}
+
+/// Adds `other`'s accumulators (ids in `other`'s numbering, translated by `remap`) into `into`.
+fn merge_keyed<K: std::hash::Hash + Eq>(
+    into: &mut HashMap<K, ClientAcc>,
+    other: HashMap<K, ClientAcc>,
+    remap: &[u32],
+) {
+    for (k, acc) in other {
+        into.entry(k).or_default().merge(&acc, Some(remap));
     }
 }
 
@@ -239,7 +266,17 @@ impl RecordSink for TrafficBuilder {
         for &c in ids.count_rules {
             t.add(Kind::CountRule, c, 1);
         }
-        let key = match r.client_ip() {
+        let ip = r.client_ip();
+        if let Some(ip) = ip {
+            for (policy, keys) in self.policies.iter().zip(&mut self.policy_keys) {
+                if policy.matcher.matches(r) {
+                    keys.entry(policy.key.key(ip))
+                        .or_default()
+                        .add(r.timestamp, action, &ids);
+                }
+            }
+        }
+        let key = match ip {
             Some(ip) => ClientKey::Addr(ip),
             None => {
                 self.unparseable += 1;

@@ -1,0 +1,239 @@
+//! `propose`, `block`, `unblock` and `policy check`: the commands that read policies and write the ledger.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use jiff::Timestamp;
+
+use super::{ConfigArg, LogArgs, exit, now_from, print, scan_logs};
+use crate::config::Config;
+use crate::ledger::Ledger;
+use crate::plan::desired::MAX_SET_ENTRIES;
+use crate::policy::{self, PolicySet};
+use crate::propose::{
+    Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
+};
+use crate::render::{self, Format};
+use crate::time::parse_duration;
+
+/// Where the detection policies are.
+#[derive(Debug, Args)]
+pub struct PoliciesArg {
+    /// A directory of policy files (`*.toml`), or one file.
+    #[arg(long, value_name = "PATH", default_value = "policies")]
+    pub policies: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
+    #[command(flatten)]
+    pub logs: LogArgs,
+    /// Also write the evidence as markdown, for the body of a pull request.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Show what would change without writing the ledger.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
+    /// The address or network to block (`203.0.113.7`, `198.51.100.0/24`, `2001:db8::/64`).
+    pub cidr: String,
+    /// How long (`12h`, `30d`, `2w`); without it, until `waftune unblock`.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// One line a reviewer can read.
+    #[arg(long)]
+    pub reason: String,
+    /// The IP-set group (default: the first one in waftune.toml).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Block even a range that overlaps an allowlist entry.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnblockArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The range to remove, exactly as in the ledger.
+    pub cidr: String,
+    /// Only from this group (default: every group).
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate policies: every error with file, line and column, all at once.
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// A directory of policy files, or one file.
+    #[arg(default_value = "policies")]
+    pub path: PathBuf,
+    /// Check `block` groups against this configuration, if it exists.
+    #[arg(long, short = 'c', default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+}
+
+/// Loads and validates policies; diagnostics go to stderr, errors fail the command.
+pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> {
+    let groups: Option<Vec<String>> =
+        config.map(|c| c.ip_set_groups.iter().map(|g| g.name.clone()).collect());
+    match policy::load_dir(path, groups.as_deref()) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            Ok(loaded.policies)
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            bail!(
+                "{errors} error{} in policies `{}`",
+                if errors == 1 { "" } else { "s" },
+                path.display()
+            )
+        }
+    }
+}
+
+fn capacity(config: &Config) -> Capacity {
+    config
+        .ip_set_groups
+        .iter()
+        .map(|g| {
+            let sets = if g.rollover { 2 } else { 1 };
+            (g.name.clone(), MAX_SET_ENTRIES * sets)
+        })
+        .collect()
+}
+
+pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
+    let config = Config::load(&args.config.config)?;
+    let policies = load_policies(&args.policies.policies, Some(&config))?;
+    if args.logs.home_country.is_none() {
+        args.logs.home_country = config.home_country.clone();
+    }
+    let now = now_from(args.logs.now.as_deref())?;
+    let traffic = scan_logs(&args.logs, policies.policies.clone())?;
+    let findings = evaluate(&policies, &traffic, now);
+    let ledger_path = config.ledger_path();
+    let ledger = Ledger::load(&ledger_path)?;
+    let proposal = update_ledger(&ledger, &findings, &policies, &capacity(&config), now)?;
+    let report = ProposeReport::new(&traffic, findings, proposal.changes, now);
+    if let Some(path) = &args.report {
+        std::fs::write(path, render::propose(&report, Format::Markdown))
+            .with_context(|| format!("cannot write report `{}`", path.display()))?;
+    }
+    print(&render::propose(&report, args.format))?;
+    if args.dry_run {
+        eprintln!("dry run: `{}` not changed", ledger_path.display());
+    } else if proposal.ledger != ledger {
+        proposal.ledger.save(&ledger_path)?;
+        eprintln!(
+            "updated `{}`; review the diff, then `waftune plan`",
+            ledger_path.display()
+        );
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+pub fn block_cmd(args: BlockArgs) -> Result<ExitCode> {
+    let config = Config::load(&args.config.config)?;
+    let group = match &args.group {
+        Some(g) if config.group(g).is_none() => bail!(
+            "group `{g}` is not defined in `{}`",
+            args.config.config.display()
+        ),
+        Some(g) => g.clone(),
+        None => match config.ip_set_groups.first() {
+            Some(g) => g.name.clone(),
+            None => bail!("`{}` defines no ip_set_group", args.config.config.display()),
+        },
+    };
+    let now = Timestamp::now();
+    let mut allow = config.allowlist.clone();
+    if args.policies.policies.exists() {
+        allow.extend(
+            load_policies(&args.policies.policies, Some(&config))?
+                .allowlist
+                .cidrs(now),
+        );
+    }
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let path = config.ledger_path();
+    let mut ledger = Ledger::load(&path)?;
+    let change = block(
+        &mut ledger,
+        &ManualBlock {
+            cidr: &args.cidr,
+            group: &group,
+            duration,
+            reason: &args.reason,
+            force: args.force,
+        },
+        &allow,
+        now,
+    )?;
+    ledger.save(&path)?;
+    let until = change
+        .expires
+        .map_or("until unblocked".to_owned(), |t| format!("until {t}"));
+    eprintln!(
+        "blocked `{}` in group `{}` {until}; recorded in `{}`",
+        change.cidr,
+        change.group,
+        path.display()
+    );
+    Ok(ExitCode::from(exit::OK))
+}
+
+pub fn unblock_cmd(args: UnblockArgs) -> Result<ExitCode> {
+    let config = Config::load(&args.config.config)?;
+    let path = config.ledger_path();
+    let mut ledger = Ledger::load(&path)?;
+    let removed = unblock(&mut ledger, &args.cidr, args.group.as_deref())?;
+    ledger.save(&path)?;
+    for c in removed {
+        eprintln!("removed `{}` from group `{}`", c.cidr, c.group);
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+pub fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
+    let PolicyCommand::Check(args) = command;
+    let config = match Config::load(&args.config) {
+        Ok(c) => Some(c),
+        Err(_) if !args.config.exists() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let set = load_policies(&args.path, config.as_ref())?;
+    print(&format!(
+        "{}: {} policies, {} allow entries: ok\n",
+        args.path.display(),
+        set.policies.len(),
+        set.allowlist.entries.len()
+    ))?;
+    Ok(ExitCode::from(exit::OK))
+}

@@ -1,0 +1,501 @@
+//! From traffic to reviewed blocks: policies are evaluated into [`Finding`]s (with evidence), and the
+//! findings update the ledger: new offenders added, repeat offenders extended with escalation, expired
+//! entries removed (and remembered, so a later offence escalates). Pure: `now` is passed in, no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::IpNet;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::analyze::{ClientRow, client_row, iso_ms};
+use crate::cidr;
+use crate::ledger::{HistoryEntry, Ledger, LedgerEntry, MANUAL};
+use crate::plan::desired::MAX_SET_ENTRIES;
+use crate::policy::{KeyCounts, PolicyAction, PolicySet};
+use crate::scan::{ClientKey, ClientStats, Traffic};
+
+/// How long an expired block is remembered for escalation.
+pub const FORGET_AFTER: SignedDuration = SignedDuration::from_hours(180 * 24);
+
+/// What a finding leads to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Proposed for an IP-set group.
+    Block { group: String },
+    /// The policy only reports (simulation), possibly with a rate-limit suggestion.
+    Report {
+        note: Option<String>,
+        rate_limit: Option<String>,
+    },
+    /// An allowlist entry covers the key: never proposed.
+    Suppressed { by: String },
+}
+
+/// One key (address or network) that met a policy's thresholds, with the evidence for a reviewer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub policy: String,
+    pub key: IpNet,
+    /// For a finding aggregated to a /24 or /64: the offending addresses inside it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<IpNet>,
+    /// Which thresholds fired, e.g. `peak 5m 1,117 >= 600`.
+    pub fired: Vec<String>,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The key's requests matched by the policy.
+    pub evidence: ClientRow,
+}
+
+impl Finding {
+    /// One line for the ledger's `reason`.
+    pub fn reason(&self) -> String {
+        let mut reason = format!("{}: {}", self.policy, self.fired.join(", "));
+        if !self.members.is_empty() {
+            reason += &format!("; {} offending addresses", self.members.len());
+        }
+        if let Some(uri) = self.evidence.top_uris.first() {
+            reason += &format!("; top path `{}`", uri.value);
+        }
+        reason
+    }
+}
+
+fn key_counts(s: &ClientStats) -> KeyCounts {
+    KeyCounts {
+        requests: s.requests,
+        peaks: s.peaks.map(|p| p.requests),
+        distinct_uris: s.uris.len() as u64,
+        blocked: s.actions.block,
+    }
+}
+
+fn values(v: &[crate::scan::Count]) -> Vec<&str> {
+    v.iter().map(|c| c.value.as_str()).collect()
+}
+
+/// Evaluates every policy over the traffic it counted (`traffic.policy_keys`, in policy order).
+pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<Finding> {
+    let allow_cidrs = policies.allowlist.cidrs(now);
+    let mut findings = Vec::new();
+    for (policy, keys) in policies.policies.iter().zip(&traffic.policy_keys) {
+        let mut own = Vec::new();
+        for stats in keys {
+            let ClientKey::Prefix(key) = stats.key else {
+                continue;
+            };
+            let Some(fired) = policy.thresholds.check(&key_counts(stats)) else {
+                continue;
+            };
+            let suppressed = policies.allowlist.suppresses(
+                &key,
+                &values(&stats.labels),
+                &values(&stats.user_agents),
+                now,
+            );
+            let verdict = match (suppressed, &policy.action) {
+                (Some(entry), _) => Verdict::Suppressed {
+                    by: entry.to_string(),
+                },
+                (None, PolicyAction::Block(b)) => Verdict::Block {
+                    group: b.group.clone(),
+                },
+                (None, PolicyAction::Report(r)) => Verdict::Report {
+                    note: r.note.clone(),
+                    rate_limit: r.rate_limit.map(|h| h.to_string()),
+                },
+            };
+            own.push(Finding {
+                policy: policy.name.clone(),
+                key,
+                members: Vec::new(),
+                fired: fired.iter().map(ToString::to_string).collect(),
+                verdict,
+                evidence: client_row(stats, 5),
+            });
+        }
+        if let Some(agg) = policy.aggregate {
+            own = aggregate(own, agg.min_offenders as usize, &allow_cidrs);
+        }
+        findings.extend(own);
+    }
+    findings
+}
+
+/// Folds blocked addresses into their /24 or /64 when at least `min` of them share it, unless an
+/// allowlisted range lies inside that network.
+fn aggregate(findings: Vec<Finding>, min: usize, allow: &[IpNet]) -> Vec<Finding> {
+    let mut by_net: BTreeMap<IpNet, Vec<Finding>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for f in findings {
+        let host = f.key.prefix_len() == f.key.max_prefix_len();
+        match (&f.verdict, host) {
+            (Verdict::Block { .. }, true) => {
+                let len = if f.key.addr().is_ipv4() { 24 } else { 64 };
+                let net = IpNet::new(f.key.addr(), len).expect("valid length").trunc();
+                by_net.entry(net).or_default().push(f);
+            }
+            _ => out.push(f),
+        }
+    }
+    for (net, mut members) in by_net {
+        if members.len() < min || allow.iter().any(|a| cidr::overlaps(a, &net)) {
+            out.extend(members);
+            continue;
+        }
+        members.sort_by(|a, b| b.evidence.requests.cmp(&a.evidence.requests));
+        let mut lead = members[0].clone();
+        lead.key = net;
+        lead.members = members.iter().map(|m| m.key).collect();
+        lead.members.sort();
+        out.push(lead);
+    }
+    out
+}
+
+/// What one run changed in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new offender (or a returning one: `strikes` > 1).
+    Add,
+    /// Still offending while blocked: another strike and a longer block.
+    Extend,
+    /// The block ran out and was removed.
+    Expire,
+    /// An address entry replaced by the network entry that covers it.
+    Merge,
+    /// Offending, but already blocked by a manual or broader entry: left as it is.
+    Covered,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub cidr: IpNet,
+    pub group: String,
+    pub policy: String,
+    pub strikes: u32,
+    pub expires: Option<Timestamp>,
+    pub reason: String,
+}
+
+impl Change {
+    fn of(kind: ChangeKind, e: &LedgerEntry) -> Change {
+        Change {
+            kind,
+            cidr: e.cidr,
+            group: e.group.clone(),
+            policy: e.policy.clone(),
+            strikes: e.strikes,
+            expires: e.expires,
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub ledger: Ledger,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProposeError {
+    #[error(
+        "group `{group}` would hold {count} {version} entries, more than its sets take ({capacity}); \
+         nothing was written. Raise thresholds, use `aggregate` in the policy, or set `rollover = true` \
+         for the group in waftune.toml"
+    )]
+    Capacity {
+        group: String,
+        version: &'static str,
+        count: usize,
+        capacity: usize,
+    },
+    #[error("policy `{policy}` blocks into group `{group}`, which waftune.toml does not define")]
+    UnknownGroup { policy: String, group: String },
+    #[error("{0}")]
+    Cidr(#[from] cidr::CidrError),
+    #[error("`{cidr}` overlaps allowlisted `{allowed}`; pass `--force` to block it anyway")]
+    Allowlisted { cidr: IpNet, allowed: IpNet },
+    #[error("`{cidr}` is not in the ledger{hint}")]
+    NotInLedger { cidr: IpNet, hint: String },
+}
+
+/// How many entries each group takes per IP version: 10,000 per set, twice that with rollover.
+pub type Capacity = BTreeMap<String, usize>;
+
+fn parse_ts(s: &str) -> Timestamp {
+    s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Applies findings to the ledger as of `now`. Deterministic; running it twice on the same findings
+/// changes nothing the second time (an offence counts as new only if it was seen after the entry's
+/// `last_seen`).
+pub fn update_ledger(
+    ledger: &Ledger,
+    findings: &[Finding],
+    policies: &PolicySet,
+    capacity: &Capacity,
+    now: Timestamp,
+) -> Result<Proposal, ProposeError> {
+    let mut changes = Vec::new();
+    let mut next = Ledger {
+        entries: Vec::new(),
+        history: ledger
+            .history
+            .iter()
+            .filter(|h| h.expired + FORGET_AFTER > now)
+            .cloned()
+            .collect(),
+    };
+    for e in &ledger.entries {
+        if e.is_expired(now) {
+            changes.push(Change::of(ChangeKind::Expire, e));
+            remember(&mut next.history, e, now);
+        } else {
+            next.entries.push(e.clone());
+        }
+    }
+    let mut block_findings: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| matches!(f.verdict, Verdict::Block { .. }))
+        .collect();
+    // Networks first, so an address inside a newly added network is recognised as covered.
+    block_findings.sort_by_key(|f| (f.key.prefix_len(), f.key, f.policy.clone()));
+    for f in block_findings {
+        let Verdict::Block { group } = &f.verdict else {
+            continue;
+        };
+        let policy = policies
+            .policies
+            .iter()
+            .find(|p| p.name == f.policy)
+            .expect("findings come from these policies");
+        let PolicyAction::Block(action) = &policy.action else {
+            continue;
+        };
+        if !capacity.contains_key(group) {
+            return Err(ProposeError::UnknownGroup {
+                policy: f.policy.clone(),
+                group: group.clone(),
+            });
+        }
+        let first_seen = parse_ts(&f.evidence.first_seen);
+        let last_seen = parse_ts(&f.evidence.last_seen);
+        if let Some(e) = next
+            .entries
+            .iter_mut()
+            .find(|e| &e.group == group && e.cidr.contains(&f.key))
+        {
+            if e.cidr == f.key && e.policy != MANUAL {
+                if last_seen > e.last_seen {
+                    e.strikes += 1;
+                    let until = now + action.block_duration(e.strikes);
+                    e.expires = Some(e.expires.map_or(until, |old| old.max(until)));
+                    e.last_seen = last_seen;
+                    e.reason = f.reason();
+                    changes.push(Change::of(ChangeKind::Extend, e));
+                }
+            } else {
+                changes.push(Change {
+                    kind: ChangeKind::Covered,
+                    cidr: f.key,
+                    group: group.clone(),
+                    policy: f.policy.clone(),
+                    strikes: e.strikes,
+                    expires: e.expires,
+                    reason: format!("already blocked by `{}` ({})", e.cidr, e.policy),
+                });
+            }
+            continue;
+        }
+        let past = next
+            .history
+            .iter()
+            .position(|h| &h.group == group && h.cidr == f.key);
+        let strikes = past.map_or(1, |i| next.history.remove(i).strikes + 1);
+        let entry = LedgerEntry {
+            cidr: f.key,
+            group: group.clone(),
+            policy: f.policy.clone(),
+            reason: f.reason(),
+            first_seen,
+            last_seen,
+            added: now,
+            expires: Some(now + action.block_duration(strikes)),
+            strikes,
+        };
+        // Address entries of the same group inside a new network entry are folded into it.
+        next.entries.retain(|old| {
+            let folded = old.group == *group && old.cidr != f.key && f.key.contains(&old.cidr);
+            if folded {
+                changes.push(Change::of(ChangeKind::Merge, old));
+            }
+            !folded
+        });
+        changes.push(Change::of(ChangeKind::Add, &entry));
+        next.entries.push(entry);
+    }
+    check_capacity(&next, capacity)?;
+    next.sort();
+    changes.sort_by(|a, b| {
+        (&a.kind, &a.group, a.cidr, &a.policy).cmp(&(&b.kind, &b.group, b.cidr, &b.policy))
+    });
+    Ok(Proposal {
+        ledger: next,
+        changes,
+    })
+}
+
+fn remember(history: &mut Vec<HistoryEntry>, e: &LedgerEntry, now: Timestamp) {
+    history.retain(|h| !(h.group == e.group && h.cidr == e.cidr));
+    history.push(HistoryEntry {
+        cidr: e.cidr,
+        group: e.group.clone(),
+        policy: e.policy.clone(),
+        strikes: e.strikes,
+        expired: e.expires.unwrap_or(now),
+    });
+}
+
+fn check_capacity(ledger: &Ledger, capacity: &Capacity) -> Result<(), ProposeError> {
+    let mut counts: BTreeMap<(&str, &'static str), BTreeSet<IpNet>> = BTreeMap::new();
+    for e in &ledger.entries {
+        let version = if e.cidr.addr().is_ipv4() {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        counts
+            .entry((e.group.as_str(), version))
+            .or_default()
+            .insert(e.cidr);
+    }
+    for ((group, version), nets) in counts {
+        let nets: Vec<IpNet> = nets.into_iter().collect();
+        // WAF stores ranges, and adjacent or contained ones are merged before upload.
+        let count = cidr::aggregate(&nets).len();
+        let cap = capacity.get(group).copied().unwrap_or(MAX_SET_ENTRIES);
+        if count > cap {
+            return Err(ProposeError::Capacity {
+                group: group.to_owned(),
+                version,
+                count,
+                capacity: cap,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A `waftune block` request.
+pub struct ManualBlock<'a> {
+    pub cidr: &'a str,
+    pub group: &'a str,
+    /// `None` blocks until `waftune unblock`.
+    pub duration: Option<SignedDuration>,
+    pub reason: &'a str,
+    pub force: bool,
+}
+
+/// Records a manual block (replacing an entry for the same range and group).
+pub fn block(
+    ledger: &mut Ledger,
+    req: &ManualBlock<'_>,
+    allowlist: &[IpNet],
+    now: Timestamp,
+) -> Result<Change, ProposeError> {
+    let net = cidr::parse(req.cidr)?;
+    if !req.force
+        && let Some(allowed) = allowlist.iter().find(|a| cidr::overlaps(a, &net))
+    {
+        return Err(ProposeError::Allowlisted {
+            cidr: net,
+            allowed: *allowed,
+        });
+    }
+    let strikes = ledger
+        .entries
+        .iter()
+        .find(|e| e.group == req.group && e.cidr == net)
+        .map_or(1, |e| e.strikes);
+    ledger
+        .entries
+        .retain(|e| !(e.group == req.group && e.cidr == net));
+    let entry = LedgerEntry {
+        cidr: net,
+        group: req.group.to_owned(),
+        policy: MANUAL.to_owned(),
+        reason: req.reason.to_owned(),
+        first_seen: now,
+        last_seen: now,
+        added: now,
+        expires: req.duration.map(|d| now + d),
+        strikes,
+    };
+    let change = Change::of(ChangeKind::Add, &entry);
+    ledger.entries.push(entry);
+    ledger.sort();
+    Ok(change)
+}
+
+/// Removes a range from the ledger (from every group, or one).
+pub fn unblock(
+    ledger: &mut Ledger,
+    cidr_text: &str,
+    group: Option<&str>,
+) -> Result<Vec<Change>, ProposeError> {
+    let net = cidr::parse(cidr_text)?;
+    let (gone, kept): (Vec<LedgerEntry>, Vec<LedgerEntry>) = ledger
+        .entries
+        .drain(..)
+        .partition(|e| e.cidr == net && group.is_none_or(|g| e.group == g));
+    ledger.entries = kept;
+    if gone.is_empty() {
+        let hint = ledger
+            .entries
+            .iter()
+            .find(|e| e.cidr.contains(&net))
+            .map(|e| format!("; it is covered by `{}` in group `{}`", e.cidr, e.group))
+            .unwrap_or_default();
+        return Err(ProposeError::NotInLedger { cidr: net, hint });
+    }
+    Ok(gone
+        .iter()
+        .map(|e| Change::of(ChangeKind::Expire, e))
+        .collect())
+}
+
+/// The findings of a run and what they did to the ledger, for the summary and the PR report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposeReport {
+    pub now: Timestamp,
+    pub records: u64,
+    pub time_span: Option<(String, String)>,
+    pub findings: Vec<Finding>,
+    pub changes: Vec<Change>,
+}
+
+impl ProposeReport {
+    pub fn new(
+        traffic: &Traffic,
+        findings: Vec<Finding>,
+        changes: Vec<Change>,
+        now: Timestamp,
+    ) -> Self {
+        ProposeReport {
+            now,
+            records: traffic.records,
+            time_span: traffic
+                .first_ms
+                .zip(traffic.last_ms)
+                .map(|(a, b)| (iso_ms(a), iso_ms(b))),
+            findings,
+            changes,
+        }
+    }
+}
