@@ -2,18 +2,21 @@
 //! findings update the ledger: new offenders added, repeat offenders extended with escalation, expired
 //! entries removed (and remembered, so a later offence escalates). Pure: `now` is passed in, no I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::analyze::{ClientRow, client_row, iso_ms};
+use crate::analyze::{ClientRow, VERIFIED_BOT_LABEL, client_row, iso_ms};
 use crate::cidr;
 use crate::ledger::{HistoryEntry, Ledger, LedgerEntry, MANUAL};
 use crate::plan::desired::MAX_SET_ENTRIES;
 use crate::policy::{KeyCounts, PolicyAction, PolicySet};
 use crate::scan::{ClientKey, ClientStats, Traffic};
+
+/// Why a verified crawler is never proposed for a block.
+pub const VERIFIED_NEVER_BLOCKED: &str = "verified crawler (Bot Control `bot:verified` on its requests): never IP-blocked; rate-limit it instead";
 
 /// How long an expired block is remembered for escalation.
 pub const FORGET_AFTER: SignedDuration = SignedDuration::from_hours(180 * 24);
@@ -77,8 +80,21 @@ fn values(v: &[crate::scan::Count]) -> Vec<&str> {
 }
 
 /// Evaluates every policy over the traffic it counted (`traffic.policy_keys`, in policy order).
+///
+/// Allowlist entries for labels and user agents look at *all* of a key's requests, not only the ones
+/// the policy matched. A key that Bot Control verified as a crawler on any request is never blocked.
 pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<Finding> {
     let allow_cidrs = policies.allowlist.cidrs(now);
+    let overall: HashMap<IpNet, &ClientStats> = traffic
+        .clients
+        .iter()
+        .chain(&traffic.prefixes)
+        .filter_map(|c| match c.key {
+            ClientKey::Addr(a) => Some((IpNet::from(a), c)),
+            ClientKey::Prefix(n) => Some((n, c)),
+            ClientKey::Unparsed(_) => None,
+        })
+        .collect();
     let mut findings = Vec::new();
     for (policy, keys) in policies.policies.iter().zip(&traffic.policy_keys) {
         let mut own = Vec::new();
@@ -89,15 +105,22 @@ pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<
             let Some(fired) = policy.thresholds.check(&key_counts(stats)) else {
                 continue;
             };
+            let all = overall.get(&key).copied().unwrap_or(stats);
             let suppressed = policies.allowlist.suppresses(
                 &key,
-                &values(&stats.labels),
-                &values(&stats.user_agents),
+                &values(&all.labels),
+                &values(&all.user_agents),
                 now,
             );
+            let verified = all.labels.iter().any(|l| l.value == VERIFIED_BOT_LABEL);
             let verdict = match (suppressed, &policy.action) {
                 (Some(entry), _) => Verdict::Suppressed {
                     by: entry.to_string(),
+                },
+                // Bot Control verified this client on some request (it skips static assets, so
+                // not every request carries the label): it is the crawler it claims to be.
+                (None, PolicyAction::Block(_)) if verified => Verdict::Suppressed {
+                    by: VERIFIED_NEVER_BLOCKED.to_owned(),
                 },
                 (None, PolicyAction::Block(b)) => Verdict::Block {
                     group: b.group.clone(),
@@ -145,7 +168,7 @@ fn aggregate(findings: Vec<Finding>, min: usize, allow: &[IpNet]) -> Vec<Finding
             out.extend(members);
             continue;
         }
-        members.sort_by(|a, b| b.evidence.requests.cmp(&a.evidence.requests));
+        members.sort_by_key(|m| std::cmp::Reverse(m.evidence.requests));
         let mut lead = members[0].clone();
         lead.key = net;
         lead.members = members.iter().map(|m| m.key).collect();
@@ -497,5 +520,295 @@ impl ProposeReport {
             findings,
             changes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scan::{ScanOptions, scan_bytes};
+
+    const POLICIES: &str = r#"
+[[policy]]
+name = "probe"
+description = "env probes"
+key = "ip"
+aggregate = { min_offenders = 3 }
+[policy.match]
+path = { prefix = ["/.env"] }
+[policy.thresholds]
+requests = 3
+[policy.action]
+type = "block"
+group = "blocklist"
+duration = "1d"
+escalation = { factor = 2, max = "5d" }
+
+[[policy]]
+name = "busy"
+description = "report busy clients"
+key = "ip"
+[policy.thresholds]
+requests = 50
+[policy.action]
+type = "report"
+note = "just watching"
+
+[[allow]]
+cidr = "192.0.2.128/25"
+comment = "office"
+"#;
+
+    fn policies() -> PolicySet {
+        crate::policy::parse_str(POLICIES, Path::new("p.toml"), None)
+            .unwrap()
+            .policies
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// `n` requests to `uri` from `ip`, one a second from `start`.
+    fn lines(ip: &str, uri: &str, n: usize, start: &str) -> String {
+        let t0 = ts(start).as_millisecond();
+        (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"timestamp":{},"action":"ALLOW","httpRequest":{{"clientIp":"{ip}","country":"US","uri":"{uri}"}}}}"#,
+                    t0 + i as i64 * 1000
+                ) + "\n"
+            })
+            .collect()
+    }
+
+    fn traffic(text: &str, set: &PolicySet) -> Traffic {
+        scan_bytes(
+            "t",
+            text.as_bytes(),
+            &ScanOptions {
+                policies: set.policies.clone(),
+                ..ScanOptions::default()
+            },
+        )
+    }
+
+    fn capacity() -> Capacity {
+        [("blocklist".to_owned(), 10_000)].into()
+    }
+
+    #[test]
+    fn findings_block_report_and_suppress() {
+        let set = policies();
+        let text = lines("198.51.100.7", "/.env", 3, "2026-11-20T00:00:00Z")
+            + &lines("198.51.100.8", "/.env", 2, "2026-11-20T00:00:00Z")
+            + &lines("192.0.2.200", "/.env", 5, "2026-11-20T00:00:00Z")
+            + &lines("203.0.113.9", "/", 60, "2026-11-20T00:00:00Z");
+        let now = ts("2026-11-20T01:00:00Z");
+        let f = evaluate(&set, &traffic(&text, &set), now);
+        let summary: Vec<(String, String, String)> = f
+            .iter()
+            .map(|f| {
+                (
+                    f.policy.clone(),
+                    f.key.to_string(),
+                    format!("{:?}", f.verdict)
+                        .split(' ')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("busy".into(), "203.0.113.9/32".into(), "Report".into()),
+                ("probe".into(), "192.0.2.200/32".into(), "Suppressed".into()),
+                ("probe".into(), "198.51.100.7/32".into(), "Block".into()),
+            ]
+        );
+        assert_eq!(f[2].fired, ["requests 3 >= 3"]);
+        assert_eq!(f[2].evidence.top_uris[0].value, "/.env");
+        assert!(matches!(&f[1].verdict, Verdict::Suppressed { by } if by.contains("office")));
+    }
+
+    #[test]
+    fn aggregates_a_network_with_enough_offenders() {
+        let set = policies();
+        let text = ["203.0.113.1", "203.0.113.2", "203.0.113.3", "198.51.100.1"]
+            .iter()
+            .map(|ip| lines(ip, "/.env.bak", 4, "2026-11-20T00:00:00Z"))
+            .collect::<String>();
+        let f = evaluate(&set, &traffic(&text, &set), ts("2026-11-20T01:00:00Z"));
+        let keys: Vec<String> = f.iter().map(|f| f.key.to_string()).collect();
+        assert_eq!(keys, ["198.51.100.1/32", "203.0.113.0/24"]);
+        assert_eq!(f[1].members.len(), 3);
+        assert!(f[1].reason().contains("3 offending addresses"));
+    }
+
+    #[test]
+    fn ledger_adds_then_is_idempotent_then_extends_with_escalation() {
+        let set = policies();
+        let day1 = lines("198.51.100.7", "/.env", 5, "2026-11-20T00:00:00Z");
+        let now1 = ts("2026-11-20T01:00:00Z");
+        let f1 = evaluate(&set, &traffic(&day1, &set), now1);
+        let p1 = update_ledger(&Ledger::default(), &f1, &set, &capacity(), now1).unwrap();
+        assert_eq!(p1.changes.len(), 1);
+        assert_eq!(p1.changes[0].kind, ChangeKind::Add);
+        let e = &p1.ledger.entries[0];
+        assert_eq!(
+            (e.strikes, e.expires),
+            (1, Some(ts("2026-11-21T01:00:00Z")))
+        );
+        assert_eq!(e.first_seen, ts("2026-11-20T00:00:00Z"));
+        assert_eq!(e.last_seen, ts("2026-11-20T00:00:04Z"));
+
+        // The same logs again: nothing new happened.
+        let again = update_ledger(&p1.ledger, &f1, &set, &capacity(), now1).unwrap();
+        assert!(again.changes.is_empty());
+        assert_eq!(again.ledger, p1.ledger);
+
+        // Still probing the next day while blocked: strike 2, two days from now.
+        let day2 = lines("198.51.100.7", "/.env", 5, "2026-11-20T12:00:00Z");
+        let now2 = ts("2026-11-20T13:00:00Z");
+        let f2 = evaluate(&set, &traffic(&day2, &set), now2);
+        let p2 = update_ledger(&p1.ledger, &f2, &set, &capacity(), now2).unwrap();
+        assert_eq!(p2.changes[0].kind, ChangeKind::Extend);
+        let e = &p2.ledger.entries[0];
+        assert_eq!(
+            (e.strikes, e.expires),
+            (2, Some(ts("2026-11-22T13:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn expired_blocks_are_removed_and_remembered_for_escalation() {
+        let set = policies();
+        let day1 = lines("198.51.100.7", "/.env", 5, "2026-11-20T00:00:00Z");
+        let now1 = ts("2026-11-20T01:00:00Z");
+        let p1 = update_ledger(
+            &Ledger::default(),
+            &evaluate(&set, &traffic(&day1, &set), now1),
+            &set,
+            &capacity(),
+            now1,
+        )
+        .unwrap();
+        let later = ts("2026-11-25T00:00:00Z");
+        let p2 = update_ledger(&p1.ledger, &[], &set, &capacity(), later).unwrap();
+        assert!(p2.ledger.entries.is_empty());
+        assert_eq!(p2.changes[0].kind, ChangeKind::Expire);
+        assert_eq!(p2.ledger.history.len(), 1);
+        // It comes back: strike 2 (two days), and the memory is used up.
+        let back = lines("198.51.100.7", "/.env", 5, "2026-11-26T00:00:00Z");
+        let now3 = ts("2026-11-26T01:00:00Z");
+        let p3 = update_ledger(
+            &p2.ledger,
+            &evaluate(&set, &traffic(&back, &set), now3),
+            &set,
+            &capacity(),
+            now3,
+        )
+        .unwrap();
+        let e = &p3.ledger.entries[0];
+        assert_eq!(
+            (e.strikes, e.expires),
+            (2, Some(ts("2026-11-28T01:00:00Z")))
+        );
+        assert!(p3.ledger.history.is_empty());
+        // Memory fades after FORGET_AFTER.
+        let forgotten =
+            update_ledger(&p2.ledger, &[], &set, &capacity(), later + FORGET_AFTER).unwrap();
+        assert!(forgotten.ledger.history.is_empty());
+    }
+
+    #[test]
+    fn capacity_is_refused_not_truncated() {
+        let set = policies();
+        let text = (1..=4)
+            .map(|i| lines(&format!("198.51.{i}.7"), "/.env", 3, "2026-11-20T00:00:00Z"))
+            .collect::<String>();
+        let now = ts("2026-11-20T01:00:00Z");
+        let f = evaluate(&set, &traffic(&text, &set), now);
+        let small: Capacity = [("blocklist".to_owned(), 3)].into();
+        let err = update_ledger(&Ledger::default(), &f, &set, &small, now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "group `blocklist` would hold 4 IPv4 entries, more than its sets take (3); nothing was \
+             written. Raise thresholds, use `aggregate` in the policy, or set `rollover = true` for \
+             the group in waftune.toml"
+        );
+        let unknown: Capacity = [("other".to_owned(), 3)].into();
+        let err = update_ledger(&Ledger::default(), &f, &set, &unknown, now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "policy `probe` blocks into group `blocklist`, which waftune.toml does not define"
+        );
+    }
+
+    #[test]
+    fn manual_block_and_unblock() {
+        let now = ts("2026-11-20T00:00:00Z");
+        let mut ledger = Ledger::default();
+        let allow: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
+        let req = |cidr, force| ManualBlock {
+            cidr,
+            group: "blocklist",
+            duration: Some(SignedDuration::from_hours(24 * 30)),
+            reason: "abuse report #12",
+            force,
+        };
+        let err = block(&mut ledger, &req("192.0.2.9", false), &allow, now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`192.0.2.9/32` overlaps allowlisted `192.0.2.0/24`; pass `--force` to block it anyway"
+        );
+        let err = block(&mut ledger, &req("198.51.100.7/24", false), &allow, now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`198.51.100.7/24` is not a network address; did you mean `198.51.100.0/24`?"
+        );
+        let c = block(&mut ledger, &req("198.51.100.0/24", false), &allow, now).unwrap();
+        assert_eq!(c.expires, Some(ts("2026-12-20T00:00:00Z")));
+        block(&mut ledger, &req("192.0.2.9", true), &allow, now).unwrap();
+        assert_eq!(ledger.entries.len(), 2);
+        assert_eq!(ledger.entries[1].policy, MANUAL);
+
+        let err = unblock(&mut ledger, "198.51.100.7", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`198.51.100.7/32` is not in the ledger; it is covered by `198.51.100.0/24` in group `blocklist`"
+        );
+        let gone = unblock(&mut ledger, "198.51.100.0/24", Some("blocklist")).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(ledger.entries.len(), 1);
+    }
+
+    #[test]
+    fn manual_entries_are_left_alone_by_policies() {
+        let set = policies();
+        let now = ts("2026-11-20T01:00:00Z");
+        let mut ledger = Ledger::default();
+        block(
+            &mut ledger,
+            &ManualBlock {
+                cidr: "198.51.100.0/24",
+                group: "blocklist",
+                duration: None,
+                reason: "known bad hoster",
+                force: false,
+            },
+            &[],
+            now,
+        )
+        .unwrap();
+        let text = lines("198.51.100.7", "/.env", 5, "2026-11-20T00:00:00Z");
+        let f = evaluate(&set, &traffic(&text, &set), now);
+        let p = update_ledger(&ledger, &f, &set, &capacity(), now).unwrap();
+        assert_eq!(p.changes[0].kind, ChangeKind::Covered);
+        assert_eq!(p.ledger, ledger);
     }
 }

@@ -1,30 +1,21 @@
 //! `propose`, `block`, `unblock` and `policy check`: the commands that read policies and write the ledger.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
-use super::{ConfigArg, LogArgs, exit, now_from, print, scan_logs};
+use super::{ConfigArg, LogArgs, PoliciesArg, exit, load_policies, now_from, print, scan_logs};
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::plan::desired::MAX_SET_ENTRIES;
-use crate::policy::{self, PolicySet};
 use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
 use crate::render::{self, Format};
 use crate::time::parse_duration;
-
-/// Where the detection policies are.
-#[derive(Debug, Args)]
-pub struct PoliciesArg {
-    /// A directory of policy files (`*.toml`), or one file.
-    #[arg(long, value_name = "PATH", default_value = "policies")]
-    pub policies: PathBuf,
-}
 
 #[derive(Debug, Args)]
 pub struct ProposeArgs {
@@ -91,31 +82,6 @@ pub struct PolicyCheckArgs {
     /// Check `block` groups against this configuration, if it exists.
     #[arg(long, short = 'c', default_value = crate::config::DEFAULT_PATH)]
     pub config: PathBuf,
-}
-
-/// Loads and validates policies; diagnostics go to stderr, errors fail the command.
-pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> {
-    let groups: Option<Vec<String>> =
-        config.map(|c| c.ip_set_groups.iter().map(|g| g.name.clone()).collect());
-    match policy::load_dir(path, groups.as_deref()) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprintln!("{w}");
-            }
-            Ok(loaded.policies)
-        }
-        Err(diagnostics) => {
-            for d in &diagnostics {
-                eprintln!("{d}");
-            }
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            bail!(
-                "{errors} error{} in policies `{}`",
-                if errors == 1 { "" } else { "s" },
-                path.display()
-            )
-        }
-    }
 }
 
 fn capacity(config: &Config) -> Capacity {

@@ -2,7 +2,7 @@
 //! Data goes to stdout, progress and diagnostics to stderr.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,12 +11,14 @@ use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 
 use crate::analyze::{self, Limits};
+use crate::config::Config;
 use crate::generate::{GenerateOptions, generate};
 use crate::log::{TimeRange, discover};
-use crate::policy::Policy;
+use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
 use crate::time::parse_instant;
+use ipnet::IpNet;
 
 mod ledger;
 mod waf;
@@ -70,6 +72,50 @@ pub struct ConfigArg {
     /// The configuration file.
     #[arg(long, short = 'c', env = "WAFTUNE_CONFIG", default_value = crate::config::DEFAULT_PATH)]
     pub config: PathBuf,
+}
+
+/// Where the detection policies are.
+#[derive(Debug, Args)]
+pub struct PoliciesArg {
+    /// A directory of policy files (`*.toml`), or one file.
+    #[arg(long, value_name = "PATH", default_value = "policies")]
+    pub policies: PathBuf,
+}
+
+/// Loads and validates policies; diagnostics go to stderr, errors fail the command.
+pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> {
+    let groups: Option<Vec<String>> =
+        config.map(|c| c.ip_set_groups.iter().map(|g| g.name.clone()).collect());
+    match policy::load_dir(path, groups.as_deref()) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            Ok(loaded.policies)
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            bail!(
+                "{errors} error{} in policies `{}`",
+                if errors == 1 { "" } else { "s" },
+                path.display()
+            )
+        }
+    }
+}
+
+/// The policies' allowlisted ranges, when a policy directory is there: plan and apply refuse to
+/// put them into any set.
+pub fn policy_allowlist(arg: &PoliciesArg, config: &Config, now: Timestamp) -> Result<Vec<IpNet>> {
+    if !arg.policies.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(load_policies(&arg.policies, Some(config))?
+        .allowlist
+        .cidrs(now))
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 use jiff::Timestamp;
 
-use super::{ConfigArg, exit, now_from, print, use_color};
+use super::{ConfigArg, PoliciesArg, exit, now_from, policy_allowlist, print, use_color};
 use crate::apply::{ApplyInputs, apply};
 use crate::config::Config;
 use crate::plan::{self, Plan, PlanInputs, build_plan, check_guardrails, load_ledger};
@@ -31,6 +32,8 @@ pub enum PlanFormat {
 pub struct PlanArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
     /// Save the plan to this file, for `waftune apply PLAN`.
     #[arg(long, value_name = "PLAN")]
     pub out: Option<PathBuf>,
@@ -54,6 +57,8 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
     /// A plan saved by `waftune plan --out`. Without it, waftune plans, shows the plan and asks.
     pub plan: Option<PathBuf>,
     /// Apply without asking (for CI; a saved plan never asks).
@@ -78,7 +83,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Reads the live state through `api` and computes the plan, guardrails checked.
-async fn make_plan(config: &Config, api: &impl WafApi, now: Timestamp) -> Result<(Plan, String)> {
+async fn make_plan(
+    config: &Config,
+    allowlist: &[IpNet],
+    api: &impl WafApi,
+    now: Timestamp,
+) -> Result<(Plan, String)> {
     let (ledger, ledger_sha256) = load_ledger(&config.ledger_path())?;
     let live = fetch_live(api, config, now).await?;
     let plan = build_plan(&PlanInputs {
@@ -88,19 +98,25 @@ async fn make_plan(config: &Config, api: &impl WafApi, now: Timestamp) -> Result
         live: &live,
         now,
     })?;
-    check_guardrails(&plan, config, &[])?;
+    check_guardrails(&plan, config, allowlist)?;
     Ok((plan, ledger_sha256))
 }
 
 pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
     let config = Config::load(&args.config.config)?;
     let now = now_from(args.now.as_deref())?;
+    let allowlist = policy_allowlist(&args.policies, &config, now)?;
     let rt = runtime()?;
     let (plan, _) = match &args.live {
-        Some(path) => rt.block_on(make_plan(&config, &SnapshotWaf::load(path)?, now))?,
+        Some(path) => rt.block_on(make_plan(
+            &config,
+            &allowlist,
+            &SnapshotWaf::load(path)?,
+            now,
+        ))?,
         None => rt.block_on(async {
             let api = AwsWaf::from_config(&config).await?;
-            make_plan(&config, &api, now).await
+            make_plan(&config, &allowlist, &api, now).await
         })?,
     };
     if let Some(out) = &args.out {
@@ -129,6 +145,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
 
 pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
     let config = Config::load(&args.config.config)?;
+    let allowlist = policy_allowlist(&args.policies, &config, Timestamp::now())?;
     let rt = runtime()?;
     let report = rt.block_on(async {
         let api = AwsWaf::from_config(&config).await?;
@@ -139,7 +156,7 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
                 (plan, digest)
             }
             None => {
-                let (plan, digest) = make_plan(&config, &api, Timestamp::now()).await?;
+                let (plan, digest) = make_plan(&config, &allowlist, &api, Timestamp::now()).await?;
                 print(&plan::render::text(&plan, use_color(), false))?;
                 if !plan.has_changes() {
                     return Ok(None);
@@ -153,7 +170,7 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
         let inputs = ApplyInputs {
             config: &config,
             ledger_sha256: &ledger_sha256,
-            extra_allowlist: &[],
+            extra_allowlist: &allowlist,
         };
         anyhow::Ok(Some(apply(&plan, &inputs, &api).await?))
     })?;
