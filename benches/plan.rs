@@ -79,6 +79,7 @@ fn main() {
         entries: (0..SIZE)
             .flat_map(|i| [entry(v4(i)), entry(v6(i))])
             .collect(),
+        ..Ledger::default()
     };
     ledger.sort();
     let live_v4: Vec<IpNet> = (shift..SIZE + shift).map(v4).collect();

@@ -323,7 +323,7 @@ struct Ctx<'a> {
 }
 
 /// WAF's pattern for names of IP sets, web ACLs, rules and body keys: `^[\w-]{1,128}$`.
-fn is_waf_name(s: &str) -> bool {
+pub(crate) fn is_waf_name(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
@@ -695,7 +695,7 @@ fn with_hint(message: &str) -> String {
 }
 
 /// The candidate nearest to `given` by edit distance, if it is near enough to be a likely typo.
-fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (given.chars().count() / 3).max(2);
     candidates
         .iter()

@@ -70,7 +70,7 @@ fn key_counts(s: &ClientStats) -> KeyCounts {
     KeyCounts {
         requests: s.requests,
         peaks: s.peaks.map(|p| p.requests),
-        distinct_uris: s.uris.len() as u64,
+        distinct_uris: s.distinct_uris,
         blocked: s.actions.block,
     }
 }
@@ -106,7 +106,8 @@ pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<
                 continue;
             };
             let all = overall.get(&key).copied().unwrap_or(stats);
-            let suppressed = policies.allowlist.suppresses(
+            let suppressed = policies.suppresses(
+                policy,
                 &key,
                 &values(&all.labels),
                 &values(&all.user_agents),

@@ -8,7 +8,9 @@ use waftune::log::{LogRecord, ScanRecord, TimeRange, discover};
 use waftune::scan::{ScanOptions, Traffic, scan};
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 fn scan_paths(paths: &[PathBuf], options: &ScanOptions) -> Traffic {
@@ -96,7 +98,9 @@ fn public_samples_show_the_shapes_they_are_known_for() {
     assert_eq!(keys, ["54.92.151.53", "2001:db8:85a3::8a2e:370:7334"]);
     assert_eq!(t.prefixes[1].key.to_string(), "2001:db8:85a3::/64");
     // Redacted placeholders are kept under their text, not dropped.
-    let t = scan_path(fixture("public-waf-logs/aws-waf-security-automations.jsonl"));
+    let t = scan_path(fixture(
+        "public-waf-logs/aws-waf-security-automations.jsonl",
+    ));
     let x = t
         .clients
         .iter()
@@ -130,7 +134,10 @@ fn truncated_gzip_keeps_what_came_before_and_reports_the_rest() {
     assert_eq!((t.records, t.malformed), (53, 1));
     let m = &t.malformed_examples[0];
     assert_eq!(m.line, 54);
-    assert!(m.reason.starts_with("truncated or corrupt gzip data"), "{m}");
+    assert!(
+        m.reason.starts_with("truncated or corrupt gzip data"),
+        "{m}"
+    );
 }
 
 #[test]

@@ -48,9 +48,9 @@ impl AllowEntry {
             // Overlap, not containment: proposing a /24 that holds an allowlisted address would
             // block that address too.
             AllowRule::Cidr(nets) => nets.iter().any(|n| cidr::overlaps(n, key)),
-            AllowRule::Label(patterns) => patterns
-                .iter()
-                .any(|p| labels.iter().any(|l| p.matches(l))),
+            AllowRule::Label(patterns) => {
+                patterns.iter().any(|p| labels.iter().any(|l| p.matches(l)))
+            }
             AllowRule::UserAgent(t) => user_agents.iter().any(|ua| t.is_match(ua)),
         }
     }
@@ -138,15 +138,14 @@ mod tests {
     }
 
     fn list() -> Allowlist {
-        let ua = TextMatch::new(
-            vec![Pattern::Regex("^UptimeRobot/".into())],
-            false,
-            None,
-        )
-        .unwrap();
+        let ua = TextMatch::new(vec![Pattern::Regex("^UptimeRobot/".into())], false, None).unwrap();
         Allowlist {
             entries: vec![
-                entry(AllowRule::Cidr(nets(&["192.0.2.0/24", "2001:db8::/48"])), None, 1),
+                entry(
+                    AllowRule::Cidr(nets(&["192.0.2.0/24", "2001:db8::/48"])),
+                    None,
+                    1,
+                ),
                 entry(
                     AllowRule::Cidr(nets(&["198.51.100.0/24"])),
                     Some("2026-01-01T00:00:00Z"),
@@ -190,7 +189,10 @@ mod tests {
         let k = key("203.0.113.9/32");
         let by = |labels: &[&str]| l.suppresses(&k, labels, &[], now()).map(|e| e.line);
         assert_eq!(
-            by(&["awswaf:clientip:geo:country:JP", "awswaf:managed:aws:bot-control:bot:name:pingdom"]),
+            by(&[
+                "awswaf:clientip:geo:country:JP",
+                "awswaf:managed:aws:bot-control:bot:name:pingdom"
+            ]),
             Some(9)
         );
         assert_eq!(by(&["awswaf:managed:aws:bot-control:bot:verified"]), None);
@@ -212,9 +214,15 @@ mod tests {
         let k = key("198.51.100.1/32");
         let later: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         assert!(l.suppresses(&k, &[], &[], now()).is_some());
-        assert!(l.suppresses(&k, &[], &[], later).is_none(), "expiry is exclusive");
+        assert!(
+            l.suppresses(&k, &[], &[], later).is_none(),
+            "expiry is exclusive"
+        );
         assert_eq!(
-            l.cidrs(now()).iter().map(ToString::to_string).collect::<Vec<_>>(),
+            l.cidrs(now())
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             ["192.0.2.0/24", "198.51.100.0/24", "2001:db8::/48"]
         );
         assert_eq!(l.cidrs(later).len(), 2);

@@ -258,9 +258,7 @@ impl Expr {
             Expr::All(children) => children
                 .iter()
                 .fold(EVERY_ACTION, |set, c| set & c.possible_actions()),
-            Expr::Any(children) => children
-                .iter()
-                .fold(0, |set, c| set | c.possible_actions()),
+            Expr::Any(children) => children.iter().fold(0, |set, c| set | c.possible_actions()),
             Expr::Not(_) | Expr::Cond(_) => EVERY_ACTION,
         })
     }
@@ -404,19 +402,35 @@ mod tests {
 
     #[test]
     fn method_host_user_agent_and_headers() {
-        let method = |m: &[&str]| cond(Condition::Method(m.iter().map(|s| s.to_string()).collect()));
+        let method =
+            |m: &[&str]| cond(Condition::Method(m.iter().map(|s| s.to_string()).collect()));
         assert!(check(&method(&["GET", "POST"]), &full()));
         assert!(!check(&method(&["GET"]), &full()));
         assert!(!check(&method(&["POST"]), &bare()));
 
-        let host = |p| cond(Condition::Host(TextMatch::new(vec![p], true, None).unwrap()));
+        let host = |p| {
+            cond(Condition::Host(
+                TextMatch::new(vec![p], true, None).unwrap(),
+            ))
+        };
         assert!(check(&host(Pattern::Glob("*.EXAMPLE.com".into())), &full()));
-        assert!(!check(&host(Pattern::Equals("example.com".into())), &full()));
+        assert!(!check(
+            &host(Pattern::Equals("example.com".into())),
+            &full()
+        ));
 
-        let ua = |re: &str| cond(Condition::UserAgent(text(vec![Pattern::Regex(re.into())], None)));
+        let ua = |re: &str| {
+            cond(Condition::UserAgent(text(
+                vec![Pattern::Regex(re.into())],
+                None,
+            )))
+        };
         assert!(check(&ua("^python-requests/"), &full()));
         assert!(!check(&ua("(?i)curl"), &full()));
-        assert!(!check(&ua(".*"), &bare()), "a missing user agent matches no regex");
+        assert!(
+            !check(&ua(".*"), &bare()),
+            "a missing user agent matches no regex"
+        );
 
         let header = |name: &str, test| {
             cond(Condition::Header(HeaderMatch {
@@ -424,13 +438,31 @@ mod tests {
                 test,
             }))
         };
-        assert!(check(&header("x-api-key", HeaderTest::Present(true)), &full()));
-        assert!(check(&header("referer", HeaderTest::Present(false)), &full()));
-        assert!(!check(&header("x-api-key", HeaderTest::Present(false)), &full()));
+        assert!(check(
+            &header("x-api-key", HeaderTest::Present(true)),
+            &full()
+        ));
+        assert!(check(
+            &header("referer", HeaderTest::Present(false)),
+            &full()
+        ));
+        assert!(!check(
+            &header("x-api-key", HeaderTest::Present(false)),
+            &full()
+        ));
         let value = |p| HeaderTest::Value(text(vec![p], None));
-        assert!(check(&header("X-API-KEY", value(Pattern::Prefix("k-".into()))), &full()));
-        assert!(!check(&header("x-api-key", value(Pattern::Equals("k".into()))), &full()));
-        assert!(!check(&header("x-missing", value(Pattern::Regex("".into()))), &full()));
+        assert!(check(
+            &header("X-API-KEY", value(Pattern::Prefix("k-".into()))),
+            &full()
+        ));
+        assert!(!check(
+            &header("x-api-key", value(Pattern::Equals("k".into()))),
+            &full()
+        ));
+        assert!(!check(
+            &header("x-missing", value(Pattern::Regex("".into()))),
+            &full()
+        ));
     }
 
     #[test]
@@ -464,7 +496,10 @@ mod tests {
         const BOT: &str = "awswaf:managed:aws:bot-control:bot:*";
         assert!(check(&labels(&[VERIFIED], &[], &[]), &full()));
         assert!(check(&labels(&["x:y", BOT], &[], &[]), &full()));
-        assert!(!check(&labels(&["awswaf:managed:aws:bot-control:bot"], &[], &[]), &full()));
+        assert!(!check(
+            &labels(&["awswaf:managed:aws:bot-control:bot"], &[], &[]),
+            &full()
+        ));
         assert!(check(&labels(&[], &[VERIFIED, BOT], &[]), &full()));
         assert!(!check(&labels(&[], &[VERIFIED, "x:y"], &[]), &full()));
         assert!(!check(&labels(&[], &[], &[BOT]), &full()));
@@ -476,21 +511,36 @@ mod tests {
     #[test]
     fn waf_fields() {
         let action = |a: Vec<Action>| cond(Condition::Action(a));
-        assert!(check(&action(vec![Action::Block, Action::Captcha]), &full()));
+        assert!(check(
+            &action(vec![Action::Block, Action::Captcha]),
+            &full()
+        ));
         assert!(!check(&action(vec![Action::Allow]), &full()));
         assert!(!check(&action(vec![Action::Allow]), &bare()));
 
         let glob = |g: &str| text(vec![Pattern::Glob(g.into())], None);
-        assert!(check(&cond(Condition::TerminatingRule(glob("AWS-*"))), &full()));
-        assert!(!check(&cond(Condition::TerminatingRule(glob("AWS"))), &full()));
+        assert!(check(
+            &cond(Condition::TerminatingRule(glob("AWS-*"))),
+            &full()
+        ));
+        assert!(!check(
+            &cond(Condition::TerminatingRule(glob("AWS"))),
+            &full()
+        ));
         let rule_type = |t: &str| cond(Condition::TerminatingRuleType(vec![t.into()]));
         assert!(check(&rule_type("MANAGED_RULE_GROUP"), &full()));
         assert!(!check(&rule_type("REGULAR"), &full()));
 
         // COUNT matches of the web ACL and inside rule groups both count.
         assert!(check(&cond(Condition::CountRule(glob("Signal*"))), &full()));
-        assert!(check(&cond(Condition::CountRule(glob("waftune-count"))), &full()));
-        assert!(!check(&cond(Condition::CountRule(glob("Category*"))), &full()));
+        assert!(check(
+            &cond(Condition::CountRule(glob("waftune-count"))),
+            &full()
+        ));
+        assert!(!check(
+            &cond(Condition::CountRule(glob("Category*"))),
+            &full()
+        ));
         assert!(!check(&cond(Condition::CountRule(glob("*"))), &bare()));
 
         assert!(check(&cond(Condition::Source(vec!["alb".into()])), &full()));
@@ -503,11 +553,17 @@ mod tests {
         )
         .unwrap();
         assert!(check(&cond(Condition::Ja3(ja3)), &full()));
-        assert!(check(&cond(Condition::Ja4(glob("t13d*_8daaf6152771_*"))), &full()));
+        assert!(check(
+            &cond(Condition::Ja4(glob("t13d*_8daaf6152771_*"))),
+            &full()
+        ));
         assert!(!check(&cond(Condition::Ja4(glob("t12d*"))), &full()));
         assert!(!check(&cond(Condition::Ja4(glob("*"))), &bare()));
 
-        assert!(check(&cond(Condition::ResponseCode(vec![403, 429])), &full()));
+        assert!(check(
+            &cond(Condition::ResponseCode(vec![403, 429])),
+            &full()
+        ));
         assert!(!check(&cond(Condition::ResponseCode(vec![429])), &full()));
         assert!(!check(&cond(Condition::ResponseCode(vec![403])), &bare()));
     }
@@ -520,7 +576,10 @@ mod tests {
             countries: vec!["DE".into()],
             negate: false,
         }));
-        assert!(check(&Expr::All(vec![]), &full()), "an empty match counts everything");
+        assert!(
+            check(&Expr::All(vec![]), &full()),
+            "an empty match counts everything"
+        );
         assert!(!check(&Expr::Any(vec![]), &full()));
         assert!(check(&Expr::All(vec![post.clone(), de.clone()]), &full()));
         assert!(!check(&Expr::All(vec![get.clone(), de.clone()]), &full()));
@@ -546,13 +605,19 @@ mod tests {
             Expr::All(vec![allow.clone(), post.clone()]).possible_actions(),
             action_bit(Action::Allow)
         );
-        assert_eq!(Expr::All(vec![allow.clone(), block.clone()]).possible_actions(), 0);
+        assert_eq!(
+            Expr::All(vec![allow.clone(), block.clone()]).possible_actions(),
+            0
+        );
         assert_eq!(
             Expr::Not(Box::new(allow.clone())).possible_actions(),
             EVERY_ACTION & !action_bit(Action::Allow)
         );
         // `not` of a condition on something else says nothing about actions.
-        assert_eq!(Expr::Not(Box::new(post.clone())).possible_actions(), EVERY_ACTION);
+        assert_eq!(
+            Expr::Not(Box::new(post.clone())).possible_actions(),
+            EVERY_ACTION
+        );
         assert_eq!(Expr::Not(Box::new(Expr::All(vec![]))).possible_actions(), 0);
         assert_eq!(
             Expr::Any(vec![Expr::All(vec![allow, post]), block]).possible_actions(),

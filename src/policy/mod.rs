@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 
 pub use allow::{AllowEntry, AllowRule, Allowlist};
 pub use diag::{Diagnostic, Severity};
@@ -45,6 +45,10 @@ pub struct Policy {
     pub thresholds: Thresholds,
     pub action: PolicyAction,
     pub aggregate: Option<Aggregate>,
+    /// The policy's own `[[policy.allow]]` entries: keys this policy never proposes, judged like
+    /// the global allowlist (on every label and user agent the key sent), but for this policy
+    /// only. They are not an apply guardrail.
+    pub allowlist: Allowlist,
 }
 
 /// What a policy counts requests by.
@@ -159,6 +163,24 @@ pub struct PolicySet {
     pub allowlist: Allowlist,
 }
 
+impl PolicySet {
+    /// The entry that keeps `policy` from proposing `key`: the global allowlist first, then the
+    /// policy's own `[[policy.allow]]` entries. `labels` and `user_agents` are all distinct values
+    /// the key sent, as for [`Allowlist::suppresses`].
+    pub fn suppresses<'s>(
+        &'s self,
+        policy: &'s Policy,
+        key: &IpNet,
+        labels: &[&str],
+        user_agents: &[&str],
+        now: Timestamp,
+    ) -> Option<&'s AllowEntry> {
+        self.allowlist
+            .suppresses(key, labels, user_agents, now)
+            .or_else(|| policy.allowlist.suppresses(key, labels, user_agents, now))
+    }
+}
+
 /// A successful load: the policies, and warnings worth showing.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -269,6 +291,43 @@ mod tests {
         assert_eq!(KeyKind::Prefix.key(v4).to_string(), "203.0.113.0/24");
         assert_eq!(KeyKind::Ip.key(v6).to_string(), "2001:db8:1:2:3:4:5:6/128");
         assert_eq!(KeyKind::Prefix.key(v6).to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn suppression_checks_the_global_then_the_policy_allowlist() {
+        let text = r#"
+[[policy]]
+name = "fake-crawler"
+description = "d"
+match = { user_agent = "(?i)googlebot" }
+thresholds = { requests = 20 }
+action = { type = "report" }
+
+[[policy.allow]]
+label = "awswaf:managed:aws:bot-control:bot:verified"
+comment = "verified at least once"
+
+[[allow]]
+cidr = "192.0.2.0/24"
+comment = "office"
+"#;
+        let set = parse_str(text, Path::new("p.toml"), None).unwrap().policies;
+        let policy = &set.policies[0];
+        let now = Timestamp::UNIX_EPOCH;
+        let key = |s: &str| s.parse::<IpNet>().unwrap();
+        let verified = ["awswaf:managed:aws:bot-control:bot:verified"];
+        let by = |k: &str, labels: &[&str]| {
+            set.suppresses(policy, &key(k), labels, &[], now)
+                .map(|e| e.comment.as_str())
+        };
+        assert_eq!(by("192.0.2.9/32", &verified), Some("office"));
+        assert_eq!(
+            by("66.249.66.1/32", &verified),
+            Some("verified at least once")
+        );
+        assert_eq!(by("203.0.113.5/32", &[]), None);
+        // The policy's own entries are not a guardrail for apply.
+        assert_eq!(set.allowlist.cidrs(now), [key("192.0.2.0/24")]);
     }
 
     #[test]

@@ -340,13 +340,23 @@ mod tests {
         assert!(!glob_matches("/a.b", path, "/axb"));
         assert!(glob_matches("/a\\*b", path, "/a*b"));
         assert!(!glob_matches("/a\\*b", path, "/axb"));
-        assert!(glob_matches("AWS-*", None, "AWS-AWSManagedRulesCommonRuleSet"));
+        assert!(glob_matches(
+            "AWS-*",
+            None,
+            "AWS-AWSManagedRulesCommonRuleSet"
+        ));
     }
 
     #[test]
     fn bad_globs_are_refused() {
-        assert_eq!(glob_to_regex("/a[b", None), Err(PatternError::UnclosedClass));
-        assert_eq!(glob_to_regex("/{a,b", None), Err(PatternError::UnclosedBraces));
+        assert_eq!(
+            glob_to_regex("/a[b", None),
+            Err(PatternError::UnclosedClass)
+        );
+        assert_eq!(
+            glob_to_regex("/{a,b", None),
+            Err(PatternError::UnclosedBraces)
+        );
         assert_eq!(
             glob_to_regex("/{a,{b,c}}", None),
             Err(PatternError::NestedBraces)

@@ -106,8 +106,7 @@ impl Threshold {
             }
             Threshold::Blocked { ratio, min_blocked } => {
                 // Division is correctly rounded, so 7 of 10 compares equal to a written `0.7`.
-                let share_reached =
-                    c.requests > 0 && c.blocked as f64 / c.requests as f64 >= ratio;
+                let share_reached = c.requests > 0 && c.blocked as f64 / c.requests as f64 >= ratio;
                 (share_reached && c.blocked >= min_blocked).then_some(FiredThreshold::Blocked {
                     ratio,
                     min_blocked,
@@ -214,7 +213,12 @@ impl fmt::Display for FiredThreshold {
                 thousands(limit)
             ),
             FiredThreshold::Requests { limit, observed } => {
-                write!(f, "requests {} >= {}", thousands(observed), thousands(limit))
+                write!(
+                    f,
+                    "requests {} >= {}",
+                    thousands(observed),
+                    thousands(limit)
+                )
             }
             FiredThreshold::DistinctUris { limit, observed } => write!(
                 f,
@@ -243,7 +247,7 @@ impl fmt::Display for FiredThreshold {
 /// `0.8` -> `80%`, `0.125` -> `12.5%`: one decimal only when it says something.
 pub(crate) fn percent(share: f64) -> String {
     let tenths = (share * 1000.0).round() as u64;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}%", tenths / 10)
     } else {
         format!("{}.{}%", tenths / 10, tenths % 10)
@@ -285,12 +289,18 @@ mod tests {
     fn peak_fires_at_the_limit_of_its_window() {
         let t = peak(Window::M5, 600);
         assert_eq!(t.check(&counts(5000, [599, 599, 599, 599], 0, 0)), None);
-        let fired = t.check(&counts(5000, [200, 400, 1117, 2000], 0, 0)).unwrap();
+        let fired = t
+            .check(&counts(5000, [200, 400, 1117, 2000], 0, 0))
+            .unwrap();
         assert_eq!(fired.to_string(), "peak 5m 1,117 >= 600");
         assert!(t.check(&counts(600, [0, 0, 600, 600], 0, 0)).is_some());
         let t = peak(Window::M10, 10);
         assert!(t.check(&counts(10, [0, 0, 0, 10], 0, 0)).is_some());
-        assert!(peak(Window::M1, 10).check(&counts(10, [9, 10, 10, 10], 0, 0)).is_none());
+        assert!(
+            peak(Window::M1, 10)
+                .check(&counts(10, [9, 10, 10, 10], 0, 0))
+                .is_none()
+        );
     }
 
     #[test]

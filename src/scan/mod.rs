@@ -148,17 +148,8 @@ impl TrafficBuilder {
 
     pub fn finish(self, files: u64) -> Traffic {
         let names = &self.names;
-        let prefix_accs = stats::prefixes(self.clients.iter());
-        let mut clients: Vec<ClientStats> = self
-            .clients
-            .into_iter()
-            .map(|(k, acc)| acc.finish(k, names))
-            .collect();
+        let (mut clients, mut prefixes) = stats::finish_clients(self.clients, names);
         sort_clients(&mut clients);
-        let mut prefixes: Vec<ClientStats> = prefix_accs
-            .into_iter()
-            .map(|(k, acc)| acc.finish(k, names))
-            .collect();
         sort_clients(&mut prefixes);
         let policy_keys = self
             .policy_keys

@@ -296,17 +296,38 @@ impl Counts {
 
     /// The values of one kind, most frequent first, ties by value (the same output on every run).
     pub fn sorted(&self, kind: Kind, names: &Interner) -> Vec<Count> {
-        let mut v: Vec<Count> = self
+        self.top(kind, names, usize::MAX)
+    }
+
+    /// The `k` most frequent values of one kind, ordered like [`Counts::sorted`]. Only those `k`
+    /// become strings: a scanner's thousands of paths are counted, not copied.
+    pub fn top(&self, kind: Kind, names: &Interner, k: usize) -> Vec<Count> {
+        let mut v: Vec<(u64, &str)> = self
             .entries
             .iter()
             .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
-            .map(|&(key, count)| Count {
-                value: names.name(key & ID_MASK).to_owned(),
+            .map(|&(key, count)| (count, names.name(key & ID_MASK)))
+            .collect();
+        let order = |a: &(u64, &str), b: &(u64, &str)| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1));
+        if v.len() > k {
+            v.select_nth_unstable_by(k, order);
+            v.truncate(k);
+        }
+        v.sort_by(order);
+        v.into_iter()
+            .map(|(count, value)| Count {
+                value: value.to_owned(),
                 count,
             })
-            .collect();
-        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-        v
+            .collect()
+    }
+
+    /// How many distinct values of one kind were counted.
+    pub fn distinct(&self, kind: Kind) -> u64 {
+        self.entries
+            .iter()
+            .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
+            .count() as u64
     }
 }
 
@@ -396,8 +417,10 @@ impl ClientAcc {
             active_minutes: self.minutes.len() as u64,
             rules: c.sorted(Kind::Rule, names),
             response_codes: c.sorted(Kind::ResponseCode, names),
-            uris: c.sorted(Kind::Uri, names),
-            user_agents: c.sorted(Kind::UserAgent, names),
+            distinct_uris: c.distinct(Kind::Uri),
+            uris: c.top(Kind::Uri, names, TOP_URIS),
+            distinct_user_agents: c.distinct(Kind::UserAgent),
+            user_agents: c.top(Kind::UserAgent, names, TOP_USER_AGENTS),
             countries: c.sorted(Kind::Country, names),
             labels: c.sorted(Kind::Label, names),
             count_rules: c.sorted(Kind::CountRule, names),
@@ -405,6 +428,12 @@ impl ClientAcc {
         }
     }
 }
+
+/// Paths kept per client after a scan (all are counted in `distinct_uris`); bounded so that a
+/// scanner's or crawler's thousands of paths cost nothing after the scan.
+pub const TOP_URIS: usize = 20;
+/// User agents kept per client; clients rotating more than this many are rare and obvious anyway.
+pub const TOP_USER_AGENTS: usize = 50;
 
 /// Everything known about one client (or prefix) after a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,7 +451,11 @@ pub struct ClientStats {
     /// Terminating rule ids (`Default_Action` when none matched).
     pub rules: Vec<Count>,
     pub response_codes: Vec<Count>,
+    pub distinct_uris: u64,
+    /// The [`TOP_URIS`] most requested paths.
     pub uris: Vec<Count>,
+    pub distinct_user_agents: u64,
+    /// The [`TOP_USER_AGENTS`] most used user agents.
     pub user_agents: Vec<Count>,
     pub countries: Vec<Count>,
     pub labels: Vec<Count>,
@@ -444,17 +477,30 @@ impl ClientStats {
     }
 }
 
-/// Sums accumulators per /24 or /64. Exact, and free during the scan: prefixes are derived at the end.
-pub fn prefixes<'a>(
-    clients: impl Iterator<Item = (&'a ClientKey, &'a ClientAcc)>,
-) -> BTreeMap<ClientKey, ClientAcc> {
-    let mut out: BTreeMap<ClientKey, ClientAcc> = BTreeMap::new();
+/// Finishes every client and, from the same accumulators, every /24 or /64 prefix (whose statistics
+/// are exact sums of its clients'). One prefix is summed at a time, so the peak memory of this step is
+/// one extra accumulator, not a second copy of all of them.
+pub fn finish_clients(
+    clients: impl IntoIterator<Item = (ClientKey, ClientAcc)>,
+    names: &Interner,
+) -> (Vec<ClientStats>, Vec<ClientStats>) {
+    let mut by_prefix: BTreeMap<Option<ClientKey>, Vec<(ClientKey, ClientAcc)>> = BTreeMap::new();
     for (key, acc) in clients {
-        if let Some(prefix) = key.prefix() {
-            out.entry(prefix).or_default().merge(acc, None);
-        }
+        by_prefix.entry(key.prefix()).or_default().push((key, acc));
     }
-    out
+    let mut finished = Vec::new();
+    let mut prefixes = Vec::new();
+    for (prefix, members) in by_prefix {
+        if let Some(prefix) = prefix {
+            let mut sum = ClientAcc::default();
+            for (_, acc) in &members {
+                sum.merge(acc, None);
+            }
+            prefixes.push(sum.finish(prefix, names));
+        }
+        finished.extend(members.into_iter().map(|(k, acc)| acc.finish(k, names)));
+    }
+    (finished, prefixes)
 }
 
 #[cfg(test)]
@@ -517,6 +563,9 @@ mod tests {
         }
         let uris = c.sorted(Kind::Uri, &names);
         assert_eq!(uris.len(), 53);
+        assert_eq!(c.distinct(Kind::Uri), 53);
+        let top = c.top(Kind::Uri, &names, 2);
+        assert_eq!(top, uris[..2]);
         assert_eq!(uris.iter().map(|u| u.count).sum::<u64>(), 106);
     }
 
