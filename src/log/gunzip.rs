@@ -19,9 +19,10 @@ impl Drop for Decompressor {
     }
 }
 
-/// Inflates every gzip member in `input` (S3 and Firehose may concatenate members), refusing to grow
-/// the output past `max_out` bytes.
-pub fn gunzip_all(input: &[u8], max_out: usize) -> Result<Vec<u8>, GunzipFailed> {
+/// Inflates every gzip member in `input` (S3 and Firehose may concatenate members) into `out`
+/// (cleared first; its capacity is reused), refusing to grow it past `max_out` bytes.
+pub fn gunzip_into(input: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<(), GunzipFailed> {
+    out.clear();
     // SAFETY: allocation has no preconditions; a null result is checked.
     let d = Decompressor(unsafe { sys::libdeflate_alloc_decompressor() });
     if d.0.is_null() {
@@ -33,7 +34,7 @@ pub fn gunzip_all(input: &[u8], max_out: usize) -> Result<Vec<u8>, GunzipFailed>
         .checked_sub(4)
         .map(|at| u32::from_le_bytes(input[at..].try_into().expect("4 bytes")) as usize)
         .unwrap_or(0);
-    let mut out: Vec<u8> = Vec::with_capacity(guess.clamp(1024, max_out.max(1024)));
+    out.reserve_exact(guess.clamp(1024, max_out.max(1024)));
     let mut rest = input;
     while !rest.is_empty() {
         let (mut used_in, mut used_out) = (0usize, 0usize);
@@ -76,7 +77,7 @@ pub fn gunzip_all(input: &[u8], max_out: usize) -> Result<Vec<u8>, GunzipFailed>
             return Err(GunzipFailed);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -90,12 +91,17 @@ mod tests {
         e.finish().unwrap()
     }
 
+    fn gunzip(input: &[u8], max_out: usize) -> Result<Vec<u8>, GunzipFailed> {
+        let mut out = b"stale".to_vec();
+        gunzip_into(input, &mut out, max_out).map(|()| out)
+    }
+
     #[test]
     fn single_and_concatenated_members() {
-        assert_eq!(gunzip_all(&gz(b"hello\n"), 1 << 20).unwrap(), b"hello\n");
+        assert_eq!(gunzip(&gz(b"hello\n"), 1 << 20).unwrap(), b"hello\n");
         let mut two = gz(b"a\n");
         two.extend(gz(&b"b\n".repeat(10_000)));
-        let out = gunzip_all(&two, 1 << 20).unwrap();
+        let out = gunzip(&two, 1 << 20).unwrap();
         assert_eq!(out.len(), 2 + 20_000);
         assert!(out.starts_with(b"a\nb\n"));
     }
@@ -103,10 +109,7 @@ mod tests {
     #[test]
     fn truncated_or_oversized_input_fails() {
         let data = gz(&b"0123456789".repeat(1000));
-        assert_eq!(
-            gunzip_all(&data[..data.len() - 9], 1 << 20),
-            Err(GunzipFailed)
-        );
-        assert_eq!(gunzip_all(&data, 100), Err(GunzipFailed));
+        assert_eq!(gunzip(&data[..data.len() - 9], 1 << 20), Err(GunzipFailed));
+        assert_eq!(gunzip(&data, 100), Err(GunzipFailed));
     }
 }

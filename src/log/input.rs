@@ -57,6 +57,35 @@ pub struct InputFile {
     pub size: u64,
 }
 
+impl InputFile {
+    /// Small enough to read and inflate whole: S3 delivers ~5-minute files of a few MB. For gzip the
+    /// uncompressed size in the trailer decides, so a large log (WAF cuts files at 75 MB) is streamed
+    /// and shared between workers instead.
+    pub fn fits_in_memory(&self) -> bool {
+        let max = crate::log::reader::WHOLE_FILE_MAX as u64;
+        let Source::File(path) = &self.source else {
+            return false;
+        };
+        self.size <= max && gzip_size(path).is_none_or(|n| n <= max)
+    }
+}
+
+/// The uncompressed size a gzip file's trailer records (of its last member), or `None` when the file
+/// is not gzip or cannot be read (reading it later reports why).
+fn gzip_size(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 2];
+    f.read_exact(&mut magic).ok()?;
+    if magic != [0x1f, 0x8b] {
+        return None;
+    }
+    let mut isize = [0u8; 4];
+    f.seek(SeekFrom::End(-4)).ok()?;
+    f.read_exact(&mut isize).ok()?;
+    Some(u64::from(u32::from_le_bytes(isize)))
+}
+
 #[derive(Debug, Default)]
 pub struct Discovered {
     pub files: Vec<InputFile>,

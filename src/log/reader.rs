@@ -79,8 +79,6 @@ impl<R: Read> Read for Counting<R> {
 pub struct ChunkReader {
     file_index: usize,
     name: Arc<str>,
-    /// A file read (and inflated) whole: chunks are cut from it without copying.
-    whole: Option<Bytes>,
     reader: Option<Box<dyn Read + Send>>,
     /// A partial line carried over to the next chunk.
     carry: Vec<u8>,
@@ -91,27 +89,25 @@ pub struct ChunkReader {
 }
 
 impl ChunkReader {
-    pub fn new(
-        file_index: usize,
-        input: &InputFile,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> ChunkReader {
-        let mut reader = ChunkReader {
+    fn empty(file_index: usize, input: &InputFile) -> ChunkReader {
+        ChunkReader {
             file_index,
             name: input.name.clone(),
-            whole: None,
             reader: None,
             carry: Vec::new(),
             next_line: 1,
             gzip: false,
             open_error: None,
-        };
-        if let Source::File(path) = &input.source
-            && let Some(data) = read_whole(path, input.size, &*progress)
-        {
-            reader.whole = Some(data);
-            return reader;
         }
+    }
+
+    /// Streams the input in chunks: any size, bounded memory.
+    pub fn new(
+        file_index: usize,
+        input: &InputFile,
+        progress: Arc<dyn Fn(u64) + Send + Sync>,
+    ) -> ChunkReader {
+        let mut reader = ChunkReader::empty(file_index, input);
         let raw: io::Result<Box<dyn Read + Send>> = match &input.source {
             Source::Stdin => Ok(Box::new(io::stdin())),
             Source::File(path) => File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>),
@@ -169,18 +165,6 @@ impl Iterator for ChunkReader {
         if let Some(err) = self.open_error.take() {
             return Some(self.chunk(Bytes::new(), Some(err)));
         }
-        if let Some(whole) = &mut self.whole {
-            if whole.is_empty() {
-                self.whole = None;
-                return None;
-            }
-            let cut = match memchr::memchr(b'\n', &whole[CHUNK_BYTES.min(whole.len() - 1)..]) {
-                Some(p) => CHUNK_BYTES.min(whole.len() - 1) + p + 1,
-                None => whole.len(),
-            };
-            let data = whole.split_to(cut);
-            return Some(self.chunk(data, None));
-        }
         let reader = self.reader.as_mut()?;
         let mut buf = std::mem::take(&mut self.carry);
         buf.reserve(CHUNK_BYTES);
@@ -234,20 +218,31 @@ impl Iterator for ChunkReader {
     }
 }
 
-/// Reads a file (inflating gzip) in one go when it is small enough; `None` means "stream it"
-/// (too large, or damaged: streaming then reports exactly where).
-fn read_whole(path: &std::path::Path, size: u64, progress: &dyn Fn(u64)) -> Option<Bytes> {
-    if size > WHOLE_FILE_MAX as u64 {
-        return None;
+/// A worker's buffers for reading small files whole; reused from file to file, so a scan of
+/// thousands of files allocates them once.
+#[derive(Debug, Default)]
+pub struct WholeFile {
+    raw: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl WholeFile {
+    /// Reads a file input (inflating gzip). `None` means "stream it instead": not a file, unreadable
+    /// or damaged, and streaming then reports exactly where.
+    pub fn load_input(&mut self, input: &InputFile) -> Option<&[u8]> {
+        let Source::File(path) = &input.source else {
+            return None;
+        };
+        self.raw.clear();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut self.raw))
+            .ok()?;
+        if !self.raw.starts_with(&GZIP_MAGIC) {
+            return Some(&self.raw);
+        }
+        super::gunzip::gunzip_into(&self.raw, &mut self.text, WHOLE_FILE_MAX).ok()?;
+        Some(&self.text)
     }
-    let raw = std::fs::read(path).ok()?;
-    let data = if raw.starts_with(&GZIP_MAGIC) {
-        super::gunzip::gunzip_all(&raw, WHOLE_FILE_MAX).ok()?
-    } else {
-        raw
-    };
-    progress(size);
-    Some(Bytes::from(data))
 }
 
 /// What parsing hands each record or problem to.
@@ -261,17 +256,39 @@ pub trait RecordSink {
 /// against the full [`LogRecord`] model, so a wrongly typed field anywhere is reported; otherwise only
 /// the fields of [`ScanRecord`] are typed and the rest is skipped (checked for JSON structure only).
 pub fn parse_chunk(chunk: &Chunk, validate: bool, sink: &mut impl RecordSink) {
+    parse_lines(
+        &chunk.data,
+        chunk.file_index,
+        &chunk.file,
+        chunk.first_line,
+        validate,
+        sink,
+    );
+    if let Some(p) = &chunk.error {
+        sink.malformed(p.clone());
+    }
+}
+
+/// Parses `data`, whose first line is line `first_line` of input `file` (see [`parse_chunk`]).
+pub fn parse_lines(
+    data: &[u8],
+    file_index: usize,
+    file: &Arc<str>,
+    first_line: u64,
+    validate: bool,
+    sink: &mut impl RecordSink,
+) {
     let problem = |line: u64, reason: String| Malformed {
-        file_index: chunk.file_index,
-        file: chunk.file.clone(),
+        file_index,
+        file: file.clone(),
         line,
         reason,
     };
-    let data = &chunk.data[..];
+
     let ends =
         memchr::memchr_iter(b'\n', data).chain((!data.ends_with(b"\n")).then_some(data.len()));
     let mut start = 0;
-    for (line_no, end) in (chunk.first_line..).zip(ends) {
+    for (line_no, end) in (first_line..).zip(ends) {
         let line = data[start..end].trim_ascii();
         start = end + 1;
         if !line.is_empty() {
@@ -287,9 +304,6 @@ pub fn parse_chunk(chunk: &Chunk, validate: bool, sink: &mut impl RecordSink) {
                 });
             }
         }
-    }
-    if let Some(p) = &chunk.error {
-        sink.malformed(p.clone());
     }
 }
 

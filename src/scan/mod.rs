@@ -7,15 +7,15 @@
 pub mod stats;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hashbrown::HashMap;
 use ipnet::IpNet;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::log::{
     ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
+    reader::{Chunk, WholeFile, parse_lines},
 };
 use crate::policy::Policy;
 pub use stats::{
@@ -291,33 +291,93 @@ impl RecordSink for TrafficBuilder {
     }
 }
 
+/// What a worker does next.
+enum Job<'a> {
+    /// A chunk of a large file or of stdin, streamed by whichever worker held the lock.
+    Chunk(Chunk),
+    /// A whole file small enough to read and inflate at once (most S3 deliveries).
+    File(usize, &'a InputFile),
+}
+
+/// The inputs still to read, shared by the workers. Small files are handed out whole; large ones are
+/// streamed chunk by chunk, so several workers share one large file.
+struct Work<'a> {
+    files: std::iter::Enumerate<std::slice::Iter<'a, InputFile>>,
+    stream: Option<ChunkReader>,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+impl<'a> Work<'a> {
+    fn next(&mut self) -> Option<Job<'a>> {
+        loop {
+            if let Some(chunk) = self.stream.as_mut().and_then(Iterator::next) {
+                return Some(Job::Chunk(chunk));
+            }
+            self.stream = None;
+            let (i, file) = self.files.next()?;
+            if file.fits_in_memory() {
+                return Some(Job::File(i, file));
+            }
+            self.stream = Some(ChunkReader::new(i, file, self.progress.clone()));
+        }
+    }
+}
+
 /// Scans all inputs in parallel. `progress` is called with each batch of bytes taken from the inputs.
+///
+/// Exactly one accumulator per worker thread (of the current rayon pool): memory is the accumulators
+/// plus one file or chunk in flight per worker, whatever the input size.
 pub fn scan(
     files: &[InputFile],
     options: &ScanOptions,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Traffic {
-    let builder = files
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| ChunkReader::new(i, f, progress.clone()))
-        .par_bridge()
-        .fold(
-            || TrafficBuilder::new(options),
-            |mut acc, chunk| {
-                parse_chunk(&chunk, options.validate, &mut acc);
-                acc
-            },
-        )
-        .reduce(|| TrafficBuilder::new(options), TrafficBuilder::merge);
-    let mut builder = builder;
+    let work = Mutex::new(Work {
+        files: files.iter().enumerate(),
+        stream: None,
+        progress: progress.clone(),
+    });
+    let mut builders: Vec<TrafficBuilder> = (0..rayon::current_num_threads())
+        .map(|_| TrafficBuilder::new(options))
+        .collect();
+    rayon::scope(|s| {
+        for builder in &mut builders {
+            let (work, progress) = (&work, &progress);
+            s.spawn(move |_| {
+                let mut whole = WholeFile::default();
+                loop {
+                    let job = work.lock().expect("no worker panics holding it").next();
+                    match job {
+                        None => break,
+                        Some(Job::Chunk(chunk)) => parse_chunk(&chunk, options.validate, builder),
+                        Some(Job::File(i, file)) => match whole.load_input(file) {
+                            Some(data) => {
+                                progress(file.size);
+                                parse_lines(data, i, &file.name, 1, options.validate, builder);
+                            }
+                            // Damaged: streaming reads what it can and says where it broke.
+                            None => {
+                                for chunk in ChunkReader::new(i, file, progress.clone()) {
+                                    parse_chunk(&chunk, options.validate, builder);
+                                }
+                            }
+                        },
+                    }
+                }
+            });
+        }
+    });
+    let mut builder = builders
+        .into_iter()
+        .reduce(TrafficBuilder::merge)
+        .expect("at least one worker");
     builder.keep_first_examples();
     builder.finish(files.len() as u64)
 }
 
 /// Scans in-memory text as one input (used by tests and by callers that already hold the bytes).
 pub fn scan_bytes(name: &str, data: &[u8], options: &ScanOptions) -> Traffic {
-    let chunk = crate::log::reader::Chunk {
+    let chunk = Chunk {
         file_index: 0,
         file: Arc::from(name),
         first_line: 1,

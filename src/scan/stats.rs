@@ -244,7 +244,8 @@ const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
 /// get an index.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
-    entries: Vec<(u32, u64)>,
+    /// `(kind and id, count)`; 8 bytes an entry, since there are hundreds of thousands of them.
+    entries: Vec<(u32, u32)>,
     index: Option<Box<HashMap<u32, u32>>>,
 }
 
@@ -257,12 +258,13 @@ impl Counts {
     }
 
     fn add_key(&mut self, key: u32, n: u64) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
         let pos = match &self.index {
             Some(index) => index.get(&key).map(|&i| i as usize),
             None => self.entries.iter().position(|e| e.0 == key),
         };
         match pos {
-            Some(i) => self.entries[i].1 += n,
+            Some(i) => self.entries[i].1 = self.entries[i].1.saturating_add(n),
             None => {
                 self.entries.push((key, n));
                 let last = (self.entries.len() - 1) as u32;
@@ -290,7 +292,7 @@ impl Counts {
         for &(key, n) in &other.entries {
             let id = key & ID_MASK;
             let id = remap.map_or(id, |r| r[id as usize]);
-            self.add_key((key & !ID_MASK) | id, n);
+            self.add_key((key & !ID_MASK) | id, u64::from(n));
         }
     }
 
@@ -306,7 +308,7 @@ impl Counts {
             .entries
             .iter()
             .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
-            .map(|&(key, count)| (count, names.name(key & ID_MASK)))
+            .map(|&(key, count)| (u64::from(count), names.name(key & ID_MASK)))
             .collect();
         let order = |a: &(u64, &str), b: &(u64, &str)| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1));
         if v.len() > k {
