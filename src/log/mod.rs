@@ -2,6 +2,7 @@
 //! one record holds ([`record`]).
 
 mod gunzip;
+pub mod headers;
 pub mod input;
 pub mod reader;
 pub mod record;

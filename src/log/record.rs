@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 
 use serde::Deserialize;
 
+use super::headers::Headers;
 #[cfg(test)]
 use super::view::Action;
 use super::view::{GroupRef, RequestView, RuleRef, ScanRecord};
@@ -317,12 +318,14 @@ impl<'a> LogRecord<'a> {
                 http_method: b(&req.http_method),
                 host: b(&req.host),
                 headers: req.headers.as_ref().map(|hs| {
-                    hs.iter()
-                        .map(|h| Header {
-                            name: Cow::Borrowed(&h.name),
-                            value: b(&h.value),
-                        })
-                        .collect()
+                    Headers::from_list(
+                        hs.iter()
+                            .map(|h| Header {
+                                name: Cow::Borrowed(&h.name),
+                                value: b(&h.value),
+                            })
+                            .collect(),
+                    )
                 }),
             },
         }
@@ -446,7 +449,7 @@ mod tests {
         );
         assert_eq!(r.view().action(), Action::Block);
         assert_eq!(r.view().user_agent(), Some("curl/8"));
-        assert_eq!(r.view().header("x"), Some(""));
+        assert_eq!(r.view().header("x").as_deref(), Some(""));
         assert_eq!(r.http_request.uri.as_deref(), Some("/a/b"));
         assert_eq!(
             r.view().count_rule_ids().collect::<Vec<_>>(),

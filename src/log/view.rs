@@ -5,11 +5,13 @@
 //! [`LogRecord::view`](super::LogRecord::view) produces the same value from the full model; a test
 //! pins the two together on every public sample, so they cannot drift apart.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::record::{Header, Label, Str, epoch_millis, lenient_u64};
+use super::headers::Headers;
+use super::record::{Label, Str, epoch_millis, lenient_u64};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +57,7 @@ pub struct RequestView<'a> {
     #[serde(default, borrow)]
     pub host: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub headers: Option<Vec<Header<'a>>>,
+    pub headers: Option<Headers<'a>>,
 }
 
 /// A rule match reduced to its id.
@@ -126,17 +128,12 @@ impl ScanRecord<'_> {
     }
 
     /// The first header of that name (case-insensitive, as HTTP header names are).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.http_request
-            .headers
-            .as_deref()?
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_deref().unwrap_or(""))
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.http_request.headers.as_ref()?.get(name)
     }
 
     pub fn user_agent(&self) -> Option<&str> {
-        self.header("user-agent")
+        self.http_request.headers.as_ref()?.user_agent()
     }
 
     /// `httpRequest.host` where logged (CloudFront, 2024+), else the `Host` header.
@@ -144,7 +141,7 @@ impl ScanRecord<'_> {
         self.http_request
             .host
             .as_deref()
-            .or_else(|| self.header("host"))
+            .or_else(|| self.http_request.headers.as_ref()?.host())
     }
 
     pub fn label_names(&self) -> impl Iterator<Item = &str> {

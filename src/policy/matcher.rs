@@ -294,7 +294,7 @@ impl Condition {
             Condition::UserAgent(t) => t.matches(r.user_agent()),
             Condition::Header(h) => match &h.test {
                 HeaderTest::Present(present) => r.header(&h.name).is_some() == *present,
-                HeaderTest::Value(t) => t.matches(r.header(&h.name)),
+                HeaderTest::Value(t) => t.matches(r.header(&h.name).as_deref()),
             },
             Condition::Country(c) => {
                 let country = req.country.as_deref().unwrap_or("-");
