@@ -589,10 +589,7 @@ comment = "office"
         scan_bytes(
             "t",
             text.as_bytes(),
-            &ScanOptions {
-                policies: set.policies.clone(),
-                ..ScanOptions::default()
-            },
+            &ScanOptions::default().with_policies(set.policies.clone()),
         )
     }
 
@@ -786,6 +783,42 @@ comment = "office"
         let gone = unblock(&mut ledger, "198.51.100.0/24", Some("blocklist")).unwrap();
         assert_eq!(gone.len(), 1);
         assert_eq!(ledger.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_policy_on_another_header_switches_the_scan_to_full_records() {
+        let set = crate::policy::parse_str(
+            r#"
+[[policy]]
+name = "no-key"
+description = "API calls without a key"
+key = "ip"
+[policy.match]
+path = { prefix = ["/api/"] }
+header = { name = "x-api-key", present = false }
+[policy.thresholds]
+requests = 2
+[policy.action]
+type = "report"
+"#,
+            Path::new("p.toml"),
+            None,
+        )
+        .unwrap()
+        .policies;
+        let options = ScanOptions::default().with_policies(set.policies.clone());
+        assert!(options.validate);
+        let line = |ip: &str, key: &str| {
+            format!(
+                r#"{{"timestamp":1,"httpRequest":{{"clientIp":"{ip}","uri":"/api/x","headers":[{{"name":"User-Agent","value":"u"}}{key}]}}}}"#
+            ) + "\n"
+        };
+        let with_key = r#",{"name":"X-Api-Key","value":"k"}"#;
+        let text = line("198.51.100.1", "").repeat(2) + &line("198.51.100.2", with_key).repeat(2);
+        let t = scan_bytes("t", text.as_bytes(), &options);
+        let f = evaluate(&set, &t, ts("2026-11-20T00:00:00Z"));
+        let keys: Vec<String> = f.iter().map(|f| f.key.to_string()).collect();
+        assert_eq!(keys, ["198.51.100.1/32"]);
     }
 
     #[test]

@@ -30,9 +30,9 @@ fn shipped_policies_catch_the_bad_actors_and_spare_the_good_ones() {
     .unwrap();
     let options = ScanOptions {
         home_country: Some("JP".into()),
-        policies: policies.policies.clone(),
         ..ScanOptions::default()
-    };
+    }
+    .with_policies(policies.policies.clone());
     let found = discover(&[logs], &options.range).unwrap();
     let traffic = scan(&found.files, &options, Arc::new(|_| {}));
     let now: Timestamp = "2026-11-20T02:00:00Z".parse().unwrap();

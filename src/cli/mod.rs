@@ -20,7 +20,9 @@ use crate::scan::{self, ScanOptions, Traffic};
 use crate::time::parse_instant;
 use ipnet::IpNet;
 
+mod athena;
 mod ledger;
+mod rate;
 mod waf;
 
 /// Exit codes (documented in the README and `docs/cli.md`).
@@ -64,6 +66,12 @@ pub enum Command {
     Pull(waf::PullArgs),
     /// Write a deterministic day of realistic WAF logs (S3 layout) with a ground-truth file.
     Generate(GenerateArgs),
+    /// Tune rate-based rules: recommend limits from the logs and backtest them.
+    #[command(subcommand)]
+    Rate(rate::RateCommand),
+    /// Set up Athena for logs too large to scan on one machine.
+    #[command(subcommand)]
+    Athena(athena::AthenaCommand),
 }
 
 /// Where `waftune.toml` is.
@@ -183,6 +191,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(args) => waf::apply_cmd(args),
         Command::Pull(args) => waf::pull_cmd(args),
         Command::Generate(args) => generate_cmd(args),
+        Command::Rate(command) => rate::rate_cmd(command),
+        Command::Athena(command) => athena::athena_cmd(command),
     }
 }
 
@@ -234,8 +244,9 @@ pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
         range,
         home_country: args.home_country.as_deref().map(str::to_ascii_uppercase),
         validate: args.strict,
-        policies,
-    };
+        ..ScanOptions::default()
+    }
+    .with_policies(policies);
     let traffic = scan::scan(&found.files, &options, Arc::new(move |n| tick.inc(n)));
     bar.finish_and_clear();
     if found.pruned_dirs > 0 {

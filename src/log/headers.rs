@@ -1,8 +1,9 @@
 //! Request headers as the scan reads them.
 //!
 //! A real record carries 10 to 30 headers (cookies, client hints), yet analysis reads two of them for
-//! every request: `User-Agent` and `Host`. Parsing picks those two out and skips the other values;
-//! the array stays available as raw JSON for the rare policy that matches on another header.
+//! every request: `User-Agent` and `Host`. The scan's parser picks those two out in one pass and skips
+//! the other values. When a policy matches on another header, the scan parses records with the full
+//! model instead ([`crate::log::LogRecord::view`]), which keeps every header.
 
 use std::borrow::Cow;
 
@@ -12,18 +13,12 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use super::record::{Header, Str};
 
 #[derive(Debug, Clone)]
-enum Source<'a> {
-    /// The JSON array as logged.
-    Raw(Str<'a>),
-    /// Already parsed (a view of the full model).
-    Parsed(Vec<Header<'a>>),
-}
-
-#[derive(Debug, Clone)]
 pub struct Headers<'a> {
     user_agent: Option<Str<'a>>,
     host: Option<Str<'a>>,
-    source: Source<'a>,
+    /// Every header, when the record was parsed with the full model; `None` when only the two above
+    /// were picked.
+    all: Option<Vec<Header<'a>>>,
 }
 
 impl<'a> Headers<'a> {
@@ -36,7 +31,7 @@ impl<'a> Headers<'a> {
         Headers {
             user_agent: find("user-agent"),
             host: find("host"),
-            source: Source::Parsed(list),
+            all: Some(list),
         }
     }
 
@@ -48,41 +43,39 @@ impl<'a> Headers<'a> {
         self.host.as_deref()
     }
 
-    /// Every header, in log order (parses the raw JSON again: for the rare caller).
-    pub fn all(&self) -> Vec<Header<'_>> {
-        match &self.source {
-            Source::Parsed(list) => list
-                .iter()
-                .map(|h| Header {
-                    name: Cow::Borrowed(&h.name),
-                    value: h.value.as_deref().map(Cow::Borrowed),
-                })
-                .collect(),
-            // The raw text was validated when it was picked, so it parses again.
-            Source::Raw(raw) => sonic_rs::from_str(raw).unwrap_or_default(),
-        }
+    /// Whether headers other than `User-Agent` and `Host` were kept.
+    pub fn is_complete(&self) -> bool {
+        self.all.is_some()
     }
 
     /// The first header of that name (case-insensitive, as HTTP header names are); a header with no
-    /// value reads as empty.
-    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+    /// value reads as empty. Other headers than `User-Agent` and `Host` are only known when
+    /// [`Headers::is_complete`].
+    pub fn get(&self, name: &str) -> Option<&str> {
         if name.eq_ignore_ascii_case("user-agent") {
-            return self.user_agent().map(Cow::Borrowed);
+            return self.user_agent();
         }
         if name.eq_ignore_ascii_case("host") {
-            return self.host().map(Cow::Borrowed);
+            return self.host();
         }
-        self.all()
-            .into_iter()
+        debug_assert!(
+            self.is_complete(),
+            "header `{name}` asked of picked headers"
+        );
+        self.all
+            .as_deref()?
+            .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| Cow::Owned(h.value.map(Cow::into_owned).unwrap_or_default()))
+            .map(|h| h.value.as_deref().unwrap_or(""))
     }
 }
 
-/// Equal when they hold the same headers, however they were obtained.
+/// Equal when the headers both hold agree (the picked two always; all of them when both kept all).
 impl PartialEq for Headers<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.user_agent == other.user_agent && self.host == other.host && self.all() == other.all()
+        self.user_agent == other.user_agent
+            && self.host == other.host
+            && (self.all.is_none() || other.all.is_none() || self.all == other.all)
     }
 }
 
@@ -90,17 +83,11 @@ impl Eq for Headers<'_> {}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = sonic_rs::LazyValue::deserialize(d)?.as_raw_cow();
-        let picked = match &raw {
-            Cow::Borrowed(text) => sonic_rs::from_str::<Picked<'de>>(text),
-            // Only when the input was not a borrowed buffer; the picked values are copied then.
-            Cow::Owned(text) => sonic_rs::from_str::<Picked<'_>>(text).map(Picked::into_owned),
-        }
-        .map_err(|e| de::Error::custom(format!("in `headers`: {e}")))?;
+        let picked = Picked::deserialize(d)?;
         Ok(Headers {
             user_agent: picked.user_agent,
             host: picked.host,
-            source: Source::Raw(raw),
+            all: None,
         })
     }
 }
@@ -110,15 +97,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
 struct Picked<'a> {
     user_agent: Option<Str<'a>>,
     host: Option<Str<'a>>,
-}
-
-impl Picked<'_> {
-    fn into_owned(self) -> Picked<'static> {
-        Picked {
-            user_agent: self.user_agent.map(|v| Cow::Owned(v.into_owned())),
-            host: self.host.map(|v| Cow::Owned(v.into_owned())),
-        }
-    }
 }
 
 impl<'de> Deserialize<'de> for Picked<'de> {
@@ -219,18 +197,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn picks_user_agent_and_host_and_keeps_the_rest() {
+    fn picks_user_agent_and_host_like_the_full_model() {
         let json = r#"[{"name":"Host","value":"shop.example"},{"name":"cookie","value":"a=\"b\""},
             {"value":"ua/1","name":"USER-AGENT"},{"name":"user-agent","value":"second"},{"name":"X-Empty"}]"#;
         let h: Headers = sonic_rs::from_str(json).unwrap();
         assert_eq!(h.user_agent(), Some("ua/1"));
         assert_eq!(h.host(), Some("shop.example"));
-        assert_eq!(h.get("Cookie").as_deref(), Some("a=\"b\""));
-        assert_eq!(h.get("x-empty").as_deref(), Some(""));
-        assert_eq!(h.get("missing"), None);
-        assert_eq!(h.all().len(), 5);
+        assert!(!h.is_complete());
         let list: Vec<Header> = sonic_rs::from_str(json).unwrap();
-        assert_eq!(Headers::from_list(list), h);
+        let full = Headers::from_list(list);
+        assert_eq!(full, h);
+        assert_eq!(full.get("Cookie"), Some("a=\"b\""));
+        assert_eq!(full.get("x-empty"), Some(""));
+        assert_eq!(full.get("missing"), None);
     }
 
     #[test]

@@ -449,7 +449,7 @@ mod tests {
         );
         assert_eq!(r.view().action(), Action::Block);
         assert_eq!(r.view().user_agent(), Some("curl/8"));
-        assert_eq!(r.view().header("x").as_deref(), Some(""));
+        assert_eq!(r.view().header("x"), Some(""));
         assert_eq!(r.http_request.uri.as_deref(), Some("/a/b"));
         assert_eq!(
             r.view().count_rule_ids().collect::<Vec<_>>(),

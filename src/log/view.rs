@@ -5,7 +5,6 @@
 //! [`LogRecord::view`](super::LogRecord::view) produces the same value from the full model; a test
 //! pins the two together on every public sample, so they cannot drift apart.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -127,8 +126,9 @@ impl ScanRecord<'_> {
         self.http_request.client_ip.trim().parse().ok()
     }
 
-    /// The first header of that name (case-insensitive, as HTTP header names are).
-    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+    /// The first header of that name (case-insensitive, as HTTP header names are). Headers other
+    /// than `User-Agent` and `Host` need a record parsed with the full model (see [`Headers`]).
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.http_request.headers.as_ref()?.get(name)
     }
 

@@ -32,10 +32,20 @@ pub struct ScanOptions {
     pub range: TimeRange,
     /// ISO 3166 alpha-2 code of the site's home country (`JP`); `None` disables the domestic split.
     pub home_country: Option<String>,
-    /// Check every record against the full log model (slower; for `--strict`).
+    /// Parse every record with the full log model (slower): for `--strict`, and set by
+    /// [`ScanOptions::with_policies`] when a policy matches on headers the lean view does not keep.
     pub validate: bool,
     /// Policies whose matching requests are counted per key (client or prefix) during the pass.
     pub policies: Vec<Policy>,
+}
+
+impl ScanOptions {
+    /// Adds policies to count, switching to the full model when one of them needs all headers.
+    pub fn with_policies(mut self, policies: Vec<Policy>) -> ScanOptions {
+        self.validate |= policies.iter().any(|p| p.matcher.reads_other_headers());
+        self.policies = policies;
+        self
+    }
 }
 
 /// Everything one scan learned, independent of which engine produced it.
