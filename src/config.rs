@@ -94,6 +94,24 @@ pub struct Config {
     pub ip_set_groups: Vec<IpSetGroup>,
     pub web_acls: Vec<WebAclConfig>,
     pub guardrails: Guardrails,
+    /// Where `--source athena` runs its queries; `None` when the section is absent.
+    pub athena: Option<AthenaConfig>,
+}
+
+/// `[athena]`: the table of the web ACL's logs (see `waftune athena ddl`) and where queries run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AthenaConfig {
+    pub database: String,
+    pub table: String,
+    /// `None`: the account's `primary` workgroup.
+    pub workgroup: Option<String>,
+    /// `s3://bucket/prefix/` for query results; may be left out when the workgroup enforces one.
+    pub output_location: Option<String>,
+    /// The region of the Athena table (default: `region` above, else the AWS default chain).
+    pub region: Option<String>,
+    #[serde(default)]
+    pub layout: crate::athena::sql::Layout,
 }
 
 /// A pair of IP sets (IPv4 and IPv6) holding one ledger group.
@@ -255,6 +273,7 @@ struct RawConfig {
     web_acls: Vec<RawWebAcl>,
     #[serde(default)]
     guardrails: RawGuardrails,
+    athena: Option<Spanned<AthenaConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -414,6 +433,7 @@ impl Ctx<'_> {
         let ip_set_groups = self.groups(&raw.ip_set_groups)?;
         let web_acls = self.web_acls(&raw.web_acls, &ip_set_groups)?;
         let guardrails = self.guardrails(raw.guardrails)?;
+        let athena = raw.athena.map(|a| self.athena(a)).transpose()?;
         Ok(Config {
             path: self.path.to_owned(),
             sha256: sha256_hex(self.text.as_bytes()),
@@ -425,7 +445,37 @@ impl Ctx<'_> {
             ip_set_groups,
             web_acls,
             guardrails,
+            athena,
         })
+    }
+
+    /// Database and table names go into SQL text unquoted, so they must be plain identifiers.
+    fn athena(&self, raw: Spanned<AthenaConfig>) -> Result<AthenaConfig, ConfigError> {
+        let span = raw.span();
+        let a = raw.into_inner();
+        for (what, name) in [("database", &a.database), ("table", &a.table)] {
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !plain {
+                return Err(self.error(
+                    span.clone(),
+                    format!(
+                        "athena {what} `{name}` is not a plain Athena name: use lower-case letters, digits and `_`"
+                    ),
+                ));
+            }
+        }
+        if let Some(location) = &a.output_location
+            && !location.starts_with("s3://")
+        {
+            return Err(self.error(
+                span,
+                format!("athena output_location `{location}` is not an `s3://` URL"),
+            ));
+        }
+        Ok(a)
     }
 
     fn groups(&self, raw: &[RawGroup]) -> Result<Vec<IpSetGroup>, ConfigError> {
@@ -756,6 +806,26 @@ mod tests {
         assert_eq!(c.ledger, PathBuf::from(DEFAULT_LEDGER));
         assert_eq!(c.guardrails, Guardrails::default());
         assert_eq!(c.effective_region(), None);
+    }
+
+    #[test]
+    fn athena_section_is_checked() {
+        let c = parse(
+            "scope = \"REGIONAL\"\n[athena]\ndatabase = \"waf\"\ntable = \"shop_logs\"\n\
+             output_location = \"s3://athena-results/waftune/\"\nlayout = \"date\"\n",
+        )
+        .unwrap();
+        let a = c.athena.unwrap();
+        assert_eq!(a.layout, crate::athena::sql::Layout::Date);
+        assert_eq!(a.workgroup, None);
+        let msg = err("scope = \"REGIONAL\"\n[athena]\ndatabase = \"waf\"\ntable = \"x; DROP\"\n");
+        assert!(
+            msg.contains("athena table `x; DROP` is not a plain Athena name"),
+            "{msg}"
+        );
+        let msg = err("scope = \"REGIONAL\"\n[athena]\ndatabase = \"w\"\ntabel = \"t\"\n");
+        assert!(msg.contains("unknown field `tabel`"), "{msg}");
+        assert!(parse("scope = \"REGIONAL\"\n").unwrap().athena.is_none());
     }
 
     #[test]

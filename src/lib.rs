@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod apply;
+pub mod athena;
 pub mod cidr;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod log;
 pub mod plan;
 pub mod policy;
 pub mod propose;
+pub mod rate;
 pub mod render;
 pub mod scan;
 pub mod time;

@@ -1,0 +1,599 @@
+//! Trino SQL for Athena: the table definition and the aggregation queries, as pure text.
+//!
+//! Every query aggregates per client and epoch minute inside Athena, so the result has one row per
+//! active (client, minute) instead of one per request; the conversion in [`super::rows`] turns those
+//! rows into the same [`crate::scan::ClientStats`] the local engine builds, peaks included. Every
+//! query constrains the partition column as well as `timestamp`: without the former Athena reads the
+//! whole bucket, without the latter the edges would be off by up to a partition.
+
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+use crate::log::{Action, TimeRange};
+use crate::policy::{
+    Condition, CountryMatch, Expr, HeaderTest, LabelMatch, LabelPattern, TextMatch,
+};
+
+/// How the table's S3 prefixes are partitioned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// AWS's current guidance: one `log_time` partition, `yyyy/MM/dd/HH/mm`, by projection.
+    #[default]
+    Projection,
+    /// The older layout: `date` (`yyyy/MM/dd`) and `region` partitions.
+    Date,
+    /// No partitions: every query reads the whole location (small or test tables only).
+    None,
+}
+
+/// The table queries read, and how it is partitioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// `table` or `database.table`; emitted as written (the config checks it is a plain name).
+    pub name: String,
+    pub layout: Layout,
+}
+
+/// Records reach S3 in files named after their delivery time, a few minutes after the records in them
+/// (and late deliveries happen): partitions this far outside the range are read too, so pruning never
+/// drops a record. The exact range is applied on `timestamp`. Same slack as the local engine's path
+/// pruning.
+pub const PARTITION_SLACK_MS: i64 = 15 * 60 * 1000;
+
+/// The WAF log columns (waf-facts section 1) with their Hive types, in log order. Names keep the log's
+/// camelCase: Athena lower-cases them, and the JSON SerDe matches keys without regard to case.
+/// Types are what every sample holds; fields whose JSON type varies between sources are `string`
+/// (the SerDe stores a number's text there).
+pub const COLUMNS: &[(&str, &str)] = &[
+    ("timestamp", "bigint"),
+    ("formatVersion", "int"),
+    ("webaclId", "string"),
+    ("terminatingRuleId", "string"),
+    ("terminatingRuleType", "string"),
+    ("action", "string"),
+    (
+        "terminatingRuleMatchDetails",
+        concat!("array<", match_detail!(), ">"),
+    ),
+    ("httpSourceName", "string"),
+    ("httpSourceId", "string"),
+    (
+        "ruleGroupList",
+        concat!(
+            "array<struct<ruleGroupId:string,",
+            "terminatingRule:struct<ruleId:string,action:string,ruleMatchDetails:array<",
+            match_detail!(),
+            ">>,nonTerminatingMatchingRules:array<",
+            non_terminating!(),
+            ">,excludedRules:string,customerConfig:string>>"
+        ),
+    ),
+    (
+        "rateBasedRuleList",
+        concat!(
+            "array<struct<rateBasedRuleId:string,rateBasedRuleName:string,limitKey:string,",
+            "maxRateAllowed:bigint,limitValue:string,evaluationWindowSec:string,",
+            "customValues:array<struct<key:string,name:string,value:string>>>>"
+        ),
+    ),
+    (
+        "nonTerminatingMatchingRules",
+        concat!("array<", non_terminating!(), ">"),
+    ),
+    (
+        "requestHeadersInserted",
+        "array<struct<name:string,value:string>>",
+    ),
+    ("responseCodeSent", "int"),
+    (
+        "httpRequest",
+        concat!(
+            "struct<clientIp:string,country:string,headers:array<struct<name:string,value:string>>,",
+            "uri:string,args:string,httpVersion:string,httpMethod:string,requestId:string,",
+            "fragment:string,scheme:string,host:string>"
+        ),
+    ),
+    ("labels", "array<struct<name:string>>"),
+    ("captchaResponse", challenge!()),
+    ("challengeResponse", challenge!()),
+    ("ja3Fingerprint", "string"),
+    ("ja4Fingerprint", "string"),
+    ("oversizeFields", "string"),
+    ("requestBodySize", "bigint"),
+    ("requestBodySizeInspectedByWAF", "bigint"),
+    ("clientAsn", "string"),
+];
+
+macro_rules! match_detail {
+    () => {
+        "struct<conditionType:string,sensitivityLevel:string,location:string,matchedData:array<string>,matchedFieldName:string>"
+    };
+}
+macro_rules! challenge {
+    () => {
+        "struct<responseCode:string,solveTimestamp:string,failureReason:string>"
+    };
+}
+macro_rules! non_terminating {
+    () => {
+        concat!(
+            "struct<ruleId:string,action:string,overriddenAction:string,ruleMatchDetails:array<",
+            match_detail!(),
+            ">,captchaResponse:",
+            challenge!(),
+            ",challengeResponse:",
+            challenge!(),
+            ">"
+        )
+    };
+}
+use {challenge, match_detail, non_terminating};
+
+/// Where a web ACL's logs are, for [`ddl`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLocation {
+    pub bucket: String,
+    pub account: String,
+    /// An AWS region, or `cloudfront`.
+    pub region: String,
+    pub web_acl: String,
+}
+
+/// `CREATE EXTERNAL TABLE` for one web ACL's logs. `projection_start` is the first partition
+/// (`yyyy/MM/dd`) the projection enumerates; queries never read before it.
+pub fn ddl(table: &Table, at: &LogLocation, projection_start: &str) -> String {
+    let mut out = format!("CREATE EXTERNAL TABLE IF NOT EXISTS {} (\n", table.name);
+    for (i, (name, ty)) in COLUMNS.iter().enumerate() {
+        let sep = if i + 1 < COLUMNS.len() { "," } else { "" };
+        // Backticks: `timestamp` is a reserved word in Hive DDL.
+        let _ = writeln!(out, "  `{name}` {ty}{sep}");
+    }
+    out.push_str(")\n");
+    let base = format!(
+        "s3://{}/AWSLogs/{}/WAFLogs",
+        at.bucket.trim_start_matches("s3://").trim_end_matches('/'),
+        at.account
+    );
+    let properties: Vec<(String, String)> = match table.layout {
+        Layout::Projection => {
+            out.push_str("PARTITIONED BY (`log_time` string)\n");
+            vec![
+                ("projection.enabled".into(), "true".into()),
+                ("projection.log_time.type".into(), "date".into()),
+                (
+                    "projection.log_time.format".into(),
+                    "yyyy/MM/dd/HH/mm".into(),
+                ),
+                ("projection.log_time.interval".into(), "1".into()),
+                ("projection.log_time.interval.unit".into(), "minutes".into()),
+                (
+                    "projection.log_time.range".into(),
+                    format!("{projection_start}/00/00,NOW"),
+                ),
+                (
+                    "storage.location.template".into(),
+                    format!("{base}/{}/{}/${{log_time}}", at.region, at.web_acl),
+                ),
+            ]
+        }
+        Layout::Date => {
+            out.push_str("PARTITIONED BY (`region` string, `date` string)\n");
+            vec![
+                ("projection.enabled".into(), "true".into()),
+                ("projection.region.type".into(), "enum".into()),
+                ("projection.region.values".into(), at.region.clone()),
+                ("projection.date.type".into(), "date".into()),
+                ("projection.date.format".into(), "yyyy/MM/dd".into()),
+                ("projection.date.interval".into(), "1".into()),
+                ("projection.date.interval.unit".into(), "days".into()),
+                (
+                    "projection.date.range".into(),
+                    format!("{projection_start},NOW"),
+                ),
+                (
+                    "storage.location.template".into(),
+                    format!("{base}/${{region}}/{}/${{date}}", at.web_acl),
+                ),
+            ]
+        }
+        Layout::None => Vec::new(),
+    };
+    out.push_str("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n");
+    // A malformed line becomes a row of nulls (dropped by the `timestamp` filter) instead of failing
+    // the whole query; the local engine counts such lines and moves on too.
+    out.push_str("WITH SERDEPROPERTIES ('ignore.malformed.json' = 'true')\n");
+    out.push_str("STORED AS INPUTFORMAT 'org.apache.hadoop.mapred.TextInputFormat'\n");
+    out.push_str("OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'\n");
+    let _ = write!(out, "LOCATION '{base}/{}/{}/'", at.region, at.web_acl);
+    if !properties.is_empty() {
+        out.push_str("\nTBLPROPERTIES (\n");
+        for (i, (k, v)) in properties.iter().enumerate() {
+            let sep = if i + 1 < properties.len() { "," } else { "" };
+            let _ = writeln!(out, "  {} = {}{sep}", quote(k), quote(v));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// The terminating action as the local engine reads it: case-insensitive, anything else `OTHER`.
+const ACTION: &str = "CASE upper(action) WHEN 'ALLOW' THEN 'ALLOW' WHEN 'BLOCK' THEN 'BLOCK' \
+                      WHEN 'CAPTCHA' THEN 'CAPTCHA' WHEN 'CHALLENGE' THEN 'CHALLENGE' ELSE 'OTHER' END";
+
+/// Requests per client text and epoch minute in `range`, with counts by action and the first and
+/// last timestamp: everything [`super::rows::MinuteRow`] holds. With `predicate`, only the requests
+/// it matches.
+fn minutes_query(table: &Table, range: &TimeRange, predicate: Option<&str>) -> String {
+    let mut sql = String::from(
+        "SELECT httprequest.clientip AS client,\n  \
+         CAST(floor(CAST(timestamp AS double) / 60000) AS bigint) AS minute,\n  \
+         count(*) AS requests,\n",
+    );
+    for a in Action::ALL {
+        if a != Action::Other {
+            let _ = writeln!(
+                sql,
+                "  count_if(upper(action) = '{}') AS {},",
+                a.as_str(),
+                a.as_str().to_lowercase()
+            );
+        }
+    }
+    let _ = write!(
+        sql,
+        "  min(timestamp) AS first_ms,\n  max(timestamp) AS last_ms\nFROM {}\nWHERE {}",
+        table.name,
+        range_filter(table.layout, range)
+    );
+    if let Some(p) = predicate {
+        let _ = write!(sql, "\n  AND ({p})");
+    }
+    sql.push_str("\nGROUP BY 1, 2");
+    sql
+}
+
+/// Per client and minute, every request in `range`: the query behind `analyze`'s client statistics.
+pub fn client_minutes(table: &Table, range: &TimeRange) -> String {
+    minutes_query(table, range, None)
+}
+
+/// Per client and minute, the requests a policy's matcher counts.
+pub fn matched_minutes(table: &Table, range: &TimeRange, expr: &Expr) -> String {
+    minutes_query(table, range, Some(&predicate(expr)))
+}
+
+/// The partition and timestamp conditions for `range`. `timestamp IS NOT NULL` always holds: it drops
+/// rows the SerDe could not read, which the local engine counts as malformed.
+pub fn range_filter(layout: Layout, range: &TimeRange) -> String {
+    let mut parts = Vec::new();
+    let column = match layout {
+        Layout::Projection => Some(("log_time", "%Y/%m/%d/%H/%M")),
+        Layout::Date => Some(("\"date\"", "%Y/%m/%d")),
+        Layout::None => None,
+    };
+    if let Some((column, format)) = column {
+        if let Some(since) = range.since {
+            parts.push(format!(
+                "{column} >= '{}'",
+                partition_value(since - PARTITION_SLACK_MS, format)
+            ));
+        }
+        if let Some(until) = range.until {
+            parts.push(format!(
+                "{column} <= '{}'",
+                partition_value(until + PARTITION_SLACK_MS, format)
+            ));
+        }
+    }
+    match range.since {
+        Some(since) => parts.push(format!("timestamp >= {since}")),
+        None => parts.push("timestamp IS NOT NULL".into()),
+    }
+    if let Some(until) = range.until {
+        parts.push(format!("timestamp < {until}"));
+    }
+    parts.join("\n  AND ")
+}
+
+/// The partition value holding `ms` (UTC), in the layout's format. Zero-padded fixed-width text, so
+/// string comparison is time order.
+fn partition_value(ms: i64, format: &str) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap_or(if ms < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        })
+        .strftime(format)
+        .to_string()
+}
+
+/// A matcher's condition tree as a SQL boolean that is never NULL, so `NOT` behaves as in the local
+/// engine (a missing field matches no pattern, and `not` of that is true).
+pub fn predicate(expr: &Expr) -> String {
+    match expr {
+        Expr::All(children) if children.is_empty() => "true".into(),
+        Expr::Any(children) if children.is_empty() => "false".into(),
+        Expr::All(children) => join(children, " AND "),
+        Expr::Any(children) => join(children, " OR "),
+        Expr::Not(child) => format!("NOT ({})", predicate(child)),
+        Expr::Cond(c) => format!("coalesce({}, false)", condition(c)),
+    }
+}
+
+fn join(children: &[Expr], op: &str) -> String {
+    children
+        .iter()
+        .map(|c| format!("({})", predicate(c)))
+        .collect::<Vec<_>>()
+        .join(op)
+}
+
+/// One condition; may be NULL where a field is missing (the caller coalesces).
+fn condition(c: &Condition) -> String {
+    match c {
+        Condition::Path(t) => text("httprequest.uri", t),
+        Condition::Method(list) => in_list("upper(httprequest.httpmethod)", list),
+        Condition::Host(t) => text(
+            &format!("coalesce(httprequest.host, {})", header_value("host")),
+            t,
+        ),
+        Condition::UserAgent(t) => text(&header_value("user-agent"), t),
+        Condition::Header(h) => match &h.test {
+            HeaderTest::Present(true) => format!("cardinality({}) > 0", headers(&h.name)),
+            HeaderTest::Present(false) => {
+                format!("coalesce(cardinality({}), 0) = 0", headers(&h.name))
+            }
+            HeaderTest::Value(t) => text(&header_value(&h.name), t),
+        },
+        Condition::Country(CountryMatch { countries, negate }) => {
+            let list = countries
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let not = if *negate { "NOT " } else { "" };
+            format!("coalesce(httprequest.country, '-') {not}IN ({list})")
+        }
+        Condition::Labels(l) => labels(l),
+        Condition::Action(list) => {
+            let list = list
+                .iter()
+                .map(|a| quote(a.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({ACTION}) IN ({list})")
+        }
+        Condition::TerminatingRule(t) => text("terminatingruleid", t),
+        Condition::TerminatingRuleType(list) => in_list("upper(terminatingruletype)", list),
+        Condition::CountRule(t) => {
+            let re = quote(t.regex());
+            format!(
+                "cardinality(filter(nonterminatingmatchingrules, r -> regexp_like(r.ruleid, {re}))) > 0 \
+                 OR cardinality(filter(rulegrouplist, g -> \
+                 cardinality(filter(g.nonterminatingmatchingrules, r -> regexp_like(r.ruleid, {re}))) > 0)) > 0"
+            )
+        }
+        Condition::Source(list) => in_list("upper(httpsourcename)", list),
+        Condition::Ja3(t) => text("ja3fingerprint", t),
+        Condition::Ja4(t) => text("ja4fingerprint", t),
+        Condition::ResponseCode(codes) => {
+            let list = codes
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("responsecodesent IN ({list})")
+        }
+    }
+}
+
+/// The compiled regex of the matcher (anchors and `(?i)` included), which the pattern module keeps
+/// to the subset Rust, Trino (Java) and RE2 read alike.
+fn text(column: &str, t: &TextMatch) -> String {
+    format!("regexp_like({column}, {})", quote(t.regex()))
+}
+
+/// Case-insensitive list membership, as the local engine compares these fields.
+fn in_list(column: &str, list: &[String]) -> String {
+    let list = list
+        .iter()
+        .map(|v| quote(&v.to_uppercase()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{column} IN ({list})")
+}
+
+/// The request headers with that name (names compare without regard to case).
+fn headers(name: &str) -> String {
+    format!(
+        "filter(httprequest.headers, h -> lower(h.name) = {})",
+        quote(&name.to_lowercase())
+    )
+}
+
+/// The value of the first header with that name (a header without a value reads as empty), NULL when
+/// none is sent.
+fn header_value(name: &str) -> String {
+    format!(
+        "element_at(transform({}, h -> coalesce(h.value, '')), 1)",
+        headers(name)
+    )
+}
+
+fn labels(m: &LabelMatch) -> String {
+    let carries = |p: &LabelPattern| {
+        let test = match p {
+            LabelPattern::Exact(l) => format!("l.name = {}", quote(l)),
+            LabelPattern::Prefix(p) => format!("starts_with(l.name, {})", quote(p)),
+        };
+        format!("coalesce(cardinality(filter(labels, l -> {test})) > 0, false)")
+    };
+    let mut parts = Vec::new();
+    if !m.any.is_empty() {
+        parts.push(format!(
+            "({})",
+            m.any.iter().map(carries).collect::<Vec<_>>().join(" OR ")
+        ));
+    }
+    parts.extend(m.all.iter().map(carries));
+    parts.extend(m.none.iter().map(|p| format!("NOT {}", carries(p))));
+    if parts.is_empty() {
+        "true".into()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
+/// A SQL string literal.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn table(layout: Layout) -> Table {
+        Table {
+            name: "waf_logs".into(),
+            layout,
+        }
+    }
+
+    fn range() -> TimeRange {
+        // 2026-11-20T00:00:00Z .. 2026-11-21T00:00:00Z
+        TimeRange {
+            since: Some(1_795_132_800_000),
+            until: Some(1_795_219_200_000),
+        }
+    }
+
+    fn policy(text: &str) -> crate::policy::Policy {
+        crate::policy::parse_str(text, Path::new("t.toml"), None)
+            .expect("valid policy")
+            .policies
+            .policies
+            .remove(0)
+    }
+
+    #[test]
+    fn range_constrains_partition_with_slack_and_timestamp_exactly() {
+        assert_eq!(
+            range_filter(Layout::Projection, &range()),
+            "log_time >= '2026/11/19/23/45'\n  AND log_time <= '2026/11/21/00/15'\n  \
+             AND timestamp >= 1795132800000\n  AND timestamp < 1795219200000"
+        );
+        assert_eq!(
+            range_filter(Layout::Date, &range()),
+            "\"date\" >= '2026/11/19'\n  AND \"date\" <= '2026/11/21'\n  \
+             AND timestamp >= 1795132800000\n  AND timestamp < 1795219200000"
+        );
+        assert_eq!(
+            range_filter(Layout::None, &TimeRange::default()),
+            "timestamp IS NOT NULL"
+        );
+    }
+
+    #[test]
+    fn client_query_is_pinned() {
+        assert_eq!(
+            client_minutes(&table(Layout::Projection), &range()),
+            "SELECT httprequest.clientip AS client,
+  CAST(floor(CAST(timestamp AS double) / 60000) AS bigint) AS minute,
+  count(*) AS requests,
+  count_if(upper(action) = 'ALLOW') AS allow,
+  count_if(upper(action) = 'BLOCK') AS block,
+  count_if(upper(action) = 'CAPTCHA') AS captcha,
+  count_if(upper(action) = 'CHALLENGE') AS challenge,
+  min(timestamp) AS first_ms,
+  max(timestamp) AS last_ms
+FROM waf_logs
+WHERE log_time >= '2026/11/19/23/45'
+  AND log_time <= '2026/11/21/00/15'
+  AND timestamp >= 1795132800000
+  AND timestamp < 1795219200000
+GROUP BY 1, 2"
+        );
+    }
+
+    #[test]
+    fn policy_predicates_are_pinned() {
+        let p = policy(
+            r#"
+[[policy]]
+name = "login"
+description = "d"
+key = "ip"
+[policy.match]
+path = ["/login*"]
+method = ["POST"]
+labels = { none = ["awswaf:managed:aws:bot-control:bot:verified"] }
+[policy.thresholds]
+peak = { window = "5m", requests = 50 }
+[policy.action]
+type = "report"
+"#,
+        );
+        assert_eq!(
+            predicate(p.matcher.expr()),
+            "(coalesce(upper(httprequest.httpmethod) IN ('POST'), false)) \
+             AND (coalesce(NOT coalesce(cardinality(filter(labels, l -> l.name = \
+             'awswaf:managed:aws:bot-control:bot:verified')) > 0, false), false)) \
+             AND (coalesce(regexp_like(httprequest.uri, '(?:^/login[^/]*$)'), false))"
+        );
+        let p = policy(
+            r#"
+[[policy]]
+name = "ua"
+description = "d"
+key = "prefix"
+[policy.match]
+user_agent = { regex = ['python-requests'], ignore_case = true }
+country = { not_in = ["JP"] }
+[policy.thresholds]
+peak = { window = "5m", requests = 50 }
+[policy.action]
+type = "report"
+"#,
+        );
+        assert_eq!(
+            predicate(p.matcher.expr()),
+            "(coalesce(coalesce(httprequest.country, '-') NOT IN ('JP'), false)) \
+             AND (coalesce(regexp_like(element_at(transform(filter(httprequest.headers, \
+             h -> lower(h.name) = 'user-agent'), h -> coalesce(h.value, '')), 1), \
+             '(?i)(?:python-requests)'), false))"
+        );
+    }
+
+    #[test]
+    fn quotes_are_escaped() {
+        assert_eq!(quote("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn ddl_covers_every_column_and_the_projection() {
+        let at = LogLocation {
+            bucket: "aws-waf-logs-shop".into(),
+            account: "123456789012".into(),
+            region: "ap-northeast-1".into(),
+            web_acl: "shop-prod".into(),
+        };
+        let sql = ddl(&table(Layout::Projection), &at, "2026/01/01");
+        for (name, _) in COLUMNS {
+            assert!(sql.contains(&format!("`{name}` ")), "{name}");
+        }
+        assert!(sql.contains("'projection.log_time.range' = '2026/01/01/00/00,NOW'"));
+        assert!(sql.contains(
+            "'storage.location.template' = 's3://aws-waf-logs-shop/AWSLogs/123456789012/WAFLogs/ap-northeast-1/shop-prod/${log_time}'"
+        ));
+        let sql = ddl(&table(Layout::Date), &at, "2026/01/01");
+        assert!(sql.contains("PARTITIONED BY (`region` string, `date` string)"));
+        assert!(sql.contains("WAFLogs/${region}/shop-prod/${date}'"));
+        let sql = ddl(&table(Layout::None), &at, "2026/01/01");
+        assert!(!sql.contains("TBLPROPERTIES"));
+    }
+}

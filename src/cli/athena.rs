@@ -1,0 +1,92 @@
+//! `waftune athena ...`: setting up the Athena table the `athena` engine queries.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+
+use super::{exit, print};
+use crate::athena::sql::{self, Layout, LogLocation, Table};
+
+#[derive(Debug, Subcommand)]
+pub enum AthenaCommand {
+    /// Print the CREATE EXTERNAL TABLE for one web ACL's logs, with partition projection.
+    Ddl(DdlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DdlArgs {
+    /// The log bucket (`aws-waf-logs-...`).
+    #[arg(long)]
+    pub bucket: String,
+    /// The AWS account id in the log keys.
+    #[arg(long)]
+    pub account: String,
+    /// The web ACL's name in the log keys.
+    #[arg(long = "web-acl", value_name = "NAME")]
+    pub web_acl: String,
+    /// The web ACL's region, or `cloudfront`.
+    #[arg(long)]
+    pub region: String,
+    /// How the table is partitioned.
+    #[arg(long, value_enum, default_value_t = Layout::Projection)]
+    pub layout: Layout,
+    /// The table name (`name` or `database.name`).
+    #[arg(long, default_value = "waf_logs")]
+    pub table: String,
+    /// The first day (`yyyy/MM/dd`) partition projection enumerates: the first day of logs.
+    #[arg(long, value_name = "DAY")]
+    pub start: String,
+}
+
+pub fn athena_cmd(command: AthenaCommand) -> Result<ExitCode> {
+    match command {
+        AthenaCommand::Ddl(args) => ddl_cmd(args),
+    }
+}
+
+fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let day: Vec<&str> = args.start.split('/').collect();
+    if !matches!(day.as_slice(), [y, m, d] if digits(y, 4) && digits(m, 2) && digits(d, 2)) {
+        bail!("`--start {}` is not a day as `yyyy/MM/dd`", args.start);
+    }
+    if !digits(&args.account, 12) {
+        bail!(
+            "`--account {}` is not a 12-digit AWS account id",
+            args.account
+        );
+    }
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    };
+    if !plain(&args.region) || !plain(&args.web_acl) || !plain(&args.bucket) {
+        bail!(
+            "bucket, region and web ACL name must be plain S3 key segments (letters, digits, `_-.`)"
+        );
+    }
+    if !args
+        .table
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.".contains(c))
+    {
+        bail!("`--table {}` is not a plain Athena table name", args.table);
+    }
+    let text = sql::ddl(
+        &Table {
+            name: args.table,
+            layout: args.layout,
+        },
+        &LogLocation {
+            bucket: args.bucket,
+            account: args.account,
+            region: args.region,
+            web_acl: args.web_acl,
+        },
+        &args.start,
+    );
+    print(&format!("{text};\n"))?;
+    Ok(ExitCode::from(exit::OK))
+}

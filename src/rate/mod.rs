@@ -1,0 +1,492 @@
+//! Rate-based rule tuning: recommend a limit from the site's own traffic, and backtest a limit on it.
+//!
+//! Everything here is pure: it works on the per-client minute buckets the scan already counted. A
+//! [`Scope`] (overseas only, a path prefix, a method, a label) becomes a [`Policy`] whose matcher the
+//! scan evaluates, so the scope-down of a rule is counted by the same engine as detection policies.
+//! The method and the approximation of WAF's evaluation are described in `docs/rate.md`.
+
+pub mod render;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::policy::{
+    Allowlist, Condition, CountryMatch, Expr, KeyKind, LabelMatch, LabelPattern, Matcher, Pattern,
+    Policy, PolicyAction, ReportAction, TextMatch, Thresholds, Window,
+};
+use crate::scan::{ClientKey, ClientStats};
+
+/// WAF refuses rate-based rules with a lower `Limit`.
+pub const MIN_LIMIT: u64 = 10;
+
+/// The label AWS Bot Control puts on crawlers whose identity it verified (Googlebot, Bingbot, ...).
+pub const VERIFIED_CRAWLER_LABEL: &str = "awswaf:managed:aws:bot-control:bot:verified";
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RateError {
+    #[error(
+        "unknown scope `{0}`; expected `all`, `overseas`, `path:/PREFIX`, `method:VERB`, `label:LABEL` or `not-label:LABEL`"
+    )]
+    UnknownScope(String),
+    #[error("scope `{0}` needs a value after the colon")]
+    EmptyScope(String),
+    #[error("scope `overseas` needs a home country (`--home-country`)")]
+    OverseasWithoutHome,
+    #[error("path prefix `{prefix}` is not usable: {reason}")]
+    BadPath { prefix: String, reason: String },
+    #[error("limit `{0}` is below WAF's minimum of 10")]
+    LimitTooLow(u64),
+    #[error("headroom `{0}` must be at least 1")]
+    BadHeadroom(f64),
+    #[error("percentile `{0}` must be between 50 and 100")]
+    BadPercentile(f64),
+}
+
+/// Which requests a rate-based rule counts: its scope-down statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every request.
+    All,
+    /// Requests from a known country other than the home country.
+    Overseas,
+    /// Requests whose path starts with this prefix.
+    PathPrefix(String),
+    /// Requests with this method (upper case).
+    Method(String),
+    /// Requests carrying a label (a trailing `*` makes it a prefix).
+    Label(String),
+    /// Requests without that label: `not-label:awswaf:managed:aws:bot-control:bot:verified` keeps
+    /// verified crawlers out of a rule.
+    NotLabel(String),
+}
+
+impl Scope {
+    /// `all`, `overseas`, `path:/login`, `method:POST`, `label:awswaf:...` or `not-label:awswaf:...`.
+    pub fn parse(text: &str) -> Result<Scope, RateError> {
+        let value = |v: &str| {
+            if v.is_empty() {
+                Err(RateError::EmptyScope(text.to_owned()))
+            } else {
+                Ok(v.to_owned())
+            }
+        };
+        match text.split_once(':') {
+            None if text == "all" => Ok(Scope::All),
+            None if text == "overseas" => Ok(Scope::Overseas),
+            Some(("path", v)) => Ok(Scope::PathPrefix(value(v)?)),
+            Some(("method", v)) => Ok(Scope::Method(value(v)?.to_ascii_uppercase())),
+            Some(("label", v)) => Ok(Scope::Label(value(v)?)),
+            Some(("not-label", v)) => Ok(Scope::NotLabel(value(v)?)),
+            _ => Err(RateError::UnknownScope(text.to_owned())),
+        }
+    }
+
+    /// The policy the scan counts this scope's requests with, per client address.
+    pub fn policy(&self, home_country: Option<&str>) -> Result<Policy, RateError> {
+        let cond = match self {
+            Scope::All => None,
+            // `-` (unknown) is listed so that `not_in` does not count it as overseas.
+            Scope::Overseas => Some(Condition::Country(CountryMatch {
+                countries: vec![
+                    home_country
+                        .ok_or(RateError::OverseasWithoutHome)?
+                        .to_ascii_uppercase(),
+                    "-".into(),
+                ],
+                negate: true,
+            })),
+            Scope::PathPrefix(p) => Some(Condition::Path(
+                TextMatch::new(vec![Pattern::Prefix(p.clone())], false, Some('/')).map_err(
+                    |e| RateError::BadPath {
+                        prefix: p.clone(),
+                        reason: e.to_string(),
+                    },
+                )?,
+            )),
+            Scope::Method(m) => Some(Condition::Method(vec![m.clone()])),
+            Scope::Label(l) => Some(Condition::Labels(LabelMatch {
+                any: vec![LabelPattern::parse(l)],
+                all: Vec::new(),
+                none: Vec::new(),
+            })),
+            Scope::NotLabel(l) => Some(Condition::Labels(LabelMatch {
+                any: Vec::new(),
+                all: Vec::new(),
+                none: vec![LabelPattern::parse(l)],
+            })),
+        };
+        Ok(Policy {
+            name: format!("rate-scope:{self}"),
+            description: format!("requests in rate scope `{self}`"),
+            file: PathBuf::new(),
+            matcher: cond.map_or_else(Matcher::everything, |c| Matcher::new(Expr::Cond(c))),
+            // WAF's IP aggregation counts per address.
+            key: KeyKind::Ip,
+            thresholds: Thresholds {
+                mode: Default::default(),
+                list: Vec::new(),
+            },
+            action: PolicyAction::Report(ReportAction::default()),
+            aggregate: None,
+            allowlist: Allowlist::default(),
+        })
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::All => f.write_str("all"),
+            Scope::Overseas => f.write_str("overseas"),
+            Scope::PathPrefix(p) => write!(f, "path:{p}"),
+            Scope::Method(m) => write!(f, "method:{m}"),
+            Scope::Label(l) => write!(f, "label:{l}"),
+            Scope::NotLabel(l) => write!(f, "not-label:{l}"),
+        }
+    }
+}
+
+/// Who a client is, for judging false positives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientClass {
+    /// Carries Bot Control's verified-crawler label: limiting it hurts search indexing.
+    VerifiedCrawler,
+    /// Mostly from the home country: likely customers.
+    Home,
+    Overseas,
+    /// No country, or no home country given.
+    Unknown,
+}
+
+impl ClientClass {
+    pub const ALL: [ClientClass; 4] = [
+        ClientClass::VerifiedCrawler,
+        ClientClass::Home,
+        ClientClass::Overseas,
+        ClientClass::Unknown,
+    ];
+
+    /// A client's class by its labels and its most frequent country.
+    pub fn of(client: &ClientStats, home_country: Option<&str>) -> ClientClass {
+        if client
+            .labels
+            .iter()
+            .any(|l| l.value == VERIFIED_CRAWLER_LABEL)
+        {
+            return ClientClass::VerifiedCrawler;
+        }
+        match (
+            client.countries.first().map(|c| c.value.as_str()),
+            home_country,
+        ) {
+            (Some(c), Some(home)) if c.eq_ignore_ascii_case(home) => ClientClass::Home,
+            (Some(c), Some(_)) if c != "-" && !c.is_empty() => ClientClass::Overseas,
+            _ => ClientClass::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientClass::VerifiedCrawler => "verified crawler",
+            ClientClass::Home => "home country",
+            ClientClass::Overseas => "overseas",
+            ClientClass::Unknown => "unknown",
+        }
+    }
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of ascending `sorted`; 0 when empty.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    // The epsilon keeps binary rounding (99.9 / 100 * 1000 = 999.0000000000001) from moving the
+    // rank up by one.
+    let rank = (p / 100.0 * sorted.len() as f64 - 1e-9).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Rounds up to two significant digits (147 -> 150, 1234 -> 1300), so limits read as chosen numbers
+/// and small changes in the traffic do not change the rule (which would reset its counters).
+pub fn round_up_2sig(n: u64) -> u64 {
+    let mut step = 1;
+    while n / step >= 100 {
+        step *= 10;
+    }
+    n.div_ceil(step) * step
+}
+
+/// Per-client peak percentiles of one scope and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(sorted: &[u64]) -> Percentiles {
+        Percentiles {
+            p50: percentile(sorted, 50.0),
+            p90: percentile(sorted, 90.0),
+            p95: percentile(sorted, 95.0),
+            p99: percentile(sorted, 99.0),
+            p99_9: percentile(sorted, 99.9),
+            max: sorted.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// How a limit is derived from the distribution of per-client peaks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Method {
+    /// The percentile taken as the busiest ordinary client (see `docs/rate.md` for why not p99.9).
+    pub percentile: f64,
+    /// The limit is this many times that client's peak.
+    pub headroom: f64,
+}
+
+impl Default for Method {
+    fn default() -> Method {
+        Method {
+            percentile: 95.0,
+            headroom: 3.0,
+        }
+    }
+}
+
+impl Method {
+    pub fn new(percentile: f64, headroom: f64) -> Result<Method, RateError> {
+        if !(50.0..=100.0).contains(&percentile) {
+            return Err(RateError::BadPercentile(percentile));
+        }
+        if !(headroom >= 1.0 && headroom.is_finite()) {
+            return Err(RateError::BadHeadroom(headroom));
+        }
+        Ok(Method {
+            percentile,
+            headroom,
+        })
+    }
+
+    /// `max(10, round_up_2sig(ceil(percentile peak x headroom)))`.
+    pub fn limit(&self, sorted_peaks: &[u64]) -> u64 {
+        let base = percentile(sorted_peaks, self.percentile) as f64 * self.headroom;
+        round_up_2sig(base.ceil() as u64).max(MIN_LIMIT)
+    }
+}
+
+/// One run of consecutive minutes in which a client was limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Episode {
+    /// Epoch minutes, inclusive (RFC 3339 in JSON).
+    #[serde(serialize_with = "serialize_minute")]
+    pub first_minute: u32,
+    #[serde(serialize_with = "serialize_minute")]
+    pub last_minute: u32,
+    pub limited: u64,
+}
+
+/// What a limit would have done to one client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitedClient {
+    pub client: String,
+    pub class: ClientClass,
+    pub country: String,
+    pub user_agent: String,
+    /// Requests in scope.
+    pub requests: u64,
+    pub peak: u64,
+    pub limited: u64,
+    pub limited_minutes: u64,
+    pub episodes: Vec<Episode>,
+}
+
+/// Replays one client's sorted `(minute, requests)` against `limit` per `window` minutes.
+///
+/// Requests of a minute are taken as spread evenly, and WAF as evaluating each minute against the
+/// requests of the window's earlier minutes plus this one: once that count reaches `limit`, the rest
+/// of the minute is limited. Limited requests still count towards the window, as WAF counts every
+/// request the rule sees. Returns the limited requests per active minute, in order.
+pub fn replay(minutes: &[(u32, u32)], limit: u64, window: u32) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut before = 0u64; // requests of the window's earlier minutes
+    let mut lo = 0;
+    for (i, &(m, n)) in minutes.iter().enumerate() {
+        while lo < i && minutes[lo].0 + window <= m {
+            before -= u64::from(minutes[lo].1);
+            lo += 1;
+        }
+        let allowed = limit.saturating_sub(before);
+        let limited = u64::from(n).saturating_sub(allowed);
+        if limited > 0 {
+            out.push((m, limited));
+        }
+        before += u64::from(n);
+    }
+    out
+}
+
+/// Groups limited minutes into episodes of consecutive minutes.
+pub fn episodes(limited: &[(u32, u64)]) -> Vec<Episode> {
+    let mut out: Vec<Episode> = Vec::new();
+    for &(m, n) in limited {
+        match out.last_mut() {
+            Some(e) if e.last_minute + 1 == m => {
+                e.last_minute = m;
+                e.limited += n;
+            }
+            _ => out.push(Episode {
+                first_minute: m,
+                last_minute: m,
+                limited: n,
+            }),
+        }
+    }
+    out
+}
+
+/// Clients and limited requests of one class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ClassTotals {
+    pub class: ClientClass,
+    pub clients: u64,
+    pub limited: u64,
+}
+
+/// A limit replayed over one scope.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Backtest {
+    pub scope: String,
+    #[serde(serialize_with = "serialize_window")]
+    pub window: Window,
+    pub limit: u64,
+    /// Clients (addresses) with requests in scope.
+    pub clients: u64,
+    pub requests: u64,
+    pub limited_clients: u64,
+    pub limited_requests: u64,
+    /// Per [`ClientClass::ALL`], in that order.
+    pub by_class: Vec<ClassTotals>,
+    /// Every limited client, most limited requests first.
+    pub limited: Vec<LimitedClient>,
+}
+
+fn serialize_minute<S: serde::Serializer>(m: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&render::minute(*m))
+}
+
+fn serialize_window<S: serde::Serializer>(w: &Window, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(w.as_str())
+}
+
+fn client_name(key: &ClientKey) -> String {
+    match key {
+        ClientKey::Prefix(n) if n.prefix_len() == n.max_prefix_len() => n.addr().to_string(),
+        k => k.to_string(),
+    }
+}
+
+/// Replays `limit` per `window` over every client of a scope (as counted by the scan).
+pub fn backtest(
+    scope: &Scope,
+    clients: &[ClientStats],
+    limit: u64,
+    window: Window,
+    home_country: Option<&str>,
+) -> Result<Backtest, RateError> {
+    if limit < MIN_LIMIT {
+        return Err(RateError::LimitTooLow(limit));
+    }
+    let w = window.minutes();
+    let mut limited: Vec<LimitedClient> = Vec::new();
+    let mut by_class = ClientClass::ALL.map(|class| ClassTotals {
+        class,
+        clients: 0,
+        limited: 0,
+    });
+    for c in clients {
+        let minutes = replay(&c.minutes, limit, w);
+        if minutes.is_empty() {
+            continue;
+        }
+        let class = ClientClass::of(c, home_country);
+        let n: u64 = minutes.iter().map(|m| m.1).sum();
+        let t = &mut by_class[class as usize];
+        t.clients += 1;
+        t.limited += n;
+        limited.push(LimitedClient {
+            client: client_name(&c.key),
+            class,
+            country: c.countries.first().map_or("-".into(), |x| x.value.clone()),
+            user_agent: c
+                .user_agents
+                .first()
+                .map_or(String::new(), |x| x.value.clone()),
+            requests: c.requests,
+            peak: c.peak(w).requests,
+            limited: n,
+            limited_minutes: minutes.len() as u64,
+            episodes: episodes(&minutes),
+        });
+    }
+    limited.sort_by(|a, b| {
+        b.limited
+            .cmp(&a.limited)
+            .then_with(|| a.client.cmp(&b.client))
+    });
+    Ok(Backtest {
+        scope: scope.to_string(),
+        window,
+        limit,
+        clients: clients.len() as u64,
+        requests: clients.iter().map(|c| c.requests).sum(),
+        limited_clients: limited.len() as u64,
+        limited_requests: limited.iter().map(|c| c.limited).sum(),
+        by_class: by_class.to_vec(),
+        limited,
+    })
+}
+
+/// A recommended limit for one scope and window, with what it would have done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    pub percentiles: Percentiles,
+    pub percentile: f64,
+    pub headroom: f64,
+    pub recommended: u64,
+    /// The recommended limit replayed over the same traffic.
+    pub backtest: Backtest,
+}
+
+/// Recommends a limit for one scope from its clients' peaks in `window`.
+pub fn recommend(
+    scope: &Scope,
+    clients: &[ClientStats],
+    window: Window,
+    method: Method,
+    home_country: Option<&str>,
+) -> Recommendation {
+    let mut peaks: Vec<u64> = clients
+        .iter()
+        .map(|c| c.peak(window.minutes()).requests)
+        .collect();
+    peaks.sort_unstable();
+    let recommended = method.limit(&peaks);
+    Recommendation {
+        percentiles: Percentiles::of(&peaks),
+        percentile: method.percentile,
+        headroom: method.headroom,
+        recommended,
+        backtest: backtest(scope, clients, recommended, window, home_country)
+            .expect("recommended limits are at least the minimum"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

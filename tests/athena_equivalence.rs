@@ -1,0 +1,325 @@
+//! The Athena engine's queries compute exactly what the local engine computes.
+//!
+//! Each generated Trino query is transpiled to DuckDB SQL with sqlglot and run by DuckDB over the same
+//! log files (`tests/support/trino_on_duckdb.py`, in the Python venv `.ci/test` sets up; override the
+//! interpreter with `WAFTUNE_PYTHON`). The rows go through the same conversion the Athena engine uses,
+//! and must equal the local scan's per-client, per-prefix and per-policy statistics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use waftune::athena::rows::{self, MinuteRow, ResultSet};
+use waftune::athena::sql::{self, COLUMNS, Layout, Table};
+use waftune::log::{TimeRange, discover};
+use waftune::policy::{KeyKind, Policy};
+use waftune::scan::{ClientStats, ScanOptions, Traffic, scan};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    match std::env::var_os("WAFTUNE_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => root().join(".venv/bin/python"),
+    }
+}
+
+/// Runs Trino queries on DuckDB over `files`; one result per query, as text like Athena's.
+fn duckdb(files: &[PathBuf], queries: &[String]) -> Vec<ResultSet> {
+    let python = python();
+    assert!(
+        python.exists(),
+        "`{}` not found: set WAFTUNE_PYTHON, or run .ci/test (it installs duckdb and sqlglot into .venv)",
+        python.display()
+    );
+    let request = json!({
+        "table": "waf_logs",
+        "columns": COLUMNS,
+        "files": files,
+        "queries": queries,
+    });
+    let mut child = Command::new(&python)
+        .arg(root().join("tests/support/trino_on_duckdb.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    serde_json::to_writer(child.stdin.take().unwrap(), &request).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "DuckDB run failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    reply["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| ResultSet {
+            columns: serde_json::from_value(r["columns"].clone()).unwrap(),
+            rows: serde_json::from_value(r["rows"].clone()).unwrap(),
+        })
+        .collect()
+}
+
+fn minute_rows(set: &ResultSet) -> Vec<MinuteRow> {
+    set.minute_rows().unwrap()
+}
+
+/// What the minute queries provide: everything but the top lists and distinct counts.
+fn comparable(v: &[ClientStats]) -> Vec<String> {
+    v.iter()
+        .map(|c| {
+            format!(
+                "{} requests={} actions={:?} first={} last={} peaks={:?} minutes={:?}",
+                c.key, c.requests, c.actions, c.first_ms, c.last_ms, c.peaks, c.minutes
+            )
+        })
+        .collect()
+}
+
+/// Policies covering every condition type, nesting, and every pattern kind.
+const POLICIES: &str = r#"
+[[policy]]
+name = "paths"
+description = "every text pattern kind on the path, with and without case"
+key = "ip"
+[policy.match]
+any = [
+  { path = { glob = ["/**/*.php", "/wp-*"] } },
+  { path = { prefix = ["/.ENV", "/admin"], ignore_case = true } },
+  { path = { equals = ["/", "/login"] } },
+  { path = { regex = ['^/[a-z]+/\d+$'] } },
+]
+[policy.thresholds]
+requests = 1
+[policy.action]
+type = "report"
+
+[[policy]]
+name = "request"
+description = "method, host, user agent and headers"
+key = "prefix"
+[policy.match]
+any = [
+  { method = ["POST", "PUT"] },
+  { host = { regex = ['(?i)example'] } },
+  { user_agent = { regex = ['(?i)(curl|python|bot|mozilla)'] } },
+  { header = { name = "accept-language", present = false } },
+  { header = { name = "X-Forwarded-For", present = true } },
+  { header = { name = "accept", prefix = ["text/html"] } },
+]
+[policy.thresholds]
+requests = 1
+[policy.action]
+type = "report"
+
+[[policy]]
+name = "waf"
+description = "what WAF decided: action, rules, labels"
+key = "ip"
+[policy.match]
+any = [
+  { action = ["BLOCK", "CAPTCHA", "CHALLENGE"] },
+  { terminating_rule = { regex = ['(?i)rate|ip'] } },
+  { terminating_rule_type = ["RATE_BASED", "MANAGED_RULE_GROUP"] },
+  { count_rule = { regex = ['.'] } },
+  { labels = { any = ["awswaf:managed:aws:bot-control:*"], none = ["awswaf:managed:aws:bot-control:bot:verified"] } },
+  { labels = { all = ["awswaf:clientip:geo:country:US"] } },
+]
+[policy.thresholds]
+requests = 1
+[policy.action]
+type = "report"
+
+[[policy]]
+name = "origin"
+description = "country, source, fingerprints, response code, under not"
+key = "ip"
+[policy.match]
+not = { country = ["JP"] }
+[[policy.match.any]]
+source = ["ALB", "CF"]
+[[policy.match.any]]
+ja3 = { regex = ['^[0-9a-f]{32}$'] }
+[[policy.match.any]]
+ja4 = { prefix = ["t13"] }
+[[policy.match.any]]
+response_code = [403, 429]
+[[policy.match.any]]
+country = { not_in = ["US", "-"] }
+[policy.thresholds]
+requests = 1
+[policy.action]
+type = "report"
+
+[[policy]]
+name = "negations"
+description = "missing fields under not: true locally, must not become NULL in SQL"
+key = "ip"
+[policy.match]
+not = { any = [ { ja3 = { prefix = ["0"] } }, { header = { name = "referer", prefix = ["http"] } }, { host = { equals = ["x"] } } ] }
+[policy.thresholds]
+requests = 1
+[policy.action]
+type = "report"
+"#;
+
+fn policies() -> Vec<Policy> {
+    let mut all = waftune::policy::parse_str(POLICIES, Path::new("equivalence.toml"), None)
+        .unwrap_or_else(|d| panic!("{d:?}"))
+        .policies
+        .policies;
+    let shipped = waftune::policy::load_dir(&root().join("policies"), None)
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    all.extend(shipped.policies.policies);
+    all
+}
+
+/// Scans `paths` locally and with the generated SQL on DuckDB, and compares everything the queries
+/// provide. Returns the number of queries, of result rows, and the requests each policy matched.
+fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, Vec<u64>) {
+    let policies = policies();
+    let options = ScanOptions {
+        range,
+        ..ScanOptions::default()
+    }
+    .with_policies(policies.clone());
+    let found = discover(paths, &range).unwrap();
+    let local: Traffic = scan(&found.files, &options, Arc::new(|_| {}));
+    let files: Vec<PathBuf> = found
+        .files
+        .iter()
+        .map(|f| PathBuf::from(&*f.name))
+        .collect();
+    let table = Table {
+        name: "waf_logs".into(),
+        layout,
+    };
+    let mut queries = vec![sql::client_minutes(&table, &range)];
+    queries.extend(
+        policies
+            .iter()
+            .map(|p| sql::matched_minutes(&table, &range, p.matcher.expr())),
+    );
+    let results = duckdb(&files, &queries);
+    let label = format!("{paths:?} {layout:?}");
+
+    let policy_rows: Vec<(KeyKind, Vec<MinuteRow>)> = policies
+        .iter()
+        .zip(&results[1..])
+        .map(|(p, r)| (p.key, minute_rows(r)))
+        .collect();
+    let athena = rows::traffic(&minute_rows(&results[0]), &policy_rows).unwrap();
+    assert_eq!(
+        (
+            athena.records,
+            athena.actions,
+            athena.first_ms,
+            athena.last_ms
+        ),
+        (local.records, local.actions, local.first_ms, local.last_ms),
+        "{label}: totals"
+    );
+    assert_eq!(athena.per_minute, local.per_minute, "{label}: per minute");
+    assert_eq!(
+        athena.unparseable_client_ips, local.unparseable_client_ips,
+        "{label}: unparseable client IPs"
+    );
+    assert_eq!(
+        comparable(&athena.clients),
+        comparable(&local.clients),
+        "{label}: clients"
+    );
+    assert_eq!(
+        comparable(&athena.prefixes),
+        comparable(&local.prefixes),
+        "{label}: prefixes"
+    );
+    for (i, p) in policies.iter().enumerate() {
+        assert_eq!(
+            comparable(&athena.policy_keys[i]),
+            comparable(&local.policy_keys[i]),
+            "{label}: policy `{}`\n{}",
+            p.name,
+            queries[i + 1]
+        );
+    }
+    let matched = local
+        .policy_keys
+        .iter()
+        .map(|keys| keys.iter().map(|k| k.requests).sum())
+        .collect();
+    (
+        queries.len(),
+        results.iter().map(|r| r.rows.len()).sum(),
+        matched,
+    )
+}
+
+/// Samples Athena cannot read as the local engine does, and why. Real WAF logs never look like this.
+const ATHENA_CANNOT_READ: &[(&str, &str)] = &[(
+    "panther-analysis.jsonl",
+    "hand-written records with ISO-8601 `timestamp` strings: the table's `timestamp bigint` reads \
+     them as NULL (the local engine parses them)",
+)];
+
+#[test]
+fn every_public_sample_gives_the_local_engines_aggregates() {
+    let dir = root().join("tests/fixtures/public-waf-logs");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            (name.ends_with(".jsonl") || name.ends_with(".gz"))
+                && !ATHENA_CANNOT_READ.iter().any(|(skip, _)| name == *skip)
+        })
+        .collect();
+    names.sort();
+    let mut matched = Vec::new();
+    for path in names {
+        let (queries, rows, m) = check(
+            std::slice::from_ref(&path),
+            TimeRange::default(),
+            Layout::None,
+        );
+        eprintln!("{}: {queries} queries, {rows} rows", path.display());
+        matched.resize(m.len(), 0);
+        matched.iter_mut().zip(m).for_each(|(a, b)| *a += b);
+    }
+    // The comparison means something only if each test policy matched requests somewhere.
+    let names: Vec<String> = policies().into_iter().map(|p| p.name).collect();
+    for (name, n) in names.iter().zip(&matched) {
+        let ours = ["paths", "request", "waf", "origin", "negations"].contains(&name.as_str());
+        assert!(
+            !ours || *n > 0,
+            "policy `{name}` matched nothing in the samples"
+        );
+    }
+    eprintln!(
+        "matched requests per policy: {:?}",
+        names.iter().zip(&matched).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn s3_layout_sample_with_a_range_prunes_partitions_and_cuts_exactly() {
+    let sample = root().join("examples/sample-logs");
+    // 2026-11-20T00:12:34.5Z .. 00:41:00Z: edges inside partitions and inside minutes.
+    let range = TimeRange {
+        since: Some(1_795_133_554_500),
+        until: Some(1_795_135_260_000),
+    };
+    for layout in [Layout::Projection, Layout::Date, Layout::None] {
+        let (queries, rows, _) = check(std::slice::from_ref(&sample), range, layout);
+        eprintln!("sample {layout:?}: {queries} queries, {rows} rows");
+    }
+    let (queries, rows, _) = check(&[sample], TimeRange::default(), Layout::Projection);
+    eprintln!("sample, whole: {queries} queries, {rows} rows");
+}

@@ -1,0 +1,179 @@
+//! `waftune rate` on the bundled sample, whose actors are known (`examples/sample-logs/truth.json`).
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+const SAMPLE: &str = "examples/sample-logs/AWSLogs";
+const CURL_SCRAPER: &str = "95.216.250.252";
+const PYTHON_SCRAPER: &str = "104.248.37.112";
+const HEADLESS_SCRAPER: &str = "8.219.162.147";
+/// The busiest Googlebot address of the extreme episode (01:08Z-01:27Z).
+const GOOGLEBOT: &str = "66.249.64.47";
+
+fn waftune() -> Command {
+    let mut cmd = Command::cargo_bin("waftune").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env_remove("WAFTUNE_CONFIG");
+    cmd
+}
+
+fn json_of(args: &[&str]) -> Value {
+    let out = waftune()
+        .args(["rate"])
+        .args(args)
+        .args(["--logs", SAMPLE, "--home-country", "JP", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn limited<'a>(backtest: &'a Value, ip: &str) -> Option<&'a Value> {
+    backtest["limited"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client"] == ip)
+}
+
+fn class<'a>(backtest: &'a Value, name: &str) -> &'a Value {
+    backtest["by_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == name)
+        .unwrap()
+}
+
+#[test]
+fn recommend_sample_singles_out_scrapers_and_shows_googlebot() {
+    let recs = json_of(&["recommend", "--window", "5m", "--scope", "all"]);
+    let r = &recs[0];
+    // p95 of per-client 5-minute peaks is 49; x3 = 147, rounded up to 150.
+    assert_eq!(r["percentiles"]["p95"], 49);
+    assert_eq!(r["recommended"], 150);
+    let b = &r["backtest"];
+    assert_eq!(b["clients"], 777);
+    // The scrapers are the most limited clients.
+    let top: Vec<&str> = b["limited"].as_array().unwrap()[..2]
+        .iter()
+        .map(|c| c["client"].as_str().unwrap())
+        .collect();
+    assert_eq!(top, [CURL_SCRAPER, PYTHON_SCRAPER]);
+    assert!(limited(b, HEADLESS_SCRAPER).is_some());
+    // Googlebot's episode would be limited: shown as a verified crawler, the false positive to see.
+    let g = limited(b, GOOGLEBOT).unwrap();
+    assert_eq!(g["class"], "verified_crawler");
+    assert!(g["episodes"][0]["first_minute"].as_str().unwrap() >= "2026-11-20T01:08Z");
+    assert!(g["episodes"][0]["first_minute"].as_str().unwrap() <= "2026-11-20T01:27Z");
+    // No home-country user reaches it.
+    assert_eq!(class(b, "home")["clients"], 0);
+}
+
+#[test]
+fn recommend_per_scope() {
+    let recs = json_of(&[
+        "recommend",
+        "--window",
+        "1m",
+        "--scope",
+        "all",
+        "--scope",
+        "overseas",
+        "--scope",
+        "path:/login",
+    ]);
+    let scopes: Vec<&str> = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["backtest"]["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["all", "overseas", "path:/login"]);
+    assert_eq!(recs[0]["recommended"], 60);
+    // Logins are rare per client: the minimum limit of 10 applies.
+    assert_eq!(recs[2]["recommended"], 10);
+    assert!(recs[1]["backtest"]["clients"].as_u64().unwrap() < 777);
+}
+
+#[test]
+fn recommend_without_verified_crawlers_limits_none_of_them() {
+    let recs = json_of(&[
+        "recommend",
+        "--scope",
+        "not-label:awswaf:managed:aws:bot-control:bot:verified",
+    ]);
+    let b = &recs[0]["backtest"];
+    assert_eq!(recs[0]["recommended"], 140);
+    assert_eq!(class(b, "verified_crawler")["clients"], 0);
+    assert_eq!(b["limited"][0]["client"], CURL_SCRAPER);
+}
+
+#[test]
+fn backtest_sample_limit_100_per_minute() {
+    let b = json_of(&["backtest", "--limit", "100", "--window", "60"]);
+    assert_eq!(b["window"], "1m");
+    assert_eq!(b["limited_clients"], 6);
+    assert_eq!(b["limited_requests"], 3353);
+    assert_eq!(b["limited"][0]["client"], CURL_SCRAPER);
+    // 494 in its busiest minute: 394 beyond the limit there.
+    assert_eq!(b["limited"][0]["peak"], 494);
+    assert_eq!(class(&b, "verified_crawler")["clients"], 0);
+    assert_eq!(class(&b, "home")["clients"], 0);
+}
+
+#[test]
+fn backtest_table_and_markdown() {
+    waftune()
+        .args(["rate", "backtest", "--logs", SAMPLE, "--home-country", "JP"])
+        .args(["--limit", "100", "--window", "1m", "--top", "2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "6 of 777 clients limited, 3,353 of 45,000 requests (7.5%)",
+        ))
+        .stdout(predicate::str::contains(CURL_SCRAPER))
+        .stdout(predicate::str::contains("... and 4 more clients"));
+    waftune()
+        .args([
+            "rate",
+            "recommend",
+            "--logs",
+            SAMPLE,
+            "--format",
+            "markdown",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| scope"));
+}
+
+#[test]
+fn rate_errors_name_the_value() {
+    waftune()
+        .args(["rate", "backtest", "--logs", SAMPLE, "--limit", "5"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "limit `5` is below WAF's minimum of 10",
+        ));
+    waftune()
+        .args(["rate", "recommend", "--logs", SAMPLE, "--scope", "overseas"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("needs a home country"));
+    waftune()
+        .args(["rate", "recommend", "--logs", SAMPLE, "--window", "3m"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("`3m` is not a WAF window"));
+    waftune()
+        .args(["rate", "recommend", "--logs", SAMPLE, "--scope", "host:x"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unknown scope `host:x`"));
+}

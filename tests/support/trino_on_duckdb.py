@@ -1,0 +1,83 @@
+"""Runs Athena (Trino) queries on DuckDB over local WAF log files, for the equivalence tests.
+
+Reads one JSON object on stdin:
+  {"table": "waf_logs", "columns": [[name, hive_type], ...], "files": [...], "queries": [trino_sql, ...]}
+and writes {"results": [{"duckdb": sql, "columns": [...], "rows": [[text or null, ...], ...]}, ...]}
+on stdout.
+
+The table gives DuckDB what Athena has: the DDL's columns and types (so a field absent from every
+file is NULL, not a binder error), and the partition columns taken from the S3 key
+(`.../yyyy/MM/dd/HH/mm/file`), falling back to the record's own minute for files outside that layout.
+"""
+
+import json
+import re
+import sys
+
+import duckdb
+import sqlglot
+
+PRIMITIVES = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN"}
+
+
+def duck_type(hive):
+    """Translates a Hive type (`array<struct<a:string>>`) into DuckDB's (`STRUCT("a" VARCHAR)[]`)."""
+    pos = 0
+
+    def parse():
+        nonlocal pos
+        m = re.compile(r"[a-z]+").match(hive, pos)
+        word = m.group(0)
+        pos = m.end()
+        if word == "array":
+            pos += 1  # <
+            inner = parse()
+            pos += 1  # >
+            return inner + "[]"
+        if word == "struct":
+            pos += 1
+            fields = []
+            while True:
+                m = re.compile(r"[A-Za-z0-9_]+").match(hive, pos)
+                name = m.group(0)
+                pos = m.end() + 1  # :
+                fields.append(f'"{name}" {parse()}')
+                sep = hive[pos]
+                pos += 1
+                if sep == ">":
+                    return "STRUCT(" + ", ".join(fields) + ")"
+        return PRIMITIVES[word]
+
+    return parse()
+
+
+def main():
+    req = json.load(sys.stdin)
+    con = duckdb.connect()
+    columns = "{" + ", ".join(f"'{n}': '{duck_type(t)}'" for n, t in req["columns"]) + "}"
+    files = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in req["files"]) + "]"
+    con.execute(
+        f"""CREATE VIEW raw AS SELECT * FROM read_json({files}, format = 'newline_delimited',
+              columns = {columns}, filename = true, ignore_errors = true)"""
+    )
+    # Materialised once: every query of the request reads it, and JSON parsing dominates the run time.
+    con.execute(
+        f"""CREATE TABLE {req['table']} AS SELECT *, substr(log_time, 1, 10) AS "date" FROM (
+              SELECT * EXCLUDE (filename), coalesce(
+                nullif(regexp_extract(filename, '/(\\d{{4}}/\\d{{2}}/\\d{{2}}/\\d{{2}}/\\d{{2}})/[^/]*$', 1), ''),
+                strftime(make_timestamp(timestamp * 1000), '%Y/%m/%d/%H/%M')) AS log_time
+              FROM raw)"""
+    )
+    results = []
+    for sql in req["queries"]:
+        duck = sqlglot.transpile(sql, read="trino", write="duckdb")[0]
+        cur = con.execute(duck)
+        columns = [d[0] for d in cur.description]
+        # Text values, as Athena's GetQueryResults returns them.
+        rows = [[None if v is None else str(v) for v in r] for r in cur.fetchall()]
+        results.append({"duckdb": duck, "columns": columns, "rows": rows})
+    json.dump({"results": results}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
