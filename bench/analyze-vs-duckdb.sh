@@ -9,6 +9,11 @@
 #   BENCH_VENV        Python venv holding PyPI duckdb-cli         (default: bench/.venv)
 #   BENCH_DUCKDB_PIP  pip requirement for the DuckDB CLI          (default: duckdb-cli==1.5.6)
 #   BENCH_SKIP_BUILD  set to 1 to use the existing target/release/waftune as is
+#   BENCH_WAFTUNE     time this waftune binary instead (implies no build; e.g. to compare two builds)
+#   BENCH_WAIT_IDLE   wait up to this many seconds (default 0) before timing for a 5-second window in which
+#                     the machine is at least 90% idle (other builds on a small machine distort timings)
+#   BENCH_QUIET       set to 1 to keep timing pairs until BENCH_RUNS of them were quiet (other processes
+#                     < 10% of the machine during both runs), at most 4 x BENCH_RUNS pairs
 #
 # Exit status: 0, or 2 when waftune and DuckDB disagree on per-client peak_5m (timings still printed).
 set -euo pipefail
@@ -20,7 +25,7 @@ DATA=${BENCH_DATA:-bench-data/day}
 RUNS=${BENCH_RUNS:-5}
 VENV=${BENCH_VENV:-bench/.venv}
 DUCKDB_PIP=${BENCH_DUCKDB_PIP:-duckdb-cli==1.5.6}
-WAFTUNE=$ROOT/target/release/waftune
+WAFTUNE=${BENCH_WAFTUNE:-$ROOT/target/release/waftune}
 # generator defaults, spelled out so the cache is what this script expects
 SEED=42
 RECORDS=550000
@@ -45,11 +50,16 @@ if [[ ! -x /usr/bin/time ]]; then
     as_root apt-get install -y -qq time >/dev/null
 fi
 
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 && -z ${BENCH_WAFTUNE:-} ]]; then
     log "cargo build --release"
     cargo build --release --quiet
 fi
-[[ -x $WAFTUNE ]] || die "$WAFTUNE not found (build failed or BENCH_SKIP_BUILD=1 without a build)"
+[[ -x $WAFTUNE ]] || die "$WAFTUNE not found or not executable"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/waftune-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+# Snapshot the binary: a concurrent `cargo build` elsewhere must not swap it between runs.
+cp "$WAFTUNE" "$TMP/waftune-bin"
+WAFTUNE=$TMP/waftune-bin
 
 if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import duckdb_cli' 2>/dev/null; then
     log "creating venv $VENV with $DUCKDB_PIP"
@@ -100,70 +110,136 @@ LOGS=$DATA/AWSLogs
 GLOB=$ROOT/$LOGS/**/*.log.gz
 [[ $LOGS = /* ]] && GLOB=$LOGS/**/*.log.gz
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/waftune-bench.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-
 sql_for() { # $1 = output path
     sed -e "s|@GLOB@|${GLOB//|/\\|}|" -e "s|@OUT@|$1|" "$ROOT/bench/peak5m.sql.in"
 }
 sql_for /dev/null >"$TMP/time.sql"
 sql_for "$TMP/duckdb.csv" >"$TMP/check.sql"
 
-run_waftune() { "$WAFTUNE" analyze --logs "$LOGS" --format json --top 20 >/dev/null; }
-run_duckdb() { "$DUCKDB" -batch -bail <"$TMP/time.sql" >/dev/null; }
+# stdout of both goes to /dev/null (see timed); -no-init ignores any ~/.duckdbrc
+WAFTUNE_CMD=("$WAFTUNE" analyze --logs "$LOGS" --format json --top 20)
+DUCKDB_CMD=("$DUCKDB" -no-init -batch -bail -f "$TMP/time.sql")
 
 # --- agreement (untimed; doubles as the warm-up run of each) ------------------------------
 log "agreement check (also warms the page cache)"
 "$WAFTUNE" analyze --logs "$LOGS" --format json --top 100000000 >"$TMP/waftune.json" 2>"$TMP/waftune.err" ||
     { cat "$TMP/waftune.err" >&2; die "waftune analyze failed"; }
-"$DUCKDB" -batch -bail <"$TMP/check.sql" >/dev/null
+"$DUCKDB" -no-init -batch -bail -f "$TMP/check.sql" >/dev/null
 AGREE=0
 AGREEMENT=$("$VENV/bin/python" "$ROOT/bench/compare_peaks.py" "$TMP/waftune.json" "$TMP/duckdb.csv" 5) || AGREE=$?
 WT_RECORDS=$("$VENV/bin/python" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["records"], r["malformed"])' "$TMP/waftune.json")
 
 # --- timed runs, alternating ---------------------------------------------------------------
-timed() { # $1 = name, $2 = run number, rest = command; appends "wall_s maxrss_kb" to $TMP/$1
-    local name=$1 i=$2
+HZ=$(getconf CLK_TCK)
+# CPU ticks spent by everything on the machine (user, nice, system, irq, softirq, steal)
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
+# $1 = name, $2 = run number, rest = command. Appends "wall_s maxrss_kb cpu_s other_cpu_s" to
+# $TMP/times.$1, where other_cpu_s is CPU time other processes used on the machine during the run.
+timed() {
+    local name=$1 i=$2 b0 b1
     shift 2
-    if ! /usr/bin/time -f '%e %M' -o "$TMP/last" "$@" 2>"$TMP/$name.err"; then
+    b0=$(busy_ticks)
+    if ! /usr/bin/time -f '%e %M %U %S' -o "$TMP/last" "$@" >/dev/null 2>"$TMP/$name.err"; then
         cat "$TMP/$name.err" >&2
         die "$name run $i failed"
     fi
-    tail -n1 "$TMP/last" >>"$TMP/$name"
-    printf '  run %d  %-8s %6ss  %6.1f MB\n' "$i" "$name" $(tail -n1 "$TMP/last" | awk '{print $1, $2 / 1024}') >&2
+    b1=$(busy_ticks)
+    tail -n1 "$TMP/last" | awk -v d=$((b1 - b0)) -v hz="$HZ" \
+        '{cpu = $3 + $4; o = d / hz - cpu; print $1, $2, cpu, (o > 0 ? o : 0)}' >>"$TMP/times.$name"
+    tail -n1 "$TMP/times.$name" | awk -v i="$i" -v n="$name" \
+        '{printf "  run %d  %-8s %6.2fs wall  %6.2fs cpu  %6.1f MB   other processes: %5.2fs cpu\n", i, n, $1, $3, $2 / 1024, $4}' >&2
 }
-log "timing $RUNS alternating runs of each"
-for ((i = 1; i <= RUNS; i++)); do
-    timed waftune "$i" run_waftune
-    timed duckdb "$i" run_duckdb
+if ((${BENCH_WAIT_IDLE:-0} > 0)); then
+    deadline=$((SECONDS + BENCH_WAIT_IDLE))
+    while ((SECONDS < deadline)); do
+        b0=$(busy_ticks)
+        sleep 5
+        b1=$(busy_ticks)
+        busy=$(awk -v d=$((b1 - b0)) -v hz="$HZ" -v n="$NPROC" 'BEGIN {printf "%d", 100 * d / hz / 5 / n}')
+        ((busy < 10)) && break
+        log "machine ${busy}% busy, waiting for it to go idle"
+    done
+fi
+LOAD_TIMING=$(cut -d' ' -f1-3 /proc/loadavg)
+# A pair (one run of each) is quiet when other processes used < 10% of the machine during both runs.
+pair_quiet() {
+    paste -d' ' <(tail -n1 "$TMP/times.waftune") <(tail -n1 "$TMP/times.duckdb") |
+        awk -v n="$NPROC" '{exit !($4 < 0.1 * n * $1 && $8 < 0.1 * n * $5)}'
+}
+if [[ ${BENCH_QUIET:-0} == 1 ]]; then
+    MAX_PAIRS=$((4 * RUNS))
+    log "timing alternating runs until $RUNS quiet pairs, at most $MAX_PAIRS pairs (load average $LOAD_TIMING)"
+else
+    MAX_PAIRS=$RUNS
+    log "timing $RUNS alternating runs of each (load average $LOAD_TIMING)"
+fi
+: >"$TMP/quiet"
+QUIET=0
+for ((i = 1; i <= MAX_PAIRS; i++)); do
+    timed waftune "$i" "${WAFTUNE_CMD[@]}"
+    timed duckdb "$i" "${DUCKDB_CMD[@]}"
+    if pair_quiet; then
+        echo "$i" >>"$TMP/quiet"
+        QUIET=$((QUIET + 1))
+    else
+        log "pair $i not quiet: other processes were busy"
+    fi
+    if [[ ${BENCH_QUIET:-0} == 1 ]] && ((QUIET >= RUNS)); then break; fi
 done
+PAIRS=$(wc -l <"$TMP/times.waftune")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+# share of the machine's CPU capacity (nproc x wall) used by other processes during the timed runs
+OTHER=$(cat "$TMP/times.waftune" "$TMP/times.duckdb" |
+    awk -v n="$NPROC" '{w += $1; o += $4} END {printf "%.1f s of %.1f s available (%.0f%%)", o, w * n, 100 * o / (w * n)}')
+for name in waftune duckdb; do
+    awk 'NR == FNR {q[$1]; next} FNR in q' "$TMP/quiet" "$TMP/times.$name" >"$TMP/quiet.$name"
+done
 
-median() { cut -d' ' -f1 "$1" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+median() { cut -d' ' -f"${2:-1}" "$1" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 maxrss_mb() { awk '$2 > m {m = $2} END {printf "%.1f", m / 1024}' "$1"; }
 runs_of() { cut -d' ' -f1 "$1" | paste -sd' '; }
-
-WT_MED=$(median "$TMP/waftune")
-DK_MED=$(median "$TMP/duckdb")
-WT_RSS=$(maxrss_mb "$TMP/waftune")
-DK_RSS=$(maxrss_mb "$TMP/duckdb")
-RATIO=$(awk -v d="$DK_MED" -v w="$WT_MED" 'BEGIN {printf "%.2f", d / w}')
+ratio() { awk -v d="$1" -v w="$2" 'BEGIN {printf "%.2f", d / w}'; }
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {ok = (op == ">=") ? v >= t : v <= t; print ok ? "met" : "NOT met"}'; }
+
+table() { # $1 = times | quiet: the two rows and the ratios
+    local wm dm wc dc r
+    wm=$(median "$TMP/$1.waftune")
+    dm=$(median "$TMP/$1.duckdb")
+    wc=$(median "$TMP/$1.waftune" 3)
+    dc=$(median "$TMP/$1.duckdb" 3)
+    r=$(ratio "$dm" "$wm")
+    printf '  %-8s %11s %12s %15s   %s\n' "" "median wall" "median CPU" "peak RSS (max)" "wall per run (s)"
+    printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' waftune "$wm" "$wc" "$(maxrss_mb "$TMP/$1.waftune")" "$(runs_of "$TMP/$1.waftune")"
+    printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' duckdb "$dm" "$dc" "$(maxrss_mb "$TMP/$1.duckdb")" "$(runs_of "$TMP/$1.duckdb")"
+    printf '  ratio duckdb/waftune: median wall %s (target >= 1.5: %s), median CPU %s\n' \
+        "$r" "$(verdict "$r" 1.5 '>=')" "$(ratio "$dc" "$wc")"
+}
+WT_RSS=$(maxrss_mb "$TMP/times.waftune")
+if ((QUIET == PAIRS)); then
+    QUIET_NOTE="all $PAIRS pairs quiet (other processes used < 10% of the machine during each run)"
+elif ((QUIET == 0)); then
+    QUIET_NOTE="no quiet pair: every pair ran beside busy processes, so these timings are distorted"
+else
+    QUIET_NOTE="quiet pairs only ($QUIET of $PAIRS: other processes used < 10% of the machine during both runs)
+$(table quiet)"
+fi
 
 cat <<EOF
 
 waftune analyze vs DuckDB ($(date -u +%Y-%m-%dT%H:%MZ))
   machine       nproc $NPROC, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-  load average  start $LOAD_START | end $LOAD_END
-  waftune       $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+  load average  script start $LOAD_START | timing start $LOAD_TIMING | end $LOAD_END
+  other procs   CPU used by other processes during the timed runs: $OTHER
+  waftune       $("$WAFTUNE" --version 2>/dev/null || echo waftune), tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)${BENCH_WAFTUNE:+, binary $BENCH_WAFTUNE}
   duckdb        $DUCKDB_VERSION, SET threads=2, read_json with explicit columns
   input         $files files, $gz_bytes bytes gzip, $raw_bytes bytes uncompressed, $lines lines
                 (waftune: records/malformed $WT_RECORDS)
 
-                 median wall   peak RSS (max)   runs (s)
-  waftune        $(printf '%9.2f s   %9s MB' "$WT_MED" "$WT_RSS")     $(runs_of "$TMP/waftune")
-  duckdb         $(printf '%9.2f s   %9s MB' "$DK_MED" "$DK_RSS")     $(runs_of "$TMP/duckdb")
-  ratio duckdb/waftune = $RATIO  (target >= 1.5: $(verdict "$RATIO" 1.5 '>='));  waftune peak RSS target <= 64 MB: $(verdict "$WT_RSS" 64 '<=')
+all $PAIRS pairs
+$(table times)
+$QUIET_NOTE
+  waftune peak RSS $WT_RSS MB (max over all runs): target <= 64 MB $(verdict "$WT_RSS" 64 '<=')
 
 agreement (waftune --top all vs DuckDB, peak_5m per client)
 $AGREEMENT

@@ -258,15 +258,7 @@ impl RecordSink for TrafficBuilder {
             labels: &self.label_ids,
             count_rules: &self.count_rule_ids,
         };
-        let t = &mut self.totals;
-        t.add(Kind::Country, ids.country, 1);
-        t.add(Kind::Rule, ids.rule, 1);
-        for &l in ids.labels {
-            t.add(Kind::Label, l, 1);
-        }
-        for &c in ids.count_rules {
-            t.add(Kind::CountRule, c, 1);
-        }
+        ids.add_summary(&mut self.totals);
         let ip = r.client_ip();
         if let Some(ip) = ip {
             for (policy, keys) in self.policies.iter().zip(&mut self.policy_keys) {

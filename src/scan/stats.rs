@@ -351,6 +351,20 @@ pub struct RecordIds<'r> {
     pub count_rules: &'r [u32],
 }
 
+impl RecordIds<'_> {
+    /// Counts what the traffic-wide totals keep: terminating rule, country, labels, COUNT rules.
+    pub fn add_summary(&self, c: &mut Counts) {
+        c.add(Kind::Rule, self.rule, 1);
+        c.add(Kind::Country, self.country, 1);
+        for &l in self.labels {
+            c.add(Kind::Label, l, 1);
+        }
+        for &r in self.count_rules {
+            c.add(Kind::CountRule, r, 1);
+        }
+    }
+}
+
 /// Accumulates one client's requests during a scan.
 #[derive(Debug, Clone, Default)]
 pub struct ClientAcc {
@@ -375,19 +389,12 @@ impl ClientAcc {
         self.actions.add(action, 1);
         bump_minute(&mut self.minutes, minute_of(timestamp), 1);
         let c = &mut self.counts;
-        c.add(Kind::Rule, ids.rule, 1);
+        ids.add_summary(c);
         if let Some(code) = ids.response_code {
             c.add(Kind::ResponseCode, code, 1);
         }
         c.add(Kind::Uri, ids.uri, 1);
         c.add(Kind::UserAgent, ids.user_agent, 1);
-        c.add(Kind::Country, ids.country, 1);
-        for &l in ids.labels {
-            c.add(Kind::Label, l, 1);
-        }
-        for &r in ids.count_rules {
-            c.add(Kind::CountRule, r, 1);
-        }
     }
 
     pub fn merge(&mut self, other: &ClientAcc, remap: Option<&[u32]>) {
