@@ -794,3 +794,67 @@ async fn writes_are_paced() {
         start.elapsed()
     );
 }
+
+/// The whole CLI against the emulator, credentials and endpoint from the standard AWS environment:
+/// block -> plan (saved) -> apply exactly that plan -> plan again shows nothing -> pull.
+#[tokio::test]
+async fn cli_block_plan_apply_pull_through_the_aws_environment() {
+    let moto = Moto::start().await;
+    let (client, _) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("waftune.toml");
+    std::fs::write(&cfg, config_text("REGIONAL", false)).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("waftune").unwrap();
+        cmd.current_dir(dir.path())
+            .args(args)
+            .args(["--config", cfg.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1");
+        cmd.assert()
+    };
+    run(&[
+        "block",
+        "198.51.100.0/24",
+        "--for",
+        "7d",
+        "--reason",
+        "abuse report",
+    ])
+    .success();
+    let planned = run(&["plan", "--detailed-exitcode", "--out", "plan.json"])
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let planned = String::from_utf8(planned).unwrap();
+    assert!(planned.contains("+ 198.51.100.0/24"), "{planned}");
+    assert!(
+        planned.contains("Plan: 2 to add, 1 to change, 0 to destroy."),
+        "{planned}"
+    );
+    run(&["apply", "plan.json"]).success();
+    run(&["plan", "--detailed-exitcode"]).code(0);
+    let (_, _, addresses) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
+        .await
+        .unwrap();
+    assert_eq!(addresses, ["198.51.100.0/24"]);
+    // Applying the same plan again (as after a partial failure) writes nothing twice.
+    let again = run(&["apply", "plan.json"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let again = String::from_utf8(again).unwrap();
+    assert!(again.contains("already applied"), "{again}");
+    run(&["pull", "--out", "live.json"]).success();
+    let snapshot = std::fs::read_to_string(dir.path().join("live.json")).unwrap();
+    assert!(snapshot.contains("198.51.100.0/24"));
+}
