@@ -72,12 +72,35 @@ fn minute_rows(set: &ResultSet) -> Vec<MinuteRow> {
 }
 
 /// What the minute queries provide: everything but the top lists and distinct counts.
-fn comparable(v: &[ClientStats]) -> Vec<String> {
+fn minutes_of(v: &[ClientStats]) -> Vec<String> {
     v.iter()
         .map(|c| {
             format!(
                 "{} requests={} actions={:?} first={} last={} peaks={:?} minutes={:?}",
                 c.key, c.requests, c.actions, c.first_ms, c.last_ms, c.peaks, c.minutes
+            )
+        })
+        .collect()
+}
+
+/// Everything of a client: the minute queries' part and the values query's top lists (in their
+/// order) and distinct counts.
+fn comparable(v: &[ClientStats]) -> Vec<String> {
+    v.iter()
+        .zip(minutes_of(v))
+        .map(|(c, minutes)| {
+            format!(
+                "{minutes} rules={:?} codes={:?} uris={} {:?} uas={} {:?} countries={:?} \
+                 labels={:?} count_rules={:?}",
+                c.rules,
+                c.response_codes,
+                c.distinct_uris,
+                c.uris,
+                c.distinct_user_agents,
+                c.user_agents,
+                c.countries,
+                c.labels,
+                c.count_rules
             )
         })
         .collect()
@@ -187,6 +210,7 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, 
     let policies = policies();
     let options = ScanOptions {
         range,
+        home_country: Some("JP".into()),
         ..ScanOptions::default()
     }
     .with_policies(policies.clone());
@@ -201,7 +225,17 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, 
         name: "waf_logs".into(),
         layout,
     };
-    let mut queries = vec![sql::client_minutes(&table, &range)];
+    let mut queries = vec![
+        sql::client_minutes(&table, &range),
+        sql::client_values(
+            &table,
+            &range,
+            &policies
+                .iter()
+                .map(|p| p.matcher.expr())
+                .collect::<Vec<_>>(),
+        ),
+    ];
     queries.extend(
         policies
             .iter()
@@ -212,10 +246,16 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, 
 
     let policy_rows: Vec<(KeyKind, Vec<MinuteRow>)> = policies
         .iter()
-        .zip(&results[1..])
+        .zip(&results[2..])
         .map(|(p, r)| (p.key, minute_rows(r)))
         .collect();
-    let athena = rows::traffic(&minute_rows(&results[0]), &policy_rows).unwrap();
+    let athena = rows::traffic(
+        &minute_rows(&results[0]),
+        &results[1].value_rows().unwrap(),
+        &policy_rows,
+        options.home_country.clone(),
+    )
+    .unwrap();
     assert_eq!(
         (
             athena.records,
@@ -227,6 +267,23 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, 
         "{label}: totals"
     );
     assert_eq!(athena.per_minute, local.per_minute, "{label}: per minute");
+    assert_eq!(
+        (
+            &athena.countries,
+            &athena.rules,
+            &athena.labels,
+            &athena.count_rules,
+            athena.geo
+        ),
+        (
+            &local.countries,
+            &local.rules,
+            &local.labels,
+            &local.count_rules,
+            local.geo
+        ),
+        "{label}: traffic-wide lists and geo split"
+    );
     assert_eq!(
         athena.unparseable_client_ips, local.unparseable_client_ips,
         "{label}: unparseable client IPs"
@@ -247,14 +304,36 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, 
             comparable(&local.policy_keys[i]),
             "{label}: policy `{}`\n{}",
             p.name,
-            queries[i + 1]
+            queries[i + 2]
         );
     }
+    // What `propose --source athena` decides: the shipped policies' findings (thresholds, the
+    // verified-crawler and allowlist suppressions, aggregation, evidence) from each engine's traffic.
+    let shipped = waftune::policy::load_dir(&root().join("policies"), None)
+        .unwrap_or_else(|d| panic!("{d:?}"))
+        .policies;
+    let own = policies.len() - shipped.policies.len();
+    let findings = |t: &Traffic| {
+        let mut t = t.clone();
+        t.policy_keys.drain(..own);
+        waftune::propose::evaluate(
+            &shipped,
+            &t,
+            jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        )
+    };
+    let (athena_findings, local_findings) = (findings(&athena), findings(&local));
+    assert_eq!(athena_findings, local_findings, "{label}: propose findings");
+    eprintln!("{label}: {} findings agree", local_findings.len());
     let matched = local
         .policy_keys
         .iter()
         .map(|keys| keys.iter().map(|k| k.requests).sum())
         .collect();
+    eprintln!(
+        "{label}: {} rows of the values query",
+        results[1].rows.len()
+    );
     (
         queries.len(),
         results.iter().map(|r| r.rows.len()).sum(),

@@ -133,7 +133,9 @@ async fn queued_result_skips_the_header_and_converts() {
     assert_eq!(out.result.columns, HEADER);
     let rows = out.result.minute_rows().unwrap();
     assert_eq!(rows.len(), 2);
-    let (clients, _, _) = waftune::athena::rows::clients(&rows).unwrap();
+    let (clients, _, _) =
+        waftune::athena::rows::clients(&rows, &[], &mut waftune::scan::stats::Interner::default())
+            .unwrap();
     assert_eq!(clients[0].requests, 4);
     assert_eq!(clients[0].peak(2).requests, 4);
     assert_eq!(clients[0].actions.block, 2);
@@ -264,7 +266,8 @@ type = "report"
     .unwrap()
     .policies
     .policies;
-    // Results are handed out in query order: every request first, then the policy's.
+    // Results are handed out in query order: every request per minute, their values, then the
+    // policy's.
     queue_result(
         &moto,
         &[
@@ -291,6 +294,22 @@ type = "report"
                 "600001",
                 "600001",
             ],
+        ],
+    );
+    queue_result(
+        &moto,
+        &[
+            &["policy", "client", "kind", "value", "requests"],
+            &[
+                "0",
+                "192.0.2.1",
+                "L",
+                "awswaf:managed:aws:bot-control:bot:verified",
+                "3",
+            ],
+            &["0", "192.0.2.1", "A", "Googlebot", "3"],
+            &["0", "192.0.2.2", "C", "JP", "1"],
+            &["1", "192.0.2.1", "U", "/login", "2"],
         ],
     );
     queue_result(
@@ -328,4 +347,8 @@ type = "report"
     assert_eq!(traffic.prefixes[0].requests, 4);
     assert_eq!(traffic.policy_keys[0][0].key.to_string(), "192.0.2.0/24");
     assert_eq!(traffic.policy_keys[0][0].requests, 2);
+    assert_eq!(traffic.clients[0].user_agents[0].value, "Googlebot");
+    assert_eq!(traffic.labels[0].count, 3);
+    assert_eq!(traffic.countries[0].value, "JP");
+    assert_eq!(traffic.policy_keys[0][0].distinct_uris, 1);
 }

@@ -24,9 +24,14 @@ pub enum EngineError {
     Rows(#[from] RowError),
 }
 
-/// The queries one scan runs: every request per client and minute, then one per policy.
+/// The queries one scan runs: every request per client and minute, the values per client of all
+/// requests and of each policy's, then one per policy for its requests per key and minute.
 pub fn queries(table: &Table, options: &ScanOptions) -> Vec<String> {
-    let mut queries = vec![sql::client_minutes(table, &options.range)];
+    let exprs: Vec<_> = options.policies.iter().map(|p| p.matcher.expr()).collect();
+    let mut queries = vec![
+        sql::client_minutes(table, &options.range),
+        sql::client_values(table, &options.range, &exprs),
+    ];
     queries.extend(
         options
             .policies
@@ -44,28 +49,35 @@ pub async fn scan(
     options: &ScanOptions,
     timeout: Duration,
 ) -> Result<(Traffic, u64), EngineError> {
-    let mut results = Vec::new();
+    let mut minutes = Vec::new();
+    let mut values = Vec::new();
     let mut scanned = 0;
-    for sql in queries(table, options) {
+    for (i, sql) in queries(table, options).into_iter().enumerate() {
         let out = api.run(&sql, timeout).await?;
         scanned += out.bytes_scanned;
-        let rows = out
-            .result
-            .minute_rows()
-            .map_err(|source| EngineError::Convert {
-                id: out.id.clone(),
-                source,
-            })?;
-        results.push((out.id, rows));
+        let convert = |source| EngineError::Convert {
+            id: out.id.clone(),
+            source,
+        };
+        // The second query is the only one of the values shape; see [`queries`].
+        if i == 1 {
+            values = out.result.value_rows().map_err(convert)?;
+        } else {
+            minutes.push(out.result.minute_rows().map_err(convert)?);
+        }
     }
-    let (_, client_rows) = results.remove(0);
+    let client_rows = minutes.remove(0);
     let policy_rows: Vec<_> = options
         .policies
         .iter()
         .map(|p| p.key)
-        .zip(results.into_iter().map(|(_, rows)| rows))
+        .zip(minutes)
         .collect();
-    let mut traffic = rows::traffic(&client_rows, &policy_rows)?;
-    traffic.home_country = options.home_country.clone();
+    let traffic = rows::traffic(
+        &client_rows,
+        &values,
+        &policy_rows,
+        options.home_country.clone(),
+    )?;
     Ok((traffic, scanned))
 }

@@ -14,6 +14,7 @@ use crate::log::{Action, TimeRange};
 use crate::policy::{
     Condition, CountryMatch, Expr, HeaderTest, LabelMatch, LabelPattern, TextMatch,
 };
+use crate::scan::stats::Kind;
 
 /// How the table's S3 prefixes are partitioned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -262,6 +263,87 @@ pub fn client_minutes(table: &Table, range: &TimeRange) -> String {
 /// Per client and minute, the requests a policy's matcher counts.
 pub fn matched_minutes(table: &Table, range: &TimeRange, expr: &Expr) -> String {
     minutes_query(table, range, Some(&predicate(expr)))
+}
+
+/// The values [`client_values`] counts per client, each with the letter its `kind` column holds.
+pub const VALUE_KINDS: [(Kind, char); 7] = [
+    (Kind::Rule, 'R'),
+    (Kind::ResponseCode, 'S'),
+    (Kind::Uri, 'U'),
+    (Kind::UserAgent, 'A'),
+    (Kind::Country, 'C'),
+    (Kind::Label, 'L'),
+    (Kind::CountRule, 'K'),
+];
+
+/// The kind a [`client_values`] `kind` column names.
+pub fn value_kind(tag: &str) -> Option<Kind> {
+    let mut chars = tag.chars();
+    let (Some(c), None) = (chars.next(), chars.next()) else {
+        return None;
+    };
+    VALUE_KINDS.iter().find(|(_, t)| *t == c).map(|(k, _)| *k)
+}
+
+/// A value as the local engine reads it from one request (NULL where it counts nothing), or, for
+/// labels and COUNT rules, an array of them.
+fn value_expr(kind: Kind) -> String {
+    match kind {
+        Kind::Rule => "coalesce(terminatingruleid, '-')".into(),
+        Kind::ResponseCode => "CAST(responsecodesent AS varchar)".into(),
+        Kind::Uri => "coalesce(httprequest.uri, '')".into(),
+        Kind::UserAgent => format!("coalesce({}, '')", header_value("user-agent")),
+        Kind::Country => "coalesce(httprequest.country, '-')".into(),
+        Kind::Label => "transform(coalesce(labels, ARRAY[]), l -> l.name)".into(),
+        Kind::CountRule => "concat(\
+             transform(coalesce(nonterminatingmatchingrules, ARRAY[]), r -> r.ruleid), \
+             flatten(transform(coalesce(rulegrouplist, ARRAY[]), g -> \
+             transform(coalesce(g.nonterminatingmatchingrules, ARRAY[]), r -> r.ruleid))))"
+            .into(),
+    }
+}
+
+/// Requests per client text, kind (see [`VALUE_KINDS`]) and value in `range`, first of all requests (`policy`
+/// 0), then of the requests each of `policies` matches (`policy` 1, 2, ...): the per-client and
+/// per-key top lists and distinct counts, and (summed over clients) the traffic-wide lists and geo
+/// split. `propose` needs the policies' own: `distinct_uris` is a threshold, and the evidence lists
+/// the matched requests' values.
+///
+/// One scan of the table for all of that: each request becomes an array of tagged values (`R` + rule
+/// id, ...) and an array of the policies it counts for, both unnested and grouped, so Athena bills the
+/// bytes once rather than once per kind or policy. The result is not cut to the top values per client
+/// here: clients are merged by parsed address afterwards (two spellings of one IPv6 address), and a
+/// top list of a merged client is only exact when built from complete counts.
+pub fn client_values(table: &Table, range: &TimeRange, policies: &[&Expr]) -> String {
+    let tagged: Vec<String> = VALUE_KINDS
+        .iter()
+        .map(|&(kind, tag)| match kind {
+            Kind::Label | Kind::CountRule => {
+                format!("transform({}, v -> '{tag}' || v)", value_expr(kind))
+            }
+            _ => format!("ARRAY['{tag}' || {}]", value_expr(kind)),
+        })
+        .collect();
+    let mut counted = vec!["0".to_owned()];
+    counted.extend(
+        policies
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("CASE WHEN {} THEN {} END", predicate(e), i + 1)),
+    );
+    format!(
+        "SELECT p AS policy, client, substr(v, 1, 1) AS kind, substr(v, 2) AS value, \
+         count(*) AS requests\n\
+         FROM (\n  SELECT httprequest.clientip AS client,\n    \
+         filter(concat(\n      {}\n    ), v -> v IS NOT NULL) AS vs,\n    \
+         filter(ARRAY[\n      {}\n    ], p -> p IS NOT NULL) AS ps\n  \
+         FROM {}\n  WHERE {}\n)\n\
+         CROSS JOIN UNNEST(ps) AS q(p)\nCROSS JOIN UNNEST(vs) AS t(v)\nGROUP BY 1, 2, 3, 4",
+        tagged.join(",\n      "),
+        counted.join(",\n      "),
+        table.name,
+        range_filter(table.layout, range).replace('\n', "\n  "),
+    )
 }
 
 /// The partition and timestamp conditions for `range`. `timestamp IS NOT NULL` always holds: it drops

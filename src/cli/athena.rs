@@ -1,12 +1,16 @@
 //! `waftune athena ...`: setting up the Athena table the `athena` engine queries.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use super::{exit, print};
+use crate::athena::client::{AthenaApi, QueryContext, cost_usd, human_bytes};
 use crate::athena::sql::{self, Layout, LogLocation, Table};
+use crate::config::Config;
+use crate::scan::{ScanOptions, Traffic};
 
 #[derive(Debug, Subcommand)]
 pub enum AthenaCommand {
@@ -89,4 +93,57 @@ fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
     );
     print(&format!("{text};\n"))?;
     Ok(ExitCode::from(exit::OK))
+}
+
+/// `--source athena`: the traffic from the config's `[athena]` table, or `None` after printing the
+/// queries for `print_sql`.
+pub(super) fn traffic(
+    config: &Config,
+    options: &ScanOptions,
+    print_sql: bool,
+    timeout: Duration,
+) -> Result<Option<Traffic>> {
+    let Some(athena) = &config.athena else {
+        bail!(
+            "`--source athena` needs an `[athena]` section in `{}` (see docs/athena.md)",
+            config.path.display()
+        );
+    };
+    // The database is the query context's, so the table is named alone.
+    let table = Table {
+        name: athena.table.clone(),
+        layout: athena.layout,
+    };
+    if print_sql {
+        for sql in crate::athena::queries(&table, options) {
+            print(&format!("{sql};\n\n"))?;
+        }
+        return Ok(None);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (traffic, scanned) = runtime.block_on(async {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = athena.region.as_ref().or(config.region.as_ref()) {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let api = AthenaApi::new(
+            aws_sdk_athena::Client::new(&loader.load().await),
+            QueryContext {
+                database: athena.database.clone(),
+                workgroup: athena.workgroup.clone(),
+                output_location: athena.output_location.clone(),
+            },
+        );
+        crate::athena::scan(&api, &table, options, timeout).await
+    })?;
+    eprintln!(
+        "athena: {} queries scanned {} in all, estimated USD {:.4}",
+        crate::athena::queries(&table, options).len(),
+        human_bytes(scanned),
+        cost_usd(scanned)
+    );
+    Ok(Some(traffic))
 }

@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
-use super::{ConfigArg, LogArgs, PoliciesArg, exit, load_policies, now_from, print, scan_logs};
+use super::{
+    ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, print, traffic,
+};
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::plan::desired::MAX_SET_ENTRIES;
@@ -25,6 +27,8 @@ pub struct ProposeArgs {
     pub policies: PoliciesArg,
     #[command(flatten)]
     pub logs: LogArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Also write the evidence as markdown, for the body of a pull request.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -102,7 +106,15 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         args.logs.home_country = config.home_country.clone();
     }
     let now = now_from(args.logs.now.as_deref())?;
-    let traffic = scan_logs(&args.logs, policies.policies.clone())?;
+    let Some(traffic) = traffic(
+        &args.logs,
+        &args.source,
+        Some(&config),
+        policies.policies.clone(),
+    )?
+    else {
+        return Ok(ExitCode::from(exit::OK));
+    };
     let findings = evaluate(&policies, &traffic, now);
     let ledger_path = config.ledger_path();
     let ledger = Ledger::load(&ledger_path)?;

@@ -150,7 +150,8 @@ pub struct GenerateArgs {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log files or directories (walked recursively; S3 layout understood), or `-` for stdin.
-    #[arg(long = "logs", required = true, num_args = 1.., value_name = "PATH")]
+    /// Required unless the traffic comes from `--source athena`.
+    #[arg(long = "logs", num_args = 1.., value_name = "PATH")]
     pub logs: Vec<PathBuf>,
     /// Only records at or after this time (RFC 3339, a UTC date, or an age such as `7d`).
     #[arg(long, value_name = "TIME")]
@@ -169,10 +170,38 @@ pub struct LogArgs {
     pub strict: bool,
 }
 
+/// Which engine computes the traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// Scan the `--logs` on this machine.
+    #[default]
+    Local,
+    /// Query the `[athena]` table of the configuration (docs/athena.md).
+    Athena,
+}
+
+/// Where `analyze` and `propose` get the traffic.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    #[arg(long, value_enum, default_value_t = Source::Local)]
+    pub source: Source,
+    /// Print the Athena queries `--source athena` would run, and exit without running them.
+    #[arg(long)]
+    pub print_sql: bool,
+    /// Stop an Athena query (on Athena's side, so it stops billing) still running after this long.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub timeout: String,
+}
+
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     #[command(flatten)]
     pub logs: LogArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    // Read only with `--source athena`, for its `[athena]` section.
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// How many clients, prefixes, countries, rules and labels to list (0 = all).
     #[arg(long, default_value_t = 20)]
     pub top: usize,
@@ -207,8 +236,8 @@ pub fn now_from(arg: Option<&str>) -> Result<Timestamp> {
     arg.map_or(Ok(clock), |s| Ok(parse_instant(s, clock)?))
 }
 
-/// Scans the logs named by `args`, with a progress bar on an interactive stderr.
-pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
+/// The `--since/--until` range of `args`.
+fn time_range(args: &LogArgs) -> Result<TimeRange> {
     let now = now_from(args.now.as_deref())?;
     let since = args
         .since
@@ -225,7 +254,51 @@ pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
     {
         bail!("`--since {s}` is not before `--until {u}`");
     }
-    let range = TimeRange::new(since, until);
+    Ok(TimeRange::new(since, until))
+}
+
+fn scan_options(args: &LogArgs, range: TimeRange, policies: Vec<Policy>) -> ScanOptions {
+    ScanOptions {
+        range,
+        home_country: args.home_country.as_deref().map(str::to_ascii_uppercase),
+        validate: args.strict,
+        ..ScanOptions::default()
+    }
+    .with_policies(policies)
+}
+
+/// The traffic of `logs`' range from `source`: the one way `analyze` and `propose` get it. `config`
+/// is needed for Athena only. `None` when `--print-sql` printed the queries instead.
+pub fn traffic(
+    logs: &LogArgs,
+    source: &SourceArgs,
+    config: Option<&Config>,
+    policies: Vec<Policy>,
+) -> Result<Option<Traffic>> {
+    match source.source {
+        Source::Local if source.print_sql => bail!("`--print-sql` needs `--source athena`"),
+        Source::Local => scan_logs(logs, policies).map(Some),
+        Source::Athena => {
+            // Athena reads its own table: silently ignoring these would analyse other data than asked.
+            if !logs.logs.is_empty() || logs.strict {
+                bail!("`--logs` and `--strict` are for `--source local`; Athena reads its table");
+            }
+            let config = config.context("`--source athena` needs the configuration")?;
+            let timeout = crate::time::parse_duration(&source.timeout)?;
+            let timeout = std::time::Duration::try_from(timeout)
+                .with_context(|| format!("`--timeout {}` is not a duration", source.timeout))?;
+            let options = scan_options(logs, time_range(logs)?, policies);
+            athena::traffic(config, &options, source.print_sql, timeout)
+        }
+    }
+}
+
+/// Scans the logs named by `args`, with a progress bar on an interactive stderr.
+pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
+    if args.logs.is_empty() {
+        bail!("`--logs` is required: the log files or directories to scan");
+    }
+    let range = time_range(args)?;
     let found = discover(&args.logs, &range)?;
     if found.files.is_empty() {
         bail!(
@@ -240,13 +313,7 @@ pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
     let total: u64 = found.files.iter().map(|f| f.size).sum();
     let bar = progress_bar(total);
     let tick = bar.clone();
-    let options = ScanOptions {
-        range,
-        home_country: args.home_country.as_deref().map(str::to_ascii_uppercase),
-        validate: args.strict,
-        ..ScanOptions::default()
-    }
-    .with_policies(policies);
+    let options = scan_options(args, range, policies);
     let traffic = scan::scan(&found.files, &options, Arc::new(move |n| tick.inc(n)));
     bar.finish_and_clear();
     if found.pruned_dirs > 0 {
@@ -303,7 +370,13 @@ pub fn print(text: &str) -> Result<()> {
 }
 
 fn analyze_cmd(args: AnalyzeArgs) -> Result<ExitCode> {
-    let traffic = scan_logs(&args.logs, Vec::new())?;
+    let config = match args.source.source {
+        Source::Athena => Some(Config::load(&args.config.config)?),
+        Source::Local => None,
+    };
+    let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())? else {
+        return Ok(ExitCode::from(exit::OK));
+    };
     let report = analyze::report(
         &traffic,
         Limits {
