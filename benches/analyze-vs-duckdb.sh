@@ -6,7 +6,7 @@
 # Environment (all optional):
 #   BENCH_DATA        cache dir for the generated day            (default: bench-data/day)
 #   BENCH_RUNS        timed runs of each, alternating             (default: 5)
-#   BENCH_VENV        Python venv holding PyPI duckdb-cli         (default: bench/.venv)
+#   BENCH_VENV        Python venv holding PyPI duckdb-cli         (default: benches/.venv)
 #   BENCH_DUCKDB_PIP  pip requirement for the DuckDB CLI          (default: duckdb-cli==1.5.6)
 #   BENCH_SKIP_BUILD  set to 1 to use the existing target/release/waftune as is
 #   BENCH_WAFTUNE     time this waftune binary instead (implies no build; e.g. to compare two builds)
@@ -23,7 +23,7 @@ ROOT=$PWD
 
 DATA=${BENCH_DATA:-bench-data/day}
 RUNS=${BENCH_RUNS:-5}
-VENV=${BENCH_VENV:-bench/.venv}
+VENV=${BENCH_VENV:-benches/.venv}
 DUCKDB_PIP=${BENCH_DUCKDB_PIP:-duckdb-cli==1.5.6}
 WAFTUNE=${BENCH_WAFTUNE:-$ROOT/target/release/waftune}
 # generator defaults, spelled out so the cache is what this script expects
@@ -107,11 +107,11 @@ fi
 eval "$(sed -n 2p "$STAMP")" # files= gz_bytes= raw_bytes= lines=
 # Point waftune at AWSLogs/, not $DATA: truth.json sits beside it and is not log input.
 LOGS=$DATA/AWSLogs
-GLOB=$ROOT/$LOGS/**/*.log.gz
-[[ $LOGS = /* ]] && GLOB=$LOGS/**/*.log.gz
+# DuckDB's glob (a literal string here, expanded by DuckDB), absolute so it does not depend on DuckDB's cwd
+if [[ $LOGS = /* ]]; then GLOB="$LOGS/**/*.log.gz"; else GLOB="$ROOT/$LOGS/**/*.log.gz"; fi
 
 sql_for() { # $1 = output path
-    sed -e "s|@GLOB@|${GLOB//|/\\|}|" -e "s|@OUT@|$1|" "$ROOT/bench/peak5m.sql.in"
+    sed -e "s|@GLOB@|${GLOB//|/\\|}|" -e "s|@OUT@|$1|" "$ROOT/benches/peak5m.sql.in"
 }
 sql_for /dev/null >"$TMP/time.sql"
 sql_for "$TMP/duckdb.csv" >"$TMP/check.sql"
@@ -126,7 +126,7 @@ log "agreement check (also warms the page cache)"
     { cat "$TMP/waftune.err" >&2; die "waftune analyze failed"; }
 "$DUCKDB" -no-init -batch -bail -f "$TMP/check.sql" >/dev/null
 AGREE=0
-AGREEMENT=$("$VENV/bin/python" "$ROOT/bench/compare_peaks.py" "$TMP/waftune.json" "$TMP/duckdb.csv" 5) || AGREE=$?
+AGREEMENT=$("$VENV/bin/python" "$ROOT/benches/compare_peaks.py" "$TMP/waftune.json" "$TMP/duckdb.csv" 5) || AGREE=$?
 WT_RECORDS=$("$VENV/bin/python" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["records"], r["malformed"])' "$TMP/waftune.json")
 
 # --- timed runs, alternating ---------------------------------------------------------------
