@@ -857,4 +857,20 @@ async fn cli_block_plan_apply_pull_through_the_aws_environment() {
     run(&["pull", "--out", "live.json"]).success();
     let snapshot = std::fs::read_to_string(dir.path().join("live.json")).unwrap();
     assert!(snapshot.contains("198.51.100.0/24"));
+    // Without a plan file: plan, show, and (for CI) apply without asking.
+    run(&["block", "2001:db8:0:1::/64", "--reason", "ipv6 abuse"]).success();
+    let shown = run(&["apply", "--auto-approve"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(shown.contains("+ 2001:db8:0:1::/64"), "{shown}");
+    let (_, _, v6) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v6")
+        .await
+        .unwrap();
+    assert_eq!(v6, ["2001:db8:0:1::/64"]);
+    // And without `--auto-approve` and no terminal to ask on, it refuses.
+    run(&["block", "192.0.2.0/24", "--reason", "x", "--force"]).success();
+    run(&["apply"]).failure();
 }
