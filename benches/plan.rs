@@ -112,6 +112,7 @@ fn main() {
         ledger_sha256: "bench",
         live: &live,
         now,
+        recommended: &BTreeMap::new(),
     };
 
     let mut times: Vec<Duration> = Vec::with_capacity(RUNS);

@@ -10,7 +10,7 @@
 //! they no longer reference are deleted. Re-running the same plan after a partial failure is safe:
 //! a change whose resource already holds exactly the planned state counts as already applied.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use ipnet::IpNet;
@@ -18,11 +18,12 @@ use ipnet::IpNet;
 use crate::cidr;
 use crate::config::{Config, Scope};
 use crate::plan::{
-    Action, GuardrailError, IpSetChange, Plan, ResourceChange, WebAclChange, check_guardrails,
+    Action, GuardrailError, IpSetChange, Plan, PlannedStatement, ResourceChange, WebAclChange,
+    check_guardrails,
 };
 use crate::waf::{
-    IpSetRule, IpSetSummary, NewIpSet, PutRule, RuleShape, WafApi, WafError, WafErrorKind,
-    WebAclEdit, WebAclSummary, account_of,
+    IpSetSummary, NewIpSet, PutRule, WafApi, WafError, WafErrorKind, WebAclEdit, WebAclSummary,
+    account_of,
 };
 
 /// Problems found before any write: nothing was changed.
@@ -184,7 +185,7 @@ pub async fn apply<W: WafApi>(
     }
 
     // ARNs of sets created by this apply, for the rules that reference them.
-    let mut created: HashMap<String, String> = HashMap::new();
+    let mut created: BTreeMap<String, String> = BTreeMap::new();
     let mut changes = plan.changes.iter();
     for change in changes.by_ref() {
         let resource = resource_name(change);
@@ -261,7 +262,7 @@ async fn create_set<W: WafApi>(
     c: &IpSetChange,
     existing: &[IpSetSummary],
     resource: &str,
-    created: &mut HashMap<String, String>,
+    created: &mut BTreeMap<String, String>,
 ) -> Result<Outcome, StepError> {
     let after = c.after.as_ref().ok_or_else(|| stale(resource))?;
     if let Some(found) = existing.iter().find(|s| s.name == c.name) {
@@ -330,34 +331,28 @@ async fn update_web_acl<W: WafApi>(
     api: &W,
     c: &WebAclChange,
     resource: &str,
-    created: &HashMap<String, String>,
+    created: &BTreeMap<String, String>,
 ) -> Result<Outcome, StepError> {
     let mut rules = Vec::with_capacity(c.rules.len());
     for change in &c.rules {
         let rule = &change.after;
-        let set_arns = rule
-            .sets
-            .iter()
-            .map(|s| {
-                s.arn
-                    .clone()
-                    .or_else(|| created.get(&s.name).cloned())
-                    .ok_or_else(|| StepError::MissingArn {
-                        resource: resource.to_owned(),
-                        set: s.name.clone(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let resolved = rule.resolved(created).ok_or_else(|| {
+            let set = match &rule.statement {
+                PlannedStatement::IpSets { sets } => sets
+                    .iter()
+                    .find(|s| s.arn.is_none() && !created.contains_key(&s.name))
+                    .map(|s| s.name.clone()),
+                PlannedStatement::RateBased(_) => None,
+            };
+            StepError::MissingArn {
+                resource: resource.to_owned(),
+                set: set.unwrap_or_default(),
+            }
+        })?;
         rules.push(PutRule {
             name: rule.name.clone(),
             priority: rule.priority,
-            rule: IpSetRule {
-                set_arns,
-                action: rule.action.clone(),
-                metric_name: rule.metric_name.clone(),
-                sampled_requests: true,
-                cloudwatch_metrics: true,
-            },
+            rule: resolved,
         });
     }
     let edit = WebAclEdit {
@@ -383,9 +378,7 @@ async fn update_web_acl<W: WafApi>(
             };
             let rules_in_place = edit.rules.iter().all(|put| {
                 live.rules.iter().any(|r| {
-                    r.name == put.name
-                        && r.priority == put.priority
-                        && r.shape == RuleShape::IpSetMatch(put.rule.clone())
+                    r.name == put.name && r.priority == put.priority && r.shape == put.rule.shape()
                 })
             });
             let bodies_in_place = edit

@@ -19,6 +19,8 @@ use toml::Spanned;
 
 use crate::cidr;
 use crate::ledger::line_column;
+use crate::policy::Window;
+use crate::waf::{RateKey, ScopeDown};
 
 /// Where waftune looks for its configuration unless told otherwise.
 pub const DEFAULT_PATH: &str = "waftune.toml";
@@ -76,7 +78,7 @@ impl std::fmt::Display for Scope {
 }
 
 /// A validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file it was read from (used in messages and to resolve `ledger`).
     pub path: PathBuf,
@@ -128,10 +130,38 @@ pub struct IpSetGroup {
 }
 
 /// An existing web ACL in which waftune maintains some rules. waftune never creates web ACLs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebAclConfig {
     pub name: String,
     pub rules: Vec<ManagedRuleConfig>,
+    pub rate_rules: Vec<RateRuleConfig>,
+}
+
+/// WAF's range for a rate-based rule's `Limit`.
+pub const MIN_RATE_LIMIT: i64 = crate::rate::MIN_LIMIT as i64;
+pub const MAX_RATE_LIMIT: i64 = 2_000_000_000;
+
+/// A rate-based rule waftune owns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRuleConfig {
+    pub name: String,
+    pub priority: i32,
+    pub limit: RateLimit,
+    pub window: Window,
+    pub key: RateKey,
+    /// As written (`overseas`, `path:/login`, ...), for recommending and backtesting locally.
+    pub scope: Vec<crate::rate::Scope>,
+    /// The same scope as WAF statements.
+    pub scope_down: Vec<ScopeDown>,
+    pub action: RuleActionConfig,
+    pub metric_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateLimit {
+    Fixed(u64),
+    /// The recommendation from the logs given to `plan` (see `waftune rate recommend`).
+    Recommended(crate::rate::Method),
 }
 
 /// A rule waftune owns: it matches the sets of one group.
@@ -293,8 +323,85 @@ struct RawGroup {
 #[serde(deny_unknown_fields)]
 struct RawWebAcl {
     name: Spanned<String>,
-    #[serde(rename = "rule")]
+    #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
+    #[serde(default, rename = "rate_rule")]
+    rate_rules: Vec<RawRateRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateRule {
+    name: Spanned<String>,
+    priority: Spanned<i64>,
+    limit: Spanned<RawLimit>,
+    headroom: Option<Spanned<f64>>,
+    percentile: Option<Spanned<f64>>,
+    window: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    forwarded_header: Option<Spanned<String>>,
+    forwarded_fallback_match: Option<bool>,
+    #[serde(default)]
+    scope: Vec<Spanned<String>>,
+    action: Spanned<RawAction>,
+    metric_name: Option<Spanned<String>>,
+    response: Option<Spanned<RawResponse>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLimit {
+    Number(i64),
+    Word(String),
+}
+
+/// The fields every managed rule has, borrowed from either kind of raw rule.
+struct RawHead<'r> {
+    name: &'r Spanned<String>,
+    priority: &'r Spanned<i64>,
+    action: &'r Spanned<RawAction>,
+    metric_name: Option<&'r Spanned<String>>,
+    response: Option<&'r Spanned<RawResponse>>,
+}
+
+impl RawRule {
+    fn head(&self) -> RawHead<'_> {
+        RawHead {
+            name: &self.name,
+            priority: &self.priority,
+            action: &self.action,
+            metric_name: self.metric_name.as_ref(),
+            response: self.response.as_ref(),
+        }
+    }
+}
+
+impl RawRateRule {
+    fn head(&self) -> RawHead<'_> {
+        RawHead {
+            name: &self.name,
+            priority: &self.priority,
+            action: &self.action,
+            metric_name: self.metric_name.as_ref(),
+            response: self.response.as_ref(),
+        }
+    }
+}
+
+/// A rule's validated common fields.
+struct RuleHead {
+    name: String,
+    priority: i32,
+    action: RuleActionConfig,
+    metric_name: String,
+}
+
+/// Names, priorities and response bodies already used in one web ACL.
+#[derive(Default)]
+struct AclSeen {
+    names: BTreeSet<String>,
+    priorities: BTreeMap<i32, String>,
+    body_keys: BTreeMap<String, CustomResponse>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -431,7 +538,8 @@ impl Ctx<'_> {
         }
 
         let ip_set_groups = self.groups(&raw.ip_set_groups)?;
-        let web_acls = self.web_acls(&raw.web_acls, &ip_set_groups)?;
+        let home_country = raw.home_country.as_ref().map(|c| c.get_ref().as_str());
+        let web_acls = self.web_acls(&raw.web_acls, &ip_set_groups, home_country)?;
         let guardrails = self.guardrails(raw.guardrails)?;
         let athena = raw.athena.map(|a| self.athena(a)).transpose()?;
         Ok(Config {
@@ -569,6 +677,7 @@ impl Ctx<'_> {
         &self,
         raw: &[RawWebAcl],
         groups: &[IpSetGroup],
+        home_country: Option<&str>,
     ) -> Result<Vec<WebAclConfig>, ConfigError> {
         let mut acl_names = BTreeSet::new();
         let mut acls = Vec::with_capacity(raw.len());
@@ -580,18 +689,10 @@ impl Ctx<'_> {
                     format!("web_acl `{name}` is listed twice; put all its rules in one block"),
                 ));
             }
-            let mut rule_names = BTreeSet::new();
-            let mut priorities = BTreeMap::new();
-            let mut body_keys = BTreeMap::new();
+            let mut seen = AclSeen::default();
             let mut rules = Vec::with_capacity(acl.rules.len());
             for r in &acl.rules {
-                let rule_name = self.name(&r.name, "rule name")?;
-                if !rule_names.insert(rule_name.clone()) {
-                    return Err(self.error(
-                        r.name.span(),
-                        format!("rule `{rule_name}` appears twice in web_acl `{name}`"),
-                    ));
-                }
+                let head = self.rule_head(&name, &mut seen, r.head())?;
                 let group = r.group.get_ref();
                 if !groups.iter().any(|g| &g.name == group) {
                     let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
@@ -600,78 +701,242 @@ impl Ctx<'_> {
                         .unwrap_or_default();
                     return Err(self.error(
                         r.group.span(),
-                        format!("rule `{rule_name}` uses group `{group}`, which no [[ip_set_group]] defines{hint}"),
+                        format!(
+                            "rule `{}` uses group `{group}`, which no [[ip_set_group]] defines{hint}",
+                            head.name
+                        ),
                     ));
                 }
-                let priority = *r.priority.get_ref();
-                let priority = i32::try_from(priority)
-                    .ok()
-                    .filter(|p| *p >= 0)
-                    .ok_or_else(|| {
-                        self.error(
-                            r.priority.span(),
-                            format!("priority `{priority}` must be between 0 and {}", i32::MAX),
-                        )
-                    })?;
-                if let Some(other) = priorities.insert(priority, rule_name.clone()) {
-                    return Err(self.error(
-                        r.priority.span(),
-                        format!("priority `{priority}` is also used by rule `{other}`; WAF needs distinct priorities"),
-                    ));
-                }
-                let metric_name = match &r.metric_name {
-                    Some(m) => {
-                        let valid = (1..=128).contains(&m.get_ref().len())
-                            && m.get_ref()
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "_-#:./".contains(c));
-                        if !valid {
-                            return Err(self.error(
-                                m.span(),
-                                format!(
-                                    "metric_name `{}` must be 1 to 128 letters, digits or `_-#:./`",
-                                    m.get_ref()
-                                ),
-                            ));
-                        }
-                        m.get_ref().clone()
-                    }
-                    None => rule_name.clone(),
-                };
-                let action = match (*r.action.get_ref(), &r.response) {
-                    (RawAction::Count, Some(resp)) => {
-                        return Err(self.error(
-                            resp.span(),
-                            format!("rule `{rule_name}` counts, so it sends no response; remove `response` or use `action = \"block\"`"),
-                        ));
-                    }
-                    (RawAction::Count, None) => RuleActionConfig::Count,
-                    (RawAction::Block, None) => RuleActionConfig::Block(None),
-                    (RawAction::Block, Some(resp)) => {
-                        let response = self.response(resp.get_ref())?;
-                        if let Some(previous) =
-                            body_keys.insert(response.body_key.clone(), response.clone())
-                            && previous != response
-                        {
-                            return Err(self.error(
-                                resp.get_ref().body_key.span(),
-                                format!("body_key `{}` is used with two different bodies in web_acl `{name}`", response.body_key),
-                            ));
-                        }
-                        RuleActionConfig::Block(Some(response))
-                    }
-                };
                 rules.push(ManagedRuleConfig {
-                    name: rule_name,
+                    name: head.name,
                     group: group.clone(),
-                    priority,
-                    action,
-                    metric_name,
+                    priority: head.priority,
+                    action: head.action,
+                    metric_name: head.metric_name,
                 });
             }
-            acls.push(WebAclConfig { name, rules });
+            let mut rate_rules = Vec::with_capacity(acl.rate_rules.len());
+            for r in &acl.rate_rules {
+                let head = self.rule_head(&name, &mut seen, r.head())?;
+                rate_rules.push(self.rate_rule(r, head, home_country)?);
+            }
+            acls.push(WebAclConfig {
+                name,
+                rules,
+                rate_rules,
+            });
         }
         Ok(acls)
+    }
+
+    /// Checks what every managed rule has (name, priority, metric, action and response), each name
+    /// and priority once per web ACL.
+    fn rule_head(
+        &self,
+        acl: &str,
+        seen: &mut AclSeen,
+        r: RawHead<'_>,
+    ) -> Result<RuleHead, ConfigError> {
+        let rule_name = self.name(r.name, "rule name")?;
+        if !seen.names.insert(rule_name.clone()) {
+            return Err(self.error(
+                r.name.span(),
+                format!("rule `{rule_name}` appears twice in web_acl `{acl}`"),
+            ));
+        }
+        let priority = *r.priority.get_ref();
+        let priority = i32::try_from(priority)
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| {
+                self.error(
+                    r.priority.span(),
+                    format!("priority `{priority}` must be between 0 and {}", i32::MAX),
+                )
+            })?;
+        if let Some(other) = seen.priorities.insert(priority, rule_name.clone()) {
+            return Err(self.error(
+                r.priority.span(),
+                format!("priority `{priority}` is also used by rule `{other}`; WAF needs distinct priorities"),
+            ));
+        }
+        let metric_name = match r.metric_name {
+            Some(m) => {
+                let valid = (1..=128).contains(&m.get_ref().len())
+                    && m.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-#:./".contains(c));
+                if !valid {
+                    return Err(self.error(
+                        m.span(),
+                        format!(
+                            "metric_name `{}` must be 1 to 128 letters, digits or `_-#:./`",
+                            m.get_ref()
+                        ),
+                    ));
+                }
+                m.get_ref().clone()
+            }
+            None => rule_name.clone(),
+        };
+        let action = match (*r.action.get_ref(), r.response) {
+            (RawAction::Count, Some(resp)) => {
+                return Err(self.error(
+                    resp.span(),
+                    format!("rule `{rule_name}` counts, so it sends no response; remove `response` or use `action = \"block\"`"),
+                ));
+            }
+            (RawAction::Count, None) => RuleActionConfig::Count,
+            (RawAction::Block, None) => RuleActionConfig::Block(None),
+            (RawAction::Block, Some(resp)) => {
+                let response = self.response(resp.get_ref())?;
+                if let Some(previous) = seen
+                    .body_keys
+                    .insert(response.body_key.clone(), response.clone())
+                    && previous != response
+                {
+                    return Err(self.error(
+                        resp.get_ref().body_key.span(),
+                        format!(
+                            "body_key `{}` is used with two different bodies in web_acl `{acl}`",
+                            response.body_key
+                        ),
+                    ));
+                }
+                RuleActionConfig::Block(Some(response))
+            }
+        };
+        Ok(RuleHead {
+            name: rule_name,
+            priority,
+            action,
+            metric_name,
+        })
+    }
+
+    fn rate_rule(
+        &self,
+        r: &RawRateRule,
+        head: RuleHead,
+        home_country: Option<&str>,
+    ) -> Result<RateRuleConfig, ConfigError> {
+        let rule = &head.name;
+        let limit = match r.limit.get_ref() {
+            RawLimit::Number(n) if (MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(n) => {
+                if let Some(h) = r.headroom.as_ref().or(r.percentile.as_ref()) {
+                    return Err(self.error(
+                        h.span(),
+                        format!("rate rule `{rule}`: `headroom` and `percentile` only apply to `limit = \"recommended\"`"),
+                    ));
+                }
+                RateLimit::Fixed(n.unsigned_abs())
+            }
+            RawLimit::Number(n) => {
+                return Err(self.error(
+                    r.limit.span(),
+                    format!("rate rule `{rule}`: limit `{n}` must be between {MIN_RATE_LIMIT} and {MAX_RATE_LIMIT} (WAF's range)"),
+                ));
+            }
+            RawLimit::Word(w) if w == "recommended" => {
+                let defaults = crate::rate::Method::default();
+                let method = crate::rate::Method::new(
+                    r.percentile
+                        .as_ref()
+                        .map_or(defaults.percentile, |p| *p.get_ref()),
+                    r.headroom
+                        .as_ref()
+                        .map_or(defaults.headroom, |h| *h.get_ref()),
+                )
+                .map_err(|e| {
+                    let at = r
+                        .headroom
+                        .as_ref()
+                        .or(r.percentile.as_ref())
+                        .map_or(r.limit.span(), Spanned::span);
+                    self.error(at, format!("rate rule `{rule}`: {e}"))
+                })?;
+                RateLimit::Recommended(method)
+            }
+            RawLimit::Word(w) => {
+                return Err(self.error(
+                    r.limit.span(),
+                    format!(
+                        "rate rule `{rule}`: limit `{w}` is neither a number nor `recommended`"
+                    ),
+                ));
+            }
+        };
+        let window = r.window.as_ref().map_or(Ok(Window::M5), |w| {
+            crate::rate::parse_window(w.get_ref())
+                .map_err(|e| self.error(w.span(), format!("rate rule `{rule}`: {e}")))
+        })?;
+        let key = match (
+            r.key.as_ref().map(|k| k.get_ref().as_str()),
+            &r.forwarded_header,
+        ) {
+            (None | Some("ip"), None) => RateKey::Ip,
+            (Some("forwarded_ip"), header) => {
+                let header = header
+                    .as_ref()
+                    .map_or("X-Forwarded-For", |h| h.get_ref().as_str());
+                if header.is_empty()
+                    || !header
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    let at = r
+                        .forwarded_header
+                        .as_ref()
+                        .map_or(r.limit.span(), Spanned::span);
+                    return Err(self.error(
+                        at,
+                        format!(
+                            "rate rule `{rule}`: forwarded_header `{header}` is not a header name"
+                        ),
+                    ));
+                }
+                RateKey::ForwardedIp {
+                    header: header.to_owned(),
+                    fallback_match: r.forwarded_fallback_match.unwrap_or(false),
+                }
+            }
+            (None | Some("ip"), Some(h)) => {
+                return Err(self.error(
+                    h.span(),
+                    format!(
+                        "rate rule `{rule}`: `forwarded_header` needs `key = \"forwarded_ip\"`"
+                    ),
+                ));
+            }
+            (Some(other), _) => {
+                let at = r.key.as_ref().map_or(r.limit.span(), Spanned::span);
+                return Err(self.error(
+                    at,
+                    format!("rate rule `{rule}`: key `{other}` must be `ip` or `forwarded_ip`"),
+                ));
+            }
+        };
+        let mut scopes = Vec::with_capacity(r.scope.len());
+        for text in &r.scope {
+            let scope = crate::rate::Scope::parse(text.get_ref())
+                .map_err(|e| self.error(text.span(), format!("rate rule `{rule}`: {e}")))?;
+            scopes.push(scope);
+        }
+        let scope_down = crate::rate::scope_down(&scopes, home_country).map_err(|e| {
+            let at = r.scope.first().map_or(r.limit.span(), Spanned::span);
+            self.error(at, format!("rate rule `{rule}`: {e}"))
+        })?;
+        Ok(RateRuleConfig {
+            name: head.name,
+            priority: head.priority,
+            limit,
+            window,
+            key,
+            scope: scopes,
+            scope_down,
+            action: head.action,
+            metric_name: head.metric_name,
+        })
     }
 
     fn response(&self, raw: &RawResponse) -> Result<CustomResponse, ConfigError> {

@@ -262,6 +262,7 @@ async fn make_plan(waf: &AwsWaf, config: &Config, ledger: &Ledger) -> Plan {
         ledger_sha256: "ledger",
         live: &live,
         now,
+        recommended: &Default::default(),
     })
     .unwrap()
 }
@@ -591,6 +592,7 @@ async fn more_than_ten_thousand_entries_roll_over_or_fail() {
         ledger_sha256: "ledger",
         live: &live,
         now: Timestamp::now(),
+        recommended: &Default::default(),
     })
     .unwrap_err();
     assert!(
@@ -750,6 +752,7 @@ async fn listing_follows_next_marker_and_snapshots_plan_offline() {
         ledger_sha256: "ledger",
         live: &offline,
         now,
+        recommended: &Default::default(),
     })
     .unwrap();
     assert_eq!(plan.summary().change, 1);

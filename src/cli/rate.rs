@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::{LogArgs, exit, print, scan_logs};
 use crate::policy::Window;
-use crate::rate::{self, Method, Scope};
+use crate::rate::{self, Method, Scope, parse_window};
 use crate::render::Format;
 
 #[derive(Debug, Subcommand)]
@@ -63,17 +63,6 @@ pub struct BacktestArgs {
     pub format: Format,
 }
 
-/// `5m` or WAF's `300` (seconds).
-fn parse_window(text: &str) -> Result<Window, String> {
-    Window::parse(text)
-        .or_else(|| {
-            Window::ALL
-                .into_iter()
-                .find(|w| (w.minutes() * 60).to_string() == text)
-        })
-        .ok_or_else(|| format!("`{text}` is not a WAF window; use 1m, 2m, 5m or 10m"))
-}
-
 fn parse_scope(text: &str) -> Result<Scope, String> {
     Scope::parse(text).map_err(|e| e.to_string())
 }
@@ -103,7 +92,13 @@ fn recommend_cmd(args: RecommendArgs) -> Result<ExitCode> {
         .iter()
         .zip(&traffic.policy_keys)
         .map(|(scope, clients)| {
-            rate::recommend(scope, clients, args.window, method, home.as_deref())
+            rate::recommend(
+                &scope.to_string(),
+                clients,
+                args.window,
+                method,
+                home.as_deref(),
+            )
         })
         .collect();
     print(&rate::render::recommendations(&recs, args.top, args.format))?;
@@ -119,7 +114,7 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
     }
     let traffic = scan_logs(&args.logs, vec![policy])?;
     let b = rate::backtest(
-        &args.scope,
+        &args.scope.to_string(),
         &traffic.policy_keys[0],
         args.limit,
         args.window,

@@ -1,5 +1,6 @@
 //! `plan`, `apply` and `pull`: the commands that read or change AWS WAF.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,10 +10,15 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use jiff::Timestamp;
 
-use super::{ConfigArg, PoliciesArg, exit, now_from, policy_allowlist, print, use_color};
+use super::{
+    ConfigArg, LogArgs, PoliciesArg, exit, now_from, policy_allowlist, print, scan_logs, use_color,
+};
 use crate::apply::{ApplyInputs, apply};
 use crate::config::Config;
-use crate::plan::{self, Plan, PlanInputs, build_plan, check_guardrails, load_ledger};
+use crate::plan::{
+    self, Plan, PlanInputs, RecommendedLimit, build_plan, check_guardrails, load_ledger,
+};
+use crate::rate;
 use crate::waf::aws::AwsWaf;
 use crate::waf::snapshot::{SnapshotWaf, save_snapshot};
 use crate::waf::{WafApi, fetch_live};
@@ -51,6 +57,13 @@ pub struct PlanArgs {
     /// The current time (expiry of ledger entries, plan timestamp); default: the clock.
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+    /// Logs to recommend the limits of rate rules with `limit = "recommended"` from
+    /// (as `waftune rate recommend` does); needed only when the config has such rules.
+    #[arg(long = "logs", num_args = 1.., value_name = "PATH")]
+    pub logs: Vec<PathBuf>,
+    /// Only logs at or after this time for those recommendations (RFC 3339, a date, or an age such as `7d`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +101,7 @@ async fn make_plan(
     allowlist: &[IpNet],
     api: &impl WafApi,
     now: Timestamp,
+    recommended: &BTreeMap<(String, String), RecommendedLimit>,
 ) -> Result<(Plan, String)> {
     let (ledger, ledger_sha256) = load_ledger(&config.ledger_path())?;
     let live = fetch_live(api, config, now).await?;
@@ -97,6 +111,7 @@ async fn make_plan(
         ledger_sha256: &ledger_sha256,
         live: &live,
         now,
+        recommended,
     })?;
     check_guardrails(&plan, config, allowlist)?;
     Ok((plan, ledger_sha256))
@@ -106,6 +121,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
     let config = Config::load(&args.config.config)?;
     let now = now_from(args.now.as_deref())?;
     let allowlist = policy_allowlist(&args.policies, &config, now)?;
+    let recommended = recommend_limits(&config, &args)?;
     let rt = runtime()?;
     let (plan, _) = match &args.live {
         Some(path) => rt.block_on(make_plan(
@@ -113,10 +129,11 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
             &allowlist,
             &SnapshotWaf::load(path)?,
             now,
+            &recommended,
         ))?,
         None => rt.block_on(async {
             let api = AwsWaf::from_config(&config).await?;
-            make_plan(&config, &allowlist, &api, now).await
+            make_plan(&config, &allowlist, &api, now, &recommended).await
         })?,
     };
     if let Some(out) = &args.out {
@@ -143,6 +160,47 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
     ))
 }
 
+/// Limits of `limit = "recommended"` rate rules from `--logs`; none without logs (the plan then
+/// names the rule that needs them).
+fn recommend_limits(
+    config: &Config,
+    args: &PlanArgs,
+) -> Result<BTreeMap<(String, String), RecommendedLimit>> {
+    let rules = rate::recommended_rules(config);
+    if rules.is_empty() || args.logs.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let home = config.home_country.as_deref();
+    let policies = rules
+        .iter()
+        .map(|r| rate::scopes_policy(&r.rule.scope, home))
+        .collect::<Result<Vec<_>, _>>()?;
+    let logs = LogArgs {
+        logs: args.logs.clone(),
+        since: args.since.clone(),
+        until: None,
+        now: args.now.clone(),
+        home_country: config.home_country.clone(),
+        strict: false,
+    };
+    let traffic = scan_logs(&logs, policies)?;
+    let span = match (traffic.first_ms, traffic.last_ms) {
+        (Some(a), Some(b)) => format!(
+            "{} records {} .. {}",
+            traffic.records,
+            crate::analyze::iso_ms(a),
+            crate::analyze::iso_ms(b)
+        ),
+        _ => "no records".to_owned(),
+    };
+    Ok(rate::resolve_recommended(
+        &rules,
+        &traffic.policy_keys,
+        &span,
+        home,
+    ))
+}
+
 pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
     let config = Config::load(&args.config.config)?;
     let allowlist = policy_allowlist(&args.policies, &config, Timestamp::now())?;
@@ -156,7 +214,15 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
                 (plan, digest)
             }
             None => {
-                let (plan, digest) = make_plan(&config, &allowlist, &api, Timestamp::now()).await?;
+                // Recommended limits come from logs: plan them with `plan --logs --out` and apply that.
+                let (plan, digest) = make_plan(
+                    &config,
+                    &allowlist,
+                    &api,
+                    Timestamp::now(),
+                    &BTreeMap::new(),
+                )
+                .await?;
                 print(&plan::render::text(&plan, use_color(), false))?;
                 if !plan.has_changes() {
                     return Ok(None);

@@ -23,16 +23,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cidr::{self, CidrError};
-use crate::config::{Config, GROUP_TAG, MANAGED_TAG, RuleActionConfig, Scope, sha256_hex};
+use crate::config::{
+    Config, CustomResponse, GROUP_TAG, MANAGED_TAG, RateLimit, RuleActionConfig, Scope, sha256_hex,
+};
 use crate::ledger::{Ledger, LedgerError};
+use crate::waf::capacity::{WebAclCapacity, cost, web_acl_capacity};
 use crate::waf::live::managed_set_names;
-use crate::waf::{BlockResponse, IpSet, IpVersion, LiveWaf, ResponseBody, RuleAction, RuleShape};
+use crate::waf::{
+    BlockResponse, IpSet, IpSetRule, IpVersion, LiveWaf, ManagedRule, RateKey, RateRule,
+    RateStatement, ResponseBody, RuleAction, RuleShape, ScopeDown,
+};
 
 pub use desired::{DesiredSet, MAX_SET_ENTRIES, desired_sets};
 pub use guardrails::{GuardrailError, Violation, check_guardrails};
 
 /// Bumped when the plan file layout changes incompatibly; apply refuses other versions.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// 2: rules carry a typed statement (IP sets or rate-based) and web ACL changes their capacity.
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -84,6 +91,20 @@ pub enum PlanError {
         rule: String,
         other: String,
         priority: i32,
+    },
+    #[error(
+        "rate rule `{rule}` in web ACL `{web_acl}` has `limit = \"recommended\"`: give the logs to recommend it from (`plan --logs PATH`), or set a number"
+    )]
+    NoRecommendation { web_acl: String, rule: String },
+    #[error(
+        "web ACL `{web_acl}` would need {after} WCU after this plan, more than WAF's {limit}{}; remove rules or simplify scope-downs",
+        if unpriced.is_empty() { String::new() } else { format!(" (not counting rule groups {})", unpriced.join(", ")) }
+    )]
+    OverCapacity {
+        web_acl: String,
+        after: u64,
+        limit: u64,
+        unpriced: Vec<String>,
     },
     #[error("cannot read plan `{path}`: {source}")]
     Read {
@@ -175,6 +196,8 @@ pub struct WebAclChange {
     pub lock_token: String,
     pub rules: Vec<RuleChange>,
     pub bodies: Vec<BodyChange>,
+    /// WCU before and after, checked against WAF's limit when the plan is made.
+    pub capacity: WebAclCapacity,
 }
 
 /// A managed rule to put in place. `before` is the live rule as JSON (or a description of a rule in
@@ -184,15 +207,40 @@ pub struct RuleChange {
     pub name: String,
     pub before: Option<Value>,
     pub after: PlannedRule,
+    /// A live rate-based rule whose statement changes: WAF resets its counters, and the rule does
+    /// not limit anyone for up to a minute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resets_counters: bool,
+    /// Where a `limit = "recommended"` came from, for the reviewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_evidence: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedRule {
     pub name: String,
     pub priority: i32,
-    pub sets: Vec<SetRef>,
+    pub statement: PlannedStatement,
     pub action: RuleAction,
     pub metric_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PlannedStatement {
+    /// Matches the union of these sets.
+    IpSets {
+        sets: Vec<SetRef>,
+    },
+    RateBased(RateStatement),
+}
+
+/// A `limit = "recommended"` resolved from the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecommendedLimit {
+    pub limit: u64,
+    /// One line for the plan: the percentile, headroom, window and what the limit would have done.
+    pub evidence: String,
 }
 
 /// An IP set a rule references; `arn` is `None` for a set the same plan creates.
@@ -249,6 +297,8 @@ pub struct PlanInputs<'a> {
     pub ledger_sha256: &'a str,
     pub live: &'a LiveWaf,
     pub now: Timestamp,
+    /// Limits of rate rules with `limit = "recommended"`, by (web ACL, rule).
+    pub recommended: &'a BTreeMap<(String, String), RecommendedLimit>,
 }
 
 /// Reads the ledger and the digest of its bytes (a missing file is an empty ledger).
@@ -389,7 +439,7 @@ pub fn build_plan(inputs: &PlanInputs<'_>) -> Result<Plan, PlanError> {
         });
     }
 
-    let acl_changes = web_acl_changes(config, live, &desired)?;
+    let acl_changes = web_acl_changes(config, live, &desired, inputs.recommended)?;
 
     // Growing sets go first so that an entry moving between a group's two sets is never absent.
     updates.sort_by_key(|c| std::cmp::Reverse(c.added.len() as i64 - c.removed.len() as i64));
@@ -434,6 +484,7 @@ fn web_acl_changes(
     config: &Config,
     live: &LiveWaf,
     desired: &[DesiredSet],
+    recommended: &BTreeMap<(String, String), RecommendedLimit>,
 ) -> Result<Vec<WebAclChange>, PlanError> {
     let arn_of = |name: &str| {
         live.ip_sets
@@ -450,101 +501,147 @@ fn web_acl_changes(
             .ok_or_else(|| PlanError::MissingWebAcl {
                 name: acl_config.name.clone(),
             })?;
-        let mut rules = Vec::new();
-        let mut bodies = Vec::new();
+        let mut wanted: Vec<(PlannedRule, Option<String>)> = Vec::new();
+        let mut responses = Vec::new();
         for rule in &acl_config.rules {
-            let managed = |name: &str| acl_config.rules.iter().any(|r| r.name == name);
+            let (action, response) = planned_action(&rule.action);
+            responses.extend(response);
+            let sets = desired
+                .iter()
+                .filter(|d| d.group == rule.group)
+                .map(|d| SetRef {
+                    name: d.name.clone(),
+                    arn: arn_of(&d.name),
+                })
+                .collect();
+            wanted.push((
+                PlannedRule {
+                    name: rule.name.clone(),
+                    priority: rule.priority,
+                    statement: PlannedStatement::IpSets { sets },
+                    action,
+                    metric_name: rule.metric_name.clone(),
+                },
+                None,
+            ));
+        }
+        for rule in &acl_config.rate_rules {
+            let (action, response) = planned_action(&rule.action);
+            responses.extend(response);
+            let (limit, evidence) = match rule.limit {
+                RateLimit::Fixed(n) => (n, None),
+                RateLimit::Recommended(_) => {
+                    let r = recommended
+                        .get(&(acl_config.name.clone(), rule.name.clone()))
+                        .ok_or_else(|| PlanError::NoRecommendation {
+                            web_acl: acl_config.name.clone(),
+                            rule: rule.name.clone(),
+                        })?;
+                    (r.limit, Some(r.evidence.clone()))
+                }
+            };
+            let statement = RateStatement {
+                limit,
+                window_sec: rule.window.minutes() * 60,
+                key: rule.key.clone(),
+                scope_down: rule.scope_down.clone(),
+            };
+            wanted.push((
+                PlannedRule {
+                    name: rule.name.clone(),
+                    priority: rule.priority,
+                    statement: PlannedStatement::RateBased(statement),
+                    action,
+                    metric_name: rule.metric_name.clone(),
+                },
+                evidence,
+            ));
+        }
+
+        let managed = |name: &str| wanted.iter().any(|(r, _)| r.name == name);
+        let mut rules = Vec::new();
+        for (after, limit_evidence) in wanted.iter().cloned() {
             if let Some(other) = acl
                 .rules
                 .iter()
-                .find(|r| r.priority == rule.priority && !managed(&r.name))
+                .find(|r| r.priority == after.priority && !managed(&r.name))
             {
                 return Err(PlanError::PriorityTaken {
                     web_acl: acl.name.clone(),
-                    rule: rule.name.clone(),
+                    rule: after.name.clone(),
                     other: other.name.clone(),
-                    priority: rule.priority,
+                    priority: after.priority,
                 });
             }
-            let (action, response) = match &rule.action {
-                RuleActionConfig::Count => (RuleAction::Count, None),
-                RuleActionConfig::Block(response) => (
-                    RuleAction::Block {
-                        response: response.as_ref().map(|r| BlockResponse {
-                            code: r.code,
-                            body_key: r.body_key.clone(),
-                        }),
-                    },
-                    response.as_ref(),
-                ),
-            };
-            let after = PlannedRule {
-                name: rule.name.clone(),
-                priority: rule.priority,
-                sets: desired
-                    .iter()
-                    .filter(|d| d.group == rule.group)
-                    .map(|d| SetRef {
-                        name: d.name.clone(),
-                        arn: arn_of(&d.name),
-                    })
-                    .collect(),
-                action,
-                metric_name: rule.metric_name.clone(),
-            };
-            let live_rule = acl.rules.iter().find(|r| r.name == rule.name);
+            let live_rule = acl.rules.iter().find(|r| r.name == after.name);
             let up_to_date = live_rule.is_some_and(|r| {
                 r.priority == after.priority
-                    && match &r.shape {
-                        RuleShape::IpSetMatch(m) => {
-                            m.action == after.action
-                                && m.metric_name == after.metric_name
-                                && m.sampled_requests
-                                && m.cloudwatch_metrics
-                                && after
-                                    .sets
-                                    .iter()
-                                    .map(|s| s.arn.as_deref())
-                                    .eq(m.set_arns.iter().map(|a| Some(a.as_str())))
-                        }
-                        RuleShape::Other { .. } => false,
-                    }
+                    && after.resolved(&BTreeMap::new()).map(|m| m.shape()) == Some(r.shape.clone())
             });
-            if !up_to_date {
-                rules.push(RuleChange {
-                    name: rule.name.clone(),
-                    before: live_rule.map(|r| match &r.shape {
-                        RuleShape::IpSetMatch(m) => rule_json(
-                            &r.name,
-                            r.priority,
-                            &m.set_arns,
-                            &m.action,
-                            &m.metric_name,
-                            (m.sampled_requests, m.cloudwatch_metrics),
-                        ),
-                        RuleShape::Other { summary } => Value::String(summary.clone()),
-                    }),
-                    after,
-                });
+            if up_to_date {
+                continue;
             }
-            if let Some(r) = response {
-                let want = ResponseBody {
-                    content_type: r.content_type,
-                    content: r.body.clone(),
-                };
-                let current = acl.custom_response_bodies.get(&r.body_key);
-                if current != Some(&want)
-                    && !bodies.iter().any(|b: &BodyChange| b.key == r.body_key)
-                {
-                    bodies.push(BodyChange {
-                        key: r.body_key.clone(),
-                        before: current.cloned(),
-                        after: want,
-                    });
+            let resets_counters = match (live_rule.map(|r| &r.shape), &after.statement) {
+                (Some(RuleShape::RateBased(old)), PlannedStatement::RateBased(new)) => {
+                    old.statement != *new
                 }
+                _ => false,
+            };
+            rules.push(RuleChange {
+                name: after.name.clone(),
+                before: live_rule.map(|r| match &r.shape {
+                    RuleShape::IpSetMatch(m) => rule_json(
+                        &r.name,
+                        r.priority,
+                        ip_sets_json(&m.set_arns),
+                        &m.action,
+                        &m.metric_name,
+                        (m.sampled_requests, m.cloudwatch_metrics),
+                    ),
+                    RuleShape::RateBased(m) => rule_json(
+                        &r.name,
+                        r.priority,
+                        rate_json(&m.statement),
+                        &m.action,
+                        &m.metric_name,
+                        (m.sampled_requests, m.cloudwatch_metrics),
+                    ),
+                    RuleShape::Other { summary } => Value::String(summary.clone()),
+                }),
+                after,
+                resets_counters,
+                limit_evidence,
+            });
+        }
+        let mut bodies: Vec<BodyChange> = Vec::new();
+        for r in responses {
+            let want = ResponseBody {
+                content_type: r.content_type,
+                content: r.body.clone(),
+            };
+            let current = acl.custom_response_bodies.get(&r.body_key);
+            if current != Some(&want) && !bodies.iter().any(|b| b.key == r.body_key) {
+                bodies.push(BodyChange {
+                    key: r.body_key.clone(),
+                    before: current.cloned(),
+                    after: want,
+                });
             }
         }
         if !rules.is_empty() || !bodies.is_empty() {
+            let put: Vec<(&str, u64)> = rules
+                .iter()
+                .map(|r| (r.name.as_str(), r.after.wcu()))
+                .collect();
+            let capacity = web_acl_capacity(acl, &put);
+            if capacity.exceeds_limit() {
+                return Err(PlanError::OverCapacity {
+                    web_acl: acl.name.clone(),
+                    after: capacity.after,
+                    limit: capacity.limit,
+                    unpriced: capacity.unpriced_rules,
+                });
+            }
             changes.push(WebAclChange {
                 action: Action::Update,
                 name: acl.name.clone(),
@@ -553,28 +650,90 @@ fn web_acl_changes(
                 lock_token: acl.lock_token.clone(),
                 rules,
                 bodies,
+                capacity,
             });
         }
     }
     Ok(changes)
 }
 
+/// The rule action and, for a custom response, the body it needs on the web ACL.
+fn planned_action(action: &RuleActionConfig) -> (RuleAction, Option<&CustomResponse>) {
+    match action {
+        RuleActionConfig::Count => (RuleAction::Count, None),
+        RuleActionConfig::Block(response) => (
+            RuleAction::Block {
+                response: response.as_ref().map(|r| BlockResponse {
+                    code: r.code,
+                    body_key: r.body_key.clone(),
+                }),
+            },
+            response.as_ref(),
+        ),
+    }
+}
+
 impl PlannedRule {
+    /// The rule as waftune writes it, once every set it references has an ARN (`created`: sets
+    /// the same apply created, by name). `None` while a set's ARN is unknown.
+    pub fn resolved(&self, created: &BTreeMap<String, String>) -> Option<ManagedRule> {
+        Some(match &self.statement {
+            PlannedStatement::IpSets { sets } => ManagedRule::IpSet(IpSetRule {
+                set_arns: sets
+                    .iter()
+                    .map(|s| s.arn.clone().or_else(|| created.get(&s.name).cloned()))
+                    .collect::<Option<_>>()?,
+                action: self.action.clone(),
+                metric_name: self.metric_name.clone(),
+                sampled_requests: true,
+                cloudwatch_metrics: true,
+            }),
+            PlannedStatement::RateBased(statement) => ManagedRule::Rate(RateRule {
+                statement: statement.clone(),
+                action: self.action.clone(),
+                metric_name: self.metric_name.clone(),
+                sampled_requests: true,
+                cloudwatch_metrics: true,
+            }),
+        })
+    }
+
+    /// The IP sets an IP-set rule references (none for a rate-based rule).
+    pub fn set_refs(&self) -> &[SetRef] {
+        match &self.statement {
+            PlannedStatement::IpSets { sets } => sets,
+            PlannedStatement::RateBased(_) => &[],
+        }
+    }
+
+    /// Capacity in WCU (a set's ARN does not change its price).
+    pub fn wcu(&self) -> u64 {
+        match &self.statement {
+            PlannedStatement::IpSets { sets } => cost::IP_SET_REFERENCE * sets.len() as u64,
+            PlannedStatement::RateBased(s) => s.wcu(),
+        }
+    }
+
     /// The rule in WAF's JSON shape, with sets created by the plan shown as "known after apply".
     pub fn to_json(&self) -> Value {
-        let refs: Vec<String> = self
-            .sets
-            .iter()
-            .map(|s| {
-                s.arn
-                    .clone()
-                    .unwrap_or_else(|| format!("(known after apply: IP set {})", s.name))
-            })
-            .collect();
+        let statement = match &self.statement {
+            PlannedStatement::IpSets { sets } => {
+                let refs: Vec<String> = sets
+                    .iter()
+                    .map(|s| {
+                        s.arn
+                            .clone()
+                            .unwrap_or_else(|| format!("(known after apply: IP set {})", s.name))
+                    })
+                    .collect();
+                ip_sets_json(&refs)
+            }
+            PlannedStatement::RateBased(s) => rate_json(s),
+        };
         rule_json(
             &self.name,
             self.priority,
-            &refs,
+            statement,
             &self.action,
             &self.metric_name,
             (true, true),
@@ -582,23 +741,90 @@ impl PlannedRule {
     }
 }
 
-/// A rule in the JSON shape of WAF's API, so a reviewer sees what the console and CLI show.
-fn rule_json(
-    name: &str,
-    priority: i32,
-    set_refs: &[String],
-    action: &RuleAction,
-    metric_name: &str,
-    (sampled, cloudwatch): (bool, bool),
-) -> Value {
+fn ip_sets_json(set_refs: &[String]) -> Value {
     let references: Vec<Value> = set_refs
         .iter()
         .map(|arn| json!({ "IPSetReferenceStatement": { "ARN": arn } }))
         .collect();
-    let statement = match <[Value; 1]>::try_from(references) {
+    joined_json(references, "OrStatement")
+}
+
+fn joined_json(statements: Vec<Value>, join: &str) -> Value {
+    match <[Value; 1]>::try_from(statements) {
         Ok([single]) => single,
-        Err(many) => json!({ "OrStatement": { "Statements": many } }),
+        Err(many) => json!({ join: { "Statements": many } }),
+    }
+}
+
+fn rate_json(s: &RateStatement) -> Value {
+    let mut rate = json!({
+        "Limit": s.limit,
+        "EvaluationWindowSec": s.window_sec,
+        "AggregateKeyType": match s.key { RateKey::Ip => "IP", RateKey::ForwardedIp { .. } => "FORWARDED_IP" },
+    });
+    if let RateKey::ForwardedIp {
+        header,
+        fallback_match,
+    } = &s.key
+    {
+        rate["ForwardedIPConfig"] = json!({
+            "HeaderName": header,
+            "FallbackBehavior": if *fallback_match { "MATCH" } else { "NO_MATCH" },
+        });
+    }
+    if !s.scope_down.is_empty() {
+        let parts = s.scope_down.iter().map(scope_down_json).collect();
+        rate["ScopeDownStatement"] = joined_json(parts, "AndStatement");
+    }
+    json!({ "RateBasedStatement": rate })
+}
+
+fn scope_down_json(s: &ScopeDown) -> Value {
+    let not = |inner: Value, negate: bool| {
+        if negate {
+            json!({ "NotStatement": { "Statement": inner } })
+        } else {
+            inner
+        }
     };
+    let byte_match = |field: &str, text: &str, constraint: &str| {
+        json!({ "ByteMatchStatement": {
+            "SearchString": text,
+            "FieldToMatch": { field: {} },
+            "TextTransformations": [{ "Priority": 0, "Type": "NONE" }],
+            "PositionalConstraint": constraint,
+        } })
+    };
+    match s {
+        ScopeDown::Country { countries, negate } => not(
+            json!({ "GeoMatchStatement": { "CountryCodes": countries } }),
+            *negate,
+        ),
+        ScopeDown::PathPrefix(p) => byte_match("UriPath", p, "STARTS_WITH"),
+        ScopeDown::Method(m) => byte_match("Method", m, "EXACTLY"),
+        ScopeDown::Label {
+            key,
+            namespace,
+            negate,
+        } => not(
+            json!({ "LabelMatchStatement": {
+                "Scope": if *namespace { "NAMESPACE" } else { "LABEL" },
+                "Key": key,
+            } }),
+            *negate,
+        ),
+    }
+}
+
+/// A rule in the JSON shape of WAF's API, so a reviewer sees what the console and CLI show.
+fn rule_json(
+    name: &str,
+    priority: i32,
+    statement: Value,
+    action: &RuleAction,
+    metric_name: &str,
+    (sampled, cloudwatch): (bool, bool),
+) -> Value {
     let action = match action {
         RuleAction::Count => json!({ "Count": {} }),
         RuleAction::Block { response: None } => json!({ "Block": {} }),

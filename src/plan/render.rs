@@ -243,6 +243,7 @@ fn web_acl_text(out: &mut String, c: &WebAclChange, p: &Palette) {
         "  {}~{} web acl \"{}\" will be updated in place (other rules untouched)",
         p.change, p.reset, c.name
     );
+    let _ = writeln!(out, "      capacity: {}", capacity_text(c));
     for rule in &c.rules {
         rule_text(out, rule, p);
     }
@@ -250,6 +251,23 @@ fn web_acl_text(out: &mut String, c: &WebAclChange, p: &Palette) {
         body_text(out, body, p);
     }
 }
+
+fn capacity_text(c: &WebAclChange) -> String {
+    let cap = &c.capacity;
+    let mut text = format!("{} -> {} WCU of {}", cap.before, cap.after, cap.limit);
+    if !cap.unpriced_rules.is_empty() {
+        let _ = write!(
+            text,
+            " (computed locally; plus rule groups {})",
+            cap.unpriced_rules.join(", ")
+        );
+    }
+    text
+}
+
+/// The warning a reviewer must see before a rate rule's statement changes.
+pub const COUNTER_RESET_WARNING: &str = "changing a rate-based statement resets WAF's counters: \
+     the rule limits no one for up to a minute after apply";
 
 fn rule_text(out: &mut String, rule: &RuleChange, p: &Palette) {
     let (label, before) = match &rule.before {
@@ -261,6 +279,16 @@ fn rule_text(out: &mut String, rule: &RuleChange, p: &Palette) {
         Some(value) => ("will be updated", pretty(value)),
     };
     let _ = writeln!(out, "      rule \"{}\" {label}:", rule.name);
+    if let Some(evidence) = &rule.limit_evidence {
+        let _ = writeln!(out, "        # limit {evidence}");
+    }
+    if rule.resets_counters {
+        let _ = writeln!(
+            out,
+            "        {}# warning: {COUNTER_RESET_WARNING}{}",
+            p.change, p.reset
+        );
+    }
     let after = pretty(&rule.after.to_json());
     let diff = TextDiff::from_lines(&before, &after);
     let unified = diff.unified_diff().context_radius(3).to_string();
@@ -343,6 +371,18 @@ pub fn markdown(plan: &Plan) -> String {
             s.entries_added + s.entries_removed
         );
     }
+    for c in &plan.changes {
+        let ResourceChange::WebAcl(c) = c else {
+            continue;
+        };
+        for r in c.rules.iter().filter(|r| r.resets_counters) {
+            let _ = writeln!(
+                head,
+                "> [!WARNING]\n> **Rate rule `{}`:** {COUNTER_RESET_WARNING}.\n",
+                r.name
+            );
+        }
+    }
     if !plan.drift.is_empty() {
         let _ = writeln!(
             head,
@@ -363,8 +403,9 @@ pub fn markdown(plan: &Plan) -> String {
                 ),
                 ResourceChange::WebAcl(c) => (
                     format!(
-                        "web ACL `{}` (rule {})",
+                        "web ACL `{}`, {} (rule {})",
                         c.name,
+                        capacity_text(c),
                         c.rules
                             .iter()
                             .map(|r| format!("`{}`", r.name))

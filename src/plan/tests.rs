@@ -87,6 +87,7 @@ async fn try_plan(
         ledger_sha256: "ledger-digest",
         live: &live,
         now,
+        recommended: &BTreeMap::new(),
     })
 }
 
@@ -150,7 +151,7 @@ async fn first_plan_creates_sets_and_rule_then_nothing() {
     assert_eq!(
         acl.rules[0]
             .after
-            .sets
+            .set_refs()
             .iter()
             .map(|s| s.arn.clone())
             .collect::<Vec<_>>(),
@@ -311,7 +312,7 @@ async fn rollover_spills_into_a_second_set_and_shrinks_back() {
     };
     let names: Vec<&str> = acl.rules[0]
         .after
-        .sets
+        .set_refs()
         .iter()
         .map(|s| s.name.as_str())
         .collect();
@@ -584,6 +585,7 @@ async fn unrecognised_managed_rule_is_replaced_and_shown() {
         shape: RuleShape::Other {
             summary: "Rule { hand edited }".into(),
         },
+        wcu: Some(1),
     });
     let plan = plan_with(&waf, &config, &Ledger::default(), at(1)).await;
     let ResourceChange::WebAcl(acl) = plan.changes.last().unwrap() else {
@@ -675,17 +677,17 @@ async fn plan_file_round_trips_and_checks_its_version() {
     let config = config(CONFIG);
     let plan = plan_with(&waf, &config, &ledger(&["2001:db8::/64"], at(1)), at(1)).await;
     let text = render::json(&plan);
-    assert!(text.contains("\"format_version\": 1"));
+    assert!(text.contains("\"format_version\": 2"));
     assert!(text.contains("\"kind\": \"ip_set\""));
     assert_eq!(Plan::from_json(&text, Path::new("p.json")).unwrap(), plan);
-    let future = text.replace("\"format_version\": 1", "\"format_version\": 9");
+    let future = text.replace("\"format_version\": 2", "\"format_version\": 9");
     assert_eq!(
         Plan::from_json(&future, Path::new("p.json"))
             .unwrap_err()
             .to_string(),
-        "plan `p.json` has format version `9`; this waftune applies version 1: run plan again"
+        "plan `p.json` has format version `9`; this waftune applies version 2: run plan again"
     );
-    let err = Plan::from_json("{\"format_version\": 1}", Path::new("p.json")).unwrap_err();
+    let err = Plan::from_json("{\"format_version\": 2}", Path::new("p.json")).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("p.json:1:21: not a waftune plan: missing field"),
@@ -728,6 +730,7 @@ async fn bundled_example_snapshot_plans_offline() {
             ledger_sha256: "x",
             live: &live,
             now,
+            recommended: &BTreeMap::new(),
         })
         .unwrap()
     };

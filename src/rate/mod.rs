@@ -7,15 +7,19 @@
 
 pub mod render;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::config::{Config, RateLimit, RateRuleConfig};
+use crate::plan::RecommendedLimit;
 use crate::policy::{
     Allowlist, Condition, CountryMatch, Expr, KeyKind, LabelMatch, LabelPattern, Matcher, Pattern,
     Policy, PolicyAction, ReportAction, TextMatch, Thresholds, Window,
 };
 use crate::scan::{ClientKey, ClientStats};
+use crate::waf::ScopeDown;
 
 /// WAF refuses rate-based rules with a lower `Limit`.
 pub const MIN_LIMIT: u64 = 10;
@@ -41,6 +45,177 @@ pub enum RateError {
     BadHeadroom(f64),
     #[error("percentile `{0}` must be between 50 and 100")]
     BadPercentile(f64),
+    #[error(
+        "label pattern `{0}`: WAF matches a whole label or a namespace; write `NAMESPACE:*` (ending in `:*`) or a full label"
+    )]
+    LabelPattern(String),
+}
+
+/// `5m` or WAF's `300` (seconds).
+pub fn parse_window(text: &str) -> Result<Window, String> {
+    Window::parse(text)
+        .or_else(|| {
+            Window::ALL
+                .into_iter()
+                .find(|w| (w.minutes() * 60).to_string() == text)
+        })
+        .ok_or_else(|| format!("`{text}` is not a WAF window; use 1m, 2m, 5m or 10m"))
+}
+
+/// The scope-down statements of a rule counting `scopes` (all of them), as WAF evaluates them.
+///
+/// `overseas` becomes "not from the home country", which in WAF also takes requests of unknown
+/// origin; the local count leaves those out (see docs/rate.md).
+pub fn scope_down(
+    scopes: &[Scope],
+    home_country: Option<&str>,
+) -> Result<Vec<ScopeDown>, RateError> {
+    let label = |l: &str, negate: bool| match l.strip_suffix('*') {
+        None => Ok(ScopeDown::Label {
+            key: l.to_owned(),
+            namespace: false,
+            negate,
+        }),
+        Some(ns) if ns.ends_with(':') => Ok(ScopeDown::Label {
+            key: ns.to_owned(),
+            namespace: true,
+            negate,
+        }),
+        Some(_) => Err(RateError::LabelPattern(l.to_owned())),
+    };
+    scopes
+        .iter()
+        .filter(|s| **s != Scope::All)
+        .map(|s| match s {
+            Scope::All => unreachable!("filtered out"),
+            Scope::Overseas => Ok(ScopeDown::Country {
+                countries: vec![
+                    home_country
+                        .ok_or(RateError::OverseasWithoutHome)?
+                        .to_ascii_uppercase(),
+                ],
+                negate: true,
+            }),
+            Scope::PathPrefix(p) => Ok(ScopeDown::PathPrefix(p.clone())),
+            Scope::Method(m) => Ok(ScopeDown::Method(m.clone())),
+            Scope::Label(l) => label(l, false),
+            Scope::NotLabel(l) => label(l, true),
+        })
+        .collect()
+}
+
+/// `overseas and path:/login`; `all` for no scope.
+pub fn scopes_name(scopes: &[Scope]) -> String {
+    if scopes.is_empty() {
+        return Scope::All.to_string();
+    }
+    scopes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// A rate rule of the configuration whose limit is recommended from the logs.
+pub struct RecommendedRule<'c> {
+    pub web_acl: &'c str,
+    pub rule: &'c RateRuleConfig,
+    pub method: Method,
+}
+
+/// The rules of `config` with `limit = "recommended"`, in configuration order.
+pub fn recommended_rules(config: &Config) -> Vec<RecommendedRule<'_>> {
+    config
+        .web_acls
+        .iter()
+        .flat_map(|acl| {
+            acl.rate_rules.iter().filter_map(|rule| match rule.limit {
+                RateLimit::Recommended(method) => Some(RecommendedRule {
+                    web_acl: &acl.name,
+                    rule,
+                    method,
+                }),
+                RateLimit::Fixed(_) => None,
+            })
+        })
+        .collect()
+}
+
+/// The limit each rule gets from the clients of its scope (`clients[i]` for `rules[i]`, as the scan
+/// counted them with [`scopes_policy`]), with a line of evidence for the plan.
+pub fn resolve_recommended(
+    rules: &[RecommendedRule<'_>],
+    clients: &[Vec<ClientStats>],
+    span: &str,
+    home_country: Option<&str>,
+) -> BTreeMap<(String, String), RecommendedLimit> {
+    rules
+        .iter()
+        .zip(clients)
+        .map(|(r, clients)| {
+            let scope = scopes_name(&r.rule.scope);
+            let rec = recommend(&scope, clients, r.rule.window, r.method, home_country);
+            let class = |c: ClientClass| rec.backtest.by_class[c as usize].clients;
+            let evidence = format!(
+                "recommended from {span}: {} clients in scope `{scope}`, p{} of {} peaks {} x headroom {} = {}; \
+                 would have limited {} clients ({} verified crawlers, {} home country) and {} requests",
+                rec.backtest.clients,
+                rec.percentile,
+                r.rule.window.as_str(),
+                percentile(&sorted_peaks(clients, r.rule.window), rec.percentile),
+                rec.headroom,
+                rec.recommended,
+                rec.backtest.limited_clients,
+                class(ClientClass::VerifiedCrawler),
+                class(ClientClass::Home),
+                rec.backtest.limited_requests,
+            );
+            (
+                (r.web_acl.to_owned(), r.rule.name.clone()),
+                RecommendedLimit {
+                    limit: rec.recommended,
+                    evidence,
+                },
+            )
+        })
+        .collect()
+}
+
+fn sorted_peaks(clients: &[ClientStats], window: Window) -> Vec<u64> {
+    let mut peaks: Vec<u64> = clients
+        .iter()
+        .map(|c| c.peak(window.minutes()).requests)
+        .collect();
+    peaks.sort_unstable();
+    peaks
+}
+
+/// The policy the scan counts the requests of all `scopes` with, per client address.
+pub fn scopes_policy(scopes: &[Scope], home_country: Option<&str>) -> Result<Policy, RateError> {
+    let conds = scopes
+        .iter()
+        .filter_map(|s| s.condition(home_country).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = scopes_name(scopes);
+    Ok(Policy {
+        name: format!("rate-scope:{name}"),
+        description: format!("requests in rate scope `{name}`"),
+        file: PathBuf::new(),
+        matcher: if conds.is_empty() {
+            Matcher::everything()
+        } else {
+            Matcher::new(Expr::All(conds.into_iter().map(Expr::Cond).collect()))
+        },
+        // WAF's IP aggregation counts per address.
+        key: KeyKind::Ip,
+        thresholds: Thresholds {
+            mode: Default::default(),
+            list: Vec::new(),
+        },
+        action: PolicyAction::Report(ReportAction::default()),
+        aggregate: None,
+        allowlist: Allowlist::default(),
+    })
 }
 
 /// Which requests a rate-based rule counts: its scope-down statement.
@@ -84,7 +259,12 @@ impl Scope {
 
     /// The policy the scan counts this scope's requests with, per client address.
     pub fn policy(&self, home_country: Option<&str>) -> Result<Policy, RateError> {
-        let cond = match self {
+        scopes_policy(std::slice::from_ref(self), home_country)
+    }
+
+    /// The match condition of this scope; `None` for every request.
+    fn condition(&self, home_country: Option<&str>) -> Result<Option<Condition>, RateError> {
+        Ok(match self {
             Scope::All => None,
             // `-` (unknown) is listed so that `not_in` does not count it as overseas.
             Scope::Overseas => Some(Condition::Country(CountryMatch {
@@ -115,21 +295,6 @@ impl Scope {
                 all: Vec::new(),
                 none: vec![LabelPattern::parse(l)],
             })),
-        };
-        Ok(Policy {
-            name: format!("rate-scope:{self}"),
-            description: format!("requests in rate scope `{self}`"),
-            file: PathBuf::new(),
-            matcher: cond.map_or_else(Matcher::everything, |c| Matcher::new(Expr::Cond(c))),
-            // WAF's IP aggregation counts per address.
-            key: KeyKind::Ip,
-            thresholds: Thresholds {
-                mode: Default::default(),
-                list: Vec::new(),
-            },
-            action: PolicyAction::Report(ReportAction::default()),
-            aggregate: None,
-            allowlist: Allowlist::default(),
         })
     }
 }
@@ -394,7 +559,7 @@ fn client_name(key: &ClientKey) -> String {
 
 /// Replays `limit` per `window` over every client of a scope (as counted by the scan).
 pub fn backtest(
-    scope: &Scope,
+    scope: &str,
     clients: &[ClientStats],
     limit: u64,
     window: Window,
@@ -441,7 +606,7 @@ pub fn backtest(
             .then_with(|| a.client.cmp(&b.client))
     });
     Ok(Backtest {
-        scope: scope.to_string(),
+        scope: scope.to_owned(),
         window,
         limit,
         clients: clients.len() as u64,
@@ -466,17 +631,13 @@ pub struct Recommendation {
 
 /// Recommends a limit for one scope from its clients' peaks in `window`.
 pub fn recommend(
-    scope: &Scope,
+    scope: &str,
     clients: &[ClientStats],
     window: Window,
     method: Method,
     home_country: Option<&str>,
 ) -> Recommendation {
-    let mut peaks: Vec<u64> = clients
-        .iter()
-        .map(|c| c.peak(window.minutes()).requests)
-        .collect();
-    peaks.sort_unstable();
+    let peaks = sorted_peaks(clients, window);
     let recommended = method.limit(&peaks);
     Recommendation {
         percentiles: Percentiles::of(&peaks),

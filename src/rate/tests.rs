@@ -146,7 +146,7 @@ fn scope_clients(scope: &Scope) -> Vec<ClientStats> {
 #[test]
 fn backtest_splits_by_class_and_reports_episodes() {
     let clients = scope_clients(&Scope::All);
-    let b = backtest(&Scope::All, &clients, 30, Window::M1, Some("JP")).unwrap();
+    let b = backtest("all", &clients, 30, Window::M1, Some("JP")).unwrap();
     assert_eq!((b.clients, b.requests), (3, 230));
     // Crawler: 30 of 60 in each of two minutes; scraper: 60 of 90 in one minute.
     assert_eq!((b.limited_clients, b.limited_requests), (2, 120));
@@ -173,7 +173,7 @@ fn backtest_splits_by_class_and_reports_episodes() {
         }
     );
     assert_eq!(
-        backtest(&Scope::All, &clients, 9, Window::M1, None),
+        backtest("all", &clients, 9, Window::M1, None),
         Err(RateError::LimitTooLow(9))
     );
 }
@@ -197,7 +197,7 @@ fn scopes_count_only_their_requests() {
 fn recommendation_backtests_its_own_limit() {
     let clients = scope_clients(&Scope::All);
     let r = recommend(
-        &Scope::All,
+        "all",
         &clients,
         Window::M1,
         Method::new(50.0, 1.0).unwrap(),

@@ -15,10 +15,11 @@ use aws_sdk_wafv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::capacity::cost;
 use super::{
-    BlockResponse, IpSet, IpSetRule, IpSetSummary, IpVersion, LiveRule, NewIpSet, PutRule,
-    ResponseBody, RuleAction, RuleShape, WafApi, WafError, WafErrorKind, WebAcl, WebAclEdit,
-    WebAclSummary,
+    BlockResponse, IpSet, IpSetRule, IpSetSummary, IpVersion, LiveRule, ManagedRule, NewIpSet,
+    PutRule, RateKey, RateRule, RateStatement, ResponseBody, RuleAction, RuleShape, ScopeDown,
+    WafApi, WafError, WafErrorKind, WebAcl, WebAclEdit, WebAclSummary,
 };
 use crate::config::{Config, ContentType, Scope};
 
@@ -421,9 +422,11 @@ impl WafApi for AwsWaf {
                     name: r.name().to_owned(),
                     priority: r.priority(),
                     shape: shape_of(r),
+                    wcu: r.statement().and_then(statement_wcu),
                 })
                 .collect(),
             custom_response_bodies,
+            capacity: u64::try_from(acl.capacity()).ok(),
         })
     }
 
@@ -540,31 +543,23 @@ fn content_type_from_sdk(c: &sdk::types::ResponseContentType) -> Option<ContentT
 
 /// The SDK rule waftune writes for `put`.
 fn sdk_rule(put: &PutRule) -> Result<sdk::types::Rule, sdk::error::BuildError> {
-    let references = put
-        .rule
-        .set_arns
-        .iter()
-        .map(|arn| {
-            let reference = sdk::types::IpSetReferenceStatement::builder()
-                .arn(arn)
-                .build()?;
-            Ok(sdk::types::Statement::builder()
-                .ip_set_reference_statement(reference)
-                .build())
-        })
-        .collect::<Result<Vec<_>, sdk::error::BuildError>>()?;
-    // An OrStatement needs at least two statements; a single set is referenced directly.
-    let statement = match <[_; 1]>::try_from(references) {
-        Ok([single]) => single,
-        Err(many) => sdk::types::Statement::builder()
-            .or_statement(
-                sdk::types::OrStatement::builder()
-                    .set_statements(Some(many))
-                    .build()?,
-            )
-            .build(),
+    let (statement, action, metric_name, sampled, cloudwatch) = match &put.rule {
+        ManagedRule::IpSet(r) => (
+            ip_sets_statement(&r.set_arns)?,
+            &r.action,
+            &r.metric_name,
+            r.sampled_requests,
+            r.cloudwatch_metrics,
+        ),
+        ManagedRule::Rate(r) => (
+            rate_statement(&r.statement)?,
+            &r.action,
+            &r.metric_name,
+            r.sampled_requests,
+            r.cloudwatch_metrics,
+        ),
     };
-    let action = match &put.rule.action {
+    let action = match action {
         RuleAction::Count => sdk::types::RuleAction::builder()
             .count(sdk::types::CountAction::builder().build())
             .build(),
@@ -590,21 +585,178 @@ fn sdk_rule(put: &PutRule) -> Result<sdk::types::Rule, sdk::error::BuildError> {
         .action(action)
         .visibility_config(
             sdk::types::VisibilityConfig::builder()
-                .sampled_requests_enabled(put.rule.sampled_requests)
-                .cloud_watch_metrics_enabled(put.rule.cloudwatch_metrics)
-                .metric_name(&put.rule.metric_name)
+                .sampled_requests_enabled(sampled)
+                .cloud_watch_metrics_enabled(cloudwatch)
+                .metric_name(metric_name)
                 .build()?,
         )
         .build()
 }
 
-/// Recognises the rules waftune writes: a rule is [`RuleShape::IpSetMatch`] only if rebuilding it from
-/// the parsed shape gives back exactly the same rule, so no field waftune does not model can be lost.
+/// Joins statements: one stands alone, more need an And/Or statement (which wants at least two).
+fn joined(
+    mut statements: Vec<sdk::types::Statement>,
+    or: bool,
+) -> Result<sdk::types::Statement, sdk::error::BuildError> {
+    if statements.len() == 1 {
+        return Ok(statements.remove(0));
+    }
+    let builder = sdk::types::Statement::builder();
+    Ok(if or {
+        builder.or_statement(
+            sdk::types::OrStatement::builder()
+                .set_statements(Some(statements))
+                .build()?,
+        )
+    } else {
+        builder.and_statement(
+            sdk::types::AndStatement::builder()
+                .set_statements(Some(statements))
+                .build()?,
+        )
+    }
+    .build())
+}
+
+fn ip_sets_statement(arns: &[String]) -> Result<sdk::types::Statement, sdk::error::BuildError> {
+    let references = arns
+        .iter()
+        .map(|arn| {
+            let reference = sdk::types::IpSetReferenceStatement::builder()
+                .arn(arn)
+                .build()?;
+            Ok(sdk::types::Statement::builder()
+                .ip_set_reference_statement(reference)
+                .build())
+        })
+        .collect::<Result<Vec<_>, sdk::error::BuildError>>()?;
+    joined(references, true)
+}
+
+fn rate_statement(r: &RateStatement) -> Result<sdk::types::Statement, sdk::error::BuildError> {
+    let mut rate = sdk::types::RateBasedStatement::builder()
+        .limit(i64::try_from(r.limit).unwrap_or(i64::MAX))
+        .evaluation_window_sec(i64::from(r.window_sec));
+    rate = match &r.key {
+        RateKey::Ip => rate.aggregate_key_type(sdk::types::RateBasedStatementAggregateKeyType::Ip),
+        RateKey::ForwardedIp {
+            header,
+            fallback_match,
+        } => rate
+            .aggregate_key_type(sdk::types::RateBasedStatementAggregateKeyType::ForwardedIp)
+            .forwarded_ip_config(
+                sdk::types::ForwardedIpConfig::builder()
+                    .header_name(header)
+                    .fallback_behavior(if *fallback_match {
+                        sdk::types::FallbackBehavior::Match
+                    } else {
+                        sdk::types::FallbackBehavior::NoMatch
+                    })
+                    .build()?,
+            ),
+    };
+    if !r.scope_down.is_empty() {
+        let parts = r
+            .scope_down
+            .iter()
+            .map(scope_down_statement)
+            .collect::<Result<Vec<_>, _>>()?;
+        rate = rate.scope_down_statement(joined(parts, false)?);
+    }
+    Ok(sdk::types::Statement::builder()
+        .rate_based_statement(rate.build()?)
+        .build())
+}
+
+fn scope_down_statement(s: &ScopeDown) -> Result<sdk::types::Statement, sdk::error::BuildError> {
+    let byte_match = |field: sdk::types::FieldToMatch,
+                      text: &str,
+                      constraint: sdk::types::PositionalConstraint| {
+        sdk::types::ByteMatchStatement::builder()
+            .search_string(sdk::primitives::Blob::new(text.as_bytes()))
+            .field_to_match(field)
+            .text_transformations(
+                sdk::types::TextTransformation::builder()
+                    .priority(0)
+                    .r#type(sdk::types::TextTransformationType::None)
+                    .build()?,
+            )
+            .positional_constraint(constraint)
+            .build()
+    };
+    let not = |inner: sdk::types::Statement, negate: bool| {
+        if !negate {
+            return Ok::<_, sdk::error::BuildError>(inner);
+        }
+        Ok(sdk::types::Statement::builder()
+            .not_statement(sdk::types::NotStatement::builder().statement(inner).build())
+            .build())
+    };
+    let statement = sdk::types::Statement::builder();
+    match s {
+        ScopeDown::Country { countries, negate } => not(
+            statement
+                .geo_match_statement(
+                    sdk::types::GeoMatchStatement::builder()
+                        .set_country_codes(Some(
+                            countries
+                                .iter()
+                                .map(|c| sdk::types::CountryCode::from(c.as_str()))
+                                .collect(),
+                        ))
+                        .build(),
+                )
+                .build(),
+            *negate,
+        ),
+        ScopeDown::PathPrefix(prefix) => Ok(statement
+            .byte_match_statement(byte_match(
+                sdk::types::FieldToMatch::builder()
+                    .uri_path(sdk::types::UriPath::builder().build())
+                    .build(),
+                prefix,
+                sdk::types::PositionalConstraint::StartsWith,
+            )?)
+            .build()),
+        ScopeDown::Method(method) => Ok(statement
+            .byte_match_statement(byte_match(
+                sdk::types::FieldToMatch::builder()
+                    .method(sdk::types::Method::builder().build())
+                    .build(),
+                method,
+                sdk::types::PositionalConstraint::Exactly,
+            )?)
+            .build()),
+        ScopeDown::Label {
+            key,
+            namespace,
+            negate,
+        } => not(
+            statement
+                .label_match_statement(
+                    sdk::types::LabelMatchStatement::builder()
+                        .scope(if *namespace {
+                            sdk::types::LabelMatchScope::Namespace
+                        } else {
+                            sdk::types::LabelMatchScope::Label
+                        })
+                        .key(key)
+                        .build()?,
+                )
+                .build(),
+            *negate,
+        ),
+    }
+}
+
+/// Recognises the rules waftune writes: a rule is [`RuleShape::IpSetMatch`] or
+/// [`RuleShape::RateBased`] only if rebuilding it from the parsed shape gives back exactly the same
+/// rule, so no field waftune does not model can be lost.
 fn shape_of(rule: &sdk::types::Rule) -> RuleShape {
     let other = || RuleShape::Other {
         summary: format!("{rule:?}"),
     };
-    let Some(parsed) = parse_ip_set_rule(rule) else {
+    let Some(parsed) = parse_managed_rule(rule) else {
         return other();
     };
     let put = PutRule {
@@ -613,25 +765,14 @@ fn shape_of(rule: &sdk::types::Rule) -> RuleShape {
         rule: parsed,
     };
     match sdk_rule(&put) {
-        Ok(rebuilt) if &rebuilt == rule => RuleShape::IpSetMatch(put.rule),
+        Ok(rebuilt) if &rebuilt == rule => put.rule.shape(),
         _ => other(),
     }
 }
 
-fn parse_ip_set_rule(rule: &sdk::types::Rule) -> Option<IpSetRule> {
+/// A loose reading of a rule in one of waftune's shapes; [`shape_of`] checks it exactly.
+fn parse_managed_rule(rule: &sdk::types::Rule) -> Option<ManagedRule> {
     let statement = rule.statement()?;
-    let set_arns: Vec<String> = match (
-        statement.ip_set_reference_statement(),
-        statement.or_statement(),
-    ) {
-        (Some(reference), None) => vec![reference.arn().to_owned()],
-        (None, Some(or)) => or
-            .statements()
-            .iter()
-            .map(|s| s.ip_set_reference_statement().map(|r| r.arn().to_owned()))
-            .collect::<Option<_>>()?,
-        _ => return None,
-    };
     let action = rule.action()?;
     let action = match (action.block(), action.count()) {
         (Some(block), None) => RuleAction::Block {
@@ -647,13 +788,168 @@ fn parse_ip_set_rule(rule: &sdk::types::Rule) -> Option<IpSetRule> {
         _ => return None,
     };
     let visibility = rule.visibility_config()?;
-    Some(IpSetRule {
+    let metric_name = visibility.metric_name().to_owned();
+    let sampled_requests = visibility.sampled_requests_enabled();
+    let cloudwatch_metrics = visibility.cloud_watch_metrics_enabled();
+    if let Some(rate) = statement.rate_based_statement() {
+        let key = match rate.aggregate_key_type() {
+            sdk::types::RateBasedStatementAggregateKeyType::Ip => RateKey::Ip,
+            sdk::types::RateBasedStatementAggregateKeyType::ForwardedIp => {
+                let config = rate.forwarded_ip_config()?;
+                RateKey::ForwardedIp {
+                    header: config.header_name().to_owned(),
+                    fallback_match: config.fallback_behavior()
+                        == &sdk::types::FallbackBehavior::Match,
+                }
+            }
+            _ => return None,
+        };
+        let scope_down = match rate.scope_down_statement() {
+            None => Vec::new(),
+            Some(s) => match s.and_statement() {
+                Some(and) => and
+                    .statements()
+                    .iter()
+                    .map(parse_scope_down)
+                    .collect::<Option<_>>()?,
+                None => vec![parse_scope_down(s)?],
+            },
+        };
+        return Some(ManagedRule::Rate(RateRule {
+            statement: RateStatement {
+                limit: u64::try_from(rate.limit()).ok()?,
+                window_sec: u32::try_from(rate.evaluation_window_sec()).ok()?,
+                key,
+                scope_down,
+            },
+            action,
+            metric_name,
+            sampled_requests,
+            cloudwatch_metrics,
+        }));
+    }
+    let set_arns: Vec<String> = match (
+        statement.ip_set_reference_statement(),
+        statement.or_statement(),
+    ) {
+        (Some(reference), None) => vec![reference.arn().to_owned()],
+        (None, Some(or)) => or
+            .statements()
+            .iter()
+            .map(|s| s.ip_set_reference_statement().map(|r| r.arn().to_owned()))
+            .collect::<Option<_>>()?,
+        _ => return None,
+    };
+    Some(ManagedRule::IpSet(IpSetRule {
         set_arns,
         action,
-        metric_name: visibility.metric_name().to_owned(),
-        sampled_requests: visibility.sampled_requests_enabled(),
-        cloudwatch_metrics: visibility.cloud_watch_metrics_enabled(),
-    })
+        metric_name,
+        sampled_requests,
+        cloudwatch_metrics,
+    }))
+}
+
+fn parse_scope_down(s: &sdk::types::Statement) -> Option<ScopeDown> {
+    let (inner, negate) = match s.not_statement() {
+        Some(not) => (not.statement()?, true),
+        None => (s, false),
+    };
+    if let Some(geo) = inner.geo_match_statement() {
+        return Some(ScopeDown::Country {
+            countries: geo
+                .country_codes()
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            negate,
+        });
+    }
+    if let Some(label) = inner.label_match_statement() {
+        return Some(ScopeDown::Label {
+            key: label.key().to_owned(),
+            namespace: label.scope() == &sdk::types::LabelMatchScope::Namespace,
+            negate,
+        });
+    }
+    let byte = inner.byte_match_statement().filter(|_| !negate)?;
+    let text = String::from_utf8(byte.search_string().as_ref().to_vec()).ok()?;
+    let field = byte.field_to_match()?;
+    if field.uri_path().is_some() {
+        Some(ScopeDown::PathPrefix(text))
+    } else if field.method().is_some() {
+        Some(ScopeDown::Method(text))
+    } else {
+        None
+    }
+}
+
+/// A statement's capacity from WAF's published costs; `None` for rule groups, whose cost only AWS
+/// knows. Field-to-match surcharges (all query arguments, JSON bodies) are not modelled: AWS's own
+/// `Capacity` is preferred whenever `GetWebACL` reports a plausible one.
+fn statement_wcu(s: &sdk::types::Statement) -> Option<u64> {
+    let transforms = |t: &[sdk::types::TextTransformation]| {
+        let priced = t
+            .iter()
+            .filter(|t| t.r#type() != &sdk::types::TextTransformationType::None)
+            .count();
+        cost::TEXT_TRANSFORMATION * priced as u64
+    };
+    let all = |list: &[sdk::types::Statement]| list.iter().map(statement_wcu).sum::<Option<u64>>();
+    if let Some(b) = s.byte_match_statement() {
+        let base = match b.positional_constraint() {
+            sdk::types::PositionalConstraint::Contains
+            | sdk::types::PositionalConstraint::ContainsWord => cost::BYTE_MATCH_CONTAINS,
+            _ => cost::BYTE_MATCH_ANCHORED,
+        };
+        return Some(base + transforms(b.text_transformations()));
+    }
+    if let Some(q) = s.sqli_match_statement() {
+        let base = match q.sensitivity_level() {
+            Some(sdk::types::SensitivityLevel::High) => cost::SQLI_HIGH,
+            _ => cost::SQLI_LOW,
+        };
+        return Some(base + transforms(q.text_transformations()));
+    }
+    if let Some(x) = s.xss_match_statement() {
+        return Some(cost::XSS + transforms(x.text_transformations()));
+    }
+    if let Some(c) = s.size_constraint_statement() {
+        return Some(cost::SIZE_CONSTRAINT + transforms(c.text_transformations()));
+    }
+    if let Some(r) = s.regex_pattern_set_reference_statement() {
+        return Some(cost::REGEX_PATTERN_SET + transforms(r.text_transformations()));
+    }
+    if let Some(r) = s.regex_match_statement() {
+        return Some(cost::REGEX_MATCH + transforms(r.text_transformations()));
+    }
+    if let Some(rate) = s.rate_based_statement() {
+        let scope_down = rate.scope_down_statement().map_or(Some(0), statement_wcu)?;
+        return Some(
+            cost::RATE_BASED + cost::RATE_CUSTOM_KEY * rate.custom_keys().len() as u64 + scope_down,
+        );
+    }
+    if let Some(and) = s.and_statement() {
+        return all(and.statements());
+    }
+    if let Some(or) = s.or_statement() {
+        return all(or.statements());
+    }
+    if let Some(not) = s.not_statement() {
+        return not.statement().and_then(statement_wcu);
+    }
+    if s.geo_match_statement().is_some() {
+        return Some(cost::GEO_MATCH);
+    }
+    if s.ip_set_reference_statement().is_some() {
+        return Some(cost::IP_SET_REFERENCE);
+    }
+    if s.label_match_statement().is_some() {
+        return Some(cost::LABEL_MATCH);
+    }
+    if s.asn_match_statement().is_some() {
+        return Some(cost::ASN_MATCH);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -664,14 +960,117 @@ mod tests {
         PutRule {
             name: "waftune-blocklist".into(),
             priority: 3,
-            rule: IpSetRule {
+            rule: ManagedRule::IpSet(IpSetRule {
                 set_arns: arns.iter().map(|s| s.to_string()).collect(),
                 action,
                 metric_name: "waftune-blocklist".into(),
                 sampled_requests: true,
                 cloudwatch_metrics: true,
-            },
+            }),
         }
+    }
+
+    fn rate(key: RateKey, scope_down: Vec<ScopeDown>, action: RuleAction) -> PutRule {
+        PutRule {
+            name: "waftune-rate".into(),
+            priority: 7,
+            rule: ManagedRule::Rate(RateRule {
+                statement: RateStatement {
+                    limit: 300,
+                    window_sec: 120,
+                    key,
+                    scope_down,
+                },
+                action,
+                metric_name: "waftune-rate".into(),
+                sampled_requests: true,
+                cloudwatch_metrics: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn written_rate_rules_are_recognised_and_priced() {
+        let overseas = ScopeDown::Country {
+            countries: vec!["JP".into()],
+            negate: true,
+        };
+        let not_verified = ScopeDown::Label {
+            key: "awswaf:managed:aws:bot-control:bot:verified".into(),
+            namespace: false,
+            negate: true,
+        };
+        let block = RuleAction::Block {
+            response: Some(BlockResponse {
+                code: 403,
+                body_key: "slow-down".into(),
+            }),
+        };
+        let forwarded = RateKey::ForwardedIp {
+            header: "X-Forwarded-For".into(),
+            fallback_match: false,
+        };
+        for (p, wcu) in [
+            (rate(RateKey::Ip, vec![], RuleAction::Count), 2),
+            (rate(RateKey::Ip, vec![overseas.clone()], block.clone()), 3),
+            (
+                rate(
+                    forwarded,
+                    vec![
+                        overseas,
+                        ScopeDown::PathPrefix("/api/".into()),
+                        ScopeDown::Method("POST".into()),
+                        not_verified,
+                        ScopeDown::Label {
+                            key: "awswaf:managed:aws:bot-control:bot:".into(),
+                            namespace: true,
+                            negate: false,
+                        },
+                    ],
+                    block,
+                ),
+                2 + 1 + 2 + 2 + 1 + 1,
+            ),
+        ] {
+            let rule = sdk_rule(&p).unwrap();
+            assert_eq!(shape_of(&rule), p.rule.shape());
+            assert_eq!(statement_wcu(rule.statement().unwrap()), Some(wcu));
+            assert_eq!(p.rule.wcu(), wcu);
+        }
+    }
+
+    #[test]
+    fn rule_groups_have_no_local_price() {
+        let group = sdk::types::Statement::builder()
+            .managed_rule_group_statement(
+                sdk::types::ManagedRuleGroupStatement::builder()
+                    .vendor_name("AWS")
+                    .name("AWSManagedRulesCommonRuleSet")
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        assert_eq!(statement_wcu(&group), None);
+        let sqli = sdk::types::Statement::builder()
+            .sqli_match_statement(
+                sdk::types::SqliMatchStatement::builder()
+                    .field_to_match(
+                        sdk::types::FieldToMatch::builder()
+                            .body(sdk::types::Body::builder().build())
+                            .build(),
+                    )
+                    .text_transformations(
+                        sdk::types::TextTransformation::builder()
+                            .priority(0)
+                            .r#type(sdk::types::TextTransformationType::UrlDecode)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        assert_eq!(statement_wcu(&sqli), Some(20 + 10));
     }
 
     #[test]
@@ -689,7 +1088,7 @@ mod tests {
             put(&["arn:a", "arn:b"], RuleAction::Block { response: None }),
         ] {
             let rule = sdk_rule(&p).unwrap();
-            assert_eq!(shape_of(&rule), RuleShape::IpSetMatch(p.rule.clone()));
+            assert_eq!(shape_of(&rule), p.rule.shape());
         }
     }
 

@@ -86,8 +86,10 @@ impl FakeWaf {
                 shape: RuleShape::Other {
                     summary: "Rule { name: \"rate-limit\", .. }".into(),
                 },
+                wcu: Some(2),
             }],
             custom_response_bodies: Default::default(),
+            capacity: Some(2),
         });
         FakeWaf {
             state: Mutex::new(state),
@@ -270,7 +272,8 @@ impl WafApi for FakeWaf {
             let rule = LiveRule {
                 name: put.name.clone(),
                 priority: put.priority,
-                shape: RuleShape::IpSetMatch(put.rule.clone()),
+                shape: put.rule.shape(),
+                wcu: Some(put.rule.wcu()),
             };
             match acl.rules.iter_mut().find(|r| r.name == put.name) {
                 Some(existing) => *existing = rule,

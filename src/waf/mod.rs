@@ -5,13 +5,15 @@
 //! SDK, with write pacing and throttling backoff) and [`snapshot::SnapshotWaf`] (a JSON file saved by
 //! `pull`, for offline plans; it refuses writes).
 //!
-//! Web ACL rules are modelled only as far as waftune needs: a rule with exactly the shape waftune
-//! writes (IP set references, Block or Count) is parsed into [`IpSetRule`]; every other rule is
-//! [`RuleShape::Other`] and only its name and priority are read. Updates are expressed as a
+//! Web ACL rules are modelled only as far as waftune needs: a rule with exactly a shape waftune
+//! writes (IP set references or a rate-based statement, Block or Count) is parsed into
+//! [`IpSetRule`] or [`RateRule`]; every other rule is [`RuleShape::Other`] and only its name,
+//! priority and capacity are read. Updates are expressed as a
 //! [`WebAclEdit`] (put these rules and response bodies) rather than a whole specification, so the
 //! SDK implementation re-sends every other rule and setting exactly as AWS returned it.
 
 pub mod aws;
+pub mod capacity;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod live;
@@ -96,6 +98,9 @@ pub struct WebAcl {
     pub rules: Vec<LiveRule>,
     #[serde(default)]
     pub custom_response_bodies: BTreeMap<String, ResponseBody>,
+    /// The web ACL's capacity in WCU as `GetWebACL` reports it (AWS counts managed rule groups too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
 }
 
 /// One rule of a web ACL.
@@ -104,6 +109,9 @@ pub struct LiveRule {
     pub name: String,
     pub priority: i32,
     pub shape: RuleShape,
+    /// WCU computed locally from the rule's statement; `None` when that needs AWS (a rule group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wcu: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +119,8 @@ pub struct LiveRule {
 pub enum RuleShape {
     /// Exactly the shape waftune writes, nothing more.
     IpSetMatch(IpSetRule),
+    /// Exactly the rate-based shape waftune writes.
+    RateBased(RateRule),
     /// Anything else. The summary is for people (a plan showing the rule waftune will replace);
     /// such rules are never rebuilt from it.
     Other { summary: String },
@@ -134,6 +144,82 @@ pub enum RuleAction {
         response: Option<BlockResponse>,
     },
     Count,
+}
+
+/// A rate-based rule with a Block or Count action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateRule {
+    pub statement: RateStatement,
+    pub action: RuleAction,
+    pub metric_name: String,
+    pub sampled_requests: bool,
+    pub cloudwatch_metrics: bool,
+}
+
+/// At most `limit` requests per aggregation key in `window_sec`, over the requests its scope-down
+/// statements (all of them) match. Changing any of it resets WAF's counters for the rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateStatement {
+    pub limit: u64,
+    /// 60, 120, 300 or 600.
+    pub window_sec: u32,
+    pub key: RateKey,
+    /// Joined with AND; empty: every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope_down: Vec<ScopeDown>,
+}
+
+/// What a rate-based rule counts requests by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateKey {
+    /// The connecting address.
+    Ip,
+    /// The first address of a header (behind a CDN or proxy); requests without a valid one match
+    /// (`fallback_match`) or not.
+    ForwardedIp {
+        header: String,
+        fallback_match: bool,
+    },
+}
+
+/// One scope-down condition of a rate-based rule, as WAF evaluates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeDown {
+    /// `GeoMatchStatement` (negated: inside a `NotStatement`).
+    Country {
+        countries: Vec<String>,
+        negate: bool,
+    },
+    /// `ByteMatchStatement` on the URI path, `STARTS_WITH`, no text transformation.
+    PathPrefix(String),
+    /// `ByteMatchStatement` on the method, `EXACTLY`.
+    Method(String),
+    /// `LabelMatchStatement`: a label, or with `namespace` every label under a namespace ending in `:`.
+    Label {
+        key: String,
+        namespace: bool,
+        negate: bool,
+    },
+}
+
+/// A rule waftune writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagedRule {
+    IpSet(IpSetRule),
+    Rate(RateRule),
+}
+
+impl ManagedRule {
+    /// How the rule reads back from WAF once written.
+    pub fn shape(&self) -> RuleShape {
+        match self {
+            ManagedRule::IpSet(r) => RuleShape::IpSetMatch(r.clone()),
+            ManagedRule::Rate(r) => RuleShape::RateBased(r.clone()),
+        }
+    }
 }
 
 /// A custom block response: status code and the key of a body defined on the web ACL.
@@ -161,7 +247,7 @@ pub struct WebAclEdit {
 pub struct PutRule {
     pub name: String,
     pub priority: i32,
-    pub rule: IpSetRule,
+    pub rule: ManagedRule,
 }
 
 /// Why a WAF call failed, as far as waftune acts on it.
