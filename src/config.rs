@@ -1065,6 +1065,109 @@ mod tests {
         assert_eq!(c.sha256, sha256_hex(EXAMPLE.as_bytes()));
     }
 
+    const ACL: &str = "home_country = \"JP\"\nscope = \"REGIONAL\"\n[[web_acl]]\nname = \"shop\"\n";
+
+    fn rate_rule(body: &str) -> String {
+        format!(
+            "{ACL}[[web_acl.rate_rule]]\nname = \"rate\"\npriority = 3\naction = \"count\"\n{body}"
+        )
+    }
+
+    #[test]
+    fn rate_rules_parse_into_waf_statements() {
+        let c = parse(&rate_rule(
+            "limit = 2000\nwindow = \"120\"\nkey = \"forwarded_ip\"\n\
+             scope = [\"method:post\", \"label:awswaf:managed:aws:bot-control:bot:*\"]\n",
+        ))
+        .unwrap();
+        let r = &c.web_acls[0].rate_rules[0];
+        assert_eq!(r.limit, RateLimit::Fixed(2000));
+        assert_eq!(r.window, Window::M2);
+        assert_eq!(
+            r.key,
+            RateKey::ForwardedIp {
+                header: "X-Forwarded-For".into(),
+                fallback_match: false
+            }
+        );
+        assert_eq!(
+            r.scope_down,
+            [
+                ScopeDown::Method("POST".into()),
+                ScopeDown::Label {
+                    key: "awswaf:managed:aws:bot-control:bot:".into(),
+                    namespace: true,
+                    negate: false
+                }
+            ]
+        );
+        assert_eq!(r.metric_name, "rate");
+
+        let c = parse(&rate_rule("limit = \"recommended\"\nheadroom = 2.0\n")).unwrap();
+        assert!(matches!(
+            c.web_acls[0].rate_rules[0].limit,
+            RateLimit::Recommended(m) if m.headroom == 2.0 && m.percentile == 95.0
+        ));
+    }
+
+    #[test]
+    fn bad_rate_rules_name_the_value() {
+        for (body, message) in [
+            (
+                "limit = 5\n",
+                "waftune.toml:9:9: rate rule `rate`: limit `5` must be between 10 and 2000000000",
+            ),
+            (
+                "limit = \"auto\"\n",
+                "limit `auto` is neither a number nor `recommended`",
+            ),
+            (
+                "limit = 100\nheadroom = 2.0\n",
+                "`headroom` and `percentile` only apply to `limit = \"recommended\"`",
+            ),
+            (
+                "limit = \"recommended\"\nheadroom = 0.5\n",
+                "headroom `0.5` must be at least 1",
+            ),
+            (
+                "limit = 100\nwindow = \"3m\"\n",
+                "`3m` is not a WAF window; use 1m, 2m, 5m or 10m",
+            ),
+            (
+                "limit = 100\nkey = \"cookie\"\n",
+                "key `cookie` must be `ip` or `forwarded_ip`",
+            ),
+            (
+                "limit = 100\nscope = [\"label:awswaf:bot*\"]\n",
+                "label pattern `awswaf:bot*`",
+            ),
+            (
+                "limit = 100\nscope = [\"country:JP\"]\n",
+                "unknown scope `country:JP`",
+            ),
+            ("limit = 100\nlimti = 3\n", "unknown field `limti`"),
+        ] {
+            let e = err(&rate_rule(body));
+            assert!(e.contains(message), "{body}: {e}");
+        }
+        let no_home = rate_rule("limit = 100\nscope = [\"overseas\"]\n")
+            .replace("home_country = \"JP\"\n", "");
+        assert!(err(&no_home).contains("scope `overseas` needs a home country"));
+        // Names and priorities are shared with the IP-set rules of the same web ACL.
+        let clash = format!(
+            "{}[[web_acl.rule]]\nname = \"rate\"\ngroup = \"g\"\npriority = 4\naction = \"count\"\n",
+            rate_rule("limit = 100\n")
+        );
+        let clash = format!(
+            "{clash}[[ip_set_group]]\nname = \"g\"\nipv4_set_name = \"a\"\nipv6_set_name = \"b\"\n"
+        );
+        assert!(
+            err(&clash).contains("rule `rate` appears twice in web_acl `shop`"),
+            "{}",
+            err(&clash)
+        );
+    }
+
     #[test]
     fn minimal_config_takes_defaults() {
         let c = parse("scope = \"REGIONAL\"\n").unwrap();

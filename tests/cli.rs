@@ -159,23 +159,49 @@ fn bad_arguments_name_the_value() {
 
 #[test]
 fn plan_against_the_bundled_snapshot_is_stable() {
+    let plan = [
+        "plan",
+        "--config",
+        "examples/waftune.toml",
+        "--live",
+        "examples/live-snapshot.json",
+        "--now",
+        "2026-11-20T02:00:00Z",
+        "--detailed-exitcode",
+    ];
+    // The example's rate rule takes its limit from the logs: without them, the plan names the rule.
+    waftune()
+        .args(plan)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "rate rule `waftune-rate-overseas` in web ACL `shop-prod` has `limit = \"recommended\"`",
+        ))
+        .stderr(predicate::str::contains("plan --logs PATH"));
     let out = waftune()
-        .args([
-            "plan",
-            "--config",
-            "examples/waftune.toml",
-            "--live",
-            "examples/live-snapshot.json",
-            "--now",
-            "2026-11-20T02:00:00Z",
-            "--detailed-exitcode",
-        ])
+        .args(plan)
+        .args(["--logs", "examples/sample-logs/AWSLogs"])
         .assert()
         .code(2)
         .get_output()
         .stdout
         .clone();
     let out = String::from_utf8(out).unwrap();
-    assert!(out.contains("Plan: "), "{out}");
+    assert!(
+        out.contains("Plan: 0 to add, 3 to change, 0 to destroy."),
+        "{out}"
+    );
     assert!(!out.contains("\x1b["), "NO_COLOR honoured");
+    // The unmanaged AWS rule group is priced by AWS (704 in the snapshot), waftune's rule locally.
+    assert!(out.contains("capacity: 704 -> 708 WCU of 5000"), "{out}");
+    assert!(
+        out.contains("rule \"waftune-rate-overseas\" will be added:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("# limit recommended from 45000 records") && out.contains("= 740;"),
+        "{out}"
+    );
+    assert!(out.contains("\"Limit\": 740,"), "{out}");
 }

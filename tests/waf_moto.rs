@@ -254,6 +254,14 @@ async fn edit_set(client: &sdk::Client, scope: Scope, name: &str, addresses: &[&
 }
 
 async fn make_plan(waf: &AwsWaf, config: &Config, ledger: &Ledger) -> Plan {
+    try_make_plan(waf, config, ledger).await.unwrap()
+}
+
+async fn try_make_plan(
+    waf: &AwsWaf,
+    config: &Config,
+    ledger: &Ledger,
+) -> Result<Plan, waftune::plan::PlanError> {
     let now = Timestamp::now();
     let live = fetch_live(waf, config, now).await.unwrap();
     build_plan(&PlanInputs {
@@ -264,7 +272,6 @@ async fn make_plan(waf: &AwsWaf, config: &Config, ledger: &Ledger) -> Plan {
         now,
         recommended: &Default::default(),
     })
-    .unwrap()
 }
 
 async fn run_apply(waf: &AwsWaf, config: &Config, plan: &Plan) -> ApplyReport {
@@ -876,4 +883,193 @@ async fn cli_block_plan_apply_pull_through_the_aws_environment() {
     // And without `--auto-approve` and no terminal to ask on, it refuses.
     run(&["block", "192.0.2.0/24", "--reason", "x", "--force"]).success();
     run(&["apply"]).failure();
+}
+
+/// The test configuration with a home country and the given rate rules before `[guardrails]`.
+fn rate_config(rate_rules: &str) -> Config {
+    let text = format!("home_country = \"JP\"\n{}", config_text("REGIONAL", false))
+        .replace("[guardrails]", &format!("{rate_rules}\n[guardrails]"));
+    Config::parse(&text, Path::new("waftune.toml")).unwrap()
+}
+
+fn rate_rule(name: &str, priority: i32, limit: u64, scope: &str) -> String {
+    format!(
+        r#"
+[[web_acl.rate_rule]]
+name = "{name}"
+priority = {priority}
+limit = {limit}
+window = "2m"
+key = "forwarded_ip"
+scope = [{scope}]
+action = "count"
+"#
+    )
+}
+
+const API_SCOPE: &str = r#""overseas", "path:/api/", "method:POST", "not-label:awswaf:managed:aws:bot-control:bot:verified""#;
+
+/// An unmanaged rule of `xss` XSS statements (40 WCU each) in an OR.
+fn heavy_rule(xss: usize) -> sdk::types::Rule {
+    let statement = || {
+        sdk::types::Statement::builder()
+            .xss_match_statement(
+                sdk::types::XssMatchStatement::builder()
+                    .field_to_match(
+                        sdk::types::FieldToMatch::builder()
+                            .uri_path(sdk::types::UriPath::builder().build())
+                            .build(),
+                    )
+                    .text_transformations(
+                        sdk::types::TextTransformation::builder()
+                            .priority(0)
+                            .r#type(sdk::types::TextTransformationType::None)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    sdk::types::Rule::builder()
+        .name("heavy")
+        .priority(3)
+        .statement(
+            sdk::types::Statement::builder()
+                .or_statement(
+                    sdk::types::OrStatement::builder()
+                        .set_statements(Some((0..xss).map(|_| statement()).collect()))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .action(
+            sdk::types::RuleAction::builder()
+                .block(sdk::types::BlockAction::builder().build())
+                .build(),
+        )
+        .visibility_config(visibility("heavy"))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rate_rules_plan_apply_round_trip_and_leave_unmanaged_rules_alone() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let (acl_before, _) = sdk_acl(&client, Scope::Regional).await;
+    let config = rate_config(&rate_rule("waftune-rate", 20, 300, API_SCOPE));
+
+    let plan = make_plan(&waf, &config, &Ledger::default()).await;
+    let report = run_apply(&waf, &config, &plan).await;
+    assert!(report.is_complete(), "{report}");
+    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
+    // The two rules waftune does not manage are exactly as they were.
+    assert_eq!(acl.rules()[..2], acl_before.rules()[..]);
+    let rate = acl
+        .rules()
+        .iter()
+        .find(|r| r.name() == "waftune-rate")
+        .unwrap();
+    let statement = rate.statement().unwrap().rate_based_statement().unwrap();
+    assert_eq!(
+        (statement.limit(), statement.evaluation_window_sec()),
+        (300, 120)
+    );
+    assert_eq!(
+        statement.forwarded_ip_config().unwrap().header_name(),
+        "X-Forwarded-For"
+    );
+    let scope_down = statement
+        .scope_down_statement()
+        .unwrap()
+        .and_statement()
+        .unwrap();
+    assert_eq!(scope_down.statements().len(), 4);
+    assert!(rate.action().unwrap().count().is_some());
+    // Read back through moto, the rule is recognised as waftune's and in place: nothing to do.
+    let again = make_plan(&waf, &config, &Ledger::default()).await;
+    assert!(
+        !again.has_changes(),
+        "{}",
+        render::text(&again, false, false)
+    );
+
+    // A new limit: the plan warns that WAF resets the rule's counters, apply writes it.
+    let higher = rate_config(&rate_rule("waftune-rate", 20, 500, API_SCOPE));
+    let plan = make_plan(&waf, &higher, &Ledger::default()).await;
+    let ResourceChange::WebAcl(change) = &plan.changes[0] else {
+        panic!("a web ACL change: {plan:?}");
+    };
+    assert_eq!(change.rules.len(), 1);
+    assert!(change.rules[0].resets_counters);
+    assert!(render::text(&plan, false, false).contains("resets WAF's counters"));
+    assert!(run_apply(&waf, &higher, &plan).await.is_complete());
+    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
+    assert_eq!(acl.rules()[..2], acl_before.rules()[..]);
+    let rate = acl
+        .rules()
+        .iter()
+        .find(|r| r.name() == "waftune-rate")
+        .unwrap();
+    assert_eq!(
+        rate.statement()
+            .unwrap()
+            .rate_based_statement()
+            .unwrap()
+            .limit(),
+        500
+    );
+}
+
+#[tokio::test]
+async fn capacity_is_checked_locally_when_the_web_acl_would_overflow() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    // Someone adds a heavy rule: 124 x 40 = 4,960 WCU, plus the two setup rules (2 + 1).
+    let (acl, token) = sdk_acl(&client, Scope::Regional).await;
+    let mut rules = acl.rules().to_vec();
+    rules.push(heavy_rule(124));
+    client
+        .update_web_acl()
+        .scope(sdk::types::Scope::Regional)
+        .name(acl.name())
+        .id(acl.id())
+        .lock_token(token)
+        .set_default_action(acl.default_action().cloned())
+        .set_rules(Some(rules))
+        .set_visibility_config(acl.visibility_config().cloned())
+        .send()
+        .await
+        .unwrap();
+
+    // moto reports a constant capacity, so waftune prices every statement itself:
+    // 4,963 + IP-set rule 2 + rate rule (2 + geo 1 + path 2 + method 2 + label 1) = 4,973.
+    let one = rate_config(&rate_rule("waftune-rate", 20, 300, API_SCOPE));
+    let plan = make_plan(&waf, &one, &Ledger::default()).await;
+    let ResourceChange::WebAcl(change) = plan.changes.last().unwrap() else {
+        panic!("a web ACL change");
+    };
+    assert_eq!(
+        (change.capacity.before, change.capacity.after),
+        (4_963, 4_973)
+    );
+    assert!(run_apply(&waf, &one, &plan).await.is_complete());
+
+    // The one in place and four more would need 4,963 + 2 + 5 x 8 = 5,005: refused before
+    // anything is written.
+    let five: String = std::iter::once(rate_rule("waftune-rate", 20, 300, API_SCOPE))
+        .chain((1..5).map(|i| rate_rule(&format!("waftune-rate-{i}"), 20 + i, 300, API_SCOPE)))
+        .collect();
+    let err = try_make_plan(&waf, &rate_config(&five), &Ledger::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "web ACL `shop` would need 5005 WCU after this plan, more than WAF's 5000; remove rules or simplify scope-downs"
+    );
 }

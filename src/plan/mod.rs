@@ -949,4 +949,6 @@ impl Plan {
 }
 
 #[cfg(test)]
+mod rate_tests;
+#[cfg(test)]
 mod tests;

@@ -80,6 +80,16 @@ async fn try_plan(
     ledger: &Ledger,
     now: Timestamp,
 ) -> Result<Plan, PlanError> {
+    try_plan_with(waf, config, ledger, now, &BTreeMap::new()).await
+}
+
+pub(crate) async fn try_plan_with(
+    waf: &FakeWaf,
+    config: &Config,
+    ledger: &Ledger,
+    now: Timestamp,
+    recommended: &BTreeMap<(String, String), RecommendedLimit>,
+) -> Result<Plan, PlanError> {
     let live = fetch_live(waf, config, now).await.unwrap();
     build_plan(&PlanInputs {
         config,
@@ -87,11 +97,11 @@ async fn try_plan(
         ledger_sha256: "ledger-digest",
         live: &live,
         now,
-        recommended: &BTreeMap::new(),
+        recommended,
     })
 }
 
-async fn apply_ok(waf: &FakeWaf, config: &Config, plan: &Plan) {
+pub(crate) async fn apply_ok(waf: &FakeWaf, config: &Config, plan: &Plan) {
     let report = apply(
         plan,
         &ApplyInputs {
