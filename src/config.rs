@@ -155,6 +155,8 @@ pub struct RateRuleConfig {
     pub scope_down: Vec<ScopeDown>,
     pub action: RuleActionConfig,
     pub metric_name: String,
+    /// Byte range of the `action` value in the file, for `rate promote --write` to change only it.
+    pub action_at: Range<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -936,6 +938,7 @@ impl Ctx<'_> {
             scope_down,
             action: head.action,
             metric_name: head.metric_name,
+            action_at: r.action.span(),
         })
     }
 

@@ -177,3 +177,96 @@ fn rate_errors_name_the_value() {
         .failure()
         .stderr(predicate::str::contains("unknown scope `host:x`"));
 }
+
+/// A configuration whose rate rule has the name of the sample's COUNT-mode login rule.
+const WATCH_LOGIN: &str = r#"scope = "REGIONAL"
+home_country = "JP"
+
+[[web_acl]]
+name = "shop"
+
+# Watch login bursts first; promote when the logs agree.
+[[web_acl.rate_rule]]
+name = "waftune-watch-login"
+priority = 3
+limit = 100
+scope = ["path:/login", "method:POST"]
+action = "count"   # promoted by `waftune rate promote`
+"#;
+
+#[test]
+fn promote_needs_the_period_then_shows_who_and_writes_only_the_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("waftune.toml");
+    std::fs::write(&config, WATCH_LOGIN).unwrap();
+    let promote = |extra: &[&str]| {
+        let mut cmd = waftune();
+        cmd.args([
+            "rate",
+            "promote",
+            "waftune-watch-login",
+            "--logs",
+            SAMPLE,
+            "-c",
+        ])
+        .arg(&config)
+        .args(extra);
+        cmd
+    };
+    // Two hours of logs are not the default week.
+    promote(&[])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "the logs cover 1h 59m, less than the 7d 0h asked for (`--min-period`)",
+        ));
+    promote(&["--min-period", "1h", "--top", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "the rule matched 2,709 requests from 226 clients in COUNT mode",
+        ))
+        // The sample's rule counts every login POST: customers would be blocked too, and it says so.
+        .stdout(predicate::str::contains(
+            "warning: 189 clients mostly from the home country (likely customers) would have been blocked",
+        ))
+        .stdout(predicate::str::contains(
+            "-action = \"count\"   # promoted by `waftune rate promote`\n+action = \"block\"   # promoted by `waftune rate promote`",
+        ))
+        .stderr(predicate::str::contains("rerun with `--write`"));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), WATCH_LOGIN);
+
+    let json: Value = serde_json::from_slice(
+        &promote(&["--min-period", "1h", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["limited_requests"], 2709);
+    assert_eq!(class(&json, "overseas")["clients"], 37);
+
+    promote(&["--min-period", "1h", "--write"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        WATCH_LOGIN.replace("action = \"count\"", "action = \"block\"")
+    );
+    promote(&["--min-period", "1h"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "rate rule `waftune-watch-login` already blocks",
+        ));
+    waftune()
+        .args(["rate", "promote", "nope", "--logs", SAMPLE, "-c"])
+        .arg(&config)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "rate rule `nope` is not in the configuration",
+        ));
+}

@@ -2,10 +2,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use super::{LogArgs, exit, print, scan_logs};
+use super::{ConfigArg, LogArgs, exit, print, scan_logs};
+use crate::config::Config;
 use crate::policy::Window;
 use crate::rate::{self, Method, Scope, parse_window};
 use crate::render::Format;
@@ -16,6 +19,30 @@ pub enum RateCommand {
     Recommend(RecommendArgs),
     /// Replay the logs against a limit and show who would have been limited, when and how much.
     Backtest(BacktestArgs),
+    /// Propose switching a counting rate rule of waftune.toml to block, once the logs show its
+    /// COUNT-mode matches over the period asked for; shows who would have been blocked.
+    Promote(PromoteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The rate rule's `name` in the configuration.
+    pub rule: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub logs: LogArgs,
+    /// The logs must cover at least this long (`7d`, `24h`, ...).
+    #[arg(long, default_value = "7d")]
+    pub min_period: String,
+    /// Write the change (`action = "block"`) into the configuration file; otherwise only show it.
+    #[arg(long)]
+    pub write: bool,
+    /// How many clients to list (0 = all).
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +98,7 @@ pub fn rate_cmd(command: RateCommand) -> Result<ExitCode> {
     match command {
         RateCommand::Recommend(args) => recommend_cmd(args),
         RateCommand::Backtest(args) => backtest_cmd(args),
+        RateCommand::Promote(args) => promote_cmd(args),
     }
 }
 
@@ -122,4 +150,77 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
     )?;
     print(&rate::render::backtest(&b, args.top, args.format))?;
     Ok(ExitCode::from(exit::OK))
+}
+
+fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
+    let min_period = crate::time::parse_duration(&args.min_period)
+        .with_context(|| format!("`--min-period {}`", args.min_period))?;
+    let text = std::fs::read_to_string(&args.config.config)
+        .with_context(|| format!("cannot read config `{}`", args.config.config.display()))?;
+    let config = Config::parse(&text, &args.config.config)?;
+    let (web_acl, rule) = rate::find_rate_rule(&config, &args.rule)?;
+    rate::ensure_counting(rule)?;
+    if args.logs.home_country.is_none() {
+        args.logs.home_country = config.home_country.clone();
+    }
+    let home = home(&args.logs);
+    let matched = rate::count_matches_policy(&rule.name);
+    let traffic = scan_logs(&args.logs, vec![matched])?;
+    let (covered, logs) = match (traffic.first_ms, traffic.last_ms) {
+        (Some(a), Some(b)) => (
+            b - a,
+            format!(
+                "{} .. {}",
+                crate::analyze::iso_ms(a),
+                crate::analyze::iso_ms(b)
+            ),
+        ),
+        _ => (0, "no records".to_owned()),
+    };
+    let b = rate::promotion(
+        rule,
+        &traffic.policy_keys[0],
+        covered,
+        min_period.as_millis() as i64,
+        home.as_deref(),
+    )?;
+    let promoted = rate::promoted_config(&text, rule)?;
+    // The edited file must still be a valid configuration before anyone sees or writes it.
+    Config::parse(&promoted, &args.config.config)?;
+    let mut out = rate::render::promotion(&b, &rule.name, web_acl, &logs, args.top, args.format);
+    if args.format != Format::Json {
+        out += &config_diff(&text, &promoted, &args.config.config);
+    }
+    print(&out)?;
+    if args.write {
+        write_atomically(&args.config.config, &promoted)?;
+        eprintln!(
+            "wrote `{}`: rule `{}` blocks once planned and applied (`waftune plan`)",
+            args.config.config.display(),
+            rule.name
+        );
+    } else {
+        eprintln!("to make this change: rerun with `--write`, then `waftune plan`");
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// The change to the configuration as a unified diff, for the pull request.
+fn config_diff(old: &str, new: &str, path: &Path) -> String {
+    let name = path.display().to_string();
+    format!(
+        "\n{}",
+        similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(2)
+            .header(&name, &name)
+    )
+}
+
+/// Replaces `path` in one step, so a crash never leaves half a configuration.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("toml.waftune-tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace `{}`", path.display()))?;
+    Ok(())
 }

@@ -35,7 +35,7 @@ fn acl_change(plan: &Plan) -> Option<&WebAclChange> {
     })
 }
 
-fn rate_change<'p>(plan: &'p Plan) -> &'p RuleChange {
+fn rate_change(plan: &Plan) -> &RuleChange {
     acl_change(plan)
         .and_then(|c| c.rules.iter().find(|r| r.name == "waftune-rate"))
         .expect("the rate rule changes")

@@ -197,16 +197,35 @@ pub fn scopes_policy(scopes: &[Scope], home_country: Option<&str>) -> Result<Pol
         .filter_map(|s| s.condition(home_country).transpose())
         .collect::<Result<Vec<_>, _>>()?;
     let name = scopes_name(scopes);
-    Ok(Policy {
-        name: format!("rate-scope:{name}"),
-        description: format!("requests in rate scope `{name}`"),
-        file: PathBuf::new(),
-        matcher: if conds.is_empty() {
+    Ok(per_address_policy(
+        format!("rate-scope:{name}"),
+        format!("requests in rate scope `{name}`"),
+        if conds.is_empty() {
             Matcher::everything()
         } else {
             Matcher::new(Expr::All(conds.into_iter().map(Expr::Cond).collect()))
         },
-        // WAF's IP aggregation counts per address.
+    ))
+}
+
+/// The policy the scan counts a rule's COUNT-mode matches with, per client address.
+pub fn count_matches_policy(rule: &str) -> Policy {
+    let equals = TextMatch::new(vec![Pattern::Equals(rule.to_owned())], false, None)
+        .expect("an exact name is always a valid pattern");
+    per_address_policy(
+        format!("count-matches:{rule}"),
+        format!("requests rule `{rule}` matched in COUNT mode"),
+        Matcher::new(Expr::Cond(Condition::CountRule(equals))),
+    )
+}
+
+/// A policy that only counts matching requests per address (WAF's IP aggregation), for reports.
+fn per_address_policy(name: String, description: String, matcher: Matcher) -> Policy {
+    Policy {
+        name,
+        description,
+        file: PathBuf::new(),
+        matcher,
         key: KeyKind::Ip,
         thresholds: Thresholds {
             mode: Default::default(),
@@ -215,7 +234,7 @@ pub fn scopes_policy(scopes: &[Scope], home_country: Option<&str>) -> Result<Pol
         action: PolicyAction::Report(ReportAction::default()),
         aggregate: None,
         allowlist: Allowlist::default(),
-    })
+    }
 }
 
 /// Which requests a rate-based rule counts: its scope-down statement.
@@ -647,6 +666,153 @@ pub fn recommend(
         backtest: backtest(scope, clients, recommended, window, home_country)
             .expect("recommended limits are at least the minimum"),
     }
+}
+
+/// Why `rate promote` does not propose switching a rule to block (yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromoteError {
+    #[error("rate rule `{0}` is not in the configuration")]
+    UnknownRule(String),
+    #[error("rate rule `{0}` already blocks; there is nothing to promote")]
+    AlreadyBlocks(String),
+    #[error(
+        "the logs cover {covered}, less than the {required} asked for (`--min-period`): watch rule `{rule}` in count mode longer, or give more logs"
+    )]
+    TooShort {
+        rule: String,
+        covered: String,
+        required: String,
+    },
+    #[error(
+        "the logs show no COUNT-mode match of `{0}`: is it deployed in count mode under that name? Promote only what the logs have shown working"
+    )]
+    NoMatches(String),
+    #[error(
+        "the configuration's `action` of rule `{rule}` is `{found}` in the file, not `\"count\"`; edit it by hand"
+    )]
+    UnexpectedText { rule: String, found: String },
+}
+
+/// The rate rule named `name` and its web ACL.
+pub fn find_rate_rule<'c>(
+    config: &'c Config,
+    name: &str,
+) -> Result<(&'c str, &'c RateRuleConfig), PromoteError> {
+    config
+        .web_acls
+        .iter()
+        .find_map(|acl| {
+            acl.rate_rules
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| (acl.name.as_str(), r))
+        })
+        .ok_or_else(|| PromoteError::UnknownRule(name.to_owned()))
+}
+
+/// Only a rule that counts can be promoted (checked before reading any logs).
+pub fn ensure_counting(rule: &RateRuleConfig) -> Result<(), PromoteError> {
+    match rule.action {
+        crate::config::RuleActionConfig::Count => Ok(()),
+        crate::config::RuleActionConfig::Block(_) => {
+            Err(PromoteError::AlreadyBlocks(rule.name.clone()))
+        }
+    }
+}
+
+/// What switching a counting rate rule to block would have done over the logs: its COUNT-mode
+/// matches are exactly the requests WAF would have blocked. `matched` holds, per client address,
+/// the requests in which the rule matched in COUNT mode (the scan's per-policy keys). Refused
+/// unless the logs cover `min_period_ms` and show matches.
+pub fn promotion(
+    rule: &RateRuleConfig,
+    matched: &[ClientStats],
+    covered_ms: i64,
+    min_period_ms: i64,
+    home_country: Option<&str>,
+) -> Result<Backtest, PromoteError> {
+    ensure_counting(rule)?;
+    if covered_ms < min_period_ms {
+        return Err(PromoteError::TooShort {
+            rule: rule.name.clone(),
+            covered: render::duration(covered_ms),
+            required: render::duration(min_period_ms),
+        });
+    }
+    if matched.is_empty() {
+        return Err(PromoteError::NoMatches(rule.name.clone()));
+    }
+    let w = rule.window.minutes();
+    let mut by_class = ClientClass::ALL.map(|class| ClassTotals {
+        class,
+        clients: 0,
+        limited: 0,
+    });
+    let mut blocked: Vec<LimitedClient> = matched
+        .iter()
+        .map(|c| {
+            let class = ClientClass::of(c, home_country);
+            by_class[class as usize].clients += 1;
+            by_class[class as usize].limited += c.requests;
+            let minutes: Vec<(u32, u64)> =
+                c.minutes.iter().map(|&(m, n)| (m, u64::from(n))).collect();
+            LimitedClient {
+                client: client_name(&c.key),
+                class,
+                country: c.countries.first().map_or("-".into(), |x| x.value.clone()),
+                user_agent: c
+                    .user_agents
+                    .first()
+                    .map_or(String::new(), |x| x.value.clone()),
+                requests: c.requests,
+                peak: c.peak(w).requests,
+                limited: c.requests,
+                limited_minutes: minutes.len() as u64,
+                episodes: episodes(&minutes),
+            }
+        })
+        .collect();
+    blocked.sort_by(|a, b| {
+        b.limited
+            .cmp(&a.limited)
+            .then_with(|| a.client.cmp(&b.client))
+    });
+    let requests = blocked.iter().map(|c| c.limited).sum();
+    Ok(Backtest {
+        scope: format!("COUNT-mode matches of `{}`", rule.name),
+        window: rule.window,
+        limit: match rule.limit {
+            RateLimit::Fixed(n) => n,
+            RateLimit::Recommended(_) => 0,
+        },
+        clients: blocked.len() as u64,
+        requests,
+        limited_clients: blocked.len() as u64,
+        limited_requests: requests,
+        by_class: by_class.to_vec(),
+        limited: blocked,
+    })
+}
+
+/// The configuration text with the rule's action switched from `count` to `block`: only the
+/// value changes, comments and layout stay.
+pub fn promoted_config(text: &str, rule: &RateRuleConfig) -> Result<String, PromoteError> {
+    let found = text.get(rule.action_at.clone()).unwrap_or_default();
+    let quote = match found {
+        "\"count\"" => '"',
+        "'count'" => '\'',
+        _ => {
+            return Err(PromoteError::UnexpectedText {
+                rule: rule.name.clone(),
+                found: found.to_owned(),
+            });
+        }
+    };
+    Ok(format!(
+        "{}{quote}block{quote}{}",
+        &text[..rule.action_at.start],
+        &text[rule.action_at.end..]
+    ))
 }
 
 #[cfg(test)]

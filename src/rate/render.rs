@@ -120,15 +120,21 @@ pub fn backtest(b: &Backtest, top: usize, format: Format) -> String {
 
 /// The split by class and the most limited clients.
 fn limited_section(b: &Backtest, top: usize, format: Format) -> String {
-    let mut out = heading(
+    limited_table(
+        b,
         &format!(
             "Limited at {} per {} in scope `{}`",
             thousands(b.limit),
             b.window,
             b.scope
         ),
+        top,
         format,
-    );
+    )
+}
+
+fn limited_table(b: &Backtest, title: &str, top: usize, format: Format) -> String {
+    let mut out = heading(title, format);
     if b.limited.is_empty() {
         out += "no client reaches this limit\n";
         return out;
@@ -194,5 +200,61 @@ fn limited_section(b: &Backtest, top: usize, format: Format) -> String {
             b.limited.len() - shown
         );
     }
+    out
+}
+
+/// `2d 3h`, `2h 5m`, `45m` (whole minutes).
+pub fn duration(ms: i64) -> String {
+    let minutes = ms.max(0) / 60_000;
+    let (d, h, m) = (minutes / 1_440, minutes / 60 % 24, minutes % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Renders what promoting a rule from count to block would have done.
+pub fn promotion(
+    b: &Backtest,
+    rule: &str,
+    web_acl: &str,
+    logs: &str,
+    top: usize,
+    format: Format,
+) -> String {
+    if format == Format::Json {
+        return serde_json::to_string_pretty(b).expect("report serialises") + "\n";
+    }
+    let mut out = heading(
+        &format!("Promote rate rule `{rule}` (web ACL `{web_acl}`) from count to block"),
+        format,
+    );
+    out += &format!(
+        "Over {logs}, the rule matched {} requests from {} clients in COUNT mode: as a block rule it \
+         would have answered them with 403.\n",
+        thousands(b.limited_requests),
+        thousands(b.limited_clients)
+    );
+    for (class, what) in [
+        (
+            super::ClientClass::VerifiedCrawler,
+            "verified crawlers (search indexing)",
+        ),
+        (
+            super::ClientClass::Home,
+            "clients mostly from the home country (likely customers)",
+        ),
+    ] {
+        let t = &b.by_class[class as usize];
+        if t.clients > 0 {
+            out += &format!(
+                "warning: {} {what} would have been blocked ({} requests); consider a scope-down before promoting\n",
+                thousands(t.clients),
+                thousands(t.limited)
+            );
+        }
+    }
+    out += &limited_table(b, "Who would have been blocked", top, format);
     out
 }

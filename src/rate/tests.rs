@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::Policy;
 use crate::scan::{ScanOptions, scan_bytes};
 
 #[test]
@@ -130,10 +131,13 @@ fn sample() -> String {
 }
 
 fn scope_clients(scope: &Scope) -> Vec<ClientStats> {
-    let policy = scope.policy(Some("JP")).unwrap();
+    policy_clients(scope.policy(Some("JP")).unwrap(), &sample())
+}
+
+fn policy_clients(policy: Policy, logs: &str) -> Vec<ClientStats> {
     let t = scan_bytes(
         "t",
-        sample().as_bytes(),
+        logs.as_bytes(),
         &ScanOptions {
             home_country: Some("JP".into()),
             policies: vec![policy],
@@ -244,4 +248,134 @@ fn replay_limits_exactly_the_clients_whose_peak_exceeds_the_limit() {
             assert!(n >= peak.saturating_sub(limit) && n <= total);
         }
     }
+}
+
+#[test]
+fn several_scopes_count_requests_matching_all_of_them() {
+    let scopes = [Scope::Overseas, Scope::PathPrefix("/login".into())];
+    let clients = policy_clients(scopes_policy(&scopes, Some("JP")).unwrap(), &sample());
+    // Only the scraper is overseas and on /login; the US crawler is overseas but on `/`.
+    assert_eq!(clients.len(), 1);
+    assert_eq!(
+        (clients[0].key.to_string(), clients[0].requests),
+        ("203.0.113.9/32".into(), 90)
+    );
+    assert_eq!(scopes_name(&scopes), "overseas and path:/login");
+    assert_eq!(scopes_name(&[]), "all");
+}
+
+#[test]
+fn scopes_become_waf_scope_down_statements() {
+    let scopes = [
+        Scope::All,
+        Scope::Overseas,
+        Scope::Method("POST".into()),
+        Scope::NotLabel("awswaf:managed:aws:bot-control:bot:*".into()),
+    ];
+    assert_eq!(
+        scope_down(&scopes, Some("jp")).unwrap(),
+        [
+            ScopeDown::Country {
+                countries: vec!["JP".into()],
+                negate: true
+            },
+            ScopeDown::Method("POST".into()),
+            ScopeDown::Label {
+                key: "awswaf:managed:aws:bot-control:bot:".into(),
+                namespace: true,
+                negate: true
+            },
+        ]
+    );
+    assert_eq!(scope_down(&[Scope::All], None).unwrap(), []);
+    assert_eq!(
+        scope_down(&[Scope::Label("bot*".into())], None),
+        Err(RateError::LabelPattern("bot*".into()))
+    );
+    assert_eq!(
+        scope_down(&[Scope::Overseas], None),
+        Err(RateError::OverseasWithoutHome)
+    );
+}
+
+const PROMOTE_CONFIG: &str = r#"scope = "REGIONAL"
+home_country = "JP"
+
+[[web_acl]]
+name = "shop"
+
+[[web_acl.rate_rule]]
+name = "login-rate"
+priority = 3
+limit = 100
+scope = ["path:/login"]
+action = 'count'   # watch first
+"#;
+
+fn promote_rule(text: &str) -> crate::config::RateRuleConfig {
+    let config = Config::parse(text, std::path::Path::new("waftune.toml")).unwrap();
+    find_rate_rule(&config, "login-rate").unwrap().1.clone()
+}
+
+/// The sample plus COUNT-mode matches of `login-rate` on every scraper request.
+fn sample_with_count_matches() -> String {
+    sample()
+        .lines()
+        .map(|l| {
+            if l.contains("203.0.113.9") {
+                l.replace(
+                    r#""action":"ALLOW","#,
+                    r#""action":"ALLOW","nonTerminatingMatchingRules":[{"ruleId":"login-rate","action":"COUNT"}],"#,
+                )
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn promotion_shows_who_count_mode_matched_once_the_logs_cover_the_period() {
+    let rule = promote_rule(PROMOTE_CONFIG);
+    let matched = policy_clients(
+        count_matches_policy("login-rate"),
+        &sample_with_count_matches(),
+    );
+    assert_eq!(matched.len(), 1);
+    let hour = 3_600_000;
+    let b = promotion(&rule, &matched, 2 * hour, hour, Some("JP")).unwrap();
+    assert_eq!((b.limited_clients, b.limited_requests), (1, 90));
+    assert_eq!(b.limited[0].client, "203.0.113.9");
+    assert_eq!(b.limited[0].class, ClientClass::Overseas);
+    assert_eq!(b.by_class[ClientClass::Overseas as usize].limited, 90);
+
+    assert_eq!(
+        promotion(&rule, &matched, hour, 7 * 24 * hour, Some("JP"))
+            .unwrap_err()
+            .to_string(),
+        "the logs cover 1h 0m, less than the 7d 0h asked for (`--min-period`): watch rule `login-rate` in count mode longer, or give more logs"
+    );
+    let none = policy_clients(count_matches_policy("login-rate"), &sample());
+    assert_eq!(
+        promotion(&rule, &none, 2 * hour, hour, None),
+        Err(PromoteError::NoMatches("login-rate".into()))
+    );
+    let blocking = promote_rule(&PROMOTE_CONFIG.replace("'count'", "'block'"));
+    assert_eq!(
+        promotion(&blocking, &matched, 2 * hour, hour, None),
+        Err(PromoteError::AlreadyBlocks("login-rate".into()))
+    );
+}
+
+#[test]
+fn promoted_config_changes_only_the_action_value() {
+    let rule = promote_rule(PROMOTE_CONFIG);
+    let promoted = promoted_config(PROMOTE_CONFIG, &rule).unwrap();
+    assert_eq!(promoted, PROMOTE_CONFIG.replace("'count'", "'block'"));
+    let moved = format!("# a comment\n{PROMOTE_CONFIG}");
+    assert!(matches!(
+        promoted_config(&moved, &rule),
+        Err(PromoteError::UnexpectedText { .. })
+    ));
 }
