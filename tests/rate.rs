@@ -270,3 +270,49 @@ fn promote_needs_the_period_then_shows_who_and_writes_only_the_action() {
             "rate rule `nope` is not in the configuration",
         ));
 }
+
+#[test]
+fn rate_commands_query_athena_with_the_scope_as_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("waftune.toml");
+    std::fs::write(
+        &config,
+        format!("{WATCH_LOGIN}[athena]\ndatabase = \"waf\"\ntable = \"shop_logs\"\n"),
+    )
+    .unwrap();
+    let sql = |args: &[&str]| {
+        let out = waftune()
+            .arg("rate")
+            .args(args)
+            .args(["--source", "athena", "--print-sql", "--home-country", "JP"])
+            .args([
+                "--since",
+                "2026-11-20T00:00:00Z",
+                "--until",
+                "2026-11-21T00:00:00Z",
+                "-c",
+            ])
+            .arg(&config)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    let recommend = sql(&["recommend", "--scope", "overseas", "--scope", "path:/login"]);
+    assert!(recommend.contains("NOT IN ('JP', '-')"), "{recommend}");
+    assert!(
+        recommend.contains("AND timestamp < 1795219200000"),
+        "{recommend}"
+    );
+    let backtest = sql(&["backtest", "--limit", "100", "--scope", "method:POST"]);
+    assert!(backtest.contains("'POST'"), "{backtest}");
+    // Promote counts the rule's COUNT-mode matches, in the web ACL or inside rule groups.
+    let promote = sql(&["promote", "waftune-watch-login"]);
+    assert!(
+        promote.contains("watch") && promote.contains("login"),
+        "{promote}"
+    );
+    assert!(promote.contains("nonterminatingmatchingrules"), "{promote}");
+}

@@ -369,11 +369,16 @@ pub fn print(text: &str) -> Result<()> {
     }
 }
 
-fn analyze_cmd(args: AnalyzeArgs) -> Result<ExitCode> {
-    let config = match args.source.source {
-        Source::Athena => Some(Config::load(&args.config.config)?),
+/// The configuration when the source needs it (Athena's `[athena]` section); `None` for local logs.
+pub fn config_for(source: &SourceArgs, config: &ConfigArg) -> Result<Option<Config>> {
+    Ok(match source.source {
+        Source::Athena => Some(Config::load(&config.config)?),
         Source::Local => None,
-    };
+    })
+}
+
+fn analyze_cmd(args: AnalyzeArgs) -> Result<ExitCode> {
+    let config = config_for(&args.source, &args.config)?;
     let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())? else {
         return Ok(ExitCode::from(exit::OK));
     };

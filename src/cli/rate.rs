@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use super::{ConfigArg, LogArgs, exit, print, scan_logs};
+use super::{ConfigArg, LogArgs, SourceArgs, config_for, exit, print, traffic};
 use crate::config::Config;
 use crate::policy::Window;
 use crate::rate::{self, Method, Scope, parse_window};
@@ -32,6 +32,8 @@ pub struct PromoteArgs {
     pub config: ConfigArg,
     #[command(flatten)]
     pub logs: LogArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The logs must cover at least this long (`7d`, `24h`, ...).
     #[arg(long, default_value = "7d")]
     pub min_period: String,
@@ -49,6 +51,11 @@ pub struct PromoteArgs {
 pub struct RecommendArgs {
     #[command(flatten)]
     pub logs: LogArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    // Read only with `--source athena`, for its `[athena]` section.
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Evaluation window: `1m`, `2m`, `5m` (WAF's default) or `10m` (also 60, 120, 300, 600 seconds).
     #[arg(long, value_parser = parse_window, default_value = "5m")]
     pub window: Window,
@@ -73,6 +80,11 @@ pub struct RecommendArgs {
 pub struct BacktestArgs {
     #[command(flatten)]
     pub logs: LogArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    // Read only with `--source athena`, for its `[athena]` section.
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Requests per client and window (WAF's minimum is 10).
     #[arg(long)]
     pub limit: u64,
@@ -114,7 +126,10 @@ fn recommend_cmd(args: RecommendArgs) -> Result<ExitCode> {
         .iter()
         .map(|s| s.policy(home.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
-    let traffic = scan_logs(&args.logs, policies)?;
+    let config = config_for(&args.source, &args.config)?;
+    let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), policies)? else {
+        return Ok(ExitCode::from(exit::OK));
+    };
     let recs: Vec<_> = args
         .scopes
         .iter()
@@ -140,7 +155,10 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
     if args.limit < rate::MIN_LIMIT {
         return Err(rate::RateError::LimitTooLow(args.limit).into());
     }
-    let traffic = scan_logs(&args.logs, vec![policy])?;
+    let config = config_for(&args.source, &args.config)?;
+    let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), vec![policy])? else {
+        return Ok(ExitCode::from(exit::OK));
+    };
     let b = rate::backtest(
         &args.scope.to_string(),
         &traffic.policy_keys[0],
@@ -165,7 +183,9 @@ fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
     }
     let home = home(&args.logs);
     let matched = rate::count_matches_policy(&rule.name);
-    let traffic = scan_logs(&args.logs, vec![matched])?;
+    let Some(traffic) = traffic(&args.logs, &args.source, Some(&config), vec![matched])? else {
+        return Ok(ExitCode::from(exit::OK));
+    };
     let (covered, logs) = match (traffic.first_ms, traffic.last_ms) {
         (Some(a), Some(b)) => (
             b - a,
