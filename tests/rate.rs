@@ -316,3 +316,35 @@ fn rate_commands_query_athena_with_the_scope_as_sql() {
     );
     assert!(promote.contains("nonterminatingmatchingrules"), "{promote}");
 }
+
+#[test]
+fn backtest_a_configured_rule_with_its_recommended_limit() {
+    waftune()
+        .args(["rate", "backtest", "--rule", "waftune-rate-overseas"])
+        .args(["-c", "examples/waftune.toml", "--logs", SAMPLE, "--top", "3"])
+        .assert()
+        .success()
+        // The example's rule: overseas without verified crawlers, 5m, limit recommended (as plan does).
+        .stdout(predicate::str::contains(
+            "Backtest: 740 requests per 5m in scope `overseas and not-label:awswaf:managed:aws:bot-control:bot:verified`",
+        ))
+        .stdout(predicate::str::contains("3 of 145 clients limited, 2,220 of 15,437 requests"))
+        .stdout(predicate::str::contains(CURL_SCRAPER))
+        .stdout(predicate::str::contains(PYTHON_SCRAPER))
+        .stdout(predicate::str::contains(HEADLESS_SCRAPER));
+    waftune()
+        .args([
+            "rate",
+            "backtest",
+            "--rule",
+            "waftune-rate-overseas",
+            "--limit",
+            "50",
+        ])
+        .args(["--logs", SAMPLE])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "'--rule <NAME>' cannot be used with '--limit <LIMIT>'",
+        ));
+}

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use super::{ConfigArg, LogArgs, SourceArgs, config_for, exit, print, traffic};
-use crate::config::Config;
+use crate::config::{Config, RateLimit};
 use crate::policy::Window;
 use crate::rate::{self, Method, Scope, parse_window};
 use crate::render::Format;
@@ -86,8 +86,8 @@ pub struct BacktestArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     /// Requests per client and window (WAF's minimum is 10).
-    #[arg(long)]
-    pub limit: u64,
+    #[arg(long, required_unless_present = "rule")]
+    pub limit: Option<u64>,
     /// Evaluation window: `1m`, `2m`, `5m` or `10m` (also 60, 120, 300, 600 seconds).
     #[arg(long, value_parser = parse_window, default_value = "5m")]
     pub window: Window,
@@ -95,6 +95,10 @@ pub struct BacktestArgs {
     /// `not-label:LABEL`.
     #[arg(long, value_parser = parse_scope, default_value = "all")]
     pub scope: Scope,
+    /// Backtest a rate rule of the configuration instead: its limit (or its recommendation), window
+    /// and scope.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["limit", "window", "scope"])]
+    pub rule: Option<String>,
     /// How many limited clients to list (0 = all).
     #[arg(long, default_value_t = 20)]
     pub top: usize,
@@ -148,24 +152,48 @@ fn recommend_cmd(args: RecommendArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
-    let home = home(&args.logs);
-    let policy = args.scope.policy(home.as_deref())?;
-    // Refuse a bad limit before reading any logs.
-    if args.limit < rate::MIN_LIMIT {
-        return Err(rate::RateError::LimitTooLow(args.limit).into());
+fn backtest_cmd(mut args: BacktestArgs) -> Result<ExitCode> {
+    let config = match &args.rule {
+        Some(_) => Some(Config::load(&args.config.config)?),
+        None => config_for(&args.source, &args.config)?,
+    };
+    let rule = match (&args.rule, &config) {
+        (Some(name), Some(config)) => Some(rate::find_rate_rule(config, name)?.1),
+        _ => None,
+    };
+    if let (Some(_), None) = (rule, &args.logs.home_country) {
+        args.logs.home_country = config.as_ref().and_then(|c| c.home_country.clone());
     }
-    let config = config_for(&args.source, &args.config)?;
+    let home = home(&args.logs);
+    let (scope, policy, window) = match rule {
+        Some(r) => (
+            rate::scopes_name(&r.scope),
+            rate::scopes_policy(&r.scope, home.as_deref())?,
+            r.window,
+        ),
+        None => (
+            args.scope.to_string(),
+            args.scope.policy(home.as_deref())?,
+            args.window,
+        ),
+    };
+    // Refuse a bad limit before reading any logs.
+    if let Some(limit) = args.limit.filter(|l| *l < rate::MIN_LIMIT) {
+        return Err(rate::RateError::LimitTooLow(limit).into());
+    }
     let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), vec![policy])? else {
         return Ok(ExitCode::from(exit::OK));
     };
-    let b = rate::backtest(
-        &args.scope.to_string(),
-        &traffic.policy_keys[0],
-        args.limit,
-        args.window,
-        home.as_deref(),
-    )?;
+    let clients = &traffic.policy_keys[0];
+    let b = match (rule.map(|r| r.limit), args.limit) {
+        (Some(RateLimit::Recommended(method)), _) => {
+            rate::recommend(&scope, clients, window, method, home.as_deref()).backtest
+        }
+        (Some(RateLimit::Fixed(limit)), _) | (None, Some(limit)) => {
+            rate::backtest(&scope, clients, limit, window, home.as_deref())?
+        }
+        (None, None) => unreachable!("clap requires `--limit` without `--rule`"),
+    };
     print(&rate::render::backtest(&b, args.top, args.format))?;
     Ok(ExitCode::from(exit::OK))
 }
