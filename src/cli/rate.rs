@@ -59,7 +59,7 @@ pub struct RecommendArgs {
     /// Evaluation window: `1m`, `2m`, `5m` (WAF's default) or `10m` (also 60, 120, 300, 600 seconds).
     #[arg(long, value_parser = parse_window, default_value = "5m")]
     pub window: Window,
-    /// Requests the rule counts (repeatable): `all`, `overseas`, `path:/PREFIX`, `method:VERB`,
+    /// Requests the rule counts (repeatable): `all`, `overseas`, `country:CC,..`, `not-country:CC,..`, `path:/PREFIX`, `method:VERB`,
     /// `label:LABEL` (a trailing `*` makes a label prefix) or `not-label:LABEL`.
     #[arg(long = "scope", value_parser = parse_scope, default_value = "all")]
     pub scopes: Vec<Scope>,
@@ -91,7 +91,7 @@ pub struct BacktestArgs {
     /// Evaluation window: `1m`, `2m`, `5m` or `10m` (also 60, 120, 300, 600 seconds).
     #[arg(long, value_parser = parse_window, default_value = "5m")]
     pub window: Window,
-    /// Requests the rule counts: `all`, `overseas`, `path:/PREFIX`, `method:VERB`, `label:LABEL`,
+    /// Requests the rule counts: `all`, `overseas`, `country:CC,..`, `not-country:CC,..`, `path:/PREFIX`, `method:VERB`, `label:LABEL`,
     /// `not-label:LABEL`.
     #[arg(long, value_parser = parse_scope, default_value = "all")]
     pub scope: Scope,

@@ -30,9 +30,11 @@ pub const VERIFIED_CRAWLER_LABEL: &str = "awswaf:managed:aws:bot-control:bot:ver
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RateError {
     #[error(
-        "unknown scope `{0}`; expected `all`, `overseas`, `path:/PREFIX`, `method:VERB`, `label:LABEL` or `not-label:LABEL`"
+        "unknown scope `{0}`; expected `all`, `overseas`, `country:CC,..`, `not-country:CC,..`, `path:/PREFIX`, `method:VERB`, `label:LABEL` or `not-label:LABEL`"
     )]
     UnknownScope(String),
+    #[error("country `{0}` is not an ISO 3166 alpha-2 code (two letters, like `JP`)")]
+    BadCountry(String),
     #[error("scope `{0}` needs a value after the colon")]
     EmptyScope(String),
     #[error("scope `overseas` needs a home country (`--home-country`)")]
@@ -95,6 +97,10 @@ pub fn scope_down(
                         .to_ascii_uppercase(),
                 ],
                 negate: true,
+            }),
+            Scope::Country { countries, negate } => Ok(ScopeDown::Country {
+                countries: countries.clone(),
+                negate: *negate,
             }),
             Scope::PathPrefix(p) => Ok(ScopeDown::PathPrefix(p.clone())),
             Scope::Method(m) => Ok(ScopeDown::Method(m.clone())),
@@ -244,6 +250,12 @@ pub enum Scope {
     All,
     /// Requests from a known country other than the home country.
     Overseas,
+    /// Requests from one of these countries (`country:CN,RU`), or with `negate` from none of them
+    /// (`not-country:JP`, which like WAF also takes requests of unknown origin).
+    Country {
+        countries: Vec<String>,
+        negate: bool,
+    },
     /// Requests whose path starts with this prefix.
     PathPrefix(String),
     /// Requests with this method (upper case).
@@ -256,7 +268,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// `all`, `overseas`, `path:/login`, `method:POST`, `label:awswaf:...` or `not-label:awswaf:...`.
+    /// `all`, `overseas`, `country:CN,RU`, `not-country:JP`, `path:/login`, `method:POST`,
+    /// `label:awswaf:...` or `not-label:awswaf:...`.
     pub fn parse(text: &str) -> Result<Scope, RateError> {
         let value = |v: &str| {
             if v.is_empty() {
@@ -268,6 +281,23 @@ impl Scope {
         match text.split_once(':') {
             None if text == "all" => Ok(Scope::All),
             None if text == "overseas" => Ok(Scope::Overseas),
+            Some((kind @ ("country" | "not-country"), v)) => {
+                let countries = value(v)?
+                    .split(',')
+                    .map(|c| {
+                        let c = c.trim().to_ascii_uppercase();
+                        if c.len() == 2 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
+                            Ok(c)
+                        } else {
+                            Err(RateError::BadCountry(c))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Scope::Country {
+                    countries,
+                    negate: kind == "not-country",
+                })
+            }
             Some(("path", v)) => Ok(Scope::PathPrefix(value(v)?)),
             Some(("method", v)) => Ok(Scope::Method(value(v)?.to_ascii_uppercase())),
             Some(("label", v)) => Ok(Scope::Label(value(v)?)),
@@ -294,6 +324,10 @@ impl Scope {
                     "-".into(),
                 ],
                 negate: true,
+            })),
+            Scope::Country { countries, negate } => Some(Condition::Country(CountryMatch {
+                countries: countries.clone(),
+                negate: *negate,
             })),
             Scope::PathPrefix(p) => Some(Condition::Path(
                 TextMatch::new(vec![Pattern::Prefix(p.clone())], false, Some('/')).map_err(
@@ -323,6 +357,12 @@ impl std::fmt::Display for Scope {
         match self {
             Scope::All => f.write_str("all"),
             Scope::Overseas => f.write_str("overseas"),
+            Scope::Country { countries, negate } => write!(
+                f,
+                "{}country:{}",
+                if *negate { "not-" } else { "" },
+                countries.join(",")
+            ),
             Scope::PathPrefix(p) => write!(f, "path:{p}"),
             Scope::Method(m) => write!(f, "method:{m}"),
             Scope::Label(l) => write!(f, "label:{l}"),

@@ -288,6 +288,25 @@ fn scopes_become_waf_scope_down_statements() {
         ]
     );
     assert_eq!(scope_down(&[Scope::All], None).unwrap(), []);
+    let countries = Scope::parse("country:cn, RU").unwrap();
+    assert_eq!(countries.to_string(), "country:CN,RU");
+    assert_eq!(
+        scope_down(&[countries, Scope::parse("not-country:JP").unwrap()], None).unwrap(),
+        [
+            ScopeDown::Country {
+                countries: vec!["CN".into(), "RU".into()],
+                negate: false
+            },
+            ScopeDown::Country {
+                countries: vec!["JP".into()],
+                negate: true
+            },
+        ]
+    );
+    assert_eq!(
+        Scope::parse("country:Japan"),
+        Err(RateError::BadCountry("JAPAN".into()))
+    );
     assert_eq!(
         scope_down(&[Scope::Label("bot*".into())], None),
         Err(RateError::LabelPattern("bot*".into()))
@@ -378,4 +397,14 @@ fn promoted_config_changes_only_the_action_value() {
         promoted_config(&moved, &rule),
         Err(PromoteError::UnexpectedText { .. })
     ));
+}
+
+#[test]
+fn country_scopes_count_like_waf() {
+    let cn = scope_clients(&Scope::parse("country:CN").unwrap());
+    assert_eq!(cn.len(), 1);
+    assert_eq!(cn[0].requests, 90);
+    // Everything not from Japan: the US crawler and the Chinese scraper.
+    let not_jp = scope_clients(&Scope::parse("not-country:JP").unwrap());
+    assert_eq!(not_jp.iter().map(|c| c.requests).sum::<u64>(), 120 + 90);
 }
