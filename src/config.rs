@@ -1145,8 +1145,8 @@ mod tests {
                 "label pattern `awswaf:bot*`",
             ),
             (
-                "limit = 100\nscope = [\"country:JP\"]\n",
-                "unknown scope `country:JP`",
+                "limit = 100\nscope = [\"region:JP\"]\n",
+                "unknown scope `region:JP`",
             ),
             ("limit = 100\nlimti = 3\n", "unknown field `limti`"),
         ] {
