@@ -106,6 +106,23 @@ fn visibility(name: &str) -> sdk::types::VisibilityConfig {
         .unwrap()
 }
 
+/// A rule written by someone else (console, another tool).
+fn unmanaged_rule(
+    name: &str,
+    priority: i32,
+    statement: sdk::types::Statement,
+    action: sdk::types::RuleAction,
+) -> sdk::types::Rule {
+    sdk::types::Rule::builder()
+        .name(name)
+        .priority(priority)
+        .statement(statement)
+        .action(action)
+        .visibility_config(visibility(name))
+        .build()
+        .unwrap()
+}
+
 /// Another team's IP set and a web ACL `shop` with two rules waftune does not manage.
 async fn setup(client: &sdk::Client, scope: Scope) {
     let other = client
@@ -118,50 +135,38 @@ async fn setup(client: &sdk::Client, scope: Scope) {
         .await
         .unwrap();
     let other_arn = other.summary().unwrap().arn().unwrap().to_owned();
-    let rate = sdk::types::Rule::builder()
-        .name("rate-limit")
-        .priority(1)
-        .statement(
-            sdk::types::Statement::builder()
-                .rate_based_statement(
-                    sdk::types::RateBasedStatement::builder()
-                        .limit(100)
-                        .aggregate_key_type(sdk::types::RateBasedStatementAggregateKeyType::Ip)
-                        .evaluation_window_sec(300)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .action(
-            sdk::types::RuleAction::builder()
-                .count(sdk::types::CountAction::builder().build())
-                .build(),
-        )
-        .visibility_config(visibility("rate-limit"))
-        .build()
-        .unwrap();
-    let partner = sdk::types::Rule::builder()
-        .name("partner-allow")
-        .priority(2)
-        .statement(
-            sdk::types::Statement::builder()
-                .ip_set_reference_statement(
-                    sdk::types::IpSetReferenceStatement::builder()
-                        .arn(other_arn)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .action(
-            sdk::types::RuleAction::builder()
-                .allow(sdk::types::AllowAction::builder().build())
-                .build(),
-        )
-        .visibility_config(visibility("partner-allow"))
-        .build()
-        .unwrap();
+    let rate = unmanaged_rule(
+        "rate-limit",
+        1,
+        sdk::types::Statement::builder()
+            .rate_based_statement(
+                sdk::types::RateBasedStatement::builder()
+                    .limit(100)
+                    .aggregate_key_type(sdk::types::RateBasedStatementAggregateKeyType::Ip)
+                    .evaluation_window_sec(300)
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+        sdk::types::RuleAction::builder()
+            .count(sdk::types::CountAction::builder().build())
+            .build(),
+    );
+    let partner = unmanaged_rule(
+        "partner-allow",
+        2,
+        sdk::types::Statement::builder()
+            .ip_set_reference_statement(
+                sdk::types::IpSetReferenceStatement::builder()
+                    .arn(other_arn)
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+        sdk::types::RuleAction::builder()
+            .allow(sdk::types::AllowAction::builder().build())
+            .build(),
+    );
     client
         .create_web_acl()
         .scope(sdk_scope(scope))
@@ -932,26 +937,32 @@ fn heavy_rule(xss: usize) -> sdk::types::Rule {
             )
             .build()
     };
-    sdk::types::Rule::builder()
-        .name("heavy")
-        .priority(3)
-        .statement(
-            sdk::types::Statement::builder()
-                .or_statement(
-                    sdk::types::OrStatement::builder()
-                        .set_statements(Some((0..xss).map(|_| statement()).collect()))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .action(
-            sdk::types::RuleAction::builder()
-                .block(sdk::types::BlockAction::builder().build())
-                .build(),
-        )
-        .visibility_config(visibility("heavy"))
-        .build()
+    unmanaged_rule(
+        "heavy",
+        3,
+        sdk::types::Statement::builder()
+            .or_statement(
+                sdk::types::OrStatement::builder()
+                    .set_statements(Some((0..xss).map(|_| statement()).collect()))
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+        sdk::types::RuleAction::builder()
+            .block(sdk::types::BlockAction::builder().build())
+            .build(),
+    )
+}
+
+/// waftune's rate rule as moto holds it, after checking that the two rules waftune does not manage
+/// are exactly as they were.
+async fn rate_rule_in_moto(client: &sdk::Client, before: &sdk::types::WebAcl) -> sdk::types::Rule {
+    let (acl, _) = sdk_acl(client, Scope::Regional).await;
+    assert_eq!(acl.rules()[..2], before.rules()[..]);
+    acl.rules()
+        .iter()
+        .find(|r| r.name() == "waftune-rate")
+        .cloned()
         .unwrap()
 }
 
@@ -966,14 +977,7 @@ async fn rate_rules_plan_apply_round_trip_and_leave_unmanaged_rules_alone() {
     let plan = make_plan(&waf, &config, &Ledger::default()).await;
     let report = run_apply(&waf, &config, &plan).await;
     assert!(report.is_complete(), "{report}");
-    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
-    // The two rules waftune does not manage are exactly as they were.
-    assert_eq!(acl.rules()[..2], acl_before.rules()[..]);
-    let rate = acl
-        .rules()
-        .iter()
-        .find(|r| r.name() == "waftune-rate")
-        .unwrap();
+    let rate = rate_rule_in_moto(&client, &acl_before).await;
     let statement = rate.statement().unwrap().rate_based_statement().unwrap();
     assert_eq!(
         (statement.limit(), statement.evaluation_window_sec()),
@@ -1008,21 +1012,9 @@ async fn rate_rules_plan_apply_round_trip_and_leave_unmanaged_rules_alone() {
     assert!(change.rules[0].resets_counters);
     assert!(render::text(&plan, false, false).contains("resets WAF's counters"));
     assert!(run_apply(&waf, &higher, &plan).await.is_complete());
-    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
-    assert_eq!(acl.rules()[..2], acl_before.rules()[..]);
-    let rate = acl
-        .rules()
-        .iter()
-        .find(|r| r.name() == "waftune-rate")
-        .unwrap();
-    assert_eq!(
-        rate.statement()
-            .unwrap()
-            .rate_based_statement()
-            .unwrap()
-            .limit(),
-        500
-    );
+    let rate = rate_rule_in_moto(&client, &acl_before).await;
+    let statement = rate.statement().unwrap().rate_based_statement().unwrap();
+    assert_eq!(statement.limit(), 500);
 }
 
 #[tokio::test]

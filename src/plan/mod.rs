@@ -30,7 +30,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::waf::capacity::{WebAclCapacity, cost, web_acl_capacity};
 use crate::waf::live::managed_set_names;
 use crate::waf::{
-    BlockResponse, IpSet, IpSetRule, IpVersion, LiveWaf, ManagedRule, RateKey, RateRule,
+    BlockResponse, IpSet, IpSetRule, IpVersion, LiveRule, LiveWaf, ManagedRule, RateKey, RateRule,
     RateStatement, ResponseBody, RuleAction, RuleShape, ScopeDown,
 };
 
@@ -589,25 +589,7 @@ fn web_acl_changes(
             };
             rules.push(RuleChange {
                 name: after.name.clone(),
-                before: live_rule.map(|r| match &r.shape {
-                    RuleShape::IpSetMatch(m) => rule_json(
-                        &r.name,
-                        r.priority,
-                        ip_sets_json(&m.set_arns),
-                        &m.action,
-                        &m.metric_name,
-                        (m.sampled_requests, m.cloudwatch_metrics),
-                    ),
-                    RuleShape::RateBased(m) => rule_json(
-                        &r.name,
-                        r.priority,
-                        rate_json(&m.statement),
-                        &m.action,
-                        &m.metric_name,
-                        (m.sampled_requests, m.cloudwatch_metrics),
-                    ),
-                    RuleShape::Other { summary } => Value::String(summary.clone()),
-                }),
+                before: live_rule.map(live_rule_json),
                 after,
                 resets_counters,
                 limit_evidence,
@@ -655,6 +637,33 @@ fn web_acl_changes(
         }
     }
     Ok(changes)
+}
+
+/// A live rule as WAF's JSON when it has one of waftune's shapes, else its summary.
+fn live_rule_json(r: &LiveRule) -> Value {
+    let (statement, action, metric_name, visibility) = match &r.shape {
+        RuleShape::IpSetMatch(m) => (
+            ip_sets_json(&m.set_arns),
+            &m.action,
+            &m.metric_name,
+            (m.sampled_requests, m.cloudwatch_metrics),
+        ),
+        RuleShape::RateBased(m) => (
+            rate_json(&m.statement),
+            &m.action,
+            &m.metric_name,
+            (m.sampled_requests, m.cloudwatch_metrics),
+        ),
+        RuleShape::Other { summary } => return Value::String(summary.clone()),
+    };
+    rule_json(
+        &r.name,
+        r.priority,
+        statement,
+        action,
+        metric_name,
+        visibility,
+    )
 }
 
 /// The rule action and, for a custom response, the body it needs on the web ACL.

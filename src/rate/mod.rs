@@ -616,6 +616,29 @@ fn client_name(key: &ClientKey) -> String {
     }
 }
 
+/// One client's row: `limited` holds its limited requests per active minute.
+fn limited_client(
+    c: &ClientStats,
+    limited: &[(u32, u64)],
+    window_minutes: u32,
+    home_country: Option<&str>,
+) -> LimitedClient {
+    LimitedClient {
+        client: client_name(&c.key),
+        class: ClientClass::of(c, home_country),
+        country: c.countries.first().map_or("-".into(), |x| x.value.clone()),
+        user_agent: c
+            .user_agents
+            .first()
+            .map_or(String::new(), |x| x.value.clone()),
+        requests: c.requests,
+        peak: c.peak(window_minutes).requests,
+        limited: limited.iter().map(|m| m.1).sum(),
+        limited_minutes: limited.len() as u64,
+        episodes: episodes(limited),
+    }
+}
+
 /// Replays `limit` per `window` over every client of a scope (as counted by the scan).
 pub fn backtest(
     scope: &str,
@@ -639,25 +662,11 @@ pub fn backtest(
         if minutes.is_empty() {
             continue;
         }
-        let class = ClientClass::of(c, home_country);
-        let n: u64 = minutes.iter().map(|m| m.1).sum();
-        let t = &mut by_class[class as usize];
+        let client = limited_client(c, &minutes, w, home_country);
+        let t = &mut by_class[client.class as usize];
         t.clients += 1;
-        t.limited += n;
-        limited.push(LimitedClient {
-            client: client_name(&c.key),
-            class,
-            country: c.countries.first().map_or("-".into(), |x| x.value.clone()),
-            user_agent: c
-                .user_agents
-                .first()
-                .map_or(String::new(), |x| x.value.clone()),
-            requests: c.requests,
-            peak: c.peak(w).requests,
-            limited: n,
-            limited_minutes: minutes.len() as u64,
-            episodes: episodes(&minutes),
-        });
+        t.limited += client.limited;
+        limited.push(client);
     }
     limited.sort_by(|a, b| {
         b.limited
@@ -791,25 +800,13 @@ pub fn promotion(
     let mut blocked: Vec<LimitedClient> = matched
         .iter()
         .map(|c| {
-            let class = ClientClass::of(c, home_country);
-            by_class[class as usize].clients += 1;
-            by_class[class as usize].limited += c.requests;
+            // Every matched request would have been blocked.
             let minutes: Vec<(u32, u64)> =
                 c.minutes.iter().map(|&(m, n)| (m, u64::from(n))).collect();
-            LimitedClient {
-                client: client_name(&c.key),
-                class,
-                country: c.countries.first().map_or("-".into(), |x| x.value.clone()),
-                user_agent: c
-                    .user_agents
-                    .first()
-                    .map_or(String::new(), |x| x.value.clone()),
-                requests: c.requests,
-                peak: c.peak(w).requests,
-                limited: c.requests,
-                limited_minutes: minutes.len() as u64,
-                episodes: episodes(&minutes),
-            }
+            let client = limited_client(c, &minutes, w, home_country);
+            by_class[client.class as usize].clients += 1;
+            by_class[client.class as usize].limited += client.limited;
+            client
         })
         .collect();
     blocked.sort_by(|a, b| {
