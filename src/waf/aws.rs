@@ -130,6 +130,28 @@ impl AwsWaf {
         }
     }
 
+    /// Every item of a listing: the Rust SDK has no paginator for WAFv2, so follow `NextMarker`.
+    /// An empty page or a repeated marker ends the walk even if a marker is returned.
+    async fn all_pages<T, F, Fut>(&self, mut page: F) -> Result<Vec<T>, WafError>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = Result<(Vec<T>, Option<String>), WafError>>,
+    {
+        let mut all = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let (items, next) = page(marker.clone()).await?;
+            let empty = items.is_empty();
+            all.extend(items);
+            match next {
+                Some(next) if !empty && marker.as_deref() != Some(next.as_str()) => {
+                    marker = Some(next);
+                }
+                _ => return Ok(all),
+            }
+        }
+    }
+
     async fn pace(&self) {
         let mut last = self.last_write.lock().await;
         if let Some(at) = *last {
@@ -221,10 +243,7 @@ impl WafApi for AwsWaf {
     async fn list_ip_sets(&self) -> Result<Vec<IpSetSummary>, WafError> {
         const OP: &str = "ListIPSets";
         let scope = self.scope.as_str();
-        let mut all = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            // The Rust SDK has no paginator for WAFv2: follow NextMarker by hand.
+        self.all_pages(|marker| async move {
             let page = self
                 .call(OP, scope, false, || {
                     self.client
@@ -235,17 +254,14 @@ impl WafApi for AwsWaf {
                         .send()
                 })
                 .await?;
-            for s in page.ip_sets() {
-                all.push(summary_of(OP, scope, s)?);
-            }
-            match page.next_marker() {
-                // An empty page or a repeated marker ends the walk even if a marker is returned.
-                Some(next) if !page.ip_sets().is_empty() && marker.as_deref() != Some(next) => {
-                    marker = Some(next.to_owned());
-                }
-                _ => return Ok(all),
-            }
-        }
+            let items = page
+                .ip_sets()
+                .iter()
+                .map(|s| summary_of(OP, scope, s))
+                .collect::<Result<_, _>>()?;
+            Ok((items, page.next_marker))
+        })
+        .await
     }
 
     async fn get_ip_set(&self, name: &str, id: &str) -> Result<IpSet, WafError> {
@@ -362,9 +378,7 @@ impl WafApi for AwsWaf {
     async fn list_web_acls(&self) -> Result<Vec<WebAclSummary>, WafError> {
         const OP: &str = "ListWebACLs";
         let scope = self.scope.as_str();
-        let mut all = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        self.all_pages(|marker| async move {
             let page = self
                 .call(OP, scope, false, || {
                     self.client
@@ -375,25 +389,25 @@ impl WafApi for AwsWaf {
                         .send()
                 })
                 .await?;
-            for s in page.web_acls() {
-                let field = |v: Option<&str>, what: &str| {
-                    v.map(ToOwned::to_owned)
-                        .ok_or_else(|| missing(OP, scope, what))
-                };
-                all.push(WebAclSummary {
-                    name: field(s.name(), "web ACL name")?,
-                    id: field(s.id(), "web ACL id")?,
-                    arn: field(s.arn(), "web ACL ARN")?,
-                    lock_token: field(s.lock_token(), "lock token")?,
-                });
-            }
-            match page.next_marker() {
-                Some(next) if !page.web_acls().is_empty() && marker.as_deref() != Some(next) => {
-                    marker = Some(next.to_owned());
-                }
-                _ => return Ok(all),
-            }
-        }
+            let field = |v: Option<&str>, what: &str| {
+                v.map(ToOwned::to_owned)
+                    .ok_or_else(|| missing(OP, scope, what))
+            };
+            let items = page
+                .web_acls()
+                .iter()
+                .map(|s| {
+                    Ok(WebAclSummary {
+                        name: field(s.name(), "web ACL name")?,
+                        id: field(s.id(), "web ACL id")?,
+                        arn: field(s.arn(), "web ACL ARN")?,
+                        lock_token: field(s.lock_token(), "lock token")?,
+                    })
+                })
+                .collect::<Result<_, WafError>>()?;
+            Ok((items, page.next_marker))
+        })
+        .await
     }
 
     async fn get_web_acl(&self, name: &str, id: &str) -> Result<WebAcl, WafError> {
