@@ -204,12 +204,8 @@ async fn sdk_acl(client: &sdk::Client, scope: Scope) -> (sdk::types::WebAcl, Str
     (out.web_acl.unwrap(), out.lock_token.unwrap())
 }
 
-/// (name, id, lock token, addresses) of an IP set by name.
-async fn sdk_set(
-    client: &sdk::Client,
-    scope: Scope,
-    name: &str,
-) -> Option<(String, String, Vec<String>)> {
+/// The IP sets of a scope, as moto lists them (one page: the tests make fewer than 100).
+async fn sdk_sets(client: &sdk::Client, scope: Scope) -> Vec<sdk::types::IpSetSummary> {
     let list = client
         .list_ip_sets()
         .scope(sdk_scope(scope))
@@ -217,7 +213,28 @@ async fn sdk_set(
         .send()
         .await
         .unwrap();
-    let summary = list.ip_sets().iter().find(|s| s.name() == Some(name))?;
+    list.ip_sets().to_vec()
+}
+
+/// The summary of the IP set `name`.
+async fn sdk_set_summary(
+    client: &sdk::Client,
+    scope: Scope,
+    name: &str,
+) -> Option<sdk::types::IpSetSummary> {
+    sdk_sets(client, scope)
+        .await
+        .into_iter()
+        .find(|s| s.name() == Some(name))
+}
+
+/// (name, id, lock token, addresses) of an IP set by name.
+async fn sdk_set(
+    client: &sdk::Client,
+    scope: Scope,
+    name: &str,
+) -> Option<(String, String, Vec<String>)> {
+    let summary = sdk_set_summary(client, scope, name).await?;
     let out = client
         .get_ip_set()
         .scope(sdk_scope(scope))
@@ -346,19 +363,10 @@ async fn first_apply_creates_sets_and_rule_and_leaves_the_rest_alone() {
     assert_eq!(body.content(), "Access denied");
 
     // Tags mark the sets as waftune's.
-    let list = client
-        .list_ip_sets()
-        .scope(sdk::types::Scope::Regional)
-        .send()
+    let summary = sdk_set_summary(&client, Scope::Regional, "waftune-blocklist-v4")
         .await
         .unwrap();
-    let arn = list
-        .ip_sets()
-        .iter()
-        .find(|s| s.name() == Some("waftune-blocklist-v4"))
-        .unwrap()
-        .arn()
-        .unwrap();
+    let arn = summary.arn().unwrap();
     let tags = client
         .list_tags_for_resource()
         .resource_arn(arn)
@@ -555,13 +563,7 @@ async fn partial_failure_then_rerun() {
         "{report}"
     );
     assert!(report.failed.is_some());
-    let list = client
-        .list_ip_sets()
-        .scope(sdk::types::Scope::Regional)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(list.ip_sets().len(), 3);
+    assert_eq!(sdk_sets(&client, Scope::Regional).await.len(), 3);
 
     // A fresh plan finishes the job and keeps the rule added by hand.
     let plan_2 = make_plan(&waf, &config, &ledger).await;
@@ -679,29 +681,15 @@ async fn cloudfront_scope_lives_in_us_east_1() {
         (Scope::Cloudfront, "us-east-1")
     );
     assert!(run_apply(&waf, &config, &plan).await.is_complete());
-    let list = client
-        .list_ip_sets()
-        .scope(sdk::types::Scope::Cloudfront)
-        .send()
+    let ours = sdk_set_summary(&client, Scope::Cloudfront, "waftune-blocklist-v4")
         .await
-        .unwrap();
-    let ours = list
-        .ip_sets()
-        .iter()
-        .find(|s| s.name() == Some("waftune-blocklist-v4"))
         .unwrap();
     assert!(
         ours.arn().unwrap().contains(":global/ipset/"),
         "{:?}",
         ours.arn()
     );
-    let regional = client
-        .list_ip_sets()
-        .scope(sdk::types::Scope::Regional)
-        .send()
-        .await
-        .unwrap();
-    assert!(regional.ip_sets().is_empty());
+    assert!(sdk_sets(&client, Scope::Regional).await.is_empty());
 
     // A regional client cannot apply a CloudFront plan.
     let other = AwsWaf::new(
