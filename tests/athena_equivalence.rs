@@ -10,10 +10,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use waftune::athena::rows::{self, MinuteRow, ResultSet};
-use waftune::athena::sql::{self, COLUMNS, Layout, Table};
+use waftune::athena::rows::{self, PolicyRows, ResultSet};
+use waftune::athena::sql::{COLUMNS, Layout, Table};
 use waftune::log::{TimeRange, discover};
-use waftune::policy::{KeyKind, Policy};
+use waftune::policy::Policy;
 use waftune::scan::{ClientStats, ScanOptions, Traffic, scan};
 
 fn root() -> &'static Path {
@@ -67,7 +67,7 @@ fn duckdb(files: &[PathBuf], queries: &[String]) -> Vec<ResultSet> {
         .collect()
 }
 
-fn minute_rows(set: &ResultSet) -> Vec<MinuteRow> {
+fn minute_rows(set: &ResultSet) -> Vec<rows::MinuteRow> {
     set.minute_rows().unwrap()
 }
 
@@ -225,29 +225,14 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, 
         name: "waf_logs".into(),
         layout,
     };
-    let mut queries = vec![
-        sql::client_minutes(&table, &range),
-        sql::client_values(
-            &table,
-            &range,
-            &policies
-                .iter()
-                .map(|p| p.matcher.expr())
-                .collect::<Vec<_>>(),
-        ),
-    ];
-    queries.extend(
-        policies
-            .iter()
-            .map(|p| sql::matched_minutes(&table, &range, p.matcher.expr())),
-    );
+    let queries = waftune::athena::queries(&table, &options);
     let results = duckdb(&files, &queries);
     let label = format!("{paths:?} {layout:?}");
 
-    let policy_rows: Vec<(KeyKind, Vec<MinuteRow>)> = policies
+    let policy_rows: Vec<PolicyRows> = policies
         .iter()
         .zip(&results[2..])
-        .map(|(p, r)| (p.key, minute_rows(r)))
+        .map(|(p, r)| PolicyRows::new(p, minute_rows(r)))
         .collect();
     let athena = rows::traffic(
         &minute_rows(&results[0]),
@@ -299,9 +284,16 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> (usize, usize, 
         "{label}: prefixes"
     );
     for (i, p) in policies.iter().enumerate() {
+        // The Athena engine keeps the keys that can fire: those with enough matched requests.
+        let min = p.thresholds.min_requests();
+        let reachable: Vec<ClientStats> = local.policy_keys[i]
+            .iter()
+            .filter(|k| k.requests >= min)
+            .cloned()
+            .collect();
         assert_eq!(
             comparable(&athena.policy_keys[i]),
-            comparable(&local.policy_keys[i]),
+            comparable(&reachable),
             "{label}: policy `{}`\n{}",
             p.name,
             queries[i + 2]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::scan::{ScanOptions, Traffic};
 use client::{AthenaApi, AthenaError};
-use rows::{ConvertError, RowError};
+use rows::{ConvertError, PolicyRows, RowError};
 use sql::Table;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,16 +27,15 @@ pub enum EngineError {
 /// The queries one scan runs: every request per client and minute, the values per client of all
 /// requests and of each policy's, then one per policy for its requests per key and minute.
 pub fn queries(table: &Table, options: &ScanOptions) -> Vec<String> {
-    let exprs: Vec<_> = options.policies.iter().map(|p| p.matcher.expr()).collect();
     let mut queries = vec![
         sql::client_minutes(table, &options.range),
-        sql::client_values(table, &options.range, &exprs),
+        sql::client_values(table, &options.range, &options.policies),
     ];
     queries.extend(
         options
             .policies
             .iter()
-            .map(|p| sql::matched_minutes(table, &options.range, p.matcher.expr())),
+            .map(|p| sql::matched_minutes(table, &options.range, p)),
     );
     queries
 }
@@ -70,8 +69,8 @@ pub async fn scan(
     let policy_rows: Vec<_> = options
         .policies
         .iter()
-        .map(|p| p.key)
         .zip(minutes)
+        .map(|(p, rows)| PolicyRows::new(p, rows))
         .collect();
     let traffic = rows::traffic(
         &client_rows,
