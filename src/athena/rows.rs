@@ -40,6 +40,30 @@ pub enum ConvertError {
     },
 }
 
+/// The columns of [`super::sql::client_minutes`] and [`super::sql::matched_minutes`].
+pub const MINUTE_COLUMNS: [&str; 9] = [
+    "client",
+    "minute",
+    "requests",
+    "allow",
+    "block",
+    "captcha",
+    "challenge",
+    "first_ms",
+    "last_ms",
+];
+
+/// The columns of [`super::sql::client_values`].
+pub const VALUE_COLUMNS: [&str; 7] = [
+    "policy",
+    "scope",
+    "client",
+    "kind",
+    "value",
+    "requests",
+    "distinct_values",
+];
+
 impl ResultSet {
     fn index(&self, column: &str) -> Result<usize, ConvertError> {
         self.columns
@@ -77,18 +101,7 @@ impl ResultSet {
             challenge,
             first,
             last,
-        ] = [
-            "client",
-            "minute",
-            "requests",
-            "allow",
-            "block",
-            "captcha",
-            "challenge",
-            "first_ms",
-            "last_ms",
-        ]
-        .map(|c| self.index(c));
+        ] = MINUTE_COLUMNS.map(|c| self.index(c));
         let (client, minute, requests) = (client?, minute?, requests?);
         let (allow, block, captcha, challenge) = (allow?, block?, captcha?, challenge?);
         let (first, last) = (first?, last?);
@@ -122,16 +135,8 @@ impl ResultSet {
 impl ResultSet {
     /// The rows of [`super::sql::client_values`], by column name.
     pub fn value_rows(&self) -> Result<Vec<ValueRow>, ConvertError> {
-        let [policy, scope, client, kind, value, requests, distinct] = [
-            "policy",
-            "scope",
-            "client",
-            "kind",
-            "value",
-            "requests",
-            "distinct_values",
-        ]
-        .map(|c| self.index(c));
+        let [policy, scope, client, kind, value, requests, distinct] =
+            VALUE_COLUMNS.map(|c| self.index(c));
         let (policy, scope, client, kind, value) = (policy?, scope?, client?, kind?, value?);
         let (requests, distinct) = (requests?, distinct?);
         let text = |row: usize, column: usize| self.rows[row].get(column).cloned().flatten();
@@ -596,9 +601,8 @@ mod tests {
 
     #[test]
     fn result_sets_convert_by_column_name_and_errors_name_row_and_column() {
-        let columns = "client minute requests allow block captcha challenge first_ms last_ms";
         let mut set = ResultSet {
-            columns: columns.split(' ').map(String::from).collect(),
+            columns: MINUTE_COLUMNS.map(String::from).to_vec(),
             rows: vec![
                 [
                     "192.0.2.1",
@@ -671,10 +675,7 @@ mod tests {
     /// A values result; an empty `distinct_values` is NULL.
     fn values(rows: &[[&str; 7]]) -> ResultSet {
         ResultSet {
-            columns: "policy scope client kind value requests distinct_values"
-                .split(' ')
-                .map(String::from)
-                .collect(),
+            columns: VALUE_COLUMNS.map(String::from).to_vec(),
             rows: rows
                 .iter()
                 .map(|r| r.map(|v| (!v.is_empty()).then(|| v.to_owned())).to_vec())
