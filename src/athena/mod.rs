@@ -80,3 +80,86 @@ pub async fn scan(
     )?;
     Ok((traffic, scanned))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::TimeRange;
+    use sql::Layout;
+
+    /// Policies that give every query shape: per client and per /24, with and without a minimum
+    /// of matched requests.
+    const POLICIES: &str = r#"
+[[policy]]
+name = "posts"
+description = "d"
+key = "ip"
+[policy.match]
+method = ["POST"]
+[policy.thresholds]
+requests = 1
+[policy.action]
+type = "report"
+
+[[policy]]
+name = "scan"
+description = "d"
+key = "prefix"
+[policy.match]
+path = ["/wp-*"]
+[policy.thresholds]
+requests = 20
+[policy.action]
+type = "report"
+"#;
+
+    #[test]
+    fn every_query_constrains_the_partition_and_the_timestamp_in_every_layout() {
+        let policies = crate::policy::parse_str(POLICIES, std::path::Path::new("t.toml"), None)
+            .expect("valid policies")
+            .policies
+            .policies;
+        // 2026-11-20T00:12:34.5Z .. 2026-11-21T00:00:00Z
+        let range = TimeRange {
+            since: Some(1_795_133_554_500),
+            until: Some(1_795_219_200_000),
+        };
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (layout, partition) in [
+            (
+                Layout::Projection,
+                "log_time >= '2026/11/19/23/57' AND log_time <= '2026/11/21/00/15'",
+            ),
+            (
+                Layout::Date,
+                "\"date\" >= '2026/11/19' AND \"date\" <= '2026/11/21'",
+            ),
+            (Layout::None, ""),
+        ] {
+            let table = Table {
+                name: "waf_logs".into(),
+                layout,
+            };
+            let options = ScanOptions {
+                range,
+                policies: policies.clone(),
+                ..ScanOptions::default()
+            };
+            let queries = queries(&table, &options);
+            assert_eq!(queries.len(), 4);
+            // The values query of a policy with a minimum, the wrapped minutes query of one.
+            assert!(queries[1].contains("key_requests >= CASE policy WHEN 2 THEN 20"));
+            assert!(queries[3].contains("WHERE NOT coalesce(regexp_like(client"));
+            let exact = "timestamp >= 1795133554500 AND timestamp < 1795219200000";
+            for q in &queries {
+                let q = words(q);
+                assert_eq!(q.matches("FROM waf_logs").count(), 1, "one scan: {q}");
+                let filter = format!(
+                    "WHERE {partition}{}{exact}",
+                    if partition.is_empty() { "" } else { " AND " }
+                );
+                assert!(q.contains(&filter), "{layout:?}: {q}");
+            }
+        }
+    }
+}
