@@ -355,6 +355,29 @@ fn key_of(v: &ValueRow, key: impl Fn(IpAddr) -> IpNet) -> Result<Option<IpNet>, 
     }
 }
 
+/// Counts a value row: a cut one into `cuts` under `cut_key`, a complete one into the accumulator
+/// of `key`, which the minute rows must have created.
+fn add_value<K: std::hash::Hash + Eq>(
+    v: &ValueRow,
+    key: K,
+    cut_key: ClientKey,
+    by_key: &mut HashMap<K, ClientAcc>,
+    cuts: &mut HashMap<ClientKey, Cut>,
+    names: &mut Interner,
+) -> Result<(), RowError> {
+    match v.distinct {
+        Some(distinct) => cuts.entry(cut_key).or_default().add(v, distinct, names),
+        None => by_key
+            .get_mut(&key)
+            .ok_or_else(|| RowError::ValueClient {
+                client: v.client.clone(),
+            })?
+            .counts
+            .add(v.kind, names.intern(&v.value), v.requests),
+    }
+    Ok(())
+}
+
 /// Per-client and per-prefix statistics from [`super::sql::client_minutes`] and
 /// [`super::sql::client_values`] rows, sorted like the local engine's, with the number of requests
 /// whose client is not an address. `names` receives the values, for [`Counts`] to refer to.
@@ -379,16 +402,7 @@ pub fn clients(
             Scope::Client => client_key(&v.client)?,
             Scope::Prefix => ClientKey::Prefix(key_of(v, IpNet::from)?.expect("a prefix")),
         };
-        match v.distinct {
-            Some(distinct) => cuts.entry(key).or_default().add(v, distinct, names),
-            None => by_key
-                .get_mut(&key)
-                .ok_or_else(|| RowError::ValueClient {
-                    client: v.client.clone(),
-                })?
-                .counts
-                .add(v.kind, names.intern(&v.value), v.requests),
-        }
+        add_value(v, key.clone(), key, &mut by_key, &mut cuts, names)?;
     }
     // A /24 with a single client has that client's lists; Athena sends them once.
     let mut members: HashMap<ClientKey, Option<ClientKey>> = HashMap::new();
@@ -453,19 +467,14 @@ pub fn policy_keys(
         let Some(key) = key_of(v, |ip| policy.key.key(ip))? else {
             continue;
         };
-        match v.distinct {
-            Some(distinct) => cuts
-                .entry(ClientKey::Prefix(key))
-                .or_default()
-                .add(v, distinct, names),
-            None => by_key
-                .get_mut(&key)
-                .ok_or_else(|| RowError::ValueClient {
-                    client: v.client.clone(),
-                })?
-                .counts
-                .add(v.kind, names.intern(&v.value), v.requests),
-        }
+        add_value(
+            v,
+            key,
+            ClientKey::Prefix(key),
+            &mut by_key,
+            &mut cuts,
+            names,
+        )?;
     }
     let mut v: Vec<ClientStats> = by_key
         .into_iter()
