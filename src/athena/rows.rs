@@ -700,6 +700,7 @@ mod tests {
             ["0", "client", "192.0.2.1", "C", "JP", "10", ""],
             ["0", "prefix", "192.0.2.0/24", "U", "/a", "9", "301"],
             ["0", "client", "192.0.2.2", "A", "curl", "2", "1"],
+            ["0", "client", "198.51.100.9", "U", "/c", "1", "40"],
             ["1", "client", "192.0.2.1", "U", "/b", "4", "1"],
         ]);
         let policy = PolicyRows {
@@ -708,7 +709,11 @@ mod tests {
             rows: vec![row("192.0.2.1", 10, 4, 4)],
         };
         let t = traffic(
-            &[row("192.0.2.1", 10, 10, 10), row("192.0.2.2", 10, 2, 2)],
+            &[
+                row("192.0.2.1", 10, 10, 10),
+                row("192.0.2.2", 10, 2, 2),
+                row("198.51.100.9", 10, 1, 1),
+            ],
             &set.value_rows().unwrap(),
             std::slice::from_ref(&policy),
             None,
@@ -724,6 +729,15 @@ mod tests {
         );
         assert_eq!(t.prefixes[0].distinct_user_agents, 0);
         assert_eq!(t.clients[1].distinct_user_agents, 1);
+        // A /24 of one client gets no rows of its own: it has that client's lists.
+        let alone = t
+            .prefixes
+            .iter()
+            .find(|p| p.key.to_string() == "198.51.100.0/24");
+        assert_eq!(
+            alone.map(|p| (p.distinct_uris, p.uris[0].value.as_str())),
+            Some((40, "/c"))
+        );
         assert_eq!(t.policy_keys[0][0].uris[0].value, "/b");
         // Keys below the policy's minimum are left out, as Athena leaves out most of them.
         let t = traffic(
