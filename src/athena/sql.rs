@@ -441,8 +441,8 @@ pub fn client_values(table: &Table, range: &TimeRange, policies: &[Policy]) -> S
          count(*) AS requests\n  \
          FROM requests\n  CROSS JOIN UNNEST(ps) AS q(p)\n  CROSS JOIN UNNEST(vs) AS t(v)\n  \
          GROUP BY 1, 2, 3, 4\n),\n\
-         flagged AS (\n  SELECT *, {DOTTED} AS dotted,\n    \
-         {DOTTED} AND kind IN ({cut_kinds}) AS cut\n  FROM counted\n),\n\
+         flagged AS (\n  SELECT *, dotted AND kind IN ({cut_kinds}) AS cut\n  \
+         FROM (SELECT *, {DOTTED} AS dotted FROM counted)\n),\n\
          scoped AS (\n  \
          SELECT policy, 'client' AS scope, client AS key, kind, value, requests, dotted, cut,\n    \
          client AS first_client, client AS last_client\n  \
