@@ -3,7 +3,8 @@
 //! Athena groups by the `clientIp` text; the local engine keys clients by parsed address, so two
 //! spellings of one IPv6 address are one client. Rows are therefore merged here, after parsing, with
 //! the same accumulator and finishing code the scan uses: peaks, prefixes and sort order come out
-//! identical by construction.
+//! identical by construction. The top lists Athena already cut (dotted-quad clients, which have one
+//! spelling) replace the finished ones, with the distinct counts Athena saw before the cut.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

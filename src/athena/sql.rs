@@ -2,7 +2,9 @@
 //!
 //! Every query aggregates per client and epoch minute inside Athena, so the result has one row per
 //! active (client, minute) instead of one per request; the conversion in [`super::rows`] turns those
-//! rows into the same [`crate::scan::ClientStats`] the local engine builds, peaks included. Every
+//! rows into the same [`crate::scan::ClientStats`] the local engine builds, peaks included. Top
+//! lists, distinct counts and policy minimums are computed in SQL too where that is exact (see
+//! [`client_values`]), so results hold what the local engine keeps, not every value. Every
 //! query constrains the partition column as well as `timestamp`: without the former Athena reads the
 //! whole bucket, without the latter the edges would be off by up to a partition.
 
@@ -351,7 +353,7 @@ pub fn kept(kind: Kind) -> Option<usize> {
 /// bills the bytes once rather than once per kind or policy.
 ///
 /// The result is cut inside Athena to what the local engine keeps, where that is exact: for
-/// [`DOTTED`] clients (one spelling per address) the paths and user agents are ranked per client
+/// dotted-quad IPv4 clients (one spelling per address) the paths and user agents are ranked per client
 /// and per /24 (`scope` `client` or `prefix`, each only where all requests or a policy's key needs
 /// it) by `row_number()` in the local engine's order (requests descending, then value), only the
 /// first [`kept`] return, and `distinct_values` carries the count before the cut. A /24 of all
