@@ -1,136 +1,47 @@
 //! The Athena client's mechanics against moto (waf-facts section 5): result sets queued through
-//! moto's API, QUEUED/RUNNING through its state manager, stopping on timeout.
+//! moto's API, QUEUED/RUNNING through its state manager, stopping on timeout, a query cancelled
+//! by someone else. moto never fails a query and ignores paging, so a FAILED query with Athena's
+//! reason and results in several pages are checked against [`FakeAthena`], a stand-in endpoint
+//! in the test code.
 
-// This binary uses the moto server, not the WAFv2 client helper.
-#[allow(dead_code)]
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use aws_sdk_athena::config::retry::RetryConfig;
-use aws_sdk_athena::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_athena::types::QueryExecutionState;
+use common::athena::{
+    FakeAthena, api, column_info, hold_queries, minute_result, queue_result, row, sdk, text,
+    value_result,
+};
 use common::moto::Moto;
 use serde_json::{Value, json};
-use waftune::athena::client::{AthenaApi, AthenaError, Backoff, QueryContext};
+use waftune::athena::client::AthenaError;
+use waftune::athena::rows::MINUTE_COLUMNS;
 
-const REGION: &str = "us-east-1";
-
-fn sdk(moto: &Moto) -> aws_sdk_athena::Client {
-    let config = aws_sdk_athena::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .endpoint_url(&moto.endpoint)
-        .retry_config(RetryConfig::disabled())
-        .build();
-    aws_sdk_athena::Client::from_conf(config)
+async fn state(moto: &Moto, id: &str) -> Option<QueryExecutionState> {
+    sdk(&moto.endpoint)
+        .get_query_execution()
+        .query_execution_id(id)
+        .send()
+        .await
+        .unwrap()
+        .query_execution
+        .and_then(|e| e.status)
+        .and_then(|s| s.state)
 }
-
-fn api(moto: &Moto) -> AthenaApi {
-    let mut api = AthenaApi::new(
-        sdk(moto),
-        QueryContext {
-            database: "waf".into(),
-            workgroup: None,
-            output_location: Some("s3://athena-results/waftune/".into()),
-        },
-    );
-    api.backoff = Backoff {
-        first: Duration::from_millis(10),
-        max: Duration::from_millis(40),
-    };
-    api.progress = false;
-    api
-}
-
-/// A POST with a JSON body to moto's control API (no HTTP client crate needed for two calls).
-fn post_json(moto: &Moto, path: &str, body: &Value) {
-    let addr = moto.endpoint.trim_start_matches("http://");
-    let body = body.to_string();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 20"), "{path}: {response}");
-}
-
-fn row(values: &[&str]) -> Value {
-    json!({ "Data": values.iter().map(|v| json!({ "VarCharValue": v })).collect::<Vec<_>>() })
-}
-
-/// Queues one result set (header row first, as Athena sends it) for the next new query.
-fn queue_result(moto: &Moto, rows: &[&[&str]]) {
-    let columns: Vec<Value> = rows[0]
-        .iter()
-        .map(|c| json!({ "Name": c, "Type": "varchar", "Nullable": "UNKNOWN" }))
-        .collect();
-    post_json(
-        moto,
-        "/moto-api/static/athena/query-results",
-        &json!({
-            "region": REGION,
-            "results": [{ "rows": rows.iter().map(|r| row(r)).collect::<Vec<_>>(), "column_info": columns }],
-        }),
-    );
-}
-
-const HEADER: &[&str] = &[
-    "client",
-    "minute",
-    "requests",
-    "allow",
-    "block",
-    "captcha",
-    "challenge",
-    "first_ms",
-    "last_ms",
-];
 
 #[tokio::test]
 async fn queued_result_skips_the_header_and_converts() {
     let moto = Moto::start().await;
     queue_result(
         &moto,
-        &[
-            HEADER,
-            &[
-                "192.0.2.1",
-                "10",
-                "3",
-                "1",
-                "2",
-                "0",
-                "0",
-                "600000",
-                "659000",
-            ],
-            &[
-                "192.0.2.1",
-                "11",
-                "1",
-                "1",
-                "0",
-                "0",
-                "0",
-                "660000",
-                "660000",
-            ],
-        ],
+        &minute_result(&[("192.0.2.1", 10, 1, 2), ("192.0.2.1", 11, 1, 0)]),
     );
-    let out = api(&moto)
+    let out = api(&moto.endpoint)
         .run("SELECT 1", Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(out.result.columns, HEADER);
+    assert_eq!(out.result.columns, MINUTE_COLUMNS);
     let rows = out.result.minute_rows().unwrap();
     assert_eq!(rows.len(), 2);
     let (clients, _, _) =
@@ -144,24 +55,10 @@ async fn queued_result_skips_the_header_and_converts() {
 #[tokio::test]
 async fn bad_values_name_row_and_column() {
     let moto = Moto::start().await;
-    queue_result(
-        &moto,
-        &[
-            HEADER,
-            &[
-                "192.0.2.1",
-                "10",
-                "many",
-                "1",
-                "2",
-                "0",
-                "0",
-                "600000",
-                "659000",
-            ],
-        ],
-    );
-    let out = api(&moto)
+    let mut result = minute_result(&[("192.0.2.1", 10, 1, 2)]);
+    result[1][2] = Some("many".into());
+    queue_result(&moto, &result);
+    let out = api(&moto.endpoint)
         .run("SELECT 1", Duration::from_secs(10))
         .await
         .unwrap();
@@ -174,14 +71,9 @@ async fn bad_values_name_row_and_column() {
 #[tokio::test]
 async fn polls_through_queued_and_running() {
     let moto = Moto::start().await;
-    post_json(
-        &moto,
-        "/moto-api/state-manager/set-transition",
-        &json!({ "model_name": "athena::execution", "transition": { "progression": "manual", "times": 3 } }),
-    );
+    let _held = hold_queries(&moto, 3);
     // The emulator really holds a new query back now: its first state is not SUCCEEDED.
-    let sdk = sdk(&moto);
-    let probe = sdk
+    let probe = sdk(&moto.endpoint)
         .start_query_execution()
         .query_string("SELECT 0")
         .send()
@@ -189,15 +81,7 @@ async fn polls_through_queued_and_running() {
         .unwrap()
         .query_execution_id
         .unwrap();
-    let first = sdk
-        .get_query_execution()
-        .query_execution_id(&probe)
-        .send()
-        .await
-        .unwrap()
-        .query_execution
-        .and_then(|e| e.status)
-        .and_then(|s| s.state);
+    let first = state(&moto, &probe).await;
     assert!(
         matches!(
             first,
@@ -205,8 +89,8 @@ async fn polls_through_queued_and_running() {
         ),
         "{first:?}"
     );
-    queue_result(&moto, &[&["n"], &["7"]]);
-    let out = api(&moto)
+    queue_result(&moto, &vec![text(&["n"]), text(&["7"])]);
+    let out = api(&moto.endpoint)
         .run("SELECT 7 AS n", Duration::from_secs(10))
         .await
         .unwrap();
@@ -216,32 +100,147 @@ async fn polls_through_queued_and_running() {
 #[tokio::test]
 async fn timeout_stops_the_query_on_athena() {
     let moto = Moto::start().await;
-    post_json(
-        &moto,
-        "/moto-api/state-manager/set-transition",
-        &json!({ "model_name": "athena::execution", "transition": { "progression": "manual", "times": 1000 } }),
-    );
-    let err = api(&moto)
+    let _held = hold_queries(&moto, 1000);
+    let err = api(&moto.endpoint)
         .run("SELECT 1", Duration::from_millis(300))
         .await
         .unwrap_err();
     let AthenaError::Timeout { id, .. } = &err else {
         panic!("{err}");
     };
-    let state = sdk(&moto)
-        .get_query_execution()
-        .query_execution_id(id)
-        .send()
-        .await
-        .unwrap()
-        .query_execution
-        .and_then(|e| e.status)
-        .and_then(|s| s.state);
-    assert_eq!(state, Some(QueryExecutionState::Cancelled));
+    assert_eq!(state(&moto, id).await, Some(QueryExecutionState::Cancelled));
     assert!(
         err.to_string()
             .contains("still running after 300ms: stopped it")
     );
+}
+
+/// Someone stops the query (in the console, or another run) while waftune waits for it.
+#[tokio::test]
+async fn a_query_cancelled_elsewhere_is_reported_as_cancelled() {
+    let moto = Moto::start().await;
+    let _held = hold_queries(&moto, 1000);
+    let other = sdk(&moto.endpoint);
+    let canceller = tokio::spawn(async move {
+        loop {
+            let ids = other
+                .list_query_executions()
+                .send()
+                .await
+                .unwrap()
+                .query_execution_ids
+                .unwrap_or_default();
+            if let Some(id) = ids.first() {
+                other
+                    .stop_query_execution()
+                    .query_execution_id(id)
+                    .send()
+                    .await
+                    .unwrap();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let err = api(&moto.endpoint)
+        .run("SELECT 1", Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    canceller.await.unwrap();
+    let AthenaError::Failed { state, reason, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(state, "CANCELLED");
+    // moto gives no StateChangeReason; the message says so rather than printing nothing.
+    assert_eq!(reason, "Athena gave no reason");
+    assert!(err.to_string().contains(" CANCELLED: "), "{err}");
+}
+
+/// GetQueryExecution as Athena answers it for a query in `state`.
+fn execution(id: &str, state: &str, reason: Option<&str>) -> Value {
+    let mut status = json!({ "State": state });
+    if let Some(reason) = reason {
+        status["StateChangeReason"] = json!(reason);
+    }
+    json!({ "QueryExecution": {
+        "QueryExecutionId": id,
+        "Status": status,
+        "Statistics": { "DataScannedInBytes": 123_456 },
+    } })
+}
+
+#[tokio::test]
+async fn a_failed_query_reports_athenas_reason() {
+    let reason = "SYNTAX_ERROR: line 1:8: Column 'clientip' cannot be resolved";
+    let fake = FakeAthena::start(move |op, _| match op {
+        "StartQueryExecution" => json!({ "QueryExecutionId": "q-1" }),
+        "GetQueryExecution" => execution("q-1", "FAILED", Some(reason)),
+        other => panic!("unexpected {other}"),
+    });
+    let err = api(&fake.endpoint)
+        .run("SELECT clientip", Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("query `q-1` FAILED: {reason}"));
+    // Failed: nothing to read, nothing to stop.
+    assert_eq!(
+        fake.operations(),
+        ["StartQueryExecution", "GetQueryExecution"]
+    );
+}
+
+#[tokio::test]
+async fn results_are_read_page_by_page_with_the_header_only_on_the_first() {
+    let header = text(&MINUTE_COLUMNS);
+    let rows = minute_result(&[
+        ("192.0.2.1", 10, 1, 0),
+        ("192.0.2.2", 10, 2, 0),
+        ("192.0.2.3", 11, 0, 3),
+    ]);
+    let page = |rows: &[Vec<Option<String>>], token: Option<&str>| {
+        let mut page = json!({ "ResultSet": {
+            "Rows": rows.iter().map(|r| row(r)).collect::<Vec<_>>(),
+            "ResultSetMetadata": { "ColumnInfo": column_info(&header) },
+        } });
+        if let Some(token) = token {
+            page["NextToken"] = json!(token);
+        }
+        page
+    };
+    // Page 1: the header and one row; page 2: one row; page 3: the last row.
+    let pages = [
+        page(&rows[..2], Some("p2")),
+        page(&rows[2..3], Some("p3")),
+        page(&rows[3..], None),
+    ];
+    let fake = FakeAthena::start(move |op, body| match op {
+        "StartQueryExecution" => json!({ "QueryExecutionId": "q-2" }),
+        "GetQueryExecution" => execution("q-2", "SUCCEEDED", None),
+        "GetQueryResults" => match body["NextToken"].as_str() {
+            None => pages[0].clone(),
+            Some("p2") => pages[1].clone(),
+            Some("p3") => pages[2].clone(),
+            Some(other) => panic!("unknown token {other}"),
+        },
+        other => panic!("unexpected {other}"),
+    });
+    let out = api(&fake.endpoint)
+        .run("SELECT 1", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(out.bytes_scanned, 123_456);
+    let got = out.result.minute_rows().unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.client.as_str()).collect::<Vec<_>>(),
+        ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    );
+    let calls = fake.calls.lock().unwrap();
+    let tokens: Vec<Option<&str>> = calls
+        .iter()
+        .filter(|(op, _)| op == "GetQueryResults")
+        .map(|(_, body)| body["NextToken"].as_str())
+        .collect();
+    assert_eq!(tokens, [None, Some("p2"), Some("p3")]);
 }
 
 #[tokio::test]
@@ -270,65 +269,24 @@ type = "report"
     // policy's.
     queue_result(
         &moto,
-        &[
-            HEADER,
-            &[
-                "192.0.2.1",
-                "10",
-                "3",
-                "3",
-                "0",
-                "0",
-                "0",
-                "600000",
-                "659000",
-            ],
-            &[
-                "192.0.2.2",
-                "10",
-                "1",
-                "0",
-                "1",
-                "0",
-                "0",
-                "600001",
-                "600001",
-            ],
-        ],
+        &minute_result(&[("192.0.2.1", 10, 3, 0), ("192.0.2.2", 10, 0, 1)]),
     );
     queue_result(
         &moto,
-        &[
-            &["policy", "client", "kind", "value", "requests"],
-            &[
-                "0",
+        &value_result(&[
+            (
+                0,
                 "192.0.2.1",
                 "L",
                 "awswaf:managed:aws:bot-control:bot:verified",
-                "3",
-            ],
-            &["0", "192.0.2.1", "A", "Googlebot", "3"],
-            &["0", "192.0.2.2", "C", "JP", "1"],
-            &["1", "192.0.2.1", "U", "/login", "2"],
-        ],
+                3,
+            ),
+            (0, "192.0.2.1", "A", "Googlebot", 3),
+            (0, "192.0.2.2", "C", "JP", 1),
+            (1, "192.0.2.1", "U", "/login", 2),
+        ]),
     );
-    queue_result(
-        &moto,
-        &[
-            HEADER,
-            &[
-                "192.0.2.1",
-                "10",
-                "2",
-                "2",
-                "0",
-                "0",
-                "0",
-                "600000",
-                "601000",
-            ],
-        ],
-    );
+    queue_result(&moto, &minute_result(&[("192.0.2.1", 10, 2, 0)]));
     let table = waftune::athena::sql::Table {
         name: "waf_logs".into(),
         layout: waftune::athena::sql::Layout::Projection,
@@ -337,10 +295,14 @@ type = "report"
         policies,
         ..Default::default()
     };
-    let (traffic, _) =
-        waftune::athena::scan(&api(&moto), &table, &options, Duration::from_secs(10))
-            .await
-            .unwrap();
+    let (traffic, _) = waftune::athena::scan(
+        &api(&moto.endpoint),
+        &table,
+        &options,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(traffic.records, 4);
     assert_eq!(traffic.actions.block, 1);
     assert_eq!(traffic.per_minute[&10].total(), 4);

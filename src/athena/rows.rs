@@ -3,15 +3,17 @@
 //! Athena groups by the `clientIp` text; the local engine keys clients by parsed address, so two
 //! spellings of one IPv6 address are one client. Rows are therefore merged here, after parsing, with
 //! the same accumulator and finishing code the scan uses: peaks, prefixes and sort order come out
-//! identical by construction.
+//! identical by construction. The top lists Athena already cut (dotted-quad clients, which have one
+//! spelling) replace the finished ones, with the distinct counts Athena saw before the cut.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use hashbrown::HashMap;
 use ipnet::IpNet;
 
-use super::sql::value_kind;
-use crate::policy::KeyKind;
+use super::sql::{kept, value_kind};
+use crate::policy::{KeyKind, Policy};
 use crate::scan::stats::{
     ClientAcc, ClientKey, ClientStats, Counts, Interner, Kind, finish_clients,
 };
@@ -38,6 +40,30 @@ pub enum ConvertError {
         expected: &'static str,
     },
 }
+
+/// The columns of [`super::sql::client_minutes`] and [`super::sql::matched_minutes`].
+pub const MINUTE_COLUMNS: [&str; 9] = [
+    "client",
+    "minute",
+    "requests",
+    "allow",
+    "block",
+    "captcha",
+    "challenge",
+    "first_ms",
+    "last_ms",
+];
+
+/// The columns of [`super::sql::client_values`].
+pub const VALUE_COLUMNS: [&str; 7] = [
+    "policy",
+    "scope",
+    "client",
+    "kind",
+    "value",
+    "requests",
+    "distinct_values",
+];
 
 impl ResultSet {
     fn index(&self, column: &str) -> Result<usize, ConvertError> {
@@ -76,18 +102,7 @@ impl ResultSet {
             challenge,
             first,
             last,
-        ] = [
-            "client",
-            "minute",
-            "requests",
-            "allow",
-            "block",
-            "captcha",
-            "challenge",
-            "first_ms",
-            "last_ms",
-        ]
-        .map(|c| self.index(c));
+        ] = MINUTE_COLUMNS.map(|c| self.index(c));
         let (client, minute, requests) = (client?, minute?, requests?);
         let (allow, block, captcha, challenge) = (allow?, block?, captcha?, challenge?);
         let (first, last) = (first?, last?);
@@ -121,10 +136,17 @@ impl ResultSet {
 impl ResultSet {
     /// The rows of [`super::sql::client_values`], by column name.
     pub fn value_rows(&self) -> Result<Vec<ValueRow>, ConvertError> {
-        let [policy, client, kind, value, requests] =
-            ["policy", "client", "kind", "value", "requests"].map(|c| self.index(c));
-        let (policy, client, kind, value, requests) = (policy?, client?, kind?, value?, requests?);
+        let [policy, scope, client, kind, value, requests, distinct] =
+            VALUE_COLUMNS.map(|c| self.index(c));
+        let (policy, scope, client, kind, value) = (policy?, scope?, client?, kind?, value?);
+        let (requests, distinct) = (requests?, distinct?);
         let text = |row: usize, column: usize| self.rows[row].get(column).cloned().flatten();
+        let bad = |row: usize, column: usize, value: String, expected| ConvertError::Value {
+            row: row + 1,
+            column: self.columns[column].clone(),
+            value,
+            expected,
+        };
         (0..self.rows.len())
             .map(|i| {
                 let tag = text(i, kind).unwrap_or_else(|| "NULL".into());
@@ -132,20 +154,35 @@ impl ResultSet {
                 Ok(ValueRow {
                     // 0 counts all requests; n the requests of the n-th policy.
                     policy: usize::try_from(p - 1).ok(),
+                    scope: match text(i, scope).as_deref() {
+                        Some("client") => Scope::Client,
+                        Some("prefix") => Scope::Prefix,
+                        other => {
+                            let value = other.unwrap_or("NULL").to_owned();
+                            return Err(bad(i, scope, value, "`client` or `prefix`"));
+                        }
+                    },
                     client: text(i, client).unwrap_or_default(),
-                    kind: value_kind(&tag).ok_or_else(|| ConvertError::Value {
-                        row: i + 1,
-                        column: self.columns[kind].clone(),
-                        value: tag,
-                        expected: "a value kind (one of R S U A C L K)",
-                    })?,
+                    kind: value_kind(&tag)
+                        .ok_or_else(|| bad(i, kind, tag, "a value kind (one of R S U A C L K)"))?,
                     // The query drops NULL values; an empty text is a value (an empty user agent).
                     value: text(i, value).unwrap_or_default(),
                     requests: self.int(i, requests)?.max(0) as u64,
+                    distinct: match text(i, distinct) {
+                        None => None,
+                        Some(_) => Some(self.int(i, distinct)?.max(0) as u64),
+                    },
                 })
             })
             .collect()
     }
+}
+
+/// What a [`ValueRow`] counts for: a client, or (dotted-quad clients only) their /24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Client,
+    Prefix,
 }
 
 /// One row of [`super::sql::client_values`]: how many of a client's requests had that value.
@@ -153,11 +190,60 @@ impl ResultSet {
 pub struct ValueRow {
     /// `None`: all requests; else the index of the policy whose matched requests these are.
     pub policy: Option<usize>,
-    /// `httpRequest.clientIp` as logged.
+    pub scope: Scope,
+    /// `httpRequest.clientIp` as logged, or for [`Scope::Prefix`] its /24 (`192.0.2.0/24`).
     pub client: String,
     pub kind: Kind,
     pub value: String,
     pub requests: u64,
+    /// Set when Athena cut this kind's values of this client or prefix to a top list
+    /// ([`super::sql::kept`]): how many distinct values there were before the cut.
+    pub distinct: Option<u64>,
+}
+
+/// The top lists Athena cut for one client, prefix or key, and their distinct counts.
+#[derive(Debug, Default)]
+struct Cut {
+    counts: Counts,
+    distinct: Vec<(Kind, u64)>,
+}
+
+impl Cut {
+    fn add(&mut self, v: &ValueRow, distinct: u64, names: &mut Interner) {
+        self.counts.add(v.kind, names.intern(&v.value), v.requests);
+        if !self.distinct.iter().any(|(k, _)| *k == v.kind) {
+            self.distinct.push((v.kind, distinct));
+        }
+    }
+
+    /// Replaces the lists `stats` got from complete counts by the cut ones.
+    fn apply(&self, stats: &mut ClientStats, names: &Interner) {
+        for &(kind, distinct) in &self.distinct {
+            let n = kept(kind).unwrap_or(usize::MAX);
+            let top = self.counts.top(kind, names, n);
+            match kind {
+                Kind::Uri => (stats.uris, stats.distinct_uris) = (top, distinct),
+                Kind::UserAgent => {
+                    (stats.user_agents, stats.distinct_user_agents) = (top, distinct)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The cut lists of a set of clients or keys (`cut` finds them by key), applied to their
+/// finished statistics.
+fn apply_cuts<'c>(
+    stats: &mut [ClientStats],
+    names: &Interner,
+    cut: impl Fn(&ClientKey) -> Option<&'c Cut>,
+) {
+    for s in stats {
+        if let Some(cut) = cut(&s.key) {
+            cut.apply(s, names);
+        }
+    }
 }
 
 /// Whether the traffic-wide lists keep a kind, as [`crate::scan::stats::RecordIds::add_summary`].
@@ -192,6 +278,12 @@ pub enum RowError {
     Actions { client: String, requests: u64 },
     #[error("value row for client `{client}`, which has no requests in the minute rows")]
     ValueClient { client: String },
+    #[error(
+        "client `{client}` is an IPv4 address not written as a plain dotted quad: Athena cuts the \
+         top lists of dotted-quad clients and cannot merge other spellings exactly (use the local \
+         engine for these logs)"
+    )]
+    Spelling { client: String },
     #[error(
         "row for client `{client}`: minute `{minute}` does not hold its first timestamp `{first_ms}`"
     )]
@@ -237,11 +329,54 @@ impl MinuteRow {
 }
 
 /// The local engine's key for a logged `clientIp`: the parsed address, else the text itself.
-fn client_key(client: &str) -> ClientKey {
+/// An IPv4 address must be written as the local engine prints it: [`super::sql::client_values`]
+/// cuts such clients' lists, and a second spelling of the address would merge into a cut list.
+fn client_key(client: &str) -> Result<ClientKey, RowError> {
     match client.trim().parse() {
-        Ok(ip) => ClientKey::Addr(ip),
-        Err(_) => ClientKey::Unparsed(client.into()),
+        Ok(ip @ IpAddr::V4(_)) if ip.to_string() != client => Err(RowError::Spelling {
+            client: client.to_owned(),
+        }),
+        Ok(ip) => Ok(ClientKey::Addr(ip)),
+        Err(_) => Ok(ClientKey::Unparsed(client.into())),
     }
+}
+
+/// The network of a [`Scope::Prefix`] row, or the `key` of a client row's address (`None` for a
+/// client that is not an address, which no policy counts).
+fn key_of(v: &ValueRow, key: impl Fn(IpAddr) -> IpNet) -> Result<Option<IpNet>, RowError> {
+    let bad = || RowError::ValueClient {
+        client: v.client.clone(),
+    };
+    match v.scope {
+        Scope::Prefix => v.client.parse().map(Some).map_err(|_| bad()),
+        Scope::Client => Ok(match client_key(&v.client)? {
+            ClientKey::Addr(ip) => Some(key(ip)),
+            _ => None,
+        }),
+    }
+}
+
+/// Counts a value row: a cut one into `cuts` under `cut_key`, a complete one into the accumulator
+/// of `key`, which the minute rows must have created.
+fn add_value<K: std::hash::Hash + Eq>(
+    v: &ValueRow,
+    key: K,
+    cut_key: ClientKey,
+    by_key: &mut HashMap<K, ClientAcc>,
+    cuts: &mut HashMap<ClientKey, Cut>,
+    names: &mut Interner,
+) -> Result<(), RowError> {
+    match v.distinct {
+        Some(distinct) => cuts.entry(cut_key).or_default().add(v, distinct, names),
+        None => by_key
+            .get_mut(&key)
+            .ok_or_else(|| RowError::ValueClient {
+                client: v.client.clone(),
+            })?
+            .counts
+            .add(v.kind, names.intern(&v.value), v.requests),
+    }
+    Ok(())
 }
 
 /// Per-client and per-prefix statistics from [`super::sql::client_minutes`] and
@@ -256,56 +391,98 @@ pub fn clients(
     let mut unparseable = 0;
     for row in rows {
         let acc = row.acc()?;
-        let key = client_key(&row.client);
+        let key = client_key(&row.client)?;
         if matches!(key, ClientKey::Unparsed(_)) {
             unparseable += acc.requests;
         }
         by_key.entry(key).or_default().merge(&acc, None);
     }
+    let mut cuts: HashMap<ClientKey, Cut> = HashMap::new();
     for v in values.iter().filter(|v| v.policy.is_none()) {
-        let acc = by_key
-            .get_mut(&client_key(&v.client))
-            .ok_or_else(|| RowError::ValueClient {
-                client: v.client.clone(),
-            })?;
-        acc.counts.add(v.kind, names.intern(&v.value), v.requests);
+        let key = match v.scope {
+            Scope::Client => client_key(&v.client)?,
+            Scope::Prefix => ClientKey::Prefix(key_of(v, IpNet::from)?.expect("a prefix")),
+        };
+        add_value(v, key.clone(), key, &mut by_key, &mut cuts, names)?;
+    }
+    // A /24 with a single client has that client's lists; Athena sends them once.
+    let mut members: HashMap<ClientKey, Option<ClientKey>> = HashMap::new();
+    for key in by_key.keys() {
+        if let Some(prefix) = key.prefix() {
+            members
+                .entry(prefix)
+                .and_modify(|only| *only = None)
+                .or_insert_with(|| Some(key.clone()));
+        }
     }
     let (mut clients, mut prefixes) = finish_clients(by_key, names);
+    apply_cuts(&mut clients, names, |k| cuts.get(k));
+    apply_cuts(&mut prefixes, names, |k| {
+        cuts.get(k).or_else(|| cuts.get(members.get(k)?.as_ref()?))
+    });
     sort(&mut clients);
     sort(&mut prefixes);
     Ok((clients, prefixes, unparseable))
 }
 
+/// One policy's [`super::sql::matched_minutes`] rows, with what [`policy_keys`] needs of it.
+#[derive(Debug, Clone)]
+pub struct PolicyRows {
+    pub key: KeyKind,
+    /// Keys with fewer matched requests cannot fire; Athena leaves most of them out.
+    pub min_requests: u64,
+    pub rows: Vec<MinuteRow>,
+}
+
+impl PolicyRows {
+    pub fn new(policy: &Policy, rows: Vec<MinuteRow>) -> PolicyRows {
+        PolicyRows {
+            key: policy.key,
+            min_requests: policy.thresholds.min_requests(),
+            rows,
+        }
+    }
+}
+
 /// Per-key statistics of one policy's matched requests from [`super::sql::matched_minutes`] rows
-/// and that policy's [`super::sql::client_values`] rows. Clients that are not addresses are skipped,
-/// as the local engine skips them for policies.
+/// and that policy's [`super::sql::client_values`] rows: the keys with at least `min_requests`
+/// matched requests (the ones the policy can fire for). Clients that are not addresses are
+/// skipped, as the local engine skips them for policies.
 pub fn policy_keys(
-    rows: &[MinuteRow],
+    policy: &PolicyRows,
     values: &[&ValueRow],
-    key: KeyKind,
     names: &mut Interner,
 ) -> Result<Vec<ClientStats>, RowError> {
     let mut by_key: HashMap<IpNet, ClientAcc> = HashMap::new();
-    for row in rows {
+    for row in &policy.rows {
         let acc = row.acc()?;
-        if let Ok(ip) = row.client.trim().parse() {
-            by_key.entry(key.key(ip)).or_default().merge(&acc, None);
+        if let ClientKey::Addr(ip) = client_key(&row.client)? {
+            by_key
+                .entry(policy.key.key(ip))
+                .or_default()
+                .merge(&acc, None);
         }
     }
+    let mut cuts: HashMap<ClientKey, Cut> = HashMap::new();
     for v in values {
-        if let Ok(ip) = v.client.trim().parse() {
-            let acc = by_key
-                .get_mut(&key.key(ip))
-                .ok_or_else(|| RowError::ValueClient {
-                    client: v.client.clone(),
-                })?;
-            acc.counts.add(v.kind, names.intern(&v.value), v.requests);
-        }
+        let Some(key) = key_of(v, |ip| policy.key.key(ip))? else {
+            continue;
+        };
+        add_value(
+            v,
+            key,
+            ClientKey::Prefix(key),
+            &mut by_key,
+            &mut cuts,
+            names,
+        )?;
     }
     let mut v: Vec<ClientStats> = by_key
         .into_iter()
+        .filter(|(_, acc)| acc.requests >= policy.min_requests)
         .map(|(k, acc)| acc.finish(ClientKey::Prefix(k), names))
         .collect();
+    apply_cuts(&mut v, names, |k| cuts.get(k));
     sort(&mut v);
     Ok(v)
 }
@@ -313,13 +490,14 @@ pub fn policy_keys(
 /// The [`Traffic`] the local engine would report for the same range, from the rows of
 /// [`super::sql::client_minutes`], [`super::sql::client_values`] and
 /// [`super::sql::matched_minutes`] per policy (in [`crate::scan::ScanOptions::policies`] order).
+/// A policy's keys are those that can fire (see [`policy_keys`]); the local engine lists all.
 ///
 /// Not filled, because Athena reads the files itself: file and malformed counts (unreadable lines
 /// become NULL rows the queries drop) and `out_of_range` (no query reads outside the range).
 pub fn traffic(
     client_rows: &[MinuteRow],
     value_rows: &[ValueRow],
-    policy_rows: &[(KeyKind, Vec<MinuteRow>)],
+    policy_rows: &[PolicyRows],
     home_country: Option<String>,
 ) -> Result<Traffic, RowError> {
     let mut names = Interner::default();
@@ -340,7 +518,7 @@ pub fn traffic(
     let mut geo = GeoSplit::default();
     for v in value_rows
         .iter()
-        .filter(|v| v.policy.is_none() && in_summary(v.kind))
+        .filter(|v| v.policy.is_none() && v.scope == Scope::Client && in_summary(v.kind))
     {
         totals.add(v.kind, names.intern(&v.value), v.requests);
         if v.kind == Kind::Country {
@@ -355,10 +533,10 @@ pub fn traffic(
     let policy_keys = policy_rows
         .iter()
         .enumerate()
-        .map(|(i, (key, rows))| {
+        .map(|(i, policy)| {
             let values: Vec<&ValueRow> =
                 value_rows.iter().filter(|v| v.policy == Some(i)).collect();
-            policy_keys(rows, &values, *key, &mut names)
+            policy_keys(policy, &values, &mut names)
         })
         .collect::<Result<_, _>>()?;
     Ok(Traffic {
@@ -422,15 +600,19 @@ mod tests {
         assert_eq!(clients[0].first_ms, 600_000);
         assert_eq!(clients[0].last_ms, 719_000);
         assert_eq!(prefixes.len(), 2);
-        let keys = policy_keys(&rows, &[], KeyKind::Prefix, &mut Interner::default()).unwrap();
+        let prefix_rows = PolicyRows {
+            key: KeyKind::Prefix,
+            min_requests: 0,
+            rows: rows.to_vec(),
+        };
+        let keys = policy_keys(&prefix_rows, &[], &mut Interner::default()).unwrap();
         assert_eq!(keys[0].key.to_string(), "2001:db8::/64");
     }
 
     #[test]
     fn result_sets_convert_by_column_name_and_errors_name_row_and_column() {
-        let columns = "client minute requests allow block captcha challenge first_ms last_ms";
         let mut set = ResultSet {
-            columns: columns.split(' ').map(String::from).collect(),
+            columns: MINUTE_COLUMNS.map(String::from).to_vec(),
             rows: vec![
                 [
                     "192.0.2.1",
@@ -462,21 +644,20 @@ mod tests {
 
     #[test]
     fn value_rows_feed_clients_and_keys_and_unknown_kinds_are_named() {
-        let columns = "policy client kind value requests";
-        let text = |r: [&str; 5]| r.map(|v| Some(v.to_owned())).to_vec();
-        let mut set = ResultSet {
-            columns: columns.split(' ').map(String::from).collect(),
-            rows: vec![
-                text(["0", "2001:db8::1", "U", "/a", "3"]),
-                text(["0", "2001:0db8::1", "U", "/b", "4"]),
-                text(["1", "2001:db8::1", "L", "bot", "2"]),
-            ],
-        };
+        let mut set = values(&[
+            ["0", "client", "2001:db8::1", "U", "/a", "3", ""],
+            ["0", "client", "2001:0db8::1", "U", "/b", "4", ""],
+            ["1", "client", "2001:db8::1", "L", "bot", "2", ""],
+        ]);
         let values = set.value_rows().unwrap();
         let t = traffic(
             &[row("2001:db8::1", 10, 3, 3), row("2001:0db8::1", 11, 4, 4)],
             &values,
-            &[(KeyKind::Prefix, vec![row("2001:db8::1", 10, 2, 2)])],
+            &[PolicyRows {
+                key: KeyKind::Prefix,
+                min_requests: 1,
+                rows: vec![row("2001:db8::1", 10, 2, 2)],
+            }],
             None,
         )
         .unwrap();
@@ -485,19 +666,107 @@ mod tests {
         assert_eq!(t.clients[0].uris[0].value, "/b");
         assert_eq!(t.policy_keys[0][0].labels[0].value, "bot");
         assert_eq!(t.geo, GeoSplit::default());
-        set.rows[0][2] = Some("X".into());
+        set.rows[0][3] = Some("X".into());
         assert_eq!(
             set.value_rows().unwrap_err().to_string(),
             "row 1, column `kind`: `X` is not a value kind (one of R S U A C L K)"
         );
-        set.rows[0][2] = Some("U".into());
-        set.rows[0][1] = Some("192.0.2.9".into());
+        set.rows[0][3] = Some("U".into());
+        set.rows[0][2] = Some("192.0.2.9".into());
         let values = set.value_rows().unwrap();
         assert_eq!(
             traffic(&[row("2001:db8::1", 10, 3, 3)], &values, &[], None)
                 .unwrap_err()
                 .to_string(),
             "value row for client `192.0.2.9`, which has no requests in the minute rows"
+        );
+    }
+
+    /// A values result; an empty `distinct_values` is NULL.
+    fn values(rows: &[[&str; 7]]) -> ResultSet {
+        ResultSet {
+            columns: VALUE_COLUMNS.map(String::from).to_vec(),
+            rows: rows
+                .iter()
+                .map(|r| r.map(|v| (!v.is_empty()).then(|| v.to_owned())).to_vec())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cut_lists_keep_the_distinct_count_athena_saw() {
+        let set = values(&[
+            ["0", "client", "192.0.2.1", "U", "/a", "5", "300"],
+            ["0", "client", "192.0.2.1", "U", "/b", "5", "300"],
+            ["0", "client", "192.0.2.1", "C", "JP", "10", ""],
+            ["0", "prefix", "192.0.2.0/24", "U", "/a", "9", "301"],
+            ["0", "client", "192.0.2.2", "A", "curl", "2", "1"],
+            ["0", "client", "198.51.100.9", "U", "/c", "1", "40"],
+            ["1", "client", "192.0.2.1", "U", "/b", "4", "1"],
+        ]);
+        let policy = PolicyRows {
+            key: KeyKind::Ip,
+            min_requests: 1,
+            rows: vec![row("192.0.2.1", 10, 4, 4)],
+        };
+        let t = traffic(
+            &[
+                row("192.0.2.1", 10, 10, 10),
+                row("192.0.2.2", 10, 2, 2),
+                row("198.51.100.9", 10, 1, 1),
+            ],
+            &set.value_rows().unwrap(),
+            std::slice::from_ref(&policy),
+            None,
+        )
+        .unwrap();
+        let c = &t.clients[0];
+        assert_eq!((c.distinct_uris, c.uris.len()), (300, 2));
+        assert_eq!(c.uris[0].value, "/a");
+        assert_eq!(c.countries[0].count, 10);
+        assert_eq!(
+            (t.prefixes[0].distinct_uris, t.prefixes[0].uris[0].count),
+            (301, 9)
+        );
+        assert_eq!(t.prefixes[0].distinct_user_agents, 0);
+        assert_eq!(t.clients[1].distinct_user_agents, 1);
+        // A /24 of one client gets no rows of its own: it has that client's lists.
+        let alone = t
+            .prefixes
+            .iter()
+            .find(|p| p.key.to_string() == "198.51.100.0/24");
+        assert_eq!(
+            alone.map(|p| (p.distinct_uris, p.uris[0].value.as_str())),
+            Some((40, "/c"))
+        );
+        assert_eq!(t.policy_keys[0][0].uris[0].value, "/b");
+        // Keys below the policy's minimum are left out, as Athena leaves out most of them.
+        let t = traffic(
+            &[row("192.0.2.1", 10, 10, 10)],
+            &[],
+            &[PolicyRows {
+                min_requests: 5,
+                ..policy
+            }],
+            None,
+        )
+        .unwrap();
+        assert!(t.policy_keys[0].is_empty());
+    }
+
+    #[test]
+    fn a_second_spelling_of_an_ipv4_address_is_refused() {
+        assert_eq!(
+            clients(
+                &[row(" 192.0.2.1", 10, 1, 1)],
+                &[],
+                &mut Interner::default()
+            )
+            .unwrap_err()
+            .to_string(),
+            "client ` 192.0.2.1` is an IPv4 address not written as a plain dotted quad: Athena cuts \
+             the top lists of dotted-quad clients and cannot merge other spellings exactly (use the \
+             local engine for these logs)"
         );
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Every query aggregates per client and epoch minute inside Athena, so the result has one row per
 //! active (client, minute) instead of one per request; the conversion in [`super::rows`] turns those
-//! rows into the same [`crate::scan::ClientStats`] the local engine builds, peaks included. Every
+//! rows into the same [`crate::scan::ClientStats`] the local engine builds, peaks included. Top
+//! lists, distinct counts and policy minimums are computed in SQL too where that is exact (see
+//! [`client_values`]), so results hold what the local engine keeps, not every value. Every
 //! query constrains the partition column as well as `timestamp`: without the former Athena reads the
 //! whole bucket, without the latter the edges would be off by up to a partition.
 
@@ -12,9 +14,9 @@ use serde::Deserialize;
 
 use crate::log::{Action, TimeRange};
 use crate::policy::{
-    Condition, CountryMatch, Expr, HeaderTest, LabelMatch, LabelPattern, TextMatch,
+    Condition, CountryMatch, Expr, HeaderTest, KeyKind, LabelMatch, LabelPattern, Policy, TextMatch,
 };
-use crate::scan::stats::Kind;
+use crate::scan::stats::{Kind, TOP_URIS, TOP_USER_AGENTS};
 
 /// How the table's S3 prefixes are partitioned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -260,10 +262,37 @@ pub fn client_minutes(table: &Table, range: &TimeRange) -> String {
     minutes_query(table, range, None)
 }
 
-/// Per client and minute, the requests a policy's matcher counts.
-pub fn matched_minutes(table: &Table, range: &TimeRange, expr: &Expr) -> String {
-    minutes_query(table, range, Some(&predicate(expr)))
+/// Per client and minute, the requests a policy's matcher counts, for the keys that can reach the
+/// policy's thresholds: a dotted-quad client's key (its address or /24) with fewer matched requests
+/// than [`crate::policy::Thresholds::min_requests`] cannot fire, so its rows stay in Athena (the
+/// HAVING of a per-key window sum). Other clients' keys are only known after parsing; they all come
+/// back, and [`super::rows::traffic`] drops those below the minimum.
+pub fn matched_minutes(table: &Table, range: &TimeRange, policy: &Policy) -> String {
+    let sql = minutes_query(table, range, Some(&predicate(policy.matcher.expr())));
+    let min = policy.thresholds.min_requests();
+    if min <= 1 {
+        return sql;
+    }
+    let key = match policy.key {
+        KeyKind::Ip => "client".to_owned(),
+        KeyKind::Prefix => PREFIX_24.to_owned(),
+    };
+    format!(
+        "SELECT client, minute, requests, allow, block, captcha, challenge, first_ms, last_ms\n\
+         FROM (\n  SELECT *, sum(requests) OVER (PARTITION BY {key}) AS key_requests\n  \
+         FROM (\n    {}\n  )\n)\nWHERE NOT {DOTTED} OR key_requests >= {min}",
+        sql.replace('\n', "\n    ")
+    )
 }
+
+/// Whether `client` is an IPv4 address written as the local engine prints it (a dotted quad
+/// without leading zeros): one spelling per address, so its top lists and its /24 can be computed
+/// in SQL exactly. Never NULL.
+const DOTTED: &str = "coalesce(regexp_like(client, \
+    '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$'), false)";
+
+/// The /24 of a [`DOTTED`] `client`, as the local engine prints it (`192.0.2.0/24`).
+const PREFIX_24: &str = "regexp_replace(client, '[0-9]+$', '0/24')";
 
 /// The values [`client_values`] counts per client, each with the letter its `kind` column holds.
 pub const VALUE_KINDS: [(Kind, char); 7] = [
@@ -303,18 +332,38 @@ fn value_expr(kind: Kind) -> String {
     }
 }
 
-/// Requests per client text, kind (see [`VALUE_KINDS`]) and value in `range`, first of all requests (`policy`
-/// 0), then of the requests each of `policies` matches (`policy` 1, 2, ...): the per-client and
-/// per-key top lists and distinct counts, and (summed over clients) the traffic-wide lists and geo
-/// split. `propose` needs the policies' own: `distinct_uris` is a threshold, and the evidence lists
-/// the matched requests' values.
+/// The values of one kind a client or key keeps after a scan, `None` for all of them (see
+/// [`crate::scan::ClientStats`]): only paths and user agents are cut to a top list.
+pub fn kept(kind: Kind) -> Option<usize> {
+    match kind {
+        Kind::Uri => Some(TOP_URIS),
+        Kind::UserAgent => Some(TOP_USER_AGENTS),
+        _ => None,
+    }
+}
+
+/// Requests per client, kind (see [`VALUE_KINDS`]) and value in `range`, first of all requests
+/// (`policy` 0), then of the requests each of `policies` matches (`policy` 1, 2, ...): the
+/// per-client and per-key top lists and distinct counts, and (summed over clients) the
+/// traffic-wide lists and geo split. `propose` needs the policies' own: `distinct_uris` is a
+/// threshold, and the evidence lists the matched requests' values.
 ///
-/// One scan of the table for all of that: each request becomes an array of tagged values (`R` + rule
-/// id, ...) and an array of the policies it counts for, both unnested and grouped, so Athena bills the
-/// bytes once rather than once per kind or policy. The result is not cut to the top values per client
-/// here: clients are merged by parsed address afterwards (two spellings of one IPv6 address), and a
-/// top list of a merged client is only exact when built from complete counts.
-pub fn client_values(table: &Table, range: &TimeRange, policies: &[&Expr]) -> String {
+/// One scan of the table for all of that: each request becomes an array of tagged values (`R` +
+/// rule id, ...) and an array of the policies it counts for, both unnested and grouped, so Athena
+/// bills the bytes once rather than once per kind or policy.
+///
+/// The result is cut inside Athena to what the local engine keeps, where that is exact: for
+/// dotted-quad IPv4 clients (one spelling per address) the paths and user agents are ranked per client
+/// and per /24 (`scope` `client` or `prefix`, each only where all requests or a policy's key needs
+/// it) by `row_number()` in the local engine's order (requests descending, then value), only the
+/// first [`kept`] return, and `distinct_values` carries the count before the cut. A /24 of all
+/// requests with one client has that client's lists, so only /24s shared by several clients return
+/// their own (the conversion copies the others' from their one client). Rows of a
+/// policy's dotted-quad key with fewer matched requests than the policy's thresholds need are
+/// dropped (see [`matched_minutes`]). Other clients (IPv6, which has several spellings of one
+/// address, and placeholders) return every value with `distinct_values` NULL: they are merged per
+/// parsed address in [`super::rows`], and a merged top list is only exact from complete counts.
+pub fn client_values(table: &Table, range: &TimeRange, policies: &[Policy]) -> String {
     let tagged: Vec<String> = VALUE_KINDS
         .iter()
         .map(|&(kind, tag)| match kind {
@@ -325,24 +374,103 @@ pub fn client_values(table: &Table, range: &TimeRange, policies: &[&Expr]) -> St
         })
         .collect();
     let mut counted = vec!["0".to_owned()];
-    counted.extend(
-        policies
+    counted.extend(policies.iter().enumerate().map(|(i, p)| {
+        format!(
+            "CASE WHEN {} THEN {} END",
+            predicate(p.matcher.expr()),
+            i + 1
+        )
+    }));
+    let tag = |kind| {
+        VALUE_KINDS
             .iter()
-            .enumerate()
-            .map(|(i, e)| format!("CASE WHEN {} THEN {} END", predicate(e), i + 1)),
-    );
+            .find(|(k, _)| *k == kind)
+            .map(|(_, t)| *t)
+    };
+    let cut_kinds = VALUE_KINDS
+        .iter()
+        .filter(|(k, _)| kept(*k).is_some())
+        .map(|(_, t)| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let limit = VALUE_KINDS
+        .iter()
+        .filter_map(|&(k, t)| kept(k).map(|n| format!(" WHEN '{t}' THEN {n}")))
+        .collect::<String>();
+    // The policies counted per /24, and the ones with a minimum of matched requests per key.
+    let by_prefix: Vec<String> = policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.key == KeyKind::Prefix)
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    let prefix_policies = std::iter::once("0".to_owned())
+        .chain(by_prefix.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (client_scope, policy_key) = if by_prefix.is_empty() {
+        (String::new(), "key".to_owned())
+    } else {
+        let list = by_prefix.join(", ");
+        (
+            format!("\n  WHERE NOT (cut AND policy IN ({list}))"),
+            format!(
+                "CASE WHEN scope = 'client' AND dotted AND policy IN ({list}) \
+                 THEN {} ELSE key END",
+                PREFIX_24.replace("client", "key")
+            ),
+        )
+    };
+    let minimums: String = policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i + 1, p.thresholds.min_requests()))
+        .filter(|(_, min)| *min > 1)
+        .map(|(i, min)| format!(" WHEN {i} THEN {min}"))
+        .collect();
+    let reachable = if minimums.is_empty() {
+        String::new()
+    } else {
+        format!("\n  AND (NOT dotted OR key_requests >= CASE policy{minimums} ELSE 0 END)")
+    };
+    let rule = tag(Kind::Rule).expect("a tag for every kind");
     format!(
-        "SELECT p AS policy, client, substr(v, 1, 1) AS kind, substr(v, 2) AS value, \
-         count(*) AS requests\n\
-         FROM (\n  SELECT httprequest.clientip AS client,\n    \
-         filter(concat(\n      {}\n    ), v -> v IS NOT NULL) AS vs,\n    \
-         filter(ARRAY[\n      {}\n    ], p -> p IS NOT NULL) AS ps\n  \
-         FROM {}\n  WHERE {}\n)\n\
-         CROSS JOIN UNNEST(ps) AS q(p)\nCROSS JOIN UNNEST(vs) AS t(v)\nGROUP BY 1, 2, 3, 4",
-        tagged.join(",\n      "),
-        counted.join(",\n      "),
-        table.name,
-        range_filter(table.layout, range).replace('\n', "\n  "),
+        "WITH requests AS (\n  SELECT httprequest.clientip AS client,\n    \
+         filter(concat(\n      {tagged}\n    ), v -> v IS NOT NULL) AS vs,\n    \
+         filter(ARRAY[\n      {counted}\n    ], p -> p IS NOT NULL) AS ps\n  \
+         FROM {table}\n  WHERE {range}\n),\n\
+         counted AS (\n  SELECT p AS policy, client, substr(v, 1, 1) AS kind, substr(v, 2) AS value,\n    \
+         count(*) AS requests\n  \
+         FROM requests\n  CROSS JOIN UNNEST(ps) AS q(p)\n  CROSS JOIN UNNEST(vs) AS t(v)\n  \
+         GROUP BY 1, 2, 3, 4\n),\n\
+         flagged AS (\n  SELECT *, dotted AND kind IN ({cut_kinds}) AS cut\n  \
+         FROM (SELECT *, {DOTTED} AS dotted FROM counted)\n),\n\
+         scoped AS (\n  \
+         SELECT policy, 'client' AS scope, client AS key, kind, value, requests, dotted, cut,\n    \
+         client AS first_client, client AS last_client\n  \
+         FROM flagged{client_scope}\n  \
+         UNION ALL\n  \
+         SELECT policy, 'prefix', {PREFIX_24}, kind, value, sum(requests), true, true,\n    \
+         min(client), max(client)\n  \
+         FROM flagged\n  WHERE cut AND policy IN ({prefix_policies})\n  \
+         GROUP BY 1, 2, 3, 4, 5\n),\n\
+         ranked AS (\n  SELECT *,\n    \
+         row_number() OVER (PARTITION BY policy, scope, key, kind ORDER BY requests DESC, value) AS place,\n    \
+         count(*) OVER (PARTITION BY policy, scope, key, kind) AS distinct_values,\n    \
+         min(first_client) OVER (PARTITION BY policy, scope, key)\n      \
+         < max(last_client) OVER (PARTITION BY policy, scope, key) AS shared,\n    \
+         sum(CASE WHEN kind = '{rule}' THEN requests ELSE 0 END)\n      \
+         OVER (PARTITION BY policy, {policy_key}) AS key_requests\n  \
+         FROM scoped\n)\n\
+         SELECT policy, scope, key AS client, kind, value, requests,\n  \
+         CASE WHEN cut THEN distinct_values END AS distinct_values\n\
+         FROM ranked\n\
+         WHERE (NOT cut OR place <= CASE kind{limit} END)\n  \
+         AND (scope = 'client' OR policy > 0 OR shared){reachable}",
+        tagged = tagged.join(",\n      "),
+        counted = counted.join(",\n      "),
+        table = table.name,
+        range = range_filter(table.layout, range).replace('\n', "\n  "),
     )
 }
 

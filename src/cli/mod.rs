@@ -202,6 +202,9 @@ pub struct AnalyzeArgs {
     // Read only with `--source athena`, for its `[athena]` section.
     #[command(flatten)]
     pub config: ConfigArg,
+    /// With `--source athena`: print the queries and run none (the same as `--print-sql`).
+    #[arg(long)]
+    pub dry_run: bool,
     /// How many clients, prefixes, countries, rules and labels to list (0 = all).
     #[arg(long, default_value_t = 20)]
     pub top: usize,
@@ -377,7 +380,17 @@ pub fn config_for(source: &SourceArgs, config: &ConfigArg) -> Result<Option<Conf
     })
 }
 
-fn analyze_cmd(args: AnalyzeArgs) -> Result<ExitCode> {
+fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
+    // `propose --dry-run` runs the analysis and writes nothing; `analyze` writes nothing anyway, so
+    // its dry run is the one that runs no query.
+    if args.dry_run {
+        if args.source.source != Source::Athena {
+            bail!(
+                "`--dry-run` needs `--source athena`: it prints the queries instead of running them"
+            );
+        }
+        args.source.print_sql = true;
+    }
     let config = config_for(&args.source, &args.config)?;
     let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())? else {
         return Ok(ExitCode::from(exit::OK));

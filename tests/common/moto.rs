@@ -55,7 +55,7 @@ fn start_server() -> Server {
         .spawn()
         .expect("sh starts");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while post(port, "/moto-api/reset").is_err() {
+    while post(port, "/moto-api/reset", "").is_err() {
         assert!(
             Instant::now() < deadline,
             "moto_server did not answer on port {port} within 30 s"
@@ -68,17 +68,20 @@ fn start_server() -> Server {
     }
 }
 
-/// A bare HTTP/1.1 POST (the test needs no HTTP client crate for two moto control calls).
-fn post(port: u16, path: &str) -> std::io::Result<String> {
+/// A bare HTTP/1.1 POST of a JSON body (the tests need no HTTP client crate for moto's control
+/// calls).
+fn post(port: u16, path: &str, body: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    if response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200") {
+    if response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2") {
         Ok(response)
     } else {
         Err(std::io::Error::other(response))
@@ -88,6 +91,7 @@ fn post(port: u16, path: &str) -> std::io::Result<String> {
 /// Exclusive use of a freshly reset moto for one test.
 pub struct Moto {
     pub endpoint: String,
+    port: u16,
     _guard: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -95,11 +99,32 @@ impl Moto {
     pub async fn start() -> Moto {
         let guard = LOCK.lock().await;
         let server = SERVER.get_or_init(start_server);
-        post(server.port, "/moto-api/reset").expect("moto resets");
+        post(server.port, "/moto-api/reset", "").expect("moto resets");
         Moto {
             endpoint: format!("http://127.0.0.1:{}", server.port),
+            port: server.port,
             _guard: guard,
         }
+    }
+
+    /// A call to moto's control API (`/moto-api/...`).
+    pub fn control(&self, path: &str, body: &serde_json::Value) {
+        if let Err(e) = post(self.port, path, &body.to_string()) {
+            panic!("{path}: {e}");
+        }
+    }
+
+    /// The standard AWS environment of a `waftune` process that talks to this moto.
+    pub fn aws_env(&self, region: &str) -> [(&'static str, String); 7] {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", region.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
     }
 
     /// An SDK client for moto: static credentials, and retries off so that moto's unimplemented
