@@ -813,13 +813,7 @@ async fn cli_block_plan_apply_pull_through_the_aws_environment() {
         cmd.current_dir(dir.path())
             .args(args)
             .args(["--config", cfg.to_str().unwrap()])
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(moto.aws_env(REGION))
             .env("NO_COLOR", "1");
         cmd.assert()
     };
