@@ -17,10 +17,15 @@ action = "ACTION"
 /// The test configuration with a home country and one rate rule (`limit` is TOML: a number or
 /// `"recommended"`).
 fn rate_config(limit: &str, action: &str) -> Config {
+    rate_config_with(limit, action, "")
+}
+
+/// As [`rate_config`], with more TOML after the rule (its response, say).
+fn rate_config_with(limit: &str, action: &str, more: &str) -> Config {
     let rule = RATE_RULE.replace("LIMIT", limit).replace("ACTION", action);
     // The rate rule belongs to the web ACL, so it goes before `[guardrails]`.
     let text = format!("home_country = \"JP\"\n{CONFIG}")
-        .replace("[guardrails]", &format!("{rule}\n[guardrails]"));
+        .replace("[guardrails]", &format!("{rule}{more}\n[guardrails]"));
     config(&text)
 }
 
@@ -169,5 +174,38 @@ async fn a_full_web_acl_refuses_the_plan() {
     assert_eq!(
         err.to_string(),
         "web ACL `shop` would need 5003 WCU after this plan, more than WAF's 5000; remove rules or simplify scope-downs"
+    );
+}
+
+#[tokio::test]
+async fn a_blocking_rate_rule_brings_its_response_body() {
+    let waf = FakeWaf::new();
+    let config = rate_config_with(
+        "300",
+        "block",
+        "[web_acl.rate_rule.response]\ncode = 429\nbody_key = \"slow-down\"\n\
+         content_type = \"TEXT_PLAIN\"\nbody = \"Too many requests\"\n",
+    );
+    let plan = plan(&waf, &config).await.unwrap();
+    let change = rate_change(&plan);
+    assert_eq!(
+        change.after.action,
+        RuleAction::Block {
+            response: Some(BlockResponse {
+                code: 429,
+                body_key: "slow-down".into()
+            })
+        }
+    );
+    let bodies = &acl_change(&plan).unwrap().bodies;
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.key == "slow-down" && b.after.content == "Too many requests")
+    );
+    apply_ok(&waf, &config, &plan).await;
+    assert_eq!(
+        waf.acl().custom_response_bodies["slow-down"].content,
+        "Too many requests"
     );
 }
