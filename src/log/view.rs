@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::headers::Headers;
-use super::record::{Label, Str, epoch_millis, lenient_u64};
+use super::record::{Label, Str, epoch_millis, lenient_u64, opt_str};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,19 +18,19 @@ pub struct ScanRecord<'a> {
     /// Epoch milliseconds.
     #[serde(deserialize_with = "epoch_millis")]
     pub timestamp: i64,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub action: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub terminating_rule_id: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub terminating_rule_type: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_source_name: Option<Str<'a>>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub response_code_sent: Option<u64>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja3_fingerprint: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja4_fingerprint: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub labels: Option<Vec<Label<'a>>>,
@@ -47,13 +47,13 @@ pub struct ScanRecord<'a> {
 pub struct RequestView<'a> {
     #[serde(borrow)]
     pub client_ip: Str<'a>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub country: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub uri: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_method: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub host: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub headers: Option<Headers<'a>>,
@@ -63,7 +63,7 @@ pub struct RequestView<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleRef<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub rule_id: Option<Str<'a>>,
 }
 
