@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::headers::Headers;
 #[cfg(test)]
 use super::view::Action;
-use super::view::{GroupRef, RequestView, RuleRef, ScanRecord};
+use super::view::{RequestView, RuleRef, ScanRecord};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 pub(super) type Str<'a> = Cow<'a, str>;
@@ -301,16 +301,13 @@ impl<'a> LogRecord<'a> {
                 .non_terminating_matching_rules
                 .as_ref()
                 .map(|rs| rs.iter().map(rule).collect()),
-            rule_group_list: self.rule_group_list.as_ref().map(|gs| {
-                gs.iter()
-                    .map(|g| GroupRef {
-                        non_terminating_matching_rules: g
-                            .non_terminating_matching_rules
-                            .as_ref()
-                            .map(|rs| rs.iter().map(rule).collect()),
-                    })
-                    .collect()
-            }),
+            group_count_rules: self
+                .rule_group_list
+                .iter()
+                .flatten()
+                .flat_map(|g| g.non_terminating_matching_rules.iter().flatten())
+                .map(rule)
+                .collect(),
             http_request: RequestView {
                 client_ip: Cow::Borrowed(&req.client_ip),
                 country: b(&req.country),
@@ -335,7 +332,9 @@ impl<'a> LogRecord<'a> {
 /// An optional string that borrows from the input where it has no escapes. serde's own
 /// `Option<Cow<str>>` always copies into a `String` (`#[serde(borrow)]` only reaches a bare `Cow`
 /// field): that was an allocation for every string field of every record.
-pub(super) fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Str<'a>>, D::Error> {
+pub(super) fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Str<'a>>, D::Error> {
     Option::<Borrowed<'a>>::deserialize(d).map(|s| s.map(|s| s.0))
 }
 
