@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::record::{Header, Str};
+use super::record::{Borrowed, Header, Str};
 
 #[derive(Debug, Clone)]
 pub struct Headers<'a> {
@@ -145,6 +145,23 @@ impl Wanted {
     }
 }
 
+/// A header name classified straight from the parser's buffer: names are compared, never kept.
+impl<'de> Deserialize<'de> for Wanted {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Wanted;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Wanted, E> {
+                Ok(Wanted::of(v))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
 /// One `{name, value}` object, whose value is only parsed when the header is wanted.
 struct OneHeader<'a> {
     kind: Wanted,
@@ -173,12 +190,14 @@ impl<'de> Deserialize<'de> for OneHeader<'de> {
                 let mut value = None;
                 while let Some(field) = map.next_key::<Field>()? {
                     match field {
-                        Field::Name => kind = Some(Wanted::of(&map.next_value::<Str<'de>>()?)),
+                        Field::Name => kind = Some(map.next_value::<Wanted>()?),
                         // The name comes first in WAF logs, so most values are skipped unparsed.
                         Field::Value if kind == Some(Wanted::No) => {
                             map.next_value::<IgnoredAny>()?;
                         }
-                        Field::Value => value = map.next_value::<Option<Str<'de>>>()?,
+                        Field::Value => {
+                            value = map.next_value::<Option<Borrowed<'de>>>()?.map(|v| v.0);
+                        }
                         Field::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }

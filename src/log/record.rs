@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::headers::Headers;
 #[cfg(test)]
 use super::view::Action;
-use super::view::{GroupRef, RequestView, RuleRef, ScanRecord};
+use super::view::{RequestView, RuleRef, ScanRecord};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 pub(super) type Str<'a> = Cow<'a, str>;
@@ -68,19 +68,19 @@ pub struct LogRecord<'a> {
     pub timestamp: i64,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub format_version: Option<u64>,
-    #[serde(default, borrow, rename = "webaclId")]
+    #[serde(default, borrow, rename = "webaclId", deserialize_with = "opt_str")]
     pub webacl_id: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub terminating_rule_id: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub terminating_rule_type: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub action: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub terminating_rule_match_details: Lazy<'a, Vec<MatchDetail>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_source_name: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_source_id: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub rule_group_list: Option<Vec<RuleGroup<'a>>>,
@@ -101,9 +101,9 @@ pub struct LogRecord<'a> {
     pub captcha_response: Lazy<'a, ChallengeResponse>,
     #[serde(default, borrow)]
     pub challenge_response: Lazy<'a, ChallengeResponse>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja3_fingerprint: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja4_fingerprint: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub oversize_fields: Lazy<'a, Vec<String>>,
@@ -124,25 +124,25 @@ pub struct LogRecord<'a> {
 pub struct HttpRequest<'a> {
     #[serde(borrow)]
     pub client_ip: Str<'a>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub country: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub headers: Option<Vec<Header<'a>>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub uri: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub args: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_version: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_method: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub request_id: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub fragment: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub scheme: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub host: Option<Str<'a>>,
 }
 
@@ -151,7 +151,7 @@ pub struct Header<'a> {
     #[serde(borrow)]
     pub name: Str<'a>,
     /// Missing in one AWS documentation sample (which used `myValue`); treated as empty.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub value: Option<Str<'a>>,
 }
 
@@ -188,11 +188,11 @@ pub struct MatchDetail {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleMatch<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub rule_id: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub action: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub overridden_action: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub rule_match_details: Lazy<'a, Vec<MatchDetail>>,
@@ -214,7 +214,7 @@ pub struct ExcludedRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleGroup<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub rule_group_id: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub terminating_rule: Option<RuleMatch<'a>>,
@@ -301,16 +301,13 @@ impl<'a> LogRecord<'a> {
                 .non_terminating_matching_rules
                 .as_ref()
                 .map(|rs| rs.iter().map(rule).collect()),
-            rule_group_list: self.rule_group_list.as_ref().map(|gs| {
-                gs.iter()
-                    .map(|g| GroupRef {
-                        non_terminating_matching_rules: g
-                            .non_terminating_matching_rules
-                            .as_ref()
-                            .map(|rs| rs.iter().map(rule).collect()),
-                    })
-                    .collect()
-            }),
+            group_count_rules: self
+                .rule_group_list
+                .iter()
+                .flatten()
+                .flat_map(|g| g.non_terminating_matching_rules.iter().flatten())
+                .map(rule)
+                .collect(),
             http_request: RequestView {
                 client_ip: Cow::Borrowed(&req.client_ip),
                 country: b(&req.country),
@@ -329,6 +326,37 @@ impl<'a> LogRecord<'a> {
                 }),
             },
         }
+    }
+}
+
+/// An optional string that borrows from the input where it has no escapes. serde's own
+/// `Option<Cow<str>>` always copies into a `String` (`#[serde(borrow)]` only reaches a bare `Cow`
+/// field): that was an allocation for every string field of every record.
+pub(super) fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Str<'a>>, D::Error> {
+    Option::<Borrowed<'a>>::deserialize(d).map(|s| s.map(|s| s.0))
+}
+
+/// A string borrowed from the input when it can be (see [`opt_str`]).
+pub(super) struct Borrowed<'a>(pub Str<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V).map(Borrowed)
     }
 }
 

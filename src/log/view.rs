@@ -8,9 +8,10 @@
 use std::net::IpAddr;
 
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::headers::Headers;
-use super::record::{Label, Str, epoch_millis, lenient_u64};
+use super::record::{Label, Str, epoch_millis, lenient_u64, opt_str};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,26 +19,32 @@ pub struct ScanRecord<'a> {
     /// Epoch milliseconds.
     #[serde(deserialize_with = "epoch_millis")]
     pub timestamp: i64,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub action: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub terminating_rule_id: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub terminating_rule_type: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_source_name: Option<Str<'a>>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub response_code_sent: Option<u64>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja3_fingerprint: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja4_fingerprint: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub labels: Option<Vec<Label<'a>>>,
     #[serde(default, borrow, alias = "matchingNonTerminatingRules")]
     pub non_terminating_matching_rules: Option<Vec<RuleRef<'a>>>,
-    #[serde(default, borrow)]
-    pub rule_group_list: Option<Vec<GroupRef<'a>>>,
+    /// COUNT-mode matches inside `ruleGroupList`, flattened in log order.
+    #[serde(
+        default,
+        borrow,
+        rename = "ruleGroupList",
+        deserialize_with = "group_count_rules"
+    )]
+    pub group_count_rules: Vec<RuleRef<'a>>,
     #[serde(borrow)]
     pub http_request: RequestView<'a>,
 }
@@ -47,13 +54,13 @@ pub struct ScanRecord<'a> {
 pub struct RequestView<'a> {
     #[serde(borrow)]
     pub client_ip: Str<'a>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub country: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub uri: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub http_method: Option<Str<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub host: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub headers: Option<Headers<'a>>,
@@ -63,16 +70,83 @@ pub struct RequestView<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleRef<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "opt_str")]
     pub rule_id: Option<Str<'a>>,
 }
 
-/// A rule group reduced to the rules it matched in COUNT mode.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupRef<'a> {
-    #[serde(default, borrow)]
-    pub non_terminating_matching_rules: Option<Vec<RuleRef<'a>>>,
+/// Reads `ruleGroupList` straight into the COUNT-mode matches it holds. Every record carries the
+/// list (one entry per rule group in the web ACL, nearly always without matches): building a vector
+/// of groups for each was a fifth of the parsing cost.
+fn group_count_rules<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<RuleRef<'a>>, D::Error> {
+    struct Groups;
+    impl<'de> Visitor<'de> for Groups {
+        type Value = Vec<RuleRef<'de>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of rule groups")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut rules = Vec::new();
+            while seq.next_element_seed(Group(&mut rules))?.is_some() {}
+            Ok(rules)
+        }
+    }
+    d.deserialize_option(Groups)
+}
+
+/// One rule group, whose COUNT-mode matches are appended to the vector; other keys are skipped.
+struct Group<'v, 'de>(&'v mut Vec<RuleRef<'de>>);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum GroupField {
+    NonTerminatingMatchingRules,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for Group<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Group<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a rule group")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(field) = map.next_key::<GroupField>()? {
+            match field {
+                GroupField::NonTerminatingMatchingRules if seen => {
+                    return Err(de::Error::duplicate_field("nonTerminatingMatchingRules"));
+                }
+                GroupField::NonTerminatingMatchingRules => {
+                    seen = true;
+                    if let Some(rules) = map.next_value::<Option<Vec<RuleRef<'de>>>>()? {
+                        self.0.extend(rules);
+                    }
+                }
+                GroupField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The terminating action of a request. COUNT never terminates, so it is not here.
@@ -151,11 +225,7 @@ impl ScanRecord<'_> {
     /// Rule ids matched in COUNT mode: the web ACL's non-terminating matches and those inside rule groups.
     pub fn count_rule_ids(&self) -> impl Iterator<Item = &str> {
         let top = self.non_terminating_matching_rules.iter().flatten();
-        let grouped = self
-            .rule_group_list
-            .iter()
-            .flatten()
-            .flat_map(|g| g.non_terminating_matching_rules.iter().flatten());
-        top.chain(grouped).filter_map(|r| r.rule_id.as_deref())
+        top.chain(&self.group_count_rules)
+            .filter_map(|r| r.rule_id.as_deref())
     }
 }
