@@ -1047,3 +1047,68 @@ async fn capacity_is_checked_locally_when_the_web_acl_would_overflow() {
         "web ACL `shop` would need 5005 WCU after this plan, more than WAF's 5000; remove rules or simplify scope-downs"
     );
 }
+
+#[tokio::test]
+async fn cli_recommended_rate_rule_plans_from_the_logs_and_applies_the_saved_plan() {
+    let moto = Moto::start().await;
+    let (client, _) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let (acl_before, _) = sdk_acl(&client, Scope::Regional).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("waftune.toml");
+    let rule = "[[web_acl.rate_rule]]\nname = \"waftune-rate\"\npriority = 20\n\
+                limit = \"recommended\"\nscope = [\"overseas\"]\naction = \"count\"\n";
+    let text = format!("home_country = \"JP\"\n{}", config_text("REGIONAL", false))
+        .replace("[guardrails]", &format!("{rule}\n[guardrails]"));
+    std::fs::write(&cfg, text).unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-logs/AWSLogs");
+    let run = |args: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("waftune").unwrap();
+        cmd.current_dir(dir.path())
+            .args(args)
+            .args(["--config", cfg.to_str().unwrap()])
+            .envs(moto.aws_env(REGION))
+            .env("NO_COLOR", "1");
+        cmd
+    };
+    let with_logs = |args: &[&str]| {
+        let mut cmd = run(args);
+        cmd.arg("--logs")
+            .arg(&sample)
+            .args(["--now", "2026-11-20T02:00:00Z"]);
+        cmd
+    };
+    // Without logs nothing can be recommended: the plan names the rule and what it needs.
+    run(&["plan"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "rate rule `waftune-rate` in web ACL `shop` has `limit = \"recommended\"`",
+        ));
+    let planned = with_logs(&["plan", "--detailed-exitcode", "--out", "plan.json"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let planned = String::from_utf8(planned).unwrap();
+    assert!(
+        planned.contains("# limit recommended from 45000 records"),
+        "{planned}"
+    );
+    // `apply` without a plan file reads no logs, so it cannot take the recommendation.
+    run(&["apply", "--auto-approve"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("plan --logs PATH"));
+    run(&["apply", "plan.json"]).assert().success();
+    let rate = rate_rule_in_moto(&client, &acl_before).await;
+    let statement = rate.statement().unwrap().rate_based_statement().unwrap();
+    let limit = statement.limit();
+    assert!(
+        planned.contains(&format!("\"Limit\": {limit},")),
+        "{planned}"
+    );
+    // Same logs, same recommendation: nothing left to do.
+    with_logs(&["plan", "--detailed-exitcode"]).assert().code(0);
+}
