@@ -18,8 +18,7 @@ use ipnet::IpNet;
 use crate::cidr;
 use crate::config::{Config, Scope};
 use crate::plan::{
-    Action, GuardrailError, IpSetChange, Plan, PlannedStatement, ResourceChange, WebAclChange,
-    check_guardrails,
+    Action, GuardrailError, IpSetChange, Plan, ResourceChange, WebAclChange, check_guardrails,
 };
 use crate::waf::{
     IpSetSummary, NewIpSet, PutRule, WafApi, WafError, WafErrorKind, WebAclEdit, WebAclSummary,
@@ -336,19 +335,12 @@ async fn update_web_acl<W: WafApi>(
     let mut rules = Vec::with_capacity(c.rules.len());
     for change in &c.rules {
         let rule = &change.after;
-        let resolved = rule.resolved(created).ok_or_else(|| {
-            let set = match &rule.statement {
-                PlannedStatement::IpSets { sets } => sets
-                    .iter()
-                    .find(|s| s.arn.is_none() && !created.contains_key(&s.name))
-                    .map(|s| s.name.clone()),
-                PlannedStatement::RateBased(_) => None,
-            };
-            StepError::MissingArn {
+        let resolved = rule
+            .resolved(created)
+            .map_err(|set| StepError::MissingArn {
                 resource: resource.to_owned(),
-                set: set.unwrap_or_default(),
-            }
-        })?;
+                set: set.to_owned(),
+            })?;
         rules.push(PutRule {
             name: rule.name.clone(),
             priority: rule.priority,

@@ -800,6 +800,18 @@ async fn writes_are_paced() {
 
 /// The whole CLI against the emulator, credentials and endpoint from the standard AWS environment:
 /// block -> plan (saved) -> apply exactly that plan -> plan again shows nothing -> pull.
+/// `waftune ARGS --config CONFIG` in `dir`, talking to moto through the standard AWS environment.
+fn waftune_on_moto(moto: &Moto, dir: &Path, config: &Path, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("waftune").unwrap();
+    cmd.current_dir(dir)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .envs(moto.aws_env(REGION))
+        .env("NO_COLOR", "1");
+    cmd
+}
+
 #[tokio::test]
 async fn cli_block_plan_apply_pull_through_the_aws_environment() {
     let moto = Moto::start().await;
@@ -808,15 +820,7 @@ async fn cli_block_plan_apply_pull_through_the_aws_environment() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("waftune.toml");
     std::fs::write(&cfg, config_text("REGIONAL", false)).unwrap();
-    let run = |args: &[&str]| {
-        let mut cmd = assert_cmd::Command::cargo_bin("waftune").unwrap();
-        cmd.current_dir(dir.path())
-            .args(args)
-            .args(["--config", cfg.to_str().unwrap()])
-            .envs(moto.aws_env(REGION))
-            .env("NO_COLOR", "1");
-        cmd.assert()
-    };
+    let run = |args: &[&str]| waftune_on_moto(&moto, dir.path(), &cfg, args).assert();
     run(&[
         "block",
         "198.51.100.0/24",
@@ -872,11 +876,14 @@ async fn cli_block_plan_apply_pull_through_the_aws_environment() {
     run(&["apply"]).failure();
 }
 
-/// The test configuration with a home country and the given rate rules before `[guardrails]`.
+/// The test configuration's text with a home country and the given rate rules before `[guardrails]`.
+fn rate_config_text(rate_rules: &str) -> String {
+    format!("home_country = \"JP\"\n{}", config_text("REGIONAL", false))
+        .replace("[guardrails]", &format!("{rate_rules}\n[guardrails]"))
+}
+
 fn rate_config(rate_rules: &str) -> Config {
-    let text = format!("home_country = \"JP\"\n{}", config_text("REGIONAL", false))
-        .replace("[guardrails]", &format!("{rate_rules}\n[guardrails]"));
-    Config::parse(&text, Path::new("waftune.toml")).unwrap()
+    Config::parse(&rate_config_text(rate_rules), Path::new("waftune.toml")).unwrap()
 }
 
 fn rate_rule(name: &str, priority: i32, limit: u64, scope: &str) -> String {
@@ -1058,19 +1065,9 @@ async fn cli_recommended_rate_rule_plans_from_the_logs_and_applies_the_saved_pla
     let cfg = dir.path().join("waftune.toml");
     let rule = "[[web_acl.rate_rule]]\nname = \"waftune-rate\"\npriority = 20\n\
                 limit = \"recommended\"\nscope = [\"overseas\"]\naction = \"count\"\n";
-    let text = format!("home_country = \"JP\"\n{}", config_text("REGIONAL", false))
-        .replace("[guardrails]", &format!("{rule}\n[guardrails]"));
-    std::fs::write(&cfg, text).unwrap();
+    std::fs::write(&cfg, rate_config_text(rule)).unwrap();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-logs/AWSLogs");
-    let run = |args: &[&str]| {
-        let mut cmd = assert_cmd::Command::cargo_bin("waftune").unwrap();
-        cmd.current_dir(dir.path())
-            .args(args)
-            .args(["--config", cfg.to_str().unwrap()])
-            .envs(moto.aws_env(REGION))
-            .env("NO_COLOR", "1");
-        cmd
-    };
+    let run = |args: &[&str]| waftune_on_moto(&moto, dir.path(), &cfg, args);
     let with_logs = |args: &[&str]| {
         let mut cmd = run(args);
         cmd.arg("--logs")

@@ -118,6 +118,14 @@ pub fn rate_cmd(command: RateCommand) -> Result<ExitCode> {
     }
 }
 
+/// A configured rule is judged against the configuration's home country unless `--home-country`
+/// says otherwise.
+fn default_home(logs: &mut LogArgs, config: &Config) {
+    if logs.home_country.is_none() {
+        logs.home_country = config.home_country.clone();
+    }
+}
+
 fn home(logs: &LogArgs) -> Option<String> {
     logs.home_country.as_deref().map(str::to_ascii_uppercase)
 }
@@ -158,12 +166,12 @@ fn backtest_cmd(mut args: BacktestArgs) -> Result<ExitCode> {
         None => config_for(&args.source, &args.config)?,
     };
     let rule = match (&args.rule, &config) {
-        (Some(name), Some(config)) => Some(rate::find_rate_rule(config, name)?.1),
+        (Some(name), Some(config)) => {
+            default_home(&mut args.logs, config);
+            Some(rate::find_rate_rule(config, name)?.1)
+        }
         _ => None,
     };
-    if let (Some(_), None) = (rule, &args.logs.home_country) {
-        args.logs.home_country = config.as_ref().and_then(|c| c.home_country.clone());
-    }
     let home = home(&args.logs);
     let (scope, policy, window) = match rule {
         Some(r) => (
@@ -206,9 +214,7 @@ fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
     let config = Config::parse(&text, &args.config.config)?;
     let (web_acl, rule) = rate::find_rate_rule(&config, &args.rule)?;
     rate::ensure_counting(rule)?;
-    if args.logs.home_country.is_none() {
-        args.logs.home_country = config.home_country.clone();
-    }
+    default_home(&mut args.logs, &config);
     let home = home(&args.logs);
     let matched = rate::count_matches_policy(&rule.name);
     let Some(traffic) = traffic(&args.logs, &args.source, Some(&config), vec![matched])? else {

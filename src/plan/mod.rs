@@ -576,7 +576,9 @@ fn web_acl_changes(
             let live_rule = acl.rules.iter().find(|r| r.name == after.name);
             let up_to_date = live_rule.is_some_and(|r| {
                 r.priority == after.priority
-                    && after.resolved(&BTreeMap::new()).map(|m| m.shape()) == Some(r.shape.clone())
+                    && after
+                        .resolved(&BTreeMap::new())
+                        .is_ok_and(|m| m.shape() == r.shape)
             });
             if up_to_date {
                 continue;
@@ -684,14 +686,19 @@ fn planned_action(action: &RuleActionConfig) -> (RuleAction, Option<&CustomRespo
 
 impl PlannedRule {
     /// The rule as waftune writes it, once every set it references has an ARN (`created`: sets
-    /// the same apply created, by name). `None` while a set's ARN is unknown.
-    pub fn resolved(&self, created: &BTreeMap<String, String>) -> Option<ManagedRule> {
-        Some(match &self.statement {
+    /// the same apply created, by name). While a set's ARN is unknown: `Err` with that set's name.
+    pub fn resolved(&self, created: &BTreeMap<String, String>) -> Result<ManagedRule, &str> {
+        Ok(match &self.statement {
             PlannedStatement::IpSets { sets } => ManagedRule::IpSet(IpSetRule {
                 set_arns: sets
                     .iter()
-                    .map(|s| s.arn.clone().or_else(|| created.get(&s.name).cloned()))
-                    .collect::<Option<_>>()?,
+                    .map(|s| {
+                        s.arn
+                            .clone()
+                            .or_else(|| created.get(&s.name).cloned())
+                            .ok_or(s.name.as_str())
+                    })
+                    .collect::<Result<_, _>>()?,
                 action: self.action.clone(),
                 metric_name: self.metric_name.clone(),
                 sampled_requests: true,

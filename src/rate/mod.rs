@@ -87,25 +87,24 @@ pub fn scope_down(
     };
     scopes
         .iter()
-        .filter(|s| **s != Scope::All)
-        .map(|s| match s {
-            Scope::All => unreachable!("filtered out"),
-            Scope::Overseas => Ok(ScopeDown::Country {
-                countries: vec![
-                    home_country
-                        .ok_or(RateError::OverseasWithoutHome)?
-                        .to_ascii_uppercase(),
-                ],
-                negate: true,
-            }),
-            Scope::Country { countries, negate } => Ok(ScopeDown::Country {
-                countries: countries.clone(),
-                negate: *negate,
-            }),
-            Scope::PathPrefix(p) => Ok(ScopeDown::PathPrefix(p.clone())),
-            Scope::Method(m) => Ok(ScopeDown::Method(m.clone())),
-            Scope::Label(l) => label(l, false),
-            Scope::NotLabel(l) => label(l, true),
+        .filter_map(|s| {
+            Some(match s {
+                Scope::All => return None,
+                Scope::Overseas => home_country
+                    .ok_or(RateError::OverseasWithoutHome)
+                    .map(|home| ScopeDown::Country {
+                        countries: vec![home.to_ascii_uppercase()],
+                        negate: true,
+                    }),
+                Scope::Country { countries, negate } => Ok(ScopeDown::Country {
+                    countries: countries.clone(),
+                    negate: *negate,
+                }),
+                Scope::PathPrefix(p) => Ok(ScopeDown::PathPrefix(p.clone())),
+                Scope::Method(m) => Ok(ScopeDown::Method(m.clone())),
+                Scope::Label(l) => label(l, false),
+                Scope::NotLabel(l) => label(l, true),
+            })
         })
         .collect()
 }
