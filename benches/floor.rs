@@ -19,10 +19,6 @@ use waftune::log::input::Source;
 use waftune::log::{InputFile, TimeRange, discover};
 use waftune::scan::{ScanOptions, scan};
 
-// The allocator the binary uses, so that step 4 is the scan as `analyze` runs it.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const RUNS: usize = 5;
 const MAX_FILE: usize = 1 << 30;
 

@@ -130,7 +130,7 @@ pub fn client_row(c: &ClientStats, per_client: usize) -> ClientRow {
         last_seen: iso_ms(c.last_ms),
         active_minutes: c.active_minutes,
         distinct_uris: c.distinct_uris,
-        verified_bot: c.labels.iter().any(|l| l.value == VERIFIED_BOT_LABEL),
+        verified_bot: c.labels.iter().any(|l| *l.value == *VERIFIED_BOT_LABEL),
         countries: take(&c.countries, per_client),
         top_uris: take(&c.uris, per_client),
         user_agents: take(&c.user_agents, per_client),

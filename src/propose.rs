@@ -76,7 +76,7 @@ fn key_counts(s: &ClientStats) -> KeyCounts {
 }
 
 fn values(v: &[crate::scan::Count]) -> Vec<&str> {
-    v.iter().map(|c| c.value.as_str()).collect()
+    v.iter().map(|c| &*c.value).collect()
 }
 
 /// Evaluates every policy over the traffic it counted (`traffic.policy_keys`, in policy order).
@@ -113,7 +113,7 @@ pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<
                 &values(&all.user_agents),
                 now,
             );
-            let verified = all.labels.iter().any(|l| l.value == VERIFIED_BOT_LABEL);
+            let verified = all.labels.iter().any(|l| *l.value == *VERIFIED_BOT_LABEL);
             let verdict = match (suppressed, &policy.action) {
                 (Some(entry), _) => Verdict::Suppressed {
                     by: entry.to_string(),
@@ -629,7 +629,7 @@ comment = "office"
             ]
         );
         assert_eq!(f[2].fired, ["requests 3 >= 3"]);
-        assert_eq!(f[2].evidence.top_uris[0].value, "/.env");
+        assert_eq!(&*f[2].evidence.top_uris[0].value, "/.env");
         assert!(matches!(&f[1].verdict, Verdict::Suppressed { by } if by.contains("office")));
     }
 

@@ -80,7 +80,7 @@ fn actions_line(a: &ActionCounts) -> String {
 }
 
 fn first(v: &[Count]) -> String {
-    v.first().map(|c| c.value.clone()).unwrap_or_default()
+    v.first().map(|c| c.value.to_string()).unwrap_or_default()
 }
 
 fn client_rows(rows: &[ClientRow]) -> Vec<Vec<String>> {
@@ -119,7 +119,13 @@ const CLIENT_HEADER: [&str; 11] = [
 
 fn count_rows(v: &[Count], total: u64) -> Vec<Vec<String>> {
     v.iter()
-        .map(|c| vec![c.value.clone(), thousands(c.count), percent(c.count, total)])
+        .map(|c| {
+            vec![
+                c.value.to_string(),
+                thousands(c.count),
+                percent(c.count, total),
+            ]
+        })
         .collect()
 }
 

@@ -309,8 +309,8 @@ type = "report"
     assert_eq!(traffic.prefixes[0].requests, 4);
     assert_eq!(traffic.policy_keys[0][0].key.to_string(), "192.0.2.0/24");
     assert_eq!(traffic.policy_keys[0][0].requests, 2);
-    assert_eq!(traffic.clients[0].user_agents[0].value, "Googlebot");
+    assert_eq!(&*traffic.clients[0].user_agents[0].value, "Googlebot");
     assert_eq!(traffic.labels[0].count, 3);
-    assert_eq!(traffic.countries[0].value, "JP");
+    assert_eq!(&*traffic.countries[0].value, "JP");
     assert_eq!(traffic.policy_keys[0][0].distinct_uris, 1);
 }

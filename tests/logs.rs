@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use waftune::log::{LogRecord, ScanRecord, TimeRange, discover};
+use waftune::log::{LogRecord, ScanRecord, TimeRange, discover, fast};
 use waftune::scan::{ScanOptions, Traffic, scan};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -68,7 +68,8 @@ fn every_public_sample_is_read_with_exact_counts() {
 /// The scan's lean view and the full model must agree on every field the view has.
 #[test]
 fn scan_view_equals_full_model_on_every_public_record() {
-    let mut checked = 0;
+    let (mut checked, mut fast_read) = (0, 0);
+    let mut index = fast::Index::default();
     for &(file, ..) in PUBLIC {
         let path = fixture(&format!("public-waf-logs/{file}"));
         let raw = std::fs::read(&path).unwrap();
@@ -84,10 +85,63 @@ fn scan_view_equals_full_model_on_every_public_record() {
             let full: LogRecord = sonic_rs::from_str(line).unwrap();
             let view: ScanRecord = sonic_rs::from_str(line).unwrap();
             assert_eq!(full.view(), view, "{file}: {line}");
+            if let Ok(fast) = fast::scan_record(line.as_bytes(), &mut index) {
+                assert_eq!(fast, view, "{file}: {line}");
+                fast_read += 1;
+            }
             checked += 1;
         }
     }
     assert_eq!(checked, 9_893);
+    // Hand-written samples (escaped `\/`, string timestamps) are left to serde; real exports are not.
+    assert_eq!(fast_read, 9_855);
+}
+
+/// The fast path accepts a line only when serde does, with the same record; on the bundled
+/// generated day it reads every record itself.
+#[test]
+fn fast_path_agrees_with_serde_or_gives_up() {
+    let mut index = fast::Index::default();
+    let mut lines = Vec::new();
+    let sample = discover(
+        &[Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-logs")],
+        &TimeRange::default(),
+    )
+    .unwrap();
+    // The delivered logs only, not the generator's truth file beside them.
+    for file in sample.files.iter().filter(|f| f.name.ends_with(".gz")) {
+        let waftune::log::input::Source::File(path) = &file.source else {
+            unreachable!("discovered from a directory")
+        };
+        let raw = std::fs::read(path).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text)
+            .unwrap();
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    let generated = lines.len();
+    let mixed = std::fs::read(fixture("malformed/mixed.jsonl")).unwrap();
+    lines.extend(
+        mixed
+            .split(|&b| b == b'\n')
+            .map(|l| String::from_utf8_lossy(l).into_owned()),
+    );
+    let (mut fast_read, mut rejected) = (0, 0);
+    for (n, line) in lines.iter().enumerate() {
+        let serde = sonic_rs::from_str::<ScanRecord>(line.trim());
+        rejected += usize::from(serde.is_err());
+        if let Ok(fast) = fast::scan_record(line.trim().as_bytes(), &mut index) {
+            assert_eq!(Some(&fast), serde.as_ref().ok(), "line {n}: {line}");
+            fast_read += 1;
+        }
+        if n + 1 == generated {
+            assert_eq!(
+                fast_read, 45_000,
+                "the generated sample is read by the fast path"
+            );
+        }
+    }
+    assert!(rejected > 5, "the malformed fixture has malformed lines");
 }
 
 #[test]

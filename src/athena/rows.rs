@@ -663,8 +663,8 @@ mod tests {
         .unwrap();
         // The two spellings are one client: both paths, the more requested first.
         assert_eq!(t.clients[0].distinct_uris, 2);
-        assert_eq!(t.clients[0].uris[0].value, "/b");
-        assert_eq!(t.policy_keys[0][0].labels[0].value, "bot");
+        assert_eq!(&*t.clients[0].uris[0].value, "/b");
+        assert_eq!(&*t.policy_keys[0][0].labels[0].value, "bot");
         assert_eq!(t.geo, GeoSplit::default());
         set.rows[0][3] = Some("X".into());
         assert_eq!(
@@ -722,7 +722,7 @@ mod tests {
         .unwrap();
         let c = &t.clients[0];
         assert_eq!((c.distinct_uris, c.uris.len()), (300, 2));
-        assert_eq!(c.uris[0].value, "/a");
+        assert_eq!(&*c.uris[0].value, "/a");
         assert_eq!(c.countries[0].count, 10);
         assert_eq!(
             (t.prefixes[0].distinct_uris, t.prefixes[0].uris[0].count),
@@ -736,10 +736,10 @@ mod tests {
             .iter()
             .find(|p| p.key.to_string() == "198.51.100.0/24");
         assert_eq!(
-            alone.map(|p| (p.distinct_uris, p.uris[0].value.as_str())),
+            alone.map(|p| (p.distinct_uris, &*p.uris[0].value)),
             Some((40, "/c"))
         );
-        assert_eq!(t.policy_keys[0][0].uris[0].value, "/b");
+        assert_eq!(&*t.policy_keys[0][0].uris[0].value, "/b");
         // Keys below the policy's minimum are left out, as Athena leaves out most of them.
         let t = traffic(
             &[row("192.0.2.1", 10, 10, 10)],

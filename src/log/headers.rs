@@ -35,6 +35,15 @@ impl<'a> Headers<'a> {
         }
     }
 
+    /// Only `User-Agent` and `Host`, as the scan picks them.
+    pub(super) fn picked(user_agent: Option<Str<'a>>, host: Option<Str<'a>>) -> Headers<'a> {
+        Headers {
+            user_agent,
+            host,
+            all: None,
+        }
+    }
+
     pub fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_deref()
     }
@@ -84,11 +93,7 @@ impl Eq for Headers<'_> {}
 impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let picked = Picked::deserialize(d)?;
-        Ok(Headers {
-            user_agent: picked.user_agent,
-            host: picked.host,
-            all: None,
-        })
+        Ok(Headers::picked(picked.user_agent, picked.host))
     }
 }
 

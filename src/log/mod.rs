@@ -1,6 +1,7 @@
 //! Reading AWS WAF logs: where they are ([`input`]), how their bytes become lines ([`reader`]), and what
 //! one record holds ([`record`]).
 
+pub mod fast;
 pub mod gunzip;
 pub mod headers;
 pub mod input;

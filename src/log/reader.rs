@@ -285,6 +285,7 @@ pub fn parse_lines(
         reason,
     };
 
+    let mut index = super::fast::Index::default();
     let ends =
         memchr::memchr_iter(b'\n', data).chain((!data.ends_with(b"\n")).then_some(data.len()));
     let mut start = 0;
@@ -297,6 +298,8 @@ pub fn parse_lines(
                     Ok(record) => sink.record(&record.view()),
                     Err(reason) => sink.malformed(problem(line_no, reason)),
                 });
+            } else if let Ok(record) = super::fast::scan_record(line, &mut index) {
+                sink.record(&record);
             } else {
                 parse_line(line, |res: Result<ScanRecord, String>| match res {
                     Ok(record) => sink.record(&record),

@@ -13,6 +13,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::headers::Headers;
 use super::record::{Label, Str, epoch_millis, lenient_u64, opt_str};
 
+pub type Labels<'a> = smallvec::SmallVec<[Label<'a>; 4]>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanRecord<'a> {
@@ -33,8 +35,10 @@ pub struct ScanRecord<'a> {
     pub ja3_fingerprint: Option<Str<'a>>,
     #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja4_fingerprint: Option<Str<'a>>,
+    /// Inline up to four: nearly every record has a few labels, and a vector was an allocation
+    /// per record.
     #[serde(default, borrow)]
-    pub labels: Option<Vec<Label<'a>>>,
+    pub labels: Option<Labels<'a>>,
     #[serde(default, borrow, alias = "matchingNonTerminatingRules")]
     pub non_terminating_matching_rules: Option<Vec<RuleRef<'a>>>,
     /// COUNT-mode matches inside `ruleGroupList`, flattened in log order.

@@ -396,14 +396,11 @@ impl ClientClass {
         if client
             .labels
             .iter()
-            .any(|l| l.value == VERIFIED_CRAWLER_LABEL)
+            .any(|l| *l.value == *VERIFIED_CRAWLER_LABEL)
         {
             return ClientClass::VerifiedCrawler;
         }
-        match (
-            client.countries.first().map(|c| c.value.as_str()),
-            home_country,
-        ) {
+        match (client.countries.first().map(|c| &*c.value), home_country) {
             (Some(c), Some(home)) if c.eq_ignore_ascii_case(home) => ClientClass::Home,
             (Some(c), Some(_)) if c != "-" && !c.is_empty() => ClientClass::Overseas,
             _ => ClientClass::Unknown,
@@ -625,11 +622,14 @@ fn limited_client(
     LimitedClient {
         client: client_name(&c.key),
         class: ClientClass::of(c, home_country),
-        country: c.countries.first().map_or("-".into(), |x| x.value.clone()),
+        country: c
+            .countries
+            .first()
+            .map_or("-".into(), |x| x.value.to_string()),
         user_agent: c
             .user_agents
             .first()
-            .map_or(String::new(), |x| x.value.clone()),
+            .map_or(String::new(), |x| x.value.to_string()),
         requests: c.requests,
         peak: c.peak(window_minutes).requests,
         limited: limited.iter().map(|m| m.1).sum(),

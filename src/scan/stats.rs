@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use hashbrown::HashMap;
 use ipnet::IpNet;
@@ -192,12 +195,18 @@ pub fn merge_minutes(into: &mut Vec<(u32, u32)>, other: &[(u32, u32)]) {
 #[derive(Debug, Default)]
 pub struct Interner {
     table: hashbrown::HashTable<u32>,
-    names: Vec<Box<str>>,
+    /// Shared with the finished statistics' [`Count`]s, so finishing copies no strings.
+    names: Vec<Arc<str>>,
     hasher: foldhash::fast::FixedState,
 }
 
 impl Interner {
     pub fn intern(&mut self, s: &str) -> u32 {
+        self.intern_with(s, || s.into())
+    }
+
+    /// Interns `s`, calling `owned` for the copy to keep only when it is new.
+    fn intern_with(&mut self, s: &str, owned: impl FnOnce() -> Arc<str>) -> u32 {
         let Interner {
             table,
             names,
@@ -208,7 +217,7 @@ impl Interner {
             return id;
         }
         let id = u32::try_from(names.len()).expect("fewer than 2^32 distinct values");
-        names.push(s.into());
+        names.push(owned());
         table.insert_unique(hash, id, |&id| hasher.hash_one(&*names[id as usize]));
         id
     }
@@ -217,9 +226,18 @@ impl Interner {
         &self.names[id as usize]
     }
 
+    pub fn shared(&self, id: u32) -> Arc<str> {
+        self.names[id as usize].clone()
+    }
+
     /// For each of `other`'s ids, the id of the same string here (interning it when new).
     pub fn absorb(&mut self, other: &Interner) -> Vec<u32> {
-        other.names.iter().map(|n| self.intern(n)).collect()
+        // New strings are shared with `other`, not copied.
+        other
+            .names
+            .iter()
+            .map(|n| self.intern_with(n, || n.clone()))
+            .collect()
     }
 }
 
@@ -304,27 +322,29 @@ impl Counts {
     /// The `k` most frequent values of one kind, ordered like [`Counts::sorted`]. Only those `k`
     /// become strings: a scanner's thousands of paths are counted, not copied.
     pub fn top(&self, kind: Kind, names: &Interner, k: usize) -> Vec<Count> {
-        let mut v: Vec<(u64, &str)> = self
+        let mut v: Vec<(u64, u32)> = self
             .entries
             .iter()
             .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
-            .map(|&(key, count)| (u64::from(count), names.name(key & ID_MASK)))
+            .map(|&(key, count)| (u64::from(count), key & ID_MASK))
             .collect();
-        let order = |a: &(u64, &str), b: &(u64, &str)| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1));
+        let order = |a: &(u64, u32), b: &(u64, u32)| {
+            b.0.cmp(&a.0)
+                .then_with(|| names.name(a.1).cmp(names.name(b.1)))
+        };
         if v.len() > k {
             v.select_nth_unstable_by(k, order);
             v.truncate(k);
         }
         v.sort_by(order);
         v.into_iter()
-            .map(|(count, value)| Count {
-                value: value.to_owned(),
+            .map(|(count, id)| Count {
+                value: names.shared(id),
                 count,
             })
             .collect()
     }
 
-    /// How many distinct values of one kind were counted.
     pub fn distinct(&self, kind: Kind) -> u64 {
         self.entries
             .iter()
@@ -336,7 +356,7 @@ impl Counts {
 /// A value and how often it was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Count {
-    pub value: String,
+    pub value: Arc<str>,
     pub count: u64,
 }
 
@@ -497,17 +517,29 @@ pub fn finish_clients(
     for (key, acc) in clients {
         by_prefix.entry(key.prefix()).or_default().push((key, acc));
     }
+    // Clients finish independently (their top lists are most of the work): in parallel.
+    let groups: Vec<(Option<ClientStats>, Vec<ClientStats>)> = by_prefix
+        .into_par_iter()
+        .map(|(prefix, members)| {
+            let prefix = prefix.map(|prefix| {
+                let mut sum = ClientAcc::default();
+                for (_, acc) in &members {
+                    sum.merge(acc, None);
+                }
+                sum.finish(prefix, names)
+            });
+            let members = members
+                .into_iter()
+                .map(|(k, acc)| acc.finish(k, names))
+                .collect();
+            (prefix, members)
+        })
+        .collect();
     let mut finished = Vec::new();
     let mut prefixes = Vec::new();
-    for (prefix, members) in by_prefix {
-        if let Some(prefix) = prefix {
-            let mut sum = ClientAcc::default();
-            for (_, acc) in &members {
-                sum.merge(acc, None);
-            }
-            prefixes.push(sum.finish(prefix, names));
-        }
-        finished.extend(members.into_iter().map(|(k, acc)| acc.finish(k, names)));
+    for (prefix, members) in groups {
+        prefixes.extend(prefix);
+        finished.extend(members);
     }
     (finished, prefixes)
 }
@@ -562,7 +594,7 @@ mod tests {
         let s: Vec<_> = c
             .sorted(Kind::Uri, &names)
             .into_iter()
-            .map(|c| (c.value, c.count))
+            .map(|c| (c.value.to_string(), c.count))
             .collect();
         assert_eq!(s, [("b".into(), 3), ("a".into(), 2), ("c".into(), 1)]);
         assert_eq!(c.sorted(Kind::Country, &names)[0].count, 7);
@@ -590,7 +622,7 @@ mod tests {
         let s: Vec<_> = ca
             .sorted(Kind::Uri, &a)
             .into_iter()
-            .map(|c| (c.value, c.count))
+            .map(|c| (c.value.to_string(), c.count))
             .collect();
         assert_eq!(s, [("/x".into(), 4), ("/y".into(), 2)]);
     }

@@ -1,0 +1,914 @@
+//! The scan's fast path: a hand-written reader of one record straight into [`ScanRecord`].
+//!
+//! Going through serde costs a visitor call, a key match and a skip per JSON value; a WAF record has
+//! about 150 of them (most in `headers`), which made parsing the bulk of a scan. This reader knows the
+//! record's shape, reads the `{"name":…,"value":…}` headers as AWS writes them, and finds string ends
+//! in bit maps of the line built in one vector pass ([`Index`]).
+//!
+//! It is a fast path, never the judge: anything unusual (an escape in a kept string or in a key, a
+//! duplicate known key, a number that is not a plain integer, a string timestamp, `}{` on one line,
+//! a control character, nesting deeper than [`MAX_DEPTH`]) makes it give up, and the line goes
+//! through the serde model, which decides and words any error. So a line is accepted or reported
+//! exactly as before. Values it skips are still checked against the JSON grammar (escapes included)
+//! and the whole line must be UTF-8, so it never accepts a line the serde path would reject; tests
+//! pin this on every public sample, the bundled day, and every one-byte mutation of a record.
+
+use std::borrow::Cow;
+
+use super::headers::Headers;
+use super::record::Label;
+use super::view::{Labels, RequestView, RuleRef, ScanRecord};
+
+/// Nesting beyond this is left to the serde path (WAF records nest 5 deep).
+const MAX_DEPTH: u32 = 64;
+
+/// Gave up: the line goes through the serde model.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GiveUp;
+
+type R<T> = Result<T, GiveUp>;
+
+/// Reads one line holding exactly one record. `index` is scratch space, reused from line to line.
+pub fn scan_record<'a>(line: &'a [u8], index: &mut Index) -> R<ScanRecord<'a>> {
+    let text = simdutf8::basic::from_utf8(line).map_err(|_| GiveUp)?;
+    // Control characters belong in no compact WAF record (not even as whitespace between tokens).
+    if !index.build(line) {
+        return Err(GiveUp);
+    }
+    let mut p = Parser {
+        s: text,
+        i: 0,
+        index,
+    };
+    p.ws();
+    let record = p.record()?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(GiveUp);
+    }
+    Ok(record)
+}
+
+/// Bit maps of a line, built in one branch-free vector pass: where its strings start and end, and
+/// where it has backslashes. The parser jumps from string boundary to string boundary with them: a
+/// record has one every 9 bytes, and finding each with a fresh vector compare was most of the
+/// parsing time.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// One bit per byte: a `"` that opens or closes a string (escaped quotes are cleared).
+    quotes: Vec<u64>,
+    /// One bit per byte: a `\\`.
+    backslashes: Vec<u64>,
+    /// Whether the line has any backslash (nearly every browser request has some, in `sec-ch-ua`).
+    escapes: bool,
+}
+
+impl Index {
+    /// Indexes `line`; `false` when it holds a control character or an invalid escape.
+    fn build(&mut self, line: &[u8]) -> bool {
+        self.quotes.clear();
+        self.backslashes.clear();
+        let (mut control, mut backslash) = (0, 0);
+        let mut add = |block: &[u8; 64]| {
+            let (quotes, backslashes, controls) = block_masks(block);
+            self.quotes.push(quotes);
+            self.backslashes.push(backslashes);
+            control |= controls;
+            backslash |= backslashes;
+        };
+        let mut blocks = line.chunks_exact(64);
+        for block in &mut blocks {
+            add(block.try_into().expect("64 bytes"));
+        }
+        let tail = blocks.remainder();
+        if !tail.is_empty() {
+            let mut padded = [b' '; 64];
+            padded[..tail.len()].copy_from_slice(tail);
+            add(&padded);
+        }
+        self.escapes = backslash != 0;
+        control == 0 && (!self.escapes || self.clear_escaped_quotes(line))
+    }
+
+    /// Walks the escapes in order, checking each and clearing the quotes they escape; `false` at an
+    /// invalid one. A backslash outside a string makes the parser give up when it reaches it, so
+    /// treating every backslash as an escape is exact.
+    fn clear_escaped_quotes(&mut self, line: &[u8]) -> bool {
+        let mut free = 0; // bytes before this are taken by the escape before
+        for word in 0..self.backslashes.len() {
+            let mut bits = self.backslashes[word];
+            while bits != 0 {
+                let at = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if at < free {
+                    continue; // the second backslash of `\\\\`
+                }
+                let Ok(len) = escape_len(&line[at..]) else {
+                    return false;
+                };
+                if line[at + 1] == b'"' {
+                    self.quotes[(at + 1) / 64] &= !(1 << ((at + 1) % 64));
+                }
+                free = at + len;
+            }
+        }
+        true
+    }
+}
+
+/// Bit masks of the quotes, the backslashes and the control characters in a block of 64 bytes.
+#[inline]
+fn block_masks(block: &[u8; 64]) -> (u64, u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+            _mm_set1_epi8,
+        };
+        let (mut quotes, mut backslashes, mut controls) = (0u64, 0u64, 0u64);
+        for (k, part) in block.chunks_exact(16).enumerate() {
+            // SAFETY: SSE2 is part of x86_64; `part` is 16 readable bytes and the load is unaligned.
+            let (q, b, c) = unsafe {
+                let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+                (
+                    _mm_movemask_epi8(quote) as u16,
+                    _mm_movemask_epi8(backslash) as u16,
+                    _mm_movemask_epi8(control) as u16,
+                )
+            };
+            quotes |= u64::from(q) << (16 * k);
+            backslashes |= u64::from(b) << (16 * k);
+            controls |= u64::from(c) << (16 * k);
+        }
+        (quotes, backslashes, controls)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let (mut quotes, mut backslashes, mut controls) = (0u64, 0u64, 0u64);
+        for (k, &b) in block.iter().enumerate() {
+            quotes |= u64::from(b == b'"') << k;
+            backslashes |= u64::from(b == b'\\') << k;
+            controls |= u64::from(b < 0x20) << k;
+        }
+        (quotes, backslashes, controls)
+    }
+}
+
+struct Parser<'a, 'x> {
+    s: &'a str,
+    i: usize,
+    /// The line's [`Index`].
+    index: &'x Index,
+}
+
+/// Bits for "this known key was seen", to give up on duplicates as serde reports them.
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn first(&mut self, bit: u32) -> R<()> {
+        if self.0 & (1 << bit) != 0 {
+            return Err(GiveUp);
+        }
+        self.0 |= 1 << bit;
+        Ok(())
+    }
+}
+
+impl<'a> Parser<'a, '_> {
+    fn bytes(&self) -> &'a [u8] {
+        self.s.as_bytes()
+    }
+
+    /// The first set bit at or after `from` in a bit map of the line.
+    #[inline(always)]
+    fn next_bit(&self, map: &[u64], from: usize) -> Option<usize> {
+        let mut word = from / 64;
+        let mut bits = map.get(word)? & (u64::MAX << (from % 64));
+        while bits == 0 {
+            word += 1;
+            bits = *map.get(word)?;
+        }
+        let at = word * 64 + bits.trailing_zeros() as usize;
+        (at < self.s.len()).then_some(at)
+    }
+
+    fn peek(&self) -> R<u8> {
+        self.bytes().get(self.i).copied().ok_or(GiveUp)
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.bytes().get(self.i) == Some(&b);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    fn expect(&mut self, b: u8) -> R<()> {
+        if self.eat(b) { Ok(()) } else { Err(GiveUp) }
+    }
+
+    fn literal(&mut self, word: &str) -> R<()> {
+        if self.bytes()[self.i..].starts_with(word.as_bytes()) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(GiveUp)
+        }
+    }
+
+    /// A string at the cursor: its raw contents and whether it holds escapes.
+    #[inline(always)]
+    fn string(&mut self) -> R<(&'a str, bool)> {
+        self.expect(b'"')?;
+        let start = self.i;
+        let (end, escaped) = self.string_end(start)?;
+        self.i = end + 1;
+        Ok((self.s.get(start..end).ok_or(GiveUp)?, escaped))
+    }
+
+    /// Where the string whose contents begin at `start` ends (its closing quote), and whether it
+    /// holds escapes.
+    #[inline(always)]
+    fn string_end(&self, start: usize) -> R<(usize, bool)> {
+        let end = self.next_bit(&self.index.quotes, start).ok_or(GiveUp)?;
+        let escaped = self.index.escapes
+            && self
+                .next_bit(&self.index.backslashes, start)
+                .is_some_and(|b| b < end);
+        Ok((end, escaped))
+    }
+
+    /// A string kept as the record's value; escaped ones need unescaping and are left to serde.
+    fn plain_string(&mut self) -> R<&'a str> {
+        match self.string()? {
+            (s, false) => Ok(s),
+            (_, true) => Err(GiveUp),
+        }
+    }
+
+    /// `null` or a string.
+    fn opt_str(&mut self) -> R<Option<Cow<'a, str>>> {
+        if self.peek()? == b'n' {
+            self.literal("null")?;
+            return Ok(None);
+        }
+        self.plain_string().map(|s| Some(Cow::Borrowed(s)))
+    }
+
+    /// A non-negative integer without sign, fraction or exponent.
+    fn integer(&mut self) -> R<u64> {
+        let bytes = self.bytes();
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(&d @ b'0'..=b'9') = bytes.get(self.i) {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                .ok_or(GiveUp)?;
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        let leading_zero = digits > 1 && bytes[start] == b'0';
+        if digits == 0 || leading_zero || matches!(self.peek(), Ok(b'.' | b'e' | b'E')) {
+            return Err(GiveUp);
+        }
+        Ok(n)
+    }
+
+    /// Calls `field` for each key of an object; the callback reads the value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> R<()>) -> R<()> {
+        self.expect(b'{')?;
+        self.ws();
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = self.plain_string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            field(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
+    /// Calls `element` for each element of an array; the callback reads it.
+    fn array(&mut self, mut element: impl FnMut(&mut Self) -> R<()>) -> R<()> {
+        self.expect(b'[')?;
+        self.ws();
+        if self.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            element(self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(GiveUp),
+            }
+        }
+    }
+
+    /// `null`, or an array read by `element`.
+    fn opt_array(&mut self, element: impl FnMut(&mut Self) -> R<()>) -> R<bool> {
+        if self.peek()? == b'n' {
+            self.literal("null")?;
+            return Ok(false);
+        }
+        self.array(element)?;
+        Ok(true)
+    }
+
+    /// Any JSON value, checked against the grammar and dropped.
+    fn skip(&mut self, depth: u32) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => self.object(|p, _| p.skip(depth + 1)),
+            b'[' => self.array(|p| p.skip(depth + 1)),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// A JSON number of any form.
+    fn number(&mut self) -> R<()> {
+        let bytes = self.bytes();
+        let digits = |i: &mut usize| {
+            let start = *i;
+            while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i - start
+        };
+        let mut i = self.i + usize::from(bytes[self.i] == b'-');
+        let int_start = i;
+        let int_digits = digits(&mut i);
+        if int_digits == 0 || (int_digits > 1 && bytes[int_start] == b'0') {
+            return Err(GiveUp);
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            if digits(&mut i) == 0 {
+                return Err(GiveUp);
+            }
+        }
+        if let Some(b'e' | b'E') = bytes.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = bytes.get(i) {
+                i += 1;
+            }
+            if digits(&mut i) == 0 {
+                return Err(GiveUp);
+            }
+        }
+        self.i = i;
+        Ok(())
+    }
+
+    fn record(&mut self) -> R<ScanRecord<'a>> {
+        let mut seen = Seen::default();
+        let mut timestamp = None;
+        let mut action = None;
+        let mut terminating_rule_id = None;
+        let mut terminating_rule_type = None;
+        let mut http_source_name = None;
+        let mut response_code_sent = None;
+        let mut ja3_fingerprint = None;
+        let mut ja4_fingerprint = None;
+        let mut labels = None;
+        let mut non_terminating = None;
+        let mut group_count_rules = Vec::new();
+        let mut http_request = None;
+        self.object(|p, key| {
+            match key {
+                "timestamp" => {
+                    seen.first(0)?;
+                    timestamp = Some(i64::try_from(p.integer()?).map_err(|_| GiveUp)?);
+                }
+                "action" => {
+                    seen.first(1)?;
+                    action = p.opt_str()?;
+                }
+                "terminatingRuleId" => {
+                    seen.first(2)?;
+                    terminating_rule_id = p.opt_str()?;
+                }
+                "terminatingRuleType" => {
+                    seen.first(3)?;
+                    terminating_rule_type = p.opt_str()?;
+                }
+                "httpSourceName" => {
+                    seen.first(4)?;
+                    http_source_name = p.opt_str()?;
+                }
+                "responseCodeSent" => {
+                    seen.first(5)?;
+                    response_code_sent = if p.peek()? == b'n' {
+                        p.literal("null")?;
+                        None
+                    } else {
+                        Some(p.integer()?)
+                    };
+                }
+                "ja3Fingerprint" => {
+                    seen.first(6)?;
+                    ja3_fingerprint = p.opt_str()?;
+                }
+                "ja4Fingerprint" => {
+                    seen.first(7)?;
+                    ja4_fingerprint = p.opt_str()?;
+                }
+                "labels" => {
+                    seen.first(8)?;
+                    let mut list = Labels::new();
+                    if p.opt_array(|p| {
+                        list.push(p.label()?);
+                        Ok(())
+                    })? {
+                        labels = Some(list);
+                    }
+                }
+                // The 2018 preview-era name is an alias: both at once is a duplicate, as in serde.
+                "nonTerminatingMatchingRules" | "matchingNonTerminatingRules" => {
+                    seen.first(9)?;
+                    let mut list = Vec::new();
+                    if p.opt_array(|p| {
+                        list.push(p.rule_ref()?);
+                        Ok(())
+                    })? {
+                        non_terminating = Some(list);
+                    }
+                }
+                "ruleGroupList" => {
+                    seen.first(10)?;
+                    p.opt_array(|p| p.rule_group(&mut group_count_rules))?;
+                }
+                "httpRequest" => {
+                    seen.first(11)?;
+                    http_request = Some(p.request()?);
+                }
+                _ => p.skip(1)?,
+            }
+            Ok(())
+        })?;
+        Ok(ScanRecord {
+            timestamp: timestamp.ok_or(GiveUp)?,
+            action,
+            terminating_rule_id,
+            terminating_rule_type,
+            http_source_name,
+            response_code_sent,
+            ja3_fingerprint,
+            ja4_fingerprint,
+            labels,
+            non_terminating_matching_rules: non_terminating,
+            group_count_rules,
+            http_request: http_request.ok_or(GiveUp)?,
+        })
+    }
+
+    fn label(&mut self) -> R<Label<'a>> {
+        let mut name = None;
+        self.object(|p, key| {
+            match key {
+                "name" if name.is_some() => return Err(GiveUp),
+                "name" => name = Some(Cow::Borrowed(p.plain_string()?)),
+                _ => p.skip(3)?,
+            }
+            Ok(())
+        })?;
+        Ok(Label {
+            name: name.ok_or(GiveUp)?,
+        })
+    }
+
+    fn rule_ref(&mut self) -> R<RuleRef<'a>> {
+        let mut seen = Seen::default();
+        let mut rule_id = None;
+        self.object(|p, key| {
+            match key {
+                "ruleId" => {
+                    seen.first(0)?;
+                    rule_id = p.opt_str()?;
+                }
+                _ => p.skip(3)?,
+            }
+            Ok(())
+        })?;
+        Ok(RuleRef { rule_id })
+    }
+
+    /// One rule group: its COUNT-mode matches are appended to `rules`.
+    fn rule_group(&mut self, rules: &mut Vec<RuleRef<'a>>) -> R<()> {
+        let mut seen = Seen::default();
+        self.object(|p, key| {
+            match key {
+                "nonTerminatingMatchingRules" => {
+                    seen.first(0)?;
+                    p.opt_array(|p| {
+                        rules.push(p.rule_ref()?);
+                        Ok(())
+                    })?;
+                }
+                _ => p.skip(2)?,
+            }
+            Ok(())
+        })
+    }
+
+    fn request(&mut self) -> R<RequestView<'a>> {
+        let mut seen = Seen::default();
+        let mut client_ip = None;
+        let mut country = None;
+        let mut uri = None;
+        let mut http_method = None;
+        let mut host = None;
+        let mut headers = None;
+        self.object(|p, key| {
+            match key {
+                "clientIp" => {
+                    seen.first(0)?;
+                    client_ip = Some(Cow::Borrowed(p.plain_string()?));
+                }
+                "country" => {
+                    seen.first(1)?;
+                    country = p.opt_str()?;
+                }
+                "uri" => {
+                    seen.first(2)?;
+                    uri = p.opt_str()?;
+                }
+                "httpMethod" => {
+                    seen.first(3)?;
+                    http_method = p.opt_str()?;
+                }
+                "host" => {
+                    seen.first(4)?;
+                    host = p.opt_str()?;
+                }
+                "headers" => {
+                    seen.first(5)?;
+                    let (mut user_agent, mut host) = (None, None);
+                    if p.opt_array(|p| p.header(&mut user_agent, &mut host))? {
+                        headers = Some(Headers::picked(user_agent, host));
+                    }
+                }
+                _ => p.skip(2)?,
+            }
+            Ok(())
+        })?;
+        Ok(RequestView {
+            client_ip: client_ip.ok_or(GiveUp)?,
+            country,
+            uri,
+            http_method,
+            host,
+            headers,
+        })
+    }
+
+    /// One `{name, value}` header; fills the `User-Agent` or `Host` slot if it is the first of its name.
+    fn header(
+        &mut self,
+        user_agent: &mut Option<Cow<'a, str>>,
+        host: &mut Option<Cow<'a, str>>,
+    ) -> R<()> {
+        if self.compact_header(user_agent, host)? {
+            return Ok(());
+        }
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum Name {
+            UserAgent,
+            Host,
+            Other,
+        }
+        let mut name = None;
+        let mut value = None;
+        let mut value_seen = false;
+        self.object(|p, key| {
+            match key {
+                "name" if name.is_some() => return Err(GiveUp),
+                "name" => {
+                    let text = p.plain_string()?;
+                    name = Some(if text.eq_ignore_ascii_case("user-agent") {
+                        Name::UserAgent
+                    } else if text.eq_ignore_ascii_case("host") {
+                        Name::Host
+                    } else {
+                        Name::Other
+                    });
+                }
+                "value" if value_seen => return Err(GiveUp),
+                "value" => {
+                    value_seen = true;
+                    match name {
+                        // A value before its name: left to serde.
+                        None => return Err(GiveUp),
+                        Some(Name::Other) => p.skip(4)?,
+                        Some(_) => value = p.opt_str()?,
+                    }
+                }
+                _ => p.skip(4)?,
+            }
+            Ok(())
+        })?;
+        let dest = match name.ok_or(GiveUp)? {
+            Name::UserAgent => user_agent,
+            Name::Host => host,
+            Name::Other => return Ok(()),
+        };
+        // The first header of a name wins; one without a value reads as empty.
+        if dest.is_none() {
+            *dest = Some(value.unwrap_or(Cow::Borrowed("")));
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Parser<'a, '_> {
+    /// A header in the exact form WAF writes, `{"name":"N","value":"V"}`, read without the general
+    /// object machinery (headers are most of a record). `false`, with the cursor unmoved, for any
+    /// other form.
+    #[inline]
+    fn compact_header(
+        &mut self,
+        user_agent: &mut Option<Cow<'a, str>>,
+        host: &mut Option<Cow<'a, str>>,
+    ) -> R<bool> {
+        const NAME: &[u8] = b"{\"name\":\"";
+        const VALUE: &[u8] = b"\",\"value\":\"";
+        let bytes = self.bytes();
+        if !bytes[self.i..].starts_with(NAME) {
+            return Ok(false);
+        }
+        let name_start = self.i + NAME.len();
+        let (name_end, name_escaped) = self.string_end(name_start)?;
+        if name_escaped || !bytes[name_end..].starts_with(VALUE) {
+            return Ok(false);
+        }
+        let name = &bytes[name_start..name_end];
+        let dest = if name.eq_ignore_ascii_case(b"user-agent") {
+            Some(user_agent)
+        } else if name.eq_ignore_ascii_case(b"host") {
+            Some(host)
+        } else {
+            None
+        };
+        let value_start = name_end + VALUE.len();
+        let (value_end, value_escaped) = self.string_end(value_start)?;
+        if bytes.get(value_end + 1) != Some(&b'}') {
+            return Ok(false);
+        }
+        if let Some(dest) = dest {
+            if value_escaped {
+                return Err(GiveUp);
+            }
+            if dest.is_none() {
+                *dest = Some(Cow::Borrowed(
+                    self.s.get(value_start..value_end).ok_or(GiveUp)?,
+                ));
+            }
+        }
+        self.i = value_end + 2;
+        Ok(true)
+    }
+}
+
+/// Length of the escape sequence at the start of `s` (which begins with `\`), or give up on an
+/// invalid one. `\u` escapes of surrogates are left to serde, which checks their pairing.
+fn escape_len(s: &[u8]) -> R<usize> {
+    match s.get(1).ok_or(GiveUp)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(2),
+        b'u' => {
+            let hex = s.get(2..6).ok_or(GiveUp)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| GiveUp)?;
+            let code = u16::from_str_radix(hex, 16).map_err(|_| GiveUp)?;
+            if hex.starts_with('+') || (0xD800..=0xDFFF).contains(&code) {
+                return Err(GiveUp);
+            }
+            Ok(6)
+        }
+        _ => Err(GiveUp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path's answer equals serde's, or the fast path gives up. Lines are written over
+    /// several source lines for reading; a record is one line.
+    fn agrees(line: &str) -> bool {
+        let line = &line.replace('\n', "");
+        let serde = sonic_rs::from_str::<ScanRecord>(line).ok();
+        match scan_record(line.as_bytes(), &mut Index::default()) {
+            Ok(fast) => {
+                assert_eq!(Some(&fast), serde.as_ref(), "{line}");
+                true
+            }
+            Err(GiveUp) => false,
+        }
+    }
+
+    #[test]
+    fn the_index_finds_string_boundaries_and_escapes() {
+        let long = "x".repeat(70);
+        let line = format!(r#"{{"a":"{long}\"日本\\","b":"\u0041","c":1}}"#);
+        let mut index = Index::default();
+        assert!(index.build(line.as_bytes()));
+        let p = Parser {
+            s: &line,
+            i: 0,
+            index: &index,
+        };
+        let quotes: Vec<usize> = std::iter::successors(p.next_bit(&index.quotes, 0), |&i| {
+            p.next_bit(&index.quotes, i + 1)
+        })
+        .collect();
+        // Every quote but the escaped one after the 70 x's.
+        let expected: Vec<usize> = line
+            .bytes()
+            .enumerate()
+            .filter(|&(i, b)| b == b'"' && i != 2 + 1 + 3 + 70 + 1)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(quotes, expected);
+        // "a" is at 2..3; the long string's contents start at 6 and it closes after 70 x's, `\"`,
+        // six bytes of 日本 and `\\`.
+        assert_eq!(p.string_end(2), Ok((3, false)));
+        assert_eq!(p.string_end(6), Ok((6 + 70 + 2 + 6 + 2, true)));
+        for bad in [
+            &b"{\"a\":\"\t\"}"[..],
+            b"{\"a\":\"\\q\"}",
+            b"{\"a\":\"\\ud800\"}",
+        ] {
+            assert!(!index.build(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        let mut long_control = vec![b'x'; 100];
+        long_control.push(1);
+        assert!(!index.build(&long_control));
+    }
+
+    fn gives_up(line: &[u8]) -> bool {
+        scan_record(line, &mut Index::default()) == Err(GiveUp)
+    }
+
+    #[test]
+    fn reads_a_full_record_like_serde() {
+        assert!(agrees(
+            r#"{"timestamp":1795217700169,"formatVersion":1,"action":"BLOCK","terminatingRuleId":"r",
+            "terminatingRuleMatchDetails":[{"conditionType":"SQL_INJECTION","matchedData":["1","=","1"]}],
+            "ruleGroupList":[{"ruleGroupId":"g","terminatingRule":null,"nonTerminatingMatchingRules":[{"ruleId":"inner","action":"COUNT"}],"excludedRules":null,"customerConfig":{"a":[1.5e3,-2,true,false,null]}},
+              {"ruleGroupId":"h","nonTerminatingMatchingRules":null}],
+            "rateBasedRuleList":[{"evaluationWindowSec":"120","maxRateAllowed":100}],
+            "nonTerminatingMatchingRules":[{"ruleId":"watch","action":"COUNT"}],
+            "responseCodeSent":403,"ja3Fingerprint":null,"ja4Fingerprint":"t13d",
+            "httpRequest":{"clientIp":"2001:db8::1","country":"JP","headers":[{"name":"Host","value":"a.example"},
+              {"name":"cookie","value":"x=\"y\" \u00e9 \n"},{"name":"User-Agent","value":"Mozilla/5.0 (日本)"},
+              {"name":"user-agent","value":"second"}],"uri":"/a","httpMethod":"GET","requestId":"1-2"},
+            "labels":[{"name":"awswaf:managed:aws:bot-control:bot:verified"}]}"#
+        ));
+    }
+
+    #[test]
+    fn null_and_missing_optionals_agree() {
+        assert!(agrees(
+            r#"{"timestamp":1,"action":null,"labels":null,"ruleGroupList":null,"nonTerminatingMatchingRules":null,
+            "responseCodeSent":null,"httpRequest":{"clientIp":"X.X.X.X","headers":null,"uri":null}}"#
+        ));
+        assert!(agrees(
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4","headers":[]}}"#
+        ));
+        assert!(agrees(
+            "{\"timestamp\":1,\"x\":\"\u{7f}\",\"httpRequest\":{\"clientIp\":\"1.2.3.4\"}}"
+        ));
+        assert!(agrees(
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4","headers":[{"name":"user-agent","value":null},{"name":"host"}]}}"#
+        ));
+        assert!(agrees(
+            r#" { "timestamp" : 0 , "matchingNonTerminatingRules" : [ { "ruleId" : "old" } ] , "httpRequest" : { "clientIp" : "" } } "#
+        ));
+    }
+
+    #[test]
+    fn gives_up_on_what_serde_must_judge() {
+        for line in [
+            // escapes in kept strings or keys, string timestamp, floats, negative numbers
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4","uri":"\/a"}}"#,
+            r#"{"time\u0073tamp":1,"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":"2024-03-20T10:30:00Z","httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1.5,"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"responseCodeSent":"403","httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            // duplicates, including the alias pair
+            r#"{"timestamp":1,"timestamp":2,"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"nonTerminatingMatchingRules":[],"matchingNonTerminatingRules":[],"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            // a header value before its name
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4","headers":[{"value":"v","name":"host"}]}}"#,
+            // glued objects and trailing garbage
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"}}{"timestamp":2,"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"}} x"#,
+            // lone surrogate in a skipped string
+            r#"{"timestamp":1,"x":"\ud800","httpRequest":{"clientIp":"1.2.3.4"}}"#,
+        ] {
+            assert!(gives_up(line.as_bytes()), "{line}");
+        }
+    }
+
+    #[test]
+    fn never_accepts_what_serde_rejects() {
+        for line in [
+            r#"{"timestamp":1}"#,
+            r#"{"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":null}}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"x":[1,]}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"x":01}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"x":"a	b"}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"x":tru}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"x":"\q"}"#,
+            r#"{"timestamp":1,"labels":[{"name":null}],"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"labels":[{}],"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"ruleGroupList":[null],"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"action":5,"httpRequest":{"clientIp":"1.2.3.4"}}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4","headers":[{"value":"x"}]}}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4""#,
+        ] {
+            assert!(
+                sonic_rs::from_str::<ScanRecord>(line).is_err() || !agrees(line),
+                "{line}"
+            );
+            assert!(gives_up(line.as_bytes()), "{line}");
+        }
+        assert!(gives_up(b"{\"timestamp\":1,\"x\":\"\xff\"}"));
+    }
+
+    /// Every one-byte change and every truncation of a real record: the fast path either gives up
+    /// or returns exactly what serde returns, and never accepts what serde rejects.
+    #[test]
+    fn mutations_of_a_record_never_make_the_paths_disagree() {
+        let record = concat!(
+            r#"{"timestamp":1795217700169,"action":"ALLOW","terminatingRuleId":"Default_Action","#,
+            r#""ruleGroupList":[{"ruleGroupId":"AWS#Common","terminatingRule":null,"nonTerminatingMatchingRules":[{"ruleId":"c","action":"COUNT"}],"excludedRules":null}],"#,
+            r#""responseCodeSent":null,"httpRequest":{"clientIp":"1.170.227.65","country":"TW","headers":["#,
+            r#"{"name":"host","value":"shop.example.com"},{"name":"sec-ch-ua","value":"\"Chromium\";v=\"142\""},"#,
+            r#"{"name":"user-agent","value":"Mozilla/5.0"}],"uri":"/a","httpMethod":"GET"},"#,
+            r#""labels":[{"name":"awswaf:clientip:geo:country:TW"}],"x":[1.5e-3,true,false,null,{"y":"\u00e9"}]}"#
+        );
+        let mut index = Index::default();
+        let mut accepted = 0;
+        let mut check = |line: &[u8]| {
+            if let Ok(fast) = scan_record(line, &mut index) {
+                let serde = sonic_rs::from_slice::<ScanRecord>(line);
+                assert_eq!(
+                    Some(&fast),
+                    serde.as_ref().ok(),
+                    "{}",
+                    String::from_utf8_lossy(line)
+                );
+                accepted += 1;
+            }
+        };
+        check(record.as_bytes());
+        for at in 0..record.len() {
+            check(&record.as_bytes()[..at]);
+            for b in [
+                b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'0', b'-', b'n', b' ', b'\t',
+                0xff,
+            ] {
+                let mut line = record.as_bytes().to_vec();
+                line[at] = b;
+                check(&line);
+            }
+        }
+        // Most changes inside string contents leave a valid record the fast path reads.
+        assert!(accepted > 2_000, "{accepted}");
+    }
+}
