@@ -30,23 +30,37 @@ type R<T> = Result<T, GiveUp>;
 
 /// Reads one line holding exactly one record. `index` is scratch space, reused from line to line.
 pub fn scan_record<'a>(line: &'a [u8], index: &mut Index) -> R<ScanRecord<'a>> {
-    let text = simdutf8::basic::from_utf8(line).map_err(|_| GiveUp)?;
-    // Control characters belong in no compact WAF record (not even as whitespace between tokens).
-    if !index.build(line) {
-        return Err(GiveUp);
+    match next_record(line, index) {
+        (len, record) if len == line.len() => record,
+        _ => Err(GiveUp),
     }
+}
+
+/// Reads the record on the first line of `data`: the line's length (up to its newline or the end
+/// of `data`), and the record or [`GiveUp`]. Finding the line's end is part of indexing it, so the
+/// caller needs no separate newline search.
+pub fn next_record<'a>(data: &'a [u8], index: &mut Index) -> (usize, R<ScanRecord<'a>>) {
+    let len = index.line(data);
+    let line = &data[..len];
+    // Control characters belong in no compact WAF record (not even as whitespace between tokens).
+    if !index.clean {
+        return (len, Err(GiveUp));
+    }
+    let text = if index.ascii {
+        // SAFETY: `index.line` just found no byte >= 0x80 in these bytes: ASCII is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(line) }
+    } else {
+        match simdutf8::basic::from_utf8(line) {
+            Ok(text) => text,
+            Err(_) => return (len, Err(GiveUp)),
+        }
+    };
     let mut p = Parser {
         s: text,
         i: 0,
         index,
     };
-    p.ws();
-    let record = p.record()?;
-    p.ws();
-    if p.i != p.s.len() {
-        return Err(GiveUp);
-    }
-    Ok(record)
+    (len, p.whole_record())
 }
 
 /// Bit maps of a line, built in one branch-free vector pass: where its strings start and end, and
@@ -61,33 +75,52 @@ pub struct Index {
     backslashes: Vec<u64>,
     /// Whether the line has any backslash (nearly every browser request has some, in `sec-ch-ua`).
     escapes: bool,
+    /// No control character and no invalid escape.
+    clean: bool,
+    /// No byte >= 0x80.
+    ascii: bool,
 }
 
 impl Index {
-    /// Indexes `line`; `false` when it holds a control character or an invalid escape.
-    fn build(&mut self, line: &[u8]) -> bool {
+    /// Indexes the first line of `data` and returns its length (without the newline).
+    fn line(&mut self, data: &[u8]) -> usize {
         self.quotes.clear();
         self.backslashes.clear();
-        let (mut control, mut backslash) = (0, 0);
-        let mut add = |block: &[u8; 64]| {
-            let (quotes, backslashes, controls) = block_masks(block);
-            self.quotes.push(quotes);
-            self.backslashes.push(backslashes);
-            control |= controls;
-            backslash |= backslashes;
+        let (mut control, mut backslash, mut high) = (0, 0, 0);
+        let mut at = 0;
+        let len = loop {
+            let rest = &data[at.min(data.len())..];
+            let masks = match rest.first_chunk::<64>() {
+                Some(block) => block_masks(block),
+                None => {
+                    // Pad with newlines: the line ends where the data does.
+                    let mut padded = [b'\n'; 64];
+                    padded[..rest.len()].copy_from_slice(rest);
+                    block_masks(&padded)
+                }
+            };
+            // Bits of this line only: the block may run into the next one.
+            let (keep, end) = match masks.newlines {
+                0 => (u64::MAX, None),
+                n => {
+                    let nl = n.trailing_zeros();
+                    ((1u64 << nl) - 1, Some(at + nl as usize))
+                }
+            };
+            self.quotes.push(masks.quotes & keep);
+            self.backslashes.push(masks.backslashes & keep);
+            backslash |= masks.backslashes & keep;
+            control |= masks.controls & keep;
+            high |= masks.high & keep;
+            if let Some(end) = end {
+                break end;
+            }
+            at += 64;
         };
-        let mut blocks = line.chunks_exact(64);
-        for block in &mut blocks {
-            add(block.try_into().expect("64 bytes"));
-        }
-        let tail = blocks.remainder();
-        if !tail.is_empty() {
-            let mut padded = [b' '; 64];
-            padded[..tail.len()].copy_from_slice(tail);
-            add(&padded);
-        }
         self.escapes = backslash != 0;
-        control == 0 && (!self.escapes || self.clear_escaped_quotes(line))
+        self.ascii = high == 0;
+        self.clean = control == 0 && (!self.escapes || self.clear_escaped_quotes(&data[..len]));
+        len
     }
 
     /// Walks the escapes in order, checking each and clearing the quotes they escape; `false` at an
@@ -116,45 +149,65 @@ impl Index {
     }
 }
 
-/// Bit masks of the quotes, the backslashes and the control characters in a block of 64 bytes.
+/// Bit masks of one block of 64 bytes.
+struct Masks {
+    quotes: u64,
+    backslashes: u64,
+    /// Bytes below 0x20 other than newlines.
+    controls: u64,
+    newlines: u64,
+    /// Bytes >= 0x80.
+    high: u64,
+}
+
+/// The masks of a block of 64 bytes.
 #[inline]
-fn block_masks(block: &[u8; 64]) -> (u64, u64, u64) {
+fn block_masks(block: &[u8; 64]) -> Masks {
+    let mut m = Masks {
+        quotes: 0,
+        backslashes: 0,
+        controls: 0,
+        newlines: 0,
+        high: 0,
+    };
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
             _mm_set1_epi8,
         };
-        let (mut quotes, mut backslashes, mut controls) = (0u64, 0u64, 0u64);
         for (k, part) in block.chunks_exact(16).enumerate() {
             // SAFETY: SSE2 is part of x86_64; `part` is 16 readable bytes and the load is unaligned.
-            let (q, b, c) = unsafe {
+            let [q, b, c, n, h] = unsafe {
                 let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-                (
-                    _mm_movemask_epi8(quote) as u16,
-                    _mm_movemask_epi8(backslash) as u16,
-                    _mm_movemask_epi8(control) as u16,
-                )
+                let eq = |byte: u8| _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8)));
+                let below_space = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+                [
+                    eq(b'"'),
+                    eq(b'\\'),
+                    _mm_movemask_epi8(below_space),
+                    eq(b'\n'),
+                    _mm_movemask_epi8(v),
+                ]
+                .map(|mask| u64::from(mask as u16))
             };
-            quotes |= u64::from(q) << (16 * k);
-            backslashes |= u64::from(b) << (16 * k);
-            controls |= u64::from(c) << (16 * k);
+            m.quotes |= q << (16 * k);
+            m.backslashes |= b << (16 * k);
+            m.controls |= c << (16 * k);
+            m.newlines |= n << (16 * k);
+            m.high |= h << (16 * k);
         }
-        (quotes, backslashes, controls)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        let (mut quotes, mut backslashes, mut controls) = (0u64, 0u64, 0u64);
-        for (k, &b) in block.iter().enumerate() {
-            quotes |= u64::from(b == b'"') << k;
-            backslashes |= u64::from(b == b'\\') << k;
-            controls |= u64::from(b < 0x20) << k;
-        }
-        (quotes, backslashes, controls)
+    for (k, &b) in block.iter().enumerate() {
+        m.quotes |= u64::from(b == b'"') << k;
+        m.backslashes |= u64::from(b == b'\\') << k;
+        m.controls |= u64::from(b < 0x20) << k;
+        m.newlines |= u64::from(b == b'\n') << k;
+        m.high |= u64::from(b >= 0x80) << k;
     }
+    m.controls &= !m.newlines;
+    m
 }
 
 struct Parser<'a, 'x> {
@@ -392,6 +445,17 @@ impl<'a> Parser<'a, '_> {
         }
         self.i = i;
         Ok(())
+    }
+
+    /// The line as one record, with nothing after it.
+    fn whole_record(&mut self) -> R<ScanRecord<'a>> {
+        self.ws();
+        let record = self.record()?;
+        self.ws();
+        if self.i != self.s.len() {
+            return Err(GiveUp);
+        }
+        Ok(record)
     }
 
     fn record(&mut self) -> R<ScanRecord<'a>> {
@@ -744,7 +808,8 @@ mod tests {
         let long = "x".repeat(70);
         let line = format!(r#"{{"a":"{long}\"日本\\","b":"\u0041","c":1}}"#);
         let mut index = Index::default();
-        assert!(index.build(line.as_bytes()));
+        assert_eq!(index.line(line.as_bytes()), line.len());
+        assert!(index.clean && index.escapes && !index.ascii);
         let p = Parser {
             s: &line,
             i: 0,
@@ -766,16 +831,24 @@ mod tests {
         // six bytes of 日本 and `\\`.
         assert_eq!(p.string_end(2), Ok((3, false)));
         assert_eq!(p.string_end(6), Ok((6 + 70 + 2 + 6 + 2, true)));
+        // A line ends at its newline; what follows (a bad escape here) is the next line's.
+        let two = format!("{{\"a\":1}}\n{{\"b\":\"\\q\"}}");
+        assert_eq!(index.line(two.as_bytes()), 7);
+        assert!(index.clean && !index.escapes && index.ascii);
+        assert_eq!(index.line(&two.as_bytes()[8..]), two.len() - 8);
+        assert!(!index.clean);
+        assert_eq!(index.line(b""), 0);
+        let mut indexes = |line: &[u8]| index.line(line) == line.len() && index.clean;
         for bad in [
             &b"{\"a\":\"\t\"}"[..],
             b"{\"a\":\"\\q\"}",
             b"{\"a\":\"\\ud800\"}",
         ] {
-            assert!(!index.build(bad), "{}", String::from_utf8_lossy(bad));
+            assert!(!indexes(bad), "{}", String::from_utf8_lossy(bad));
         }
         let mut long_control = vec![b'x'; 100];
         long_control.push(1);
-        assert!(!index.build(&long_control));
+        assert!(!indexes(&long_control));
     }
 
     fn gives_up(line: &[u8]) -> bool {

@@ -286,26 +286,34 @@ pub fn parse_lines(
     };
 
     let mut index = super::fast::Index::default();
-    let ends =
-        memchr::memchr_iter(b'\n', data).chain((!data.ends_with(b"\n")).then_some(data.len()));
     let mut start = 0;
-    for (line_no, end) in (first_line..).zip(ends) {
-        let line = data[start..end].trim_ascii();
-        start = end + 1;
-        if !line.is_empty() {
-            if validate {
-                parse_line(line, |res: Result<LogRecord, String>| match res {
-                    Ok(record) => sink.record(&record.view()),
-                    Err(reason) => sink.malformed(problem(line_no, reason)),
-                });
-            } else if let Ok(record) = super::fast::scan_record(line, &mut index) {
-                sink.record(&record);
-            } else {
-                parse_line(line, |res: Result<ScanRecord, String>| match res {
-                    Ok(record) => sink.record(&record),
-                    Err(reason) => sink.malformed(problem(line_no, reason)),
-                });
-            }
+    let mut line_no = first_line;
+    while start < data.len() {
+        let rest = &data[start..];
+        // The fast path finds the line's end as it indexes it; validation reads every line with
+        // the full model, so it only needs the end.
+        let (len, fast) = if validate {
+            (memchr::memchr(b'\n', rest).unwrap_or(rest.len()), None)
+        } else {
+            let (len, record) = super::fast::next_record(rest, &mut index);
+            (len, record.ok())
+        };
+        let line = rest[..len].trim_ascii();
+        let n = line_no;
+        (start, line_no) = (start + len + 1, line_no + 1);
+        if line.is_empty() {
+            continue;
+        }
+        match fast {
+            Some(record) => sink.record(&record),
+            None if validate => parse_line(line, |res: Result<LogRecord, String>| match res {
+                Ok(record) => sink.record(&record.view()),
+                Err(reason) => sink.malformed(problem(n, reason)),
+            }),
+            None => parse_line(line, |res: Result<ScanRecord, String>| match res {
+                Ok(record) => sink.record(&record),
+                Err(reason) => sink.malformed(problem(n, reason)),
+            }),
         }
     }
 }

@@ -107,7 +107,6 @@ pub struct TrafficBuilder {
     per_minute: HashMap<u32, ActionCounts>,
     geo: GeoSplit,
     /// Global counts of countries, rules, labels and COUNT-mode rules.
-    totals: Counts,
     names: Interner,
     clients: HashMap<ClientKey, ClientAcc>,
     /// Scratch space for one record's label and COUNT-rule ids.
@@ -143,7 +142,6 @@ impl TrafficBuilder {
         self.geo.overseas += other.geo.overseas;
         self.geo.unknown += other.geo.unknown;
         let remap = self.names.absorb(&other.names);
-        self.totals.merge(&other.totals, Some(&remap));
         merge_keyed(&mut self.clients, other.clients, &remap);
         for (mine, theirs) in self.policy_keys.iter_mut().zip(other.policy_keys) {
             merge_keyed(mine, theirs, &remap);
@@ -158,6 +156,11 @@ impl TrafficBuilder {
 
     pub fn finish(self, files: u64) -> Traffic {
         let names = &self.names;
+        // Every counted record is in exactly one client's accumulator.
+        let mut totals = Counts::default();
+        for acc in self.clients.values() {
+            totals.add_summary_of(&acc.counts);
+        }
         let (mut clients, mut prefixes) = stats::finish_clients(self.clients, names);
         sort_clients(&mut clients);
         sort_clients(&mut prefixes);
@@ -186,10 +189,10 @@ impl TrafficBuilder {
             per_minute: self.per_minute.into_iter().collect(),
             home_country: self.home_country,
             geo: self.geo,
-            countries: self.totals.sorted(Kind::Country, names),
-            rules: self.totals.sorted(Kind::Rule, names),
-            labels: self.totals.sorted(Kind::Label, names),
-            count_rules: self.totals.sorted(Kind::CountRule, names),
+            countries: totals.sorted(Kind::Country, names),
+            rules: totals.sorted(Kind::Rule, names),
+            labels: totals.sorted(Kind::Label, names),
+            count_rules: totals.sorted(Kind::CountRule, names),
             clients,
             prefixes,
             policy_keys,
@@ -258,7 +261,6 @@ impl RecordSink for TrafficBuilder {
             labels: &self.label_ids,
             count_rules: &self.count_rule_ids,
         };
-        ids.add_summary(&mut self.totals);
         let ip = r.client_ip();
         if let Some(ip) = ip {
             for (policy, keys) in self.policies.iter().zip(&mut self.policy_keys) {

@@ -345,6 +345,17 @@ impl Counts {
             .collect()
     }
 
+    /// Adds `other`'s counts of the kinds [`RecordIds::add_summary`] counts (the traffic-wide
+    /// totals are the sum of the clients' counts of these kinds).
+    pub fn add_summary_of(&mut self, other: &Counts) {
+        const SUMMARY: [Kind; 4] = [Kind::Rule, Kind::Country, Kind::Label, Kind::CountRule];
+        for &(key, n) in &other.entries {
+            if SUMMARY.iter().any(|&k| key >> KIND_SHIFT == k as u32) {
+                self.add_key(key, u64::from(n));
+            }
+        }
+    }
+
     pub fn distinct(&self, kind: Kind) -> u64 {
         self.entries
             .iter()
