@@ -832,7 +832,7 @@ mod tests {
         assert_eq!(p.string_end(2), Ok((3, false)));
         assert_eq!(p.string_end(6), Ok((6 + 70 + 2 + 6 + 2, true)));
         // A line ends at its newline; what follows (a bad escape here) is the next line's.
-        let two = format!("{{\"a\":1}}\n{{\"b\":\"\\q\"}}");
+        let two = "{\"a\":1}\n{\"b\":\"\\q\"}";
         assert_eq!(index.line(two.as_bytes()), 7);
         assert!(index.clean && !index.escapes && index.ascii);
         assert_eq!(index.line(&two.as_bytes()[8..]), two.len() - 8);
