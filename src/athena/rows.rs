@@ -246,14 +246,6 @@ fn apply_cuts<'c>(
     }
 }
 
-/// Whether the traffic-wide lists keep a kind, as [`crate::scan::stats::RecordIds::add_summary`].
-fn in_summary(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Rule | Kind::Country | Kind::Label | Kind::CountRule
-    )
-}
-
 /// One row of [`super::sql::client_minutes`] or [`super::sql::matched_minutes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MinuteRow {
@@ -516,10 +508,9 @@ pub fn traffic(
     }
     let mut totals = Counts::default();
     let mut geo = GeoSplit::default();
-    for v in value_rows
-        .iter()
-        .filter(|v| v.policy.is_none() && v.scope == Scope::Client && in_summary(v.kind))
-    {
+    for v in value_rows.iter().filter(|v| {
+        v.policy.is_none() && v.scope == Scope::Client && Kind::SUMMARY.contains(&v.kind)
+    }) {
         totals.add(v.kind, names.intern(&v.value), v.requests);
         if v.kind == Kind::Country {
             // The local engine's split, request by request, summed per country instead.

@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 
-use super::headers::Headers;
+use super::headers::{Picked, Wanted};
 use super::record::Label;
 use super::view::{Labels, RequestView, RuleRef, ScanRecord};
 
@@ -253,8 +253,10 @@ impl<'a> Parser<'a, '_> {
         self.bytes().get(self.i).copied().ok_or(GiveUp)
     }
 
+    /// Spaces: the other JSON whitespace (tab, CR, LF) is a control character, which the index
+    /// already gave up on.
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.i) {
+        while self.bytes().get(self.i) == Some(&b' ') {
             self.i += 1;
         }
     }
@@ -276,6 +278,14 @@ impl<'a> Parser<'a, '_> {
         } else {
             Err(GiveUp)
         }
+    }
+
+    /// Reads a `null` at the cursor, if there is one.
+    fn null(&mut self) -> R<bool> {
+        if self.peek()? != b'n' {
+            return Ok(false);
+        }
+        self.literal("null").map(|()| true)
     }
 
     /// A string at the cursor: its raw contents and whether it holds escapes.
@@ -310,8 +320,7 @@ impl<'a> Parser<'a, '_> {
 
     /// `null` or a string.
     fn opt_str(&mut self) -> R<Option<Cow<'a, str>>> {
-        if self.peek()? == b'n' {
-            self.literal("null")?;
+        if self.null()? {
             return Ok(None);
         }
         self.plain_string().map(|s| Some(Cow::Borrowed(s)))
@@ -387,8 +396,7 @@ impl<'a> Parser<'a, '_> {
 
     /// `null`, or an array read by `element`.
     fn opt_array(&mut self, element: impl FnMut(&mut Self) -> R<()>) -> R<bool> {
-        if self.peek()? == b'n' {
-            self.literal("null")?;
+        if self.null()? {
             return Ok(false);
         }
         self.array(element)?;
@@ -496,12 +504,7 @@ impl<'a> Parser<'a, '_> {
                 }
                 "responseCodeSent" => {
                     seen.first(5)?;
-                    response_code_sent = if p.peek()? == b'n' {
-                        p.literal("null")?;
-                        None
-                    } else {
-                        Some(p.integer()?)
-                    };
+                    response_code_sent = if p.null()? { None } else { Some(p.integer()?) };
                 }
                 "ja3Fingerprint" => {
                     seen.first(6)?;
@@ -641,9 +644,9 @@ impl<'a> Parser<'a, '_> {
                 }
                 "headers" => {
                     seen.first(5)?;
-                    let (mut user_agent, mut host) = (None, None);
-                    if p.opt_array(|p| p.header(&mut user_agent, &mut host))? {
-                        headers = Some(Headers::picked(user_agent, host));
+                    let mut picked = Picked::default();
+                    if p.opt_array(|p| p.header(&mut picked))? {
+                        headers = Some(picked.into_headers());
                     }
                 }
                 _ => p.skip(2)?,
@@ -660,20 +663,10 @@ impl<'a> Parser<'a, '_> {
         })
     }
 
-    /// One `{name, value}` header; fills the `User-Agent` or `Host` slot if it is the first of its name.
-    fn header(
-        &mut self,
-        user_agent: &mut Option<Cow<'a, str>>,
-        host: &mut Option<Cow<'a, str>>,
-    ) -> R<()> {
-        if self.compact_header(user_agent, host)? {
+    /// One `{name, value}` header, added to `picked` if it is one the scan reads.
+    fn header(&mut self, picked: &mut Picked<'a>) -> R<()> {
+        if self.compact_header(picked)? {
             return Ok(());
-        }
-        #[derive(Clone, Copy, PartialEq, Eq)]
-        enum Name {
-            UserAgent,
-            Host,
-            Other,
         }
         let mut name = None;
         let mut value = None;
@@ -681,23 +674,14 @@ impl<'a> Parser<'a, '_> {
         self.object(|p, key| {
             match key {
                 "name" if name.is_some() => return Err(GiveUp),
-                "name" => {
-                    let text = p.plain_string()?;
-                    name = Some(if text.eq_ignore_ascii_case("user-agent") {
-                        Name::UserAgent
-                    } else if text.eq_ignore_ascii_case("host") {
-                        Name::Host
-                    } else {
-                        Name::Other
-                    });
-                }
+                "name" => name = Some(Wanted::of(p.plain_string()?)),
                 "value" if value_seen => return Err(GiveUp),
                 "value" => {
                     value_seen = true;
                     match name {
                         // A value before its name: left to serde.
                         None => return Err(GiveUp),
-                        Some(Name::Other) => p.skip(4)?,
+                        Some(Wanted::No) => p.skip(4)?,
                         Some(_) => value = p.opt_str()?,
                     }
                 }
@@ -705,29 +689,15 @@ impl<'a> Parser<'a, '_> {
             }
             Ok(())
         })?;
-        let dest = match name.ok_or(GiveUp)? {
-            Name::UserAgent => user_agent,
-            Name::Host => host,
-            Name::Other => return Ok(()),
-        };
-        // The first header of a name wins; one without a value reads as empty.
-        if dest.is_none() {
-            *dest = Some(value.unwrap_or(Cow::Borrowed("")));
-        }
+        picked.add(name.ok_or(GiveUp)?, value);
         Ok(())
     }
-}
 
-impl<'a> Parser<'a, '_> {
     /// A header in the exact form WAF writes, `{"name":"N","value":"V"}`, read without the general
     /// object machinery (headers are most of a record). `false`, with the cursor unmoved, for any
     /// other form.
     #[inline]
-    fn compact_header(
-        &mut self,
-        user_agent: &mut Option<Cow<'a, str>>,
-        host: &mut Option<Cow<'a, str>>,
-    ) -> R<bool> {
+    fn compact_header(&mut self, picked: &mut Picked<'a>) -> R<bool> {
         const NAME: &[u8] = b"{\"name\":\"";
         const VALUE: &[u8] = b"\",\"value\":\"";
         let bytes = self.bytes();
@@ -739,28 +709,18 @@ impl<'a> Parser<'a, '_> {
         if name_escaped || !bytes[name_end..].starts_with(VALUE) {
             return Ok(false);
         }
-        let name = &bytes[name_start..name_end];
-        let dest = if name.eq_ignore_ascii_case(b"user-agent") {
-            Some(user_agent)
-        } else if name.eq_ignore_ascii_case(b"host") {
-            Some(host)
-        } else {
-            None
-        };
+        let name = Wanted::of(self.s.get(name_start..name_end).ok_or(GiveUp)?);
         let value_start = name_end + VALUE.len();
         let (value_end, value_escaped) = self.string_end(value_start)?;
         if bytes.get(value_end + 1) != Some(&b'}') {
             return Ok(false);
         }
-        if let Some(dest) = dest {
+        if name != Wanted::No {
             if value_escaped {
                 return Err(GiveUp);
             }
-            if dest.is_none() {
-                *dest = Some(Cow::Borrowed(
-                    self.s.get(value_start..value_end).ok_or(GiveUp)?,
-                ));
-            }
+            let value = self.s.get(value_start..value_end).ok_or(GiveUp)?;
+            picked.add(name, Some(Cow::Borrowed(value)));
         }
         self.i = value_end + 2;
         Ok(true)

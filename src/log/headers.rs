@@ -35,15 +35,6 @@ impl<'a> Headers<'a> {
         }
     }
 
-    /// Only `User-Agent` and `Host`, as the scan picks them.
-    pub(super) fn picked(user_agent: Option<Str<'a>>, host: Option<Str<'a>>) -> Headers<'a> {
-        Headers {
-            user_agent,
-            host,
-            all: None,
-        }
-    }
-
     pub fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_deref()
     }
@@ -92,16 +83,38 @@ impl Eq for Headers<'_> {}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let picked = Picked::deserialize(d)?;
-        Ok(Headers::picked(picked.user_agent, picked.host))
+        Picked::deserialize(d).map(Picked::into_headers)
     }
 }
 
-/// The two headers read for every request.
+/// The two headers read for every request, as a header list is read (here, and by the scan's fast
+/// path in [`super::fast`]).
 #[derive(Default)]
-struct Picked<'a> {
+pub(super) struct Picked<'a> {
     user_agent: Option<Str<'a>>,
     host: Option<Str<'a>>,
+}
+
+impl<'a> Picked<'a> {
+    /// Keeps the first `User-Agent` and the first `Host`; a header without a value reads as empty.
+    pub(super) fn add(&mut self, name: Wanted, value: Option<Str<'a>>) {
+        let slot = match name {
+            Wanted::UserAgent => &mut self.user_agent,
+            Wanted::Host => &mut self.host,
+            Wanted::No => return,
+        };
+        if slot.is_none() {
+            *slot = Some(value.unwrap_or(Cow::Borrowed("")));
+        }
+    }
+
+    pub(super) fn into_headers(self) -> Headers<'a> {
+        Headers {
+            user_agent: self.user_agent,
+            host: self.host,
+            all: None,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Picked<'de> {
@@ -115,14 +128,7 @@ impl<'de> Deserialize<'de> for Picked<'de> {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Picked<'de>, A::Error> {
                 let mut picked = Picked::default();
                 while let Some(h) = seq.next_element::<OneHeader<'de>>()? {
-                    let slot = match h.kind {
-                        Wanted::UserAgent => &mut picked.user_agent,
-                        Wanted::Host => &mut picked.host,
-                        Wanted::No => continue,
-                    };
-                    if slot.is_none() {
-                        *slot = Some(h.value.unwrap_or(Cow::Borrowed("")));
-                    }
+                    picked.add(h.kind, h.value);
                 }
                 Ok(picked)
             }
@@ -131,15 +137,16 @@ impl<'de> Deserialize<'de> for Picked<'de> {
     }
 }
 
+/// Whether a header is one the scan reads.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Wanted {
+pub(super) enum Wanted {
     UserAgent,
     Host,
     No,
 }
 
 impl Wanted {
-    fn of(name: &str) -> Wanted {
+    pub(super) fn of(name: &str) -> Wanted {
         if name.eq_ignore_ascii_case("user-agent") {
             Wanted::UserAgent
         } else if name.eq_ignore_ascii_case("host") {

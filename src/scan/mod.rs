@@ -106,7 +106,6 @@ pub struct TrafficBuilder {
     actions: ActionCounts,
     per_minute: HashMap<u32, ActionCounts>,
     geo: GeoSplit,
-    /// Global counts of countries, rules, labels and COUNT-mode rules.
     names: Interner,
     clients: HashMap<ClientKey, ClientAcc>,
     /// Scratch space for one record's label and COUNT-rule ids.

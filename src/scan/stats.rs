@@ -254,6 +254,11 @@ pub enum Kind {
     CountRule,
 }
 
+impl Kind {
+    /// The kinds the traffic-wide lists keep (see [`RecordIds::add_summary`]).
+    pub const SUMMARY: [Kind; 4] = [Kind::Rule, Kind::Country, Kind::Label, Kind::CountRule];
+}
+
 const KIND_SHIFT: u32 = 28;
 const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
 
@@ -319,8 +324,8 @@ impl Counts {
         self.top(kind, names, usize::MAX)
     }
 
-    /// The `k` most frequent values of one kind, ordered like [`Counts::sorted`]. Only those `k`
-    /// become strings: a scanner's thousands of paths are counted, not copied.
+    /// The `k` most frequent values of one kind, ordered like [`Counts::sorted`]. They share the
+    /// interned strings: a scanner's thousands of paths are counted, not copied.
     pub fn top(&self, kind: Kind, names: &Interner, k: usize) -> Vec<Count> {
         let mut v: Vec<(u64, u32)> = self
             .entries
@@ -345,17 +350,17 @@ impl Counts {
             .collect()
     }
 
-    /// Adds `other`'s counts of the kinds [`RecordIds::add_summary`] counts (the traffic-wide
-    /// totals are the sum of the clients' counts of these kinds).
+    /// Adds `other`'s counts of the [`Kind::SUMMARY`] kinds (the traffic-wide totals are the sum of
+    /// the clients' counts of these kinds).
     pub fn add_summary_of(&mut self, other: &Counts) {
-        const SUMMARY: [Kind; 4] = [Kind::Rule, Kind::Country, Kind::Label, Kind::CountRule];
         for &(key, n) in &other.entries {
-            if SUMMARY.iter().any(|&k| key >> KIND_SHIFT == k as u32) {
+            if Kind::SUMMARY.iter().any(|&k| key >> KIND_SHIFT == k as u32) {
                 self.add_key(key, u64::from(n));
             }
         }
     }
 
+    /// How many distinct values of one kind were counted.
     pub fn distinct(&self, kind: Kind) -> u64 {
         self.entries
             .iter()
@@ -383,7 +388,7 @@ pub struct RecordIds<'r> {
 }
 
 impl RecordIds<'_> {
-    /// Counts what the traffic-wide totals keep: terminating rule, country, labels, COUNT rules.
+    /// Counts the [`Kind::SUMMARY`] kinds: terminating rule, country, labels, COUNT rules.
     pub fn add_summary(&self, c: &mut Counts) {
         c.add(Kind::Rule, self.rule, 1);
         c.add(Kind::Country, self.country, 1);
