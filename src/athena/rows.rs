@@ -387,7 +387,7 @@ pub fn clients(
         if matches!(key, ClientKey::Unparsed(_)) {
             unparseable += acc.requests;
         }
-        by_key.entry(key).or_default().merge(&acc, None);
+        by_key.entry(key).or_default().merge(&acc);
     }
     let mut cuts: HashMap<ClientKey, Cut> = HashMap::new();
     for v in values.iter().filter(|v| v.policy.is_none()) {
@@ -449,10 +449,7 @@ pub fn policy_keys(
     for row in &policy.rows {
         let acc = row.acc()?;
         if let ClientKey::Addr(ip) = client_key(&row.client)? {
-            by_key
-                .entry(policy.key.key(ip))
-                .or_default()
-                .merge(&acc, None);
+            by_key.entry(policy.key.key(ip)).or_default().merge(&acc);
         }
     }
     let mut cuts: HashMap<ClientKey, Cut> = HashMap::new();

@@ -82,8 +82,38 @@ pub struct Index {
 }
 
 impl Index {
-    /// Indexes the first line of `data` and returns its length (without the newline).
+    /// Indexes the first line of `data` and returns its length (without the newline), with the
+    /// widest vector unit this CPU has.
     fn line(&mut self, data: &[u8]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the CPU has AVX-512BW, checked just above.
+                return unsafe { self.line_avx512(data) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { self.line_avx2(data) };
+            }
+        }
+        self.line_with(data, block_masks)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512bw")]
+    fn line_avx512(&mut self, data: &[u8]) -> usize {
+        self.line_with(data, |block| block_masks_avx512(block))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn line_avx2(&mut self, data: &[u8]) -> usize {
+        self.line_with(data, |block| block_masks_avx2(block))
+    }
+
+    /// The indexing loop, inlined into each vector variant so `masks` compiles to its instructions.
+    #[inline(always)]
+    fn line_with(&mut self, data: &[u8], masks: impl Fn(&[u8; 64]) -> Masks) -> usize {
         self.quotes.clear();
         self.backslashes.clear();
         let (mut control, mut backslash, mut high) = (0, 0, 0);
@@ -91,12 +121,12 @@ impl Index {
         let len = loop {
             let rest = &data[at.min(data.len())..];
             let masks = match rest.first_chunk::<64>() {
-                Some(block) => block_masks(block),
+                Some(block) => masks(block),
                 None => {
                     // Pad with newlines: the line ends where the data does.
                     let mut padded = [b'\n'; 64];
                     padded[..rest.len()].copy_from_slice(rest);
-                    block_masks(&padded)
+                    masks(&padded)
                 }
             };
             // Bits of this line only: the block may run into the next one.
@@ -150,6 +180,7 @@ impl Index {
 }
 
 /// Bit masks of one block of 64 bytes.
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Masks {
     quotes: u64,
     backslashes: u64,
@@ -160,22 +191,28 @@ struct Masks {
     high: u64,
 }
 
-/// The masks of a block of 64 bytes.
+impl Masks {
+    /// Ors in the masks `[quotes, backslashes, below 0x20, newlines, high]` of the bytes from `at`.
+    #[inline(always)]
+    fn add(&mut self, at: usize, [q, b, c, n, h]: [u64; 5]) {
+        self.quotes |= q << at;
+        self.backslashes |= b << at;
+        self.controls |= c << at;
+        self.newlines |= n << at;
+        self.high |= h << at;
+    }
+}
+
+/// The masks of a block of 64 bytes: SSE2 on x86_64 (every x86_64 CPU has it), else bytewise.
 #[inline]
 fn block_masks(block: &[u8; 64]) -> Masks {
-    let mut m = Masks {
-        quotes: 0,
-        backslashes: 0,
-        controls: 0,
-        newlines: 0,
-        high: 0,
-    };
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
             _mm_set1_epi8,
         };
+        let mut m = Masks::default();
         for (k, part) in block.chunks_exact(16).enumerate() {
             // SAFETY: SSE2 is part of x86_64; `part` is 16 readable bytes and the load is unaligned.
             let [q, b, c, n, h] = unsafe {
@@ -191,23 +228,79 @@ fn block_masks(block: &[u8; 64]) -> Masks {
                 ]
                 .map(|mask| u64::from(mask as u16))
             };
-            m.quotes |= q << (16 * k);
-            m.backslashes |= b << (16 * k);
-            m.controls |= c << (16 * k);
-            m.newlines |= n << (16 * k);
-            m.high |= h << (16 * k);
+            m.add(k * 16, [q, b, c, n, h]);
         }
+        m.controls &= !m.newlines;
+        m
     }
     #[cfg(not(target_arch = "x86_64"))]
+    block_masks_scalar(block)
+}
+
+/// The masks, byte by byte: the reference the vector variants are tested against.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn block_masks_scalar(block: &[u8; 64]) -> Masks {
+    let mut m = Masks::default();
     for (k, &b) in block.iter().enumerate() {
-        m.quotes |= u64::from(b == b'"') << k;
-        m.backslashes |= u64::from(b == b'\\') << k;
-        m.controls |= u64::from(b < 0x20) << k;
-        m.newlines |= u64::from(b == b'\n') << k;
-        m.high |= u64::from(b >= 0x80) << k;
+        let bit = |hit: bool| u64::from(hit);
+        m.add(
+            k,
+            [b == b'"', b == b'\\', b < 0x20, b == b'\n', b >= 0x80].map(bit),
+        );
     }
     m.controls &= !m.newlines;
     m
+}
+
+/// The masks with AVX2: two 32-byte halves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn block_masks_avx2(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_set1_epi8,
+    };
+    let mut m = Masks::default();
+    for (k, half) in block.chunks_exact(32).enumerate() {
+        // SAFETY: `half` is 32 readable bytes and the load is unaligned.
+        let v = unsafe { _mm256_loadu_si256(half.as_ptr().cast::<__m256i>()) };
+        let eq =
+            |byte: u8| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(byte as i8)));
+        let below_space = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
+        let masks = [
+            eq(b'"'),
+            eq(b'\\'),
+            _mm256_movemask_epi8(below_space),
+            eq(b'\n'),
+            _mm256_movemask_epi8(v),
+        ];
+        m.add(k * 32, masks.map(|mask| u64::from(mask as u32)));
+    }
+    m.controls &= !m.newlines;
+    m
+}
+
+/// The masks with AVX-512BW: one compare per mask over the whole block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+#[inline]
+fn block_masks_avx512(block: &[u8; 64]) -> Masks {
+    use std::arch::x86_64::{
+        __m512i, _mm512_cmpeq_epi8_mask, _mm512_cmplt_epu8_mask, _mm512_loadu_si512,
+        _mm512_movepi8_mask, _mm512_set1_epi8,
+    };
+    // SAFETY: `block` is 64 readable bytes and the load is unaligned.
+    let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
+    let eq = |byte: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(byte as i8));
+    let newlines = eq(b'\n');
+    Masks {
+        quotes: eq(b'"'),
+        backslashes: eq(b'\\'),
+        controls: _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)) & !newlines,
+        newlines,
+        high: _mm512_movepi8_mask(v),
+    }
 }
 
 struct Parser<'a, 'x> {
@@ -239,13 +332,19 @@ impl<'a> Parser<'a, '_> {
     /// The first set bit at or after `from` in a bit map of the line.
     #[inline(always)]
     fn next_bit(&self, map: &[u64], from: usize) -> Option<usize> {
-        let mut word = from / 64;
-        let mut bits = map.get(word)? & (u64::MAX << (from % 64));
+        self.next_bit_of(|w| map.get(w).copied(), from)
+    }
+
+    /// The first set bit at or after `from` in the bit map whose words `word` gives.
+    #[inline(always)]
+    fn next_bit_of(&self, word: impl Fn(usize) -> Option<u64>, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        let mut bits = word(w)? & (u64::MAX << (from % 64));
         while bits == 0 {
-            word += 1;
-            bits = *map.get(word)?;
+            w += 1;
+            bits = word(w)?;
         }
-        let at = word * 64 + bits.trailing_zeros() as usize;
+        let at = w * 64 + bits.trailing_zeros() as usize;
         (at < self.s.len()).then_some(at)
     }
 
@@ -302,12 +401,24 @@ impl<'a> Parser<'a, '_> {
     /// holds escapes.
     #[inline(always)]
     fn string_end(&self, start: usize) -> R<(usize, bool)> {
-        let end = self.next_bit(&self.index.quotes, start).ok_or(GiveUp)?;
-        let escaped = self.index.escapes
-            && self
-                .next_bit(&self.index.backslashes, start)
-                .is_some_and(|b| b < end);
-        Ok((end, escaped))
+        let Index {
+            quotes,
+            backslashes,
+            escapes,
+            ..
+        } = self.index;
+        if !escapes {
+            return Ok((self.next_bit(quotes, start).ok_or(GiveUp)?, false));
+        }
+        // One search for a quote or a backslash, whichever comes first: most strings hold no
+        // escape, and an escaped quote has its backslash before it.
+        let first = self
+            .next_bit_of(|w| Some(*quotes.get(w)? | backslashes[w]), start)
+            .ok_or(GiveUp)?;
+        if self.bytes()[first] == b'"' {
+            return Ok((first, false));
+        }
+        Ok((self.next_bit(quotes, first).ok_or(GiveUp)?, true))
     }
 
     /// A string kept as the record's value; escaped ones need unescaping and are left to serde.
@@ -809,6 +920,45 @@ mod tests {
         let mut long_control = vec![b'x'; 100];
         long_control.push(1);
         assert!(!indexes(&long_control));
+    }
+
+    #[test]
+    fn every_vector_variant_builds_the_scalar_masks() {
+        // Blocks of the bytes that matter, at every position, plus pseudo-random ones.
+        let mut blocks = Vec::new();
+        for special in [b'"', b'\\', b'\n', b'\r', 0, 0x1f, b' ', 0x7f, 0x80, 0xff] {
+            for at in 0..64 {
+                let mut block = [b'a'; 64];
+                block[at] = special;
+                blocks.push(block);
+            }
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut block = [0u8; 64];
+            for b in &mut block {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            blocks.push(block);
+        }
+        for block in &blocks {
+            let want = block_masks_scalar(block);
+            assert_eq!(block_masks(block), want, "{block:?}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    assert_eq!(unsafe { block_masks_avx2(block) }, want, "{block:?}");
+                }
+                if std::arch::is_x86_feature_detected!("avx512bw") {
+                    // SAFETY: the CPU has AVX-512BW.
+                    assert_eq!(unsafe { block_masks_avx512(block) }, want, "{block:?}");
+                }
+            }
+        }
     }
 
     fn gives_up(line: &[u8]) -> bool {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use ipnet::IpNet;
 use serde::Serialize;
 
@@ -161,8 +162,10 @@ impl TrafficBuilder {
             totals.add_summary_of(&acc.counts);
         }
         let (mut clients, mut prefixes) = stats::finish_clients(self.clients, names);
-        sort_clients(&mut clients);
-        sort_clients(&mut prefixes);
+        rayon::join(
+            || sort_clients(&mut clients),
+            || sort_clients(&mut prefixes),
+        );
         let policy_keys = self
             .policy_keys
             .into_iter()
@@ -205,8 +208,14 @@ fn merge_keyed<K: std::hash::Hash + Eq>(
     other: HashMap<K, ClientAcc>,
     remap: &[u32],
 ) {
-    for (k, acc) in other {
-        into.entry(k).or_default().merge(&acc, Some(remap));
+    for (k, mut acc) in other {
+        acc.counts.remap(remap);
+        match into.entry(k) {
+            Entry::Occupied(mut mine) => mine.get_mut().merge(&acc),
+            Entry::Vacant(slot) => {
+                slot.insert(acc);
+            }
+        }
     }
 }
 
@@ -218,7 +227,8 @@ fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 }
 
 fn sort_clients(v: &mut [ClientStats]) {
-    v.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.key.cmp(&b.key)));
+    // Keys are distinct, so the order is total and an unstable sort is deterministic.
+    v.sort_unstable_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.key.cmp(&b.key)));
 }
 
 impl RecordSink for TrafficBuilder {
