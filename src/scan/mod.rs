@@ -109,6 +109,9 @@ pub struct TrafficBuilder {
     geo: GeoSplit,
     names: Interner,
     clients: HashMap<ClientKey, ClientAcc>,
+    /// Other workers' clients, already in this builder's numbering: merged key by key when
+    /// finishing, in parallel, instead of here one by one.
+    more_clients: Vec<HashMap<ClientKey, ClientAcc>>,
     /// Scratch space for one record's label and COUNT-rule ids.
     label_ids: Vec<u32>,
     count_rule_ids: Vec<u32>,
@@ -142,7 +145,12 @@ impl TrafficBuilder {
         self.geo.overseas += other.geo.overseas;
         self.geo.unknown += other.geo.unknown;
         let remap = self.names.absorb(&other.names);
-        merge_keyed(&mut self.clients, other.clients, &remap);
+        for mut theirs in std::iter::once(other.clients).chain(other.more_clients) {
+            for acc in theirs.values_mut() {
+                acc.counts.remap(&remap);
+            }
+            self.more_clients.push(theirs);
+        }
         for (mine, theirs) in self.policy_keys.iter_mut().zip(other.policy_keys) {
             merge_keyed(mine, theirs, &remap);
         }
@@ -158,10 +166,13 @@ impl TrafficBuilder {
         let names = &self.names;
         // Every counted record is in exactly one client's accumulator.
         let mut totals = Counts::default();
-        for acc in self.clients.values() {
+        let all: Vec<HashMap<ClientKey, ClientAcc>> = std::iter::once(self.clients)
+            .chain(self.more_clients)
+            .collect();
+        for acc in all.iter().flat_map(HashMap::values) {
             totals.add_summary_of(&acc.counts);
         }
-        let (mut clients, mut prefixes) = stats::finish_clients(self.clients, names);
+        let (mut clients, mut prefixes) = stats::finish_clients(all.into_iter().flatten(), names);
         rayon::join(
             || sort_clients(&mut clients),
             || sort_clients(&mut prefixes),

@@ -645,7 +645,8 @@ impl ClientStats {
 
 /// Finishes every client and, from the same accumulators, every /24 or /64 prefix (whose statistics
 /// are exact sums of its clients'). One prefix is summed at a time, so the peak memory of this step is
-/// one extra accumulator, not a second copy of all of them.
+/// one extra accumulator, not a second copy of all of them. A key may come more than once (once per
+/// scan worker that saw it): its accumulators are merged here, in parallel, rather than before.
 pub fn finish_clients(
     clients: impl IntoIterator<Item = (ClientKey, ClientAcc)>,
     names: &Interner,
@@ -657,15 +658,34 @@ pub fn finish_clients(
     // Clients finish independently (their top lists are most of the work): in parallel.
     let groups: Vec<(Option<ClientStats>, Vec<ClientStats>)> = by_prefix
         .into_par_iter()
-        .map(|(prefix, members)| {
-            let prefix = prefix.map(|prefix| {
+        .map(|(prefix, mut members)| {
+            members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let members = members.into_iter().fold(
+                Vec::<(ClientKey, ClientAcc)>::new(),
+                |mut merged, (key, acc)| {
+                    match merged.last_mut() {
+                        Some((last, mine)) if *last == key => mine.merge(&acc),
+                        _ => merged.push((key, acc)),
+                    }
+                    merged
+                },
+            );
+            let sum = (prefix.is_some() && members.len() > 1).then(|| {
                 let parts: Vec<&ClientAcc> = members.iter().map(|(_, acc)| acc).collect();
-                ClientAcc::sum(&parts).finish(prefix, names)
+                ClientAcc::sum(&parts)
             });
-            let members = members
+            let members: Vec<ClientStats> = members
                 .into_iter()
                 .map(|(k, acc)| acc.finish(k, names))
                 .collect();
+            // Most prefixes hold one client (9 in 10 on a day's logs): theirs are its statistics.
+            let prefix = prefix.map(|key| match sum {
+                Some(sum) => sum.finish(key, names),
+                None => ClientStats {
+                    key,
+                    ..members[0].clone()
+                },
+            });
             (prefix, members)
         })
         .collect();
@@ -823,6 +843,41 @@ mod tests {
         );
         let key = ClientKey::Unparsed("x".into());
         assert_eq!(sum.finish(key.clone(), &names), merged.finish(key, &names));
+        // One client from two workers, another alone in its /24: merged, and prefixes summed.
+        let ip = |s: &str| ClientKey::Addr(s.parse().unwrap());
+        let (clients, prefixes) = finish_clients(
+            [
+                (ip("192.0.2.1"), a.clone()),
+                (ip("198.51.100.7"), a.clone()),
+                (ip("192.0.2.1"), b.clone()),
+                (ip("192.0.2.2"), b.clone()),
+            ],
+            &names,
+        );
+        let requests = |v: &[ClientStats]| -> Vec<(String, u64)> {
+            let mut v: Vec<_> = v.iter().map(|c| (c.key.to_string(), c.requests)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            requests(&clients),
+            [
+                ("192.0.2.1".into(), 4),
+                ("192.0.2.2".into(), 2),
+                ("198.51.100.7".into(), 2)
+            ]
+        );
+        assert_eq!(
+            requests(&prefixes),
+            [("192.0.2.0/24".into(), 6), ("198.51.100.0/24".into(), 2)]
+        );
+        let single = prefixes.iter().find(|p| p.requests == 2).unwrap();
+        let alone = clients
+            .iter()
+            .find(|c| c.key == ip("198.51.100.7"))
+            .unwrap();
+        assert_eq!(single.minutes, alone.minutes);
+        assert_eq!(single.uris, alone.uris);
     }
 
     #[test]
