@@ -303,6 +303,100 @@ fn block_masks_avx512(block: &[u8; 64]) -> Masks {
     }
 }
 
+/// An object key as a literal `"key":`, padded to 32 bytes with a mask of its length, so testing for
+/// it at the cursor is four word comparisons.
+struct Key {
+    name: &'static str,
+    len: usize,
+    words: [u64; 4],
+    mask: [u64; 4],
+}
+
+const fn key(name: &'static str) -> Key {
+    let k = name.as_bytes();
+    let len = k.len() + 3;
+    assert!(len <= 32, "keys of at most 29 bytes");
+    let mut bytes = [0u8; 32];
+    let mut mask = [0u8; 32];
+    let mut i = 0;
+    while i < len {
+        bytes[i] = match i {
+            0 => b'"',
+            _ if i == len - 2 => b'"',
+            _ if i == len - 1 => b':',
+            _ => k[i - 1],
+        };
+        mask[i] = 0xff;
+        i += 1;
+    }
+    let (mut words, mut masks) = ([0u64; 4], [0u64; 4]);
+    let mut w = 0;
+    while w < 4 {
+        let mut b = 0;
+        while b < 8 {
+            words[w] |= (bytes[w * 8 + b] as u64) << (8 * b);
+            masks[w] |= (mask[w * 8 + b] as u64) << (8 * b);
+            b += 1;
+        }
+        w += 1;
+    }
+    Key {
+        name,
+        len,
+        words,
+        mask: masks,
+    }
+}
+
+/// The keys of a record, of `httpRequest`, of a rule group, of a rule and of a label, in the order
+/// AWS writes them (optional ones included).
+const RECORD_KEYS: &[Key] = &[
+    key("timestamp"),
+    key("formatVersion"),
+    key("webaclId"),
+    key("terminatingRuleId"),
+    key("terminatingRuleType"),
+    key("action"),
+    key("terminatingRuleMatchDetails"),
+    key("httpSourceName"),
+    key("httpSourceId"),
+    key("ruleGroupList"),
+    key("rateBasedRuleList"),
+    key("nonTerminatingMatchingRules"),
+    key("requestHeadersInserted"),
+    key("responseCodeSent"),
+    key("httpRequest"),
+    key("labels"),
+    key("captchaResponse"),
+    key("challengeResponse"),
+    key("requestBodySize"),
+    key("requestBodySizeInspectedByWAF"),
+    key("ja3Fingerprint"),
+    key("ja4Fingerprint"),
+];
+const REQUEST_KEYS: &[Key] = &[
+    key("clientIp"),
+    key("country"),
+    key("headers"),
+    key("uri"),
+    key("args"),
+    key("httpVersion"),
+    key("httpMethod"),
+    key("requestId"),
+    key("fragment"),
+    key("scheme"),
+    key("host"),
+];
+const RULE_GROUP_KEYS: &[Key] = &[
+    key("ruleGroupId"),
+    key("terminatingRule"),
+    key("nonTerminatingMatchingRules"),
+    key("excludedRules"),
+    key("customerConfig"),
+];
+const RULE_KEYS: &[Key] = &[key("ruleId"), key("action"), key("ruleMatchDetails")];
+const LABEL_KEYS: &[Key] = &[key("name")];
+
 struct Parser<'a, 'x> {
     s: &'a str,
     i: usize,
@@ -458,17 +552,35 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// Calls `field` for each key of an object; the callback reads the value.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> R<()>) -> R<()> {
+    fn object(&mut self, field: impl FnMut(&mut Self, &'a str) -> R<()>) -> R<()> {
+        self.object_in_order(&[], field)
+    }
+
+    /// [`Parser::object`] for an object whose keys usually come in `order` (as AWS writes them):
+    /// the next expected keys are tried as literals (`"key":`) before the key's end is searched for.
+    /// Keys in any other order or form are read the general way, so the result is the same.
+    fn object_in_order(
+        &mut self,
+        order: &[Key],
+        mut field: impl FnMut(&mut Self, &'a str) -> R<()>,
+    ) -> R<()> {
         self.expect(b'{')?;
         self.ws();
         if self.eat(b'}') {
             return Ok(());
         }
+        let mut next = 0;
         loop {
-            self.ws();
-            let key = self.plain_string()?;
-            self.ws();
-            self.expect(b':')?;
+            let key = match self.expected_key(order, &mut next) {
+                Some(key) => key,
+                None => {
+                    self.ws();
+                    let key = self.plain_string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    key
+                }
+            };
             self.ws();
             field(self, key)?;
             self.ws();
@@ -481,6 +593,27 @@ impl<'a> Parser<'a, '_> {
                 _ => return Err(GiveUp),
             }
         }
+    }
+
+    /// The key at the cursor if it is one of the next few of `order` written as `"key":`; the
+    /// cursor then moves past the colon and `next` past the key. Optional keys may be absent, hence
+    /// the look-ahead.
+    #[inline(always)]
+    fn expected_key(&mut self, order: &[Key], next: &mut usize) -> Option<&'static str> {
+        const LOOK_AHEAD: usize = 4;
+        let window: &[u8; 32] = self.bytes().get(self.i..)?.first_chunk()?;
+        let words: [u64; 4] = std::array::from_fn(|w| {
+            u64::from_le_bytes(*window[w * 8..].first_chunk().expect("8 of 32 bytes"))
+        });
+        for (j, key) in order.iter().enumerate().skip(*next).take(LOOK_AHEAD) {
+            let differs = (0..4).fold(0, |d, w| d | ((words[w] ^ key.words[w]) & key.mask[w]));
+            if differs == 0 {
+                self.i += key.len;
+                *next = j + 1;
+                return Some(key.name);
+            }
+        }
+        None
     }
 
     /// Calls `element` for each element of an array; the callback reads it.
@@ -591,7 +724,7 @@ impl<'a> Parser<'a, '_> {
         let mut non_terminating = None;
         let mut group_count_rules = Vec::new();
         let mut http_request = None;
-        self.object(|p, key| {
+        self.object_in_order(RECORD_KEYS, |p, key| {
             match key {
                 "timestamp" => {
                     seen.first(0)?;
@@ -676,7 +809,7 @@ impl<'a> Parser<'a, '_> {
 
     fn label(&mut self) -> R<Label<'a>> {
         let mut name = None;
-        self.object(|p, key| {
+        self.object_in_order(LABEL_KEYS, |p, key| {
             match key {
                 "name" if name.is_some() => return Err(GiveUp),
                 "name" => name = Some(Cow::Borrowed(p.plain_string()?)),
@@ -692,7 +825,7 @@ impl<'a> Parser<'a, '_> {
     fn rule_ref(&mut self) -> R<RuleRef<'a>> {
         let mut seen = Seen::default();
         let mut rule_id = None;
-        self.object(|p, key| {
+        self.object_in_order(RULE_KEYS, |p, key| {
             match key {
                 "ruleId" => {
                     seen.first(0)?;
@@ -708,7 +841,7 @@ impl<'a> Parser<'a, '_> {
     /// One rule group: its COUNT-mode matches are appended to `rules`.
     fn rule_group(&mut self, rules: &mut Vec<RuleRef<'a>>) -> R<()> {
         let mut seen = Seen::default();
-        self.object(|p, key| {
+        self.object_in_order(RULE_GROUP_KEYS, |p, key| {
             match key {
                 "nonTerminatingMatchingRules" => {
                     seen.first(0)?;
@@ -731,7 +864,7 @@ impl<'a> Parser<'a, '_> {
         let mut http_method = None;
         let mut host = None;
         let mut headers = None;
-        self.object(|p, key| {
+        self.object_in_order(REQUEST_KEYS, |p, key| {
             match key {
                 "clientIp" => {
                     seen.first(0)?;
