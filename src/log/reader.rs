@@ -292,25 +292,23 @@ pub fn parse_lines(
         let rest = &data[start..];
         // The fast path finds the line's end as it indexes it; validation reads every line with
         // the full model, so it only needs the end.
-        let (len, fast) = if validate {
-            (memchr::memchr(b'\n', rest).unwrap_or(rest.len()), None)
+        let (len, read) = if validate {
+            (memchr::memchr(b'\n', rest).unwrap_or(rest.len()), false)
         } else {
-            let (len, record) = super::fast::next_record(rest, &mut index);
-            (len, record.ok())
+            super::fast::next_record(rest, &mut index, |record| sink.record(record))
         };
         let line = rest[..len].trim_ascii();
         let n = line_no;
         (start, line_no) = (start + len + 1, line_no + 1);
-        if line.is_empty() {
+        if read || line.is_empty() {
             continue;
         }
-        match fast {
-            Some(record) => sink.record(&record),
-            None if validate => parse_line(line, |res: Result<LogRecord, String>| match res {
+        match validate {
+            true => parse_line(line, |res: Result<LogRecord, String>| match res {
                 Ok(record) => sink.record(&record.view()),
                 Err(reason) => sink.malformed(problem(n, reason)),
             }),
-            None => parse_line(line, |res: Result<ScanRecord, String>| match res {
+            false => parse_line(line, |res: Result<ScanRecord, String>| match res {
                 Ok(record) => sink.record(&record),
                 Err(reason) => sink.malformed(problem(n, reason)),
             }),
