@@ -504,6 +504,20 @@ impl<'a> Parser<'a, '_> {
         Ok((self.s.get(start..end).ok_or(GiveUp)?, escaped))
     }
 
+    /// Skips a string at the cursor. Only its end is needed: escapes were checked for the whole
+    /// line, and escaped quotes are not in the quote map.
+    fn skip_string(&mut self) -> R<()> {
+        self.expect(b'"')?;
+        self.i = self.quote_after(self.i)? + 1;
+        Ok(())
+    }
+
+    /// The first unescaped quote at or after `at`.
+    #[inline(always)]
+    fn quote_after(&self, at: usize) -> R<usize> {
+        self.next_bit(&self.index.quotes, at).ok_or(GiveUp)
+    }
+
     /// Where the string whose contents begin at `start` ends (its closing quote), and whether it
     /// holds escapes.
     #[inline(always)]
@@ -515,7 +529,7 @@ impl<'a> Parser<'a, '_> {
             ..
         } = self.index;
         if !escapes {
-            return Ok((self.next_bit(quotes, start).ok_or(GiveUp)?, false));
+            return Ok((self.quote_after(start)?, false));
         }
         // One search for a quote or a backslash, whichever comes first: most strings hold no
         // escape, and an escaped quote has its backslash before it.
@@ -525,7 +539,7 @@ impl<'a> Parser<'a, '_> {
         if self.bytes()[first] == b'"' {
             return Ok((first, false));
         }
-        Ok((self.next_bit(quotes, first).ok_or(GiveUp)?, true))
+        Ok((self.quote_after(first)?, true))
     }
 
     /// A string kept as the record's value; escaped ones need unescaping and are left to serde.
@@ -666,7 +680,7 @@ impl<'a> Parser<'a, '_> {
             return Err(GiveUp);
         }
         match self.peek()? {
-            b'"' => self.string().map(drop),
+            b'"' => self.skip_string(),
             b'{' => self.object(|p, _| p.skip(depth + 1)),
             b'[' => self.array(|p| p.skip(depth + 1)),
             b't' => self.literal("true"),
@@ -968,7 +982,11 @@ impl<'a> Parser<'a, '_> {
         }
         let name = Wanted::of(self.s.get(name_start..name_end).ok_or(GiveUp)?);
         let value_start = name_end + VALUE.len();
-        let (value_end, value_escaped) = self.string_end(value_start)?;
+        // An unread value needs only its end.
+        let (value_end, value_escaped) = match name {
+            Wanted::No => (self.quote_after(value_start)?, false),
+            _ => self.string_end(value_start)?,
+        };
         if bytes.get(value_end + 1) != Some(&b'}') {
             return Ok(false);
         }
