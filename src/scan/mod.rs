@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use ipnet::IpNet;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::log::{
@@ -165,13 +166,23 @@ impl TrafficBuilder {
     pub fn finish(self, files: u64) -> Traffic {
         let names = &self.names;
         // Every counted record is in exactly one client's accumulator.
-        let mut totals = Counts::default();
         let all: Vec<HashMap<ClientKey, ClientAcc>> = std::iter::once(self.clients)
             .chain(self.more_clients)
             .collect();
-        for acc in all.iter().flat_map(HashMap::values) {
-            totals.add_summary_of(&acc.counts);
-        }
+        // One worker's clients per task.
+        let totals = all
+            .par_iter()
+            .map(|clients| {
+                let mut totals = Counts::default();
+                for acc in clients.values() {
+                    totals.add_summary_of(&acc.counts);
+                }
+                totals
+            })
+            .reduce(Counts::default, |mut a, b| {
+                a.merge(&b);
+                a
+            });
         let (mut clients, mut prefixes) = stats::finish_clients(all.into_iter().flatten(), names);
         rayon::join(
             || sort_clients(&mut clients),

@@ -232,6 +232,16 @@ impl Interner {
 
     /// For each of `other`'s ids, the id of the same string here (interning it when new).
     pub fn absorb(&mut self, other: &Interner) -> Vec<u32> {
+        // Room for all of them at once: growing step by step rehashes the table each time.
+        let Interner {
+            table,
+            names,
+            hasher,
+        } = self;
+        table.reserve(other.names.len(), |&id| {
+            hasher.hash_one(&*names[id as usize])
+        });
+        names.reserve(other.names.len());
         // New strings are shared with `other`, not copied.
         other
             .names
@@ -335,7 +345,8 @@ impl Counts {
     /// Adds `other` (ids in the same numbering): key by key when it is short (as when Athena rows
     /// arrive one by one), else by one [`Counts::sum`].
     pub fn merge(&mut self, other: &Counts) {
-        if other.entries.len() <= INDEX_AT {
+        // With an index here, adding key by key costs a lookup per entry of `other`: less than a sort.
+        if other.entries.len() <= INDEX_AT || self.index.is_some() {
             for &(key, n) in &other.entries {
                 self.add_key(key, u64::from(n));
             }
@@ -664,7 +675,14 @@ pub fn finish_clients(
                 Vec::<(ClientKey, ClientAcc)>::new(),
                 |mut merged, (key, acc)| {
                     match merged.last_mut() {
-                        Some((last, mine)) if *last == key => mine.merge(&acc),
+                        Some((last, mine)) if *last == key => {
+                            // Add into the one whose counts are indexed (the first worker's).
+                            let mut acc = acc;
+                            if acc.counts.index.is_some() && mine.counts.index.is_none() {
+                                std::mem::swap(mine, &mut acc);
+                            }
+                            mine.merge(&acc)
+                        }
                         _ => merged.push((key, acc)),
                     }
                     merged
