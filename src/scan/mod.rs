@@ -165,11 +165,11 @@ impl TrafficBuilder {
 
     pub fn finish(self, files: u64) -> Traffic {
         let names = &self.names;
-        // Every counted record is in exactly one client's accumulator.
         let all: Vec<HashMap<ClientKey, ClientAcc>> = std::iter::once(self.clients)
             .chain(self.more_clients)
             .collect();
-        // One worker's clients per task.
+        // Every counted record is in exactly one client's accumulator (of one worker, summed here
+        // one worker per task).
         let totals = all
             .par_iter()
             .map(|clients| {

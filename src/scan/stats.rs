@@ -290,8 +290,8 @@ const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
 pub struct Counts {
     /// `(kind and id, count)`; 8 bytes an entry, since there are hundreds of thousands of them.
     entries: Vec<(u32, u32)>,
-    /// Key to position, built when a list outgrows [`INDEX_AT`]; a remap or sum drops it and the
-    /// next new key rebuilds it (until then lookups scan the list: slower, still exact).
+    /// Key to position, built when a list outgrows [`INDEX_AT`]; a remap, sum or bulk merge drops it
+    /// and the next new key rebuilds it (until then lookups scan the list: slower, still exact).
     index: Option<Box<HashMap<u32, u32>>>,
 }
 
