@@ -329,35 +329,24 @@ const fn key(name: &'static str) -> Key {
     let k = name.as_bytes();
     let len = k.len() + 3;
     assert!(len <= 32, "keys of at most 29 bytes");
-    let mut bytes = [0u8; 32];
-    let mut mask = [0u8; 32];
+    let (mut words, mut mask) = ([0u64; 4], [0u64; 4]);
     let mut i = 0;
     while i < len {
-        bytes[i] = match i {
+        let byte = match i {
             0 => b'"',
             _ if i == len - 2 => b'"',
             _ if i == len - 1 => b':',
             _ => k[i - 1],
         };
-        mask[i] = 0xff;
+        words[i / 8] |= (byte as u64) << (8 * (i % 8));
+        mask[i / 8] |= 0xff << (8 * (i % 8));
         i += 1;
-    }
-    let (mut words, mut masks) = ([0u64; 4], [0u64; 4]);
-    let mut w = 0;
-    while w < 4 {
-        let mut b = 0;
-        while b < 8 {
-            words[w] |= (bytes[w * 8 + b] as u64) << (8 * b);
-            masks[w] |= (mask[w * 8 + b] as u64) << (8 * b);
-            b += 1;
-        }
-        w += 1;
     }
     Key {
         name,
         len,
         words,
-        mask: masks,
+        mask,
     }
 }
 
@@ -628,15 +617,17 @@ impl<'a> Parser<'a, '_> {
     #[inline(always)]
     fn expected_key(&mut self, order: &[Key], next: &mut usize) -> Option<&'static str> {
         const LOOK_AHEAD: usize = 4;
+        // Nothing to expect (a general object, or past the last known key): no window to load.
+        let candidates = order.get(*next..).filter(|c| !c.is_empty())?;
         let window: &[u8; 32] = self.bytes().get(self.i..)?.first_chunk()?;
         let words: [u64; 4] = std::array::from_fn(|w| {
             u64::from_le_bytes(*window[w * 8..].first_chunk().expect("8 of 32 bytes"))
         });
-        for (j, key) in order.iter().enumerate().skip(*next).take(LOOK_AHEAD) {
+        for (j, key) in candidates.iter().enumerate().take(LOOK_AHEAD) {
             let differs = (0..4).fold(0, |d, w| d | ((words[w] ^ key.words[w]) & key.mask[w]));
             if differs == 0 {
                 self.i += key.len;
-                *next = j + 1;
+                *next += j + 1;
                 return Some(key.name);
             }
         }

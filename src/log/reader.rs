@@ -303,15 +303,16 @@ pub fn parse_lines(
         if read || line.is_empty() {
             continue;
         }
-        match validate {
-            true => parse_line(line, |res: Result<LogRecord, String>| match res {
+        if validate {
+            parse_line(line, |res: Result<LogRecord, String>| match res {
                 Ok(record) => sink.record(&record.view()),
                 Err(reason) => sink.malformed(problem(n, reason)),
-            }),
-            false => parse_line(line, |res: Result<ScanRecord, String>| match res {
+            });
+        } else {
+            parse_line(line, |res: Result<ScanRecord, String>| match res {
                 Ok(record) => sink.record(&record),
                 Err(reason) => sink.malformed(problem(n, reason)),
-            }),
+            });
         }
     }
 }

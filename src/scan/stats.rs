@@ -343,9 +343,9 @@ impl Counts {
     }
 
     /// Adds `other` (ids in the same numbering): key by key when it is short (as when Athena rows
-    /// arrive one by one), else by one [`Counts::sum`].
+    /// arrive one by one) or when this list is indexed (a lookup per entry costs less than a
+    /// sort), else by one sort of both lists.
     pub fn merge(&mut self, other: &Counts) {
-        // With an index here, adding key by key costs a lookup per entry of `other`: less than a sort.
         if other.entries.len() <= INDEX_AT || self.index.is_some() {
             for &(key, n) in &other.entries {
                 self.add_key(key, u64::from(n));
@@ -361,13 +361,8 @@ impl Counts {
     /// /24's clients, or two workers' halves of a crawler's 50,000 paths, costs no hash lookups or
     /// per-entry allocations. The index is rebuilt lazily by the next new key.
     pub fn sum(parts: &[&Counts]) -> Counts {
-        let mut entries = Vec::with_capacity(parts.iter().map(|c| c.entries.len()).sum());
-        for c in parts {
-            entries.extend_from_slice(&c.entries);
-        }
-        combine(&mut entries);
         Counts {
-            entries,
+            entries: combined(parts.iter().map(|c| &c.entries[..])),
             index: None,
         }
     }
@@ -428,6 +423,16 @@ fn combine(pairs: &mut Vec<(u32, u32)>) {
         }
         same
     });
+}
+
+/// The pairs of all `parts` in one list, [`combine`]d.
+fn combined<'p>(parts: impl Iterator<Item = &'p [(u32, u32)]> + Clone) -> Vec<(u32, u32)> {
+    let mut pairs = Vec::with_capacity(parts.clone().map(<[_]>::len).sum());
+    for part in parts {
+        pairs.extend_from_slice(part);
+    }
+    combine(&mut pairs);
+    pairs
 }
 
 /// Orders one kind's `(key, count)` entries most frequent first, ties by value, and keeps the first
@@ -552,14 +557,19 @@ impl ClientAcc {
         for part in parts {
             sum.add_totals(part);
         }
-        sum.minutes = Vec::with_capacity(parts.iter().map(|p| p.minutes.len()).sum());
-        for part in parts {
-            sum.minutes.extend_from_slice(&part.minutes);
-        }
-        combine(&mut sum.minutes);
+        sum.minutes = combined(parts.iter().map(|p| &p.minutes[..]));
         let counts: Vec<&Counts> = parts.iter().map(|p| &p.counts).collect();
         sum.counts = Counts::sum(&counts);
         sum
+    }
+
+    /// Adds `other`, into whichever of the two has indexed counts (the first worker's: adding to an
+    /// index costs less than sorting); `other` is left with the rest.
+    pub fn absorb(&mut self, other: &mut ClientAcc) {
+        if other.counts.index.is_some() && self.counts.index.is_none() {
+            std::mem::swap(self, other);
+        }
+        self.merge(other);
     }
 
     /// Requests, actions and first/last seen of `other`.
@@ -671,23 +681,13 @@ pub fn finish_clients(
         .into_par_iter()
         .map(|(prefix, mut members)| {
             members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            let members = members.into_iter().fold(
-                Vec::<(ClientKey, ClientAcc)>::new(),
-                |mut merged, (key, acc)| {
-                    match merged.last_mut() {
-                        Some((last, mine)) if *last == key => {
-                            // Add into the one whose counts are indexed (the first worker's).
-                            let mut acc = acc;
-                            if acc.counts.index.is_some() && mine.counts.index.is_none() {
-                                std::mem::swap(mine, &mut acc);
-                            }
-                            mine.merge(&acc)
-                        }
-                        _ => merged.push((key, acc)),
-                    }
-                    merged
-                },
-            );
+            members.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    kept.1.absorb(&mut later.1);
+                }
+                same
+            });
             let sum = (prefix.is_some() && members.len() > 1).then(|| {
                 let parts: Vec<&ClientAcc> = members.iter().map(|(_, acc)| acc).collect();
                 ClientAcc::sum(&parts)
