@@ -820,9 +820,16 @@ async fn cli_block_plan_apply_pull_through_the_aws_environment() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("waftune.toml");
     std::fs::write(&cfg, config_text("REGIONAL", false)).unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/allow.toml"),
+        "[[allow]]\ncidr = [\"203.0.113.0/24\"]\ncomment = \"partner\"\n",
+    )
+    .unwrap();
     let run = |args: &[&str]| waftune_on_moto(&moto, dir.path(), &cfg, args).assert();
     run(&[
         "block",
+        "--init-ledger",
         "198.51.100.0/24",
         "--for",
         "7d",
