@@ -38,7 +38,7 @@ pub fn parse(value: &str) -> Result<IpNet, CidrError> {
             }
         },
     };
-    check(net).map_err(|e| match e {
+    check(unmap(net)).map_err(|e| match e {
         CidrError::HostBits { network, .. } => CidrError::HostBits {
             value: text.to_owned(),
             network,
@@ -48,6 +48,22 @@ pub fn parse(value: &str) -> Result<IpNet, CidrError> {
         },
         other => other,
     })
+}
+
+/// An IPv4-mapped IPv6 range (`::ffff:192.0.2.10/128`, `::ffff:192.0.2.0/120`) as the IPv4 range
+/// it maps (`192.0.2.10/32`, `192.0.2.0/24`): WAF logs, matches and stores IPv4 clients as IPv4, so
+/// a mapped entry would never block, never match an allowlist and aggregate into the wrong network.
+/// Every other range is returned as it is.
+pub fn unmap(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => {
+                IpNet::V4(ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).expect("prefix 0..=32"))
+            }
+            None => net,
+        },
+        _ => net,
+    }
 }
 
 /// Checks an already-typed range against WAF's rules (no /0, network address only).
@@ -199,6 +215,30 @@ mod tests {
                 parse(bad).unwrap_err().to_string(),
                 format!("`{bad}` is not an IP address or CIDR range")
             );
+        }
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_ipv4() {
+        assert_eq!(
+            parse("::ffff:192.0.2.10").unwrap().to_string(),
+            "192.0.2.10/32"
+        );
+        assert_eq!(
+            parse("::FFFF:c000:0200/120").unwrap().to_string(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            parse("::ffff:192.0.2.10/120").unwrap_err().to_string(),
+            "`::ffff:192.0.2.10/120` is not a network address; did you mean `192.0.2.0/24`?"
+        );
+        assert!(matches!(
+            parse("::ffff:0.0.0.0/96"),
+            Err(CidrError::ZeroPrefix { .. })
+        ));
+        // Not mapped: the IPv4-compatible form, a range wider than the mapped block, plain IPv6.
+        for other in ["::c000:20a/128", "::/95", "2001:db8::ffff:c000:20a/128"] {
+            assert_eq!(parse(other).unwrap().to_string(), other);
         }
     }
 

@@ -22,10 +22,14 @@ use crate::ledger::line_column;
 use crate::policy::Window;
 use crate::waf::{RateKey, ScopeDown};
 
-/// Where waftune looks for its configuration unless told otherwise.
+/// The configuration's file name, looked for in the current directory and its parents.
 pub const DEFAULT_PATH: &str = "waftune.toml";
+/// The environment variable naming the configuration file (after `-c`, before the search).
+pub const CONFIG_ENV: &str = "WAFTUNE_CONFIG";
 /// Where the ledger lives unless `ledger` says otherwise (relative to the configuration file).
 pub const DEFAULT_LEDGER: &str = "state/blocklist.toml";
+/// Where the policies live unless `policies` says otherwise (relative to the configuration file).
+pub const DEFAULT_POLICIES: &str = "policies";
 /// CloudFront web ACLs and their IP sets exist only in this region.
 pub const CLOUDFRONT_REGION: &str = "us-east-1";
 /// The tag key and value that mark an IP set as written by waftune.
@@ -45,6 +49,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "no `{DEFAULT_PATH}` in `{}` or any directory above it: pass `-c FILE` or set `{CONFIG_ENV}`",
+        start.display()
+    )]
+    NotFound { start: PathBuf },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,
@@ -91,6 +100,8 @@ pub struct Config {
     pub home_country: Option<String>,
     /// The ledger path as written (see [`Config::ledger_path`]).
     pub ledger: PathBuf,
+    /// The policy directory (or file) as written (see [`Config::policies_path`]).
+    pub policies: PathBuf,
     /// Ranges that must never be blocked, whatever the ledger says.
     pub allowlist: Vec<IpNet>,
     pub ip_set_groups: Vec<IpSetGroup>,
@@ -241,6 +252,19 @@ impl Default for Guardrails {
     }
 }
 
+impl Guardrails {
+    /// The prefix length `cidr` falls short of, when it is broader than the minimum for its IP
+    /// version and no `allow_broad` range holds it; `None` when it may be written.
+    pub fn too_broad(&self, cidr: &IpNet) -> Option<u8> {
+        let min_prefix = match cidr {
+            IpNet::V4(_) => self.min_prefix_v4,
+            IpNet::V6(_) => self.min_prefix_v6,
+        };
+        (cidr.prefix_len() < min_prefix && !self.allow_broad.iter().any(|a| a.contains(cidr)))
+            .then_some(min_prefix)
+    }
+}
+
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -261,11 +285,41 @@ impl Config {
         ctx.validate(raw)
     }
 
+    /// Finds the configuration as cargo and terraform find theirs: `explicit` (`-c`, or
+    /// `WAFTUNE_CONFIG`), else `waftune.toml` in `start` or the nearest directory above it.
+    pub fn find(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, ConfigError> {
+        if let Some(path) = explicit {
+            return Ok(path.to_owned());
+        }
+        let found = start
+            .ancestors()
+            .map(|dir| dir.join(DEFAULT_PATH))
+            .find(|candidate| candidate.is_file());
+        match found {
+            // In the current directory, say `waftune.toml` as the user would.
+            Some(path) if path.parent() == Some(start) => Ok(PathBuf::from(DEFAULT_PATH)),
+            Some(path) => Ok(path),
+            None => Err(ConfigError::NotFound {
+                start: start.to_owned(),
+            }),
+        }
+    }
+
     /// The ledger file, relative to the directory holding the configuration.
     pub fn ledger_path(&self) -> PathBuf {
+        self.resolve(&self.ledger)
+    }
+
+    /// The policies, relative to the directory holding the configuration.
+    pub fn policies_path(&self) -> PathBuf {
+        self.resolve(&self.policies)
+    }
+
+    /// A path written in the configuration: relative ones are relative to the file's directory.
+    fn resolve(&self, path: &Path) -> PathBuf {
         match self.path.parent() {
-            Some(dir) if self.ledger.is_relative() => dir.join(&self.ledger),
-            _ => self.ledger.clone(),
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
         }
     }
 
@@ -297,6 +351,7 @@ struct RawConfig {
     scope: Spanned<Scope>,
     home_country: Option<Spanned<String>>,
     ledger: Option<PathBuf>,
+    policies: Option<PathBuf>,
     #[serde(default)]
     allowlist: Vec<Spanned<String>>,
     #[serde(default, rename = "ip_set_group")]
@@ -551,6 +606,9 @@ impl Ctx<'_> {
             scope,
             home_country: raw.home_country.map(Spanned::into_inner),
             ledger: raw.ledger.unwrap_or_else(|| PathBuf::from(DEFAULT_LEDGER)),
+            policies: raw
+                .policies
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES)),
             allowlist: self.cidrs(&raw.allowlist, "allowlist")?,
             ip_set_groups,
             web_acls,
@@ -564,17 +622,8 @@ impl Ctx<'_> {
         let span = raw.span();
         let a = raw.into_inner();
         for (what, name) in [("database", &a.database), ("table", &a.table)] {
-            let plain = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !plain {
-                return Err(self.error(
-                    span.clone(),
-                    format!(
-                        "athena {what} `{name}` is not a plain Athena name: use lower-case letters, digits and `_`"
-                    ),
-                ));
+            if let Err(e) = crate::athena::sql::check_name(name) {
+                return Err(self.error(span.clone(), format!("athena {what} {e}")));
             }
         }
         if let Some(location) = &a.output_location
@@ -1194,6 +1243,10 @@ mod tests {
             msg.contains("athena table `x; DROP` is not a plain Athena name"),
             "{msg}"
         );
+        let msg = err("scope = \"REGIONAL\"\n[athena]\ndatabase = \"waf\"\ntable = \"select\"\n");
+        assert!(msg.ends_with("athena table `select` is a reserved word in Athena SQL: choose another name, such as `select_logs`"), "{msg}");
+        let msg = err("scope = \"REGIONAL\"\n[athena]\ndatabase = \"\"\ntable = \"t\"\n");
+        assert!(msg.ends_with("athena database is empty"), "{msg}");
         let msg = err("scope = \"REGIONAL\"\n[athena]\ndatabase = \"w\"\ntabel = \"t\"\n");
         assert!(msg.contains("unknown field `tabel`"), "{msg}");
         assert!(parse("scope = \"REGIONAL\"\n").unwrap().athena.is_none());
@@ -1207,6 +1260,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.ledger_path(), PathBuf::from("/repo/waf/b.toml"));
+        assert_eq!(c.policies_path(), PathBuf::from("/repo/waf/policies"));
+        let c = Config::parse(
+            "scope = \"REGIONAL\"\npolicies = \"../shared/policies\"\n",
+            Path::new("/repo/waf/waftune.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.policies_path(),
+            PathBuf::from("/repo/waf/../shared/policies")
+        );
+        let c = Config::parse("scope = \"REGIONAL\"\n", Path::new("waftune.toml")).unwrap();
+        assert_eq!(c.policies_path(), PathBuf::from("policies"));
+    }
+
+    #[test]
+    fn found_here_or_in_the_nearest_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, deep) = (dir.path().join("repo"), dir.path().join("repo/a/b"));
+        std::fs::create_dir_all(&deep).unwrap();
+        let nowhere = Config::find(None, &deep).unwrap_err().to_string();
+        assert!(nowhere.starts_with("no `waftune.toml` in `"), "{nowhere}");
+        assert!(
+            nowhere.ends_with("pass `-c FILE` or set `WAFTUNE_CONFIG`"),
+            "{nowhere}"
+        );
+        std::fs::write(repo.join(DEFAULT_PATH), "").unwrap();
+        assert_eq!(Config::find(None, &deep).unwrap(), repo.join(DEFAULT_PATH));
+        // In the current directory it is named as the user would name it.
+        assert_eq!(
+            Config::find(None, &repo).unwrap(),
+            PathBuf::from(DEFAULT_PATH)
+        );
+        // A directory named like the file is not a configuration.
+        std::fs::create_dir(deep.join(DEFAULT_PATH)).unwrap();
+        assert_eq!(Config::find(None, &deep).unwrap(), repo.join(DEFAULT_PATH));
+        // `-c` (or `WAFTUNE_CONFIG`) wins, even when it does not exist: loading then says so.
+        let given = Path::new("elsewhere.toml");
+        assert_eq!(Config::find(Some(given), &deep).unwrap(), given);
     }
 
     #[test]

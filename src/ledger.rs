@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::{atomic_file, cidr};
 use ipnet::IpNet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,23 @@ pub enum LedgerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot lock ledger `{path}` through `{lock}`: {source}")]
+    Lock {
+        path: PathBuf,
+        lock: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "ledger `{path}` does not exist: restore it from your repository, or pass `--init-ledger` \
+         to start a new, empty one (a first run)"
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "ledger `{path}` does not exist, but IP sets waftune writes do ({sets}): a plan from no \
+         ledger would remove every entry from them. Restore the ledger from your repository; to \
+         empty the sets deliberately, commit an empty ledger file"
+    )]
+    MissingWithSets { path: PathBuf, sets: String },
     #[error("{path}:{line}:{column}: {message}")]
     Parse {
         path: PathBuf,
@@ -93,11 +111,15 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Reads a ledger; a missing file is an empty ledger (the first run creates it).
-    pub fn load(path: &Path) -> Result<Ledger, LedgerError> {
+    /// Reads a ledger. A missing file is an error unless `init` (a first run, which creates it):
+    /// read as empty, it would make the next plan remove every entry from the live sets.
+    pub fn load(path: &Path, init: bool) -> Result<Ledger, LedgerError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Ledger::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && init => Ok(Ledger::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LedgerError::Missing {
+                path: path.to_owned(),
+            }),
             Err(source) => Err(LedgerError::Read {
                 path: path.to_owned(),
                 source,
@@ -119,6 +141,13 @@ impl Ledger {
                 message: e.message().to_owned(),
             }
         })?;
+        // Written by hand, a mapped address would be planned into the IPv6 set and never match.
+        for entry in &mut ledger.entries {
+            entry.cidr = cidr::unmap(entry.cidr);
+        }
+        for past in &mut ledger.history {
+            past.cidr = cidr::unmap(past.cidr);
+        }
         for entry in &ledger.entries {
             let invalid = |message: String| LedgerError::Invalid {
                 path: path.to_owned(),
@@ -170,18 +199,13 @@ impl Ledger {
         out
     }
 
-    /// Writes atomically (temporary file + rename), so an interrupted run never leaves half a ledger.
+    /// Writes atomically (see [`atomic_file::write`]), so an interrupted run never leaves half a
+    /// ledger. Callers that read, change and save hold [`lock`] throughout.
     pub fn save(&self, path: &Path) -> Result<(), LedgerError> {
-        let write_err = |source| LedgerError::Write {
+        atomic_file::write(path, self.to_toml().as_bytes()).map_err(|source| LedgerError::Write {
             path: path.to_owned(),
             source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(write_err)?;
-        }
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, self.to_toml()).map_err(write_err)?;
-        std::fs::rename(&tmp, path).map_err(write_err)
+        })
     }
 
     pub fn sort(&mut self) {
@@ -195,6 +219,49 @@ impl Ledger {
     pub fn active(&self, now: Timestamp) -> impl Iterator<Item = &LedgerEntry> {
         self.entries.iter().filter(move |e| !e.is_expired(now))
     }
+}
+
+/// The lock file guarding the ledger at `path`: `.NAME.lock` beside it.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// Waits for the exclusive lock of the ledger at `path`, so that concurrent `block`, `unblock` and
+/// `propose` runs change it one after the other and none loses another's change. Hold it from
+/// before [`Ledger::load`] until after [`Ledger::save`].
+pub fn lock(path: &Path) -> Result<atomic_file::Lock, LedgerError> {
+    let lock = lock_path(path);
+    atomic_file::lock(&lock).map_err(|source| LedgerError::Lock {
+        path: path.to_owned(),
+        lock,
+        source,
+    })
+}
+
+/// Refuses to plan from a missing ledger while sets waftune writes exist (`existing_sets`): only
+/// a first run, before waftune created any of them, plans from an empty ledger.
+pub fn check_present<'a>(
+    path: &Path,
+    existing_sets: impl IntoIterator<Item = &'a str>,
+) -> Result<(), LedgerError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let sets: Vec<String> = existing_sets
+        .into_iter()
+        .map(|s| format!("`{s}`"))
+        .collect();
+    if sets.is_empty() {
+        return Ok(());
+    }
+    Err(LedgerError::MissingWithSets {
+        path: path.to_owned(),
+        sets: sets.join(", "),
+    })
 }
 
 /// 1-based line and column of a byte offset.
@@ -263,6 +330,57 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("b.toml:2:8: "), "{msg}");
         assert!(msg.contains("invalid IP address syntax"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_ledger_is_an_error_unless_initialising() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/blocklist.toml");
+        let err = Ledger::load(&path, false).unwrap_err();
+        assert!(matches!(err, LedgerError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("pass `--init-ledger`"), "{err}");
+        assert_eq!(Ledger::load(&path, true).unwrap(), Ledger::default());
+        // Planning: fine before waftune created any set, refused once one exists.
+        check_present(&path, []).unwrap();
+        let err = check_present(&path, ["waftune-blocklist-v4", "waftune-blocklist-v6"]);
+        let msg = err.unwrap_err().to_string();
+        assert!(
+            msg.contains("(`waftune-blocklist-v4`, `waftune-blocklist-v6`): a plan from no ledger"),
+            "{msg}"
+        );
+        Ledger::default().save(&path).unwrap();
+        check_present(&path, ["waftune-blocklist-v4"]).unwrap();
+        assert_eq!(Ledger::load(&path, false).unwrap(), Ledger::default());
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_load_as_ipv4() {
+        let mut l = Ledger {
+            entries: vec![entry("192.0.2.0/24", "g")],
+            history: Vec::new(),
+        };
+        l.history.push(HistoryEntry {
+            cidr: "198.51.100.7/32".parse().unwrap(),
+            group: "g".into(),
+            policy: MANUAL.into(),
+            strikes: 1,
+            expired: "2026-11-20T00:00:00Z".parse().unwrap(),
+        });
+        let text = l
+            .to_toml()
+            .replace("192.0.2.0/24", "::ffff:192.0.2.0/120")
+            .replace("198.51.100.7/32", "::ffff:198.51.100.7/128");
+        let back = Ledger::parse(&text, Path::new("l.toml")).unwrap();
+        assert_eq!(back, l);
+    }
+
+    #[test]
+    fn lock_file_sits_beside_the_ledger() {
+        assert_eq!(
+            lock_path(Path::new("state/blocklist.toml")),
+            Path::new("state/.blocklist.toml.lock")
+        );
+        assert_eq!(lock_path(Path::new("b.toml")), Path::new(".b.toml.lock"));
     }
 
     #[test]

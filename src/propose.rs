@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::analyze::{ClientRow, VERIFIED_BOT_LABEL, client_row, iso_ms};
 use crate::cidr;
+use crate::config::Guardrails;
 use crate::ledger::{HistoryEntry, Ledger, LedgerEntry, MANUAL};
 use crate::plan::desired::MAX_SET_ENTRIES;
 use crate::policy::{KeyCounts, PolicyAction, PolicySet};
@@ -245,6 +246,11 @@ pub enum ProposeError {
     Cidr(#[from] cidr::CidrError),
     #[error("`{cidr}` overlaps allowlisted `{allowed}`; pass `--force` to block it anyway")]
     Allowlisted { cidr: IpNet, allowed: IpNet },
+    #[error(
+        "`{cidr}` is broader than /{min_prefix}, which every plan refuses; list it in \
+         guardrails.allow_broad in waftune.toml if intended"
+    )]
+    TooBroad { cidr: IpNet, min_prefix: u8 },
     #[error("`{cidr}` is not in the ledger{hint}")]
     NotInLedger { cidr: IpNet, hint: String },
 }
@@ -431,9 +437,17 @@ pub fn block(
     ledger: &mut Ledger,
     req: &ManualBlock<'_>,
     allowlist: &[IpNet],
+    guardrails: &Guardrails,
     now: Timestamp,
 ) -> Result<Change, ProposeError> {
     let net = cidr::parse(req.cidr)?;
+    // Refused now rather than at plan time, where it would fail every plan until removed.
+    if let Some(min_prefix) = guardrails.too_broad(&net) {
+        return Err(ProposeError::TooBroad {
+            cidr: net,
+            min_prefix,
+        });
+    }
     if !req.force
         && let Some(allowed) = allowlist.iter().find(|a| cidr::overlaps(a, &net))
     {
@@ -648,6 +662,44 @@ comment = "office"
     }
 
     #[test]
+    fn ipv4_mapped_clients_are_their_ipv4_addresses() {
+        let set = policies();
+        // Mapped offenders aggregate into their IPv4 /24 (not `::/64`), merged with the plain
+        // spelling of the same address, and a mapped allowlisted address stays suppressed.
+        let text = ["::ffff:203.0.113.1", "203.0.113.1"]
+            .iter()
+            .map(|ip| lines(ip, "/.env.bak", 2, "2026-11-20T00:00:00Z"))
+            .chain([
+                lines("::ffff:203.0.113.2", "/.env", 3, "2026-11-20T00:00:00Z"),
+                lines("::ffff:203.0.113.3", "/.env", 4, "2026-11-20T00:00:00Z"),
+                lines("::ffff:192.0.2.200", "/.env", 5, "2026-11-20T00:00:00Z"),
+            ])
+            .collect::<String>();
+        let f = evaluate(&set, &traffic(&text, &set), ts("2026-11-20T01:00:00Z"));
+        let keys: Vec<(String, bool)> = f
+            .iter()
+            .map(|f| {
+                (
+                    f.key.to_string(),
+                    matches!(f.verdict, Verdict::Block { .. }),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("192.0.2.200/32".to_owned(), false),
+                ("203.0.113.0/24".to_owned(), true)
+            ]
+        );
+        let members: Vec<String> = f[1].members.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            members,
+            ["203.0.113.1/32", "203.0.113.2/32", "203.0.113.3/32"]
+        );
+    }
+
+    #[test]
     fn ledger_adds_then_is_idempotent_then_extends_with_escalation() {
         let set = policies();
         let day1 = lines("198.51.100.7", "/.env", 5, "2026-11-20T00:00:00Z");
@@ -759,21 +811,62 @@ comment = "office"
             reason: "abuse report #12",
             force,
         };
-        let err = block(&mut ledger, &req("192.0.2.9", false), &allow, now).unwrap_err();
+        let rails = Guardrails::default();
+        let err = block(&mut ledger, &req("192.0.2.9", false), &allow, &rails, now).unwrap_err();
         assert_eq!(
             err.to_string(),
             "`192.0.2.9/32` overlaps allowlisted `192.0.2.0/24`; pass `--force` to block it anyway"
         );
-        let err = block(&mut ledger, &req("198.51.100.7/24", false), &allow, now).unwrap_err();
+        let err = block(
+            &mut ledger,
+            &req("198.51.100.7/24", false),
+            &allow,
+            &rails,
+            now,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "`198.51.100.7/24` is not a network address; did you mean `198.51.100.0/24`?"
         );
-        let c = block(&mut ledger, &req("198.51.100.0/24", false), &allow, now).unwrap();
+        let c = block(
+            &mut ledger,
+            &req("198.51.100.0/24", false),
+            &allow,
+            &rails,
+            now,
+        )
+        .unwrap();
         assert_eq!(c.expires, Some(ts("2026-12-20T00:00:00Z")));
-        block(&mut ledger, &req("192.0.2.9", true), &allow, now).unwrap();
+        block(&mut ledger, &req("192.0.2.9", true), &allow, &rails, now).unwrap();
         assert_eq!(ledger.entries.len(), 2);
         assert_eq!(ledger.entries[1].policy, MANUAL);
+
+        // Broad ranges: the plan's rule and `allow_broad`, even with `--force`.
+        for (broad, min) in [("10.0.0.0/8", 16), ("0.0.0.0/1", 16), ("2001:db8::/31", 32)] {
+            let err = block(&mut ledger, &req(broad, true), &allow, &rails, now).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "`{broad}` is broader than /{min}, which every plan refuses; list it in \
+                     guardrails.allow_broad in waftune.toml if intended"
+                )
+            );
+        }
+        let allowed = Guardrails {
+            allow_broad: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Guardrails::default()
+        };
+        block(
+            &mut ledger,
+            &req("10.0.0.0/8", false),
+            &allow,
+            &allowed,
+            now,
+        )
+        .unwrap();
+        unblock(&mut ledger, "10.0.0.0/8", None).unwrap();
+        assert_eq!(ledger.entries.len(), 2);
 
         let err = unblock(&mut ledger, "198.51.100.7", None).unwrap_err();
         assert_eq!(
@@ -836,6 +929,7 @@ type = "report"
                 force: false,
             },
             &[],
+            &Guardrails::default(),
             now,
         )
         .unwrap();

@@ -49,12 +49,33 @@ fn ddl_rejects_bad_values_naming_them() {
     ddl("2026-01-01", &[]).failure().stderr(contains(
         "`--start 2026-01-01` is not a day as `yyyy/MM/dd`",
     ));
+    // Table names go into SQL unquoted: plain, and not reserved words.
+    for (table, error) in [
+        ("", "error: `--table `: the name is empty\n"),
+        (
+            "select",
+            "error: `--table select`: the name `select` is a reserved word in Athena SQL: choose \
+             another name, such as `select_logs`\n",
+        ),
+        (
+            "waf.Logs",
+            "error: `--table waf.Logs`: the name `Logs` is not a plain Athena name: a lower-case \
+             letter, then up to 254 lower-case letters, digits and `_`\n",
+        ),
+    ] {
+        ddl("2026/01/01", &["--table", table])
+            .code(1)
+            .stdout("")
+            .stderr(error);
+    }
 }
 
 fn with_config(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("waftune.toml");
-    std::fs::write(&path, text).unwrap();
+    // The repository's policies, which `propose` needs for their allowlist.
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    std::fs::write(&path, format!("policies = {:?}\n{text}", policies)).unwrap();
     (dir, path)
 }
 
@@ -202,7 +223,12 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
     queue_result(&moto, &values);
     queue_result(&moto, &minute_result(&[("192.0.2.7", minute, 0, 4)]));
     athena_run("propose", &config)
-        .args(["--now", "2026-11-21T00:05:00Z", "--policies"])
+        .args([
+            "--now",
+            "2026-11-21T00:05:00Z",
+            "--init-ledger",
+            "--policies",
+        ])
         .arg(&policies)
         .envs(moto.aws_env(REGION))
         .assert()

@@ -798,6 +798,18 @@ async fn writes_are_paced() {
     );
 }
 
+/// A repository directory for CLI runs, with the policies (an allowlist) that waftune requires.
+fn cli_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/allow.toml"),
+        "[[allow]]\ncidr = [\"203.0.113.0/24\"]\ncomment = \"partner\"\n",
+    )
+    .unwrap();
+    dir
+}
+
 /// The whole CLI against the emulator, credentials and endpoint from the standard AWS environment:
 /// block -> plan (saved) -> apply exactly that plan -> plan again shows nothing -> pull.
 /// `waftune ARGS --config CONFIG` in `dir`, talking to moto through the standard AWS environment.
@@ -817,12 +829,13 @@ async fn cli_block_plan_apply_pull_through_the_aws_environment() {
     let moto = Moto::start().await;
     let (client, _) = regional(&moto);
     setup(&client, Scope::Regional).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = cli_dir();
     let cfg = dir.path().join("waftune.toml");
     std::fs::write(&cfg, config_text("REGIONAL", false)).unwrap();
     let run = |args: &[&str]| waftune_on_moto(&moto, dir.path(), &cfg, args).assert();
     run(&[
         "block",
+        "--init-ledger",
         "198.51.100.0/24",
         "--for",
         "7d",
@@ -1061,7 +1074,11 @@ async fn cli_recommended_rate_rule_plans_from_the_logs_and_applies_the_saved_pla
     let (client, _) = regional(&moto);
     setup(&client, Scope::Regional).await;
     let (acl_before, _) = sdk_acl(&client, Scope::Regional).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = cli_dir();
+    // An empty ledger in the repository: once waftune's sets exist, a missing one is refused.
+    Ledger::default()
+        .save(&dir.path().join("state/blocklist.toml"))
+        .unwrap();
     let cfg = dir.path().join("waftune.toml");
     let rule = "[[web_acl.rate_rule]]\nname = \"waftune-rate\"\npriority = 20\n\
                 limit = \"recommended\"\nscope = [\"overseas\"]\naction = \"count\"\n";

@@ -325,7 +325,11 @@ impl MinuteRow {
 /// cuts such clients' lists, and a second spelling of the address would merge into a cut list.
 fn client_key(client: &str) -> Result<ClientKey, RowError> {
     match client.trim().parse() {
+        // An IPv4-mapped IPv6 address (`::ffff:192.0.2.10`) is another spelling of an IPv4 one.
         Ok(ip @ IpAddr::V4(_)) if ip.to_string() != client => Err(RowError::Spelling {
+            client: client.to_owned(),
+        }),
+        Ok(ip @ IpAddr::V6(_)) if ip.to_canonical().is_ipv4() => Err(RowError::Spelling {
             client: client.to_owned(),
         }),
         Ok(ip) => Ok(ClientKey::Addr(ip)),
@@ -744,18 +748,19 @@ mod tests {
 
     #[test]
     fn a_second_spelling_of_an_ipv4_address_is_refused() {
-        assert_eq!(
-            clients(
-                &[row(" 192.0.2.1", 10, 1, 1)],
-                &[],
-                &mut Interner::default()
-            )
-            .unwrap_err()
-            .to_string(),
-            "client ` 192.0.2.1` is an IPv4 address not written as a plain dotted quad: Athena cuts \
-             the top lists of dotted-quad clients and cannot merge other spellings exactly (use the \
-             local engine for these logs)"
-        );
+        // Mapped IPv6 included: the local engine counts it as the IPv4 client, Athena cannot.
+        for client in [" 192.0.2.1", "::ffff:192.0.2.1"] {
+            assert_eq!(
+                clients(&[row(client, 10, 1, 1)], &[], &mut Interner::default())
+                    .unwrap_err()
+                    .to_string(),
+                format!(
+                    "client `{client}` is an IPv4 address not written as a plain dotted quad: \
+                     Athena cuts the top lists of dotted-quad clients and cannot merge other \
+                     spellings exactly (use the local engine for these logs)"
+                )
+            );
+        }
     }
 
     #[test]

@@ -71,12 +71,12 @@ fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
             "bucket, region and web ACL name must be plain S3 key segments (letters, digits, `_-.`)"
         );
     }
-    if !args
-        .table
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.".contains(c))
-    {
-        bail!("`--table {}` is not a plain Athena table name", args.table);
+    // `name` or `database.name`, each part a plain name.
+    let parts: Vec<&str> = args.table.splitn(2, '.').collect();
+    for part in parts {
+        if let Err(e) = sql::check_name(part) {
+            bail!("`--table {}`: the name {e}", args.table);
+        }
     }
     let text = sql::ddl(
         &Table {

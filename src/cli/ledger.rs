@@ -8,8 +8,10 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
 use super::{
-    ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, print, traffic,
+    ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, policy_allowlist,
+    print, traffic,
 };
+use crate::atomic_file;
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::plan::desired::MAX_SET_ENTRIES;
@@ -35,6 +37,8 @@ pub struct ProposeArgs {
     /// Show what would change without writing the ledger.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub init: InitLedgerArg,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -59,6 +63,17 @@ pub struct BlockArgs {
     /// Block even a range that overlaps an allowlist entry.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub init: InitLedgerArg,
+}
+
+/// The one way to start a ledger: without it, a missing ledger file is an error.
+#[derive(Debug, Args)]
+pub struct InitLedgerArg {
+    /// Start a new, empty ledger if the file does not exist (a first run). Without it a missing
+    /// ledger is an error, since the next plan would remove every entry from the live sets.
+    #[arg(long)]
+    pub init_ledger: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,12 +95,13 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Args)]
 pub struct PolicyCheckArgs {
-    /// A directory of policy files, or one file.
-    #[arg(default_value = "policies")]
-    pub path: PathBuf,
-    /// Check `block` groups against this configuration, if it exists.
-    #[arg(long, short = 'c', default_value = crate::config::DEFAULT_PATH)]
-    pub config: PathBuf,
+    /// A directory of policy files, or one file [default: the configuration's `policies`, else
+    /// `policies`]
+    pub path: Option<PathBuf>,
+    /// Check `block` groups against this configuration (default: the one found as for every
+    /// command, if any).
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 fn capacity(config: &Config) -> Capacity {
@@ -100,8 +116,8 @@ fn capacity(config: &Config) -> Capacity {
 }
 
 pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.config.config)?;
-    let policies = load_policies(&args.policies.policies, Some(&config))?;
+    let config = args.config.load()?;
+    let policies = args.policies.load(&config)?;
     if args.logs.home_country.is_none() {
         args.logs.home_country = config.home_country.clone();
     }
@@ -117,11 +133,15 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
     };
     let findings = evaluate(&policies, &traffic, now);
     let ledger_path = config.ledger_path();
-    let ledger = Ledger::load(&ledger_path)?;
+    // Held until the ledger is saved: a concurrent `block` must not be overwritten.
+    let _lock = (!args.dry_run)
+        .then(|| crate::ledger::lock(&ledger_path))
+        .transpose()?;
+    let ledger = Ledger::load(&ledger_path, args.init.init_ledger)?;
     let proposal = update_ledger(&ledger, &findings, &policies, &capacity(&config), now)?;
     let report = ProposeReport::new(&traffic, findings, proposal.changes, now);
     if let Some(path) = &args.report {
-        std::fs::write(path, render::propose(&report, Format::Markdown))
+        atomic_file::write(path, render::propose(&report, Format::Markdown).as_bytes())
             .with_context(|| format!("cannot write report `{}`", path.display()))?;
     }
     print(&render::propose(&report, args.format))?;
@@ -138,30 +158,24 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
 }
 
 pub fn block_cmd(args: BlockArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     let group = match &args.group {
-        Some(g) if config.group(g).is_none() => bail!(
-            "group `{g}` is not defined in `{}`",
-            args.config.config.display()
-        ),
+        Some(g) if config.group(g).is_none() => {
+            bail!("group `{g}` is not defined in `{}`", config.path.display())
+        }
         Some(g) => g.clone(),
         None => match config.ip_set_groups.first() {
             Some(g) => g.name.clone(),
-            None => bail!("`{}` defines no ip_set_group", args.config.config.display()),
+            None => bail!("`{}` defines no ip_set_group", config.path.display()),
         },
     };
     let now = Timestamp::now();
     let mut allow = config.allowlist.clone();
-    if args.policies.policies.exists() {
-        allow.extend(
-            load_policies(&args.policies.policies, Some(&config))?
-                .allowlist
-                .cidrs(now),
-        );
-    }
+    allow.extend(policy_allowlist(&args.policies, &config, now)?);
     let duration = args.duration.as_deref().map(parse_duration).transpose()?;
     let path = config.ledger_path();
-    let mut ledger = Ledger::load(&path)?;
+    let _lock = crate::ledger::lock(&path)?;
+    let mut ledger = Ledger::load(&path, args.init.init_ledger)?;
     let change = block(
         &mut ledger,
         &ManualBlock {
@@ -172,6 +186,7 @@ pub fn block_cmd(args: BlockArgs) -> Result<ExitCode> {
             force: args.force,
         },
         &allow,
+        &config.guardrails,
         now,
     )?;
     ledger.save(&path)?;
@@ -188,9 +203,10 @@ pub fn block_cmd(args: BlockArgs) -> Result<ExitCode> {
 }
 
 pub fn unblock_cmd(args: UnblockArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     let path = config.ledger_path();
-    let mut ledger = Ledger::load(&path)?;
+    let _lock = crate::ledger::lock(&path)?;
+    let mut ledger = Ledger::load(&path, false)?;
     let removed = unblock(&mut ledger, &args.cidr, args.group.as_deref())?;
     ledger.save(&path)?;
     for c in removed {
@@ -201,15 +217,21 @@ pub fn unblock_cmd(args: UnblockArgs) -> Result<ExitCode> {
 
 pub fn policy_cmd(command: PolicyCommand) -> Result<ExitCode> {
     let PolicyCommand::Check(args) = command;
-    let config = match Config::load(&args.config) {
-        Ok(c) => Some(c),
-        Err(_) if !args.config.exists() => None,
-        Err(e) => return Err(e.into()),
+    // Checking policies needs no configuration; one named or found adds the group check.
+    let config = match args.config.path() {
+        Ok(path) => Some(Config::load(&path)?),
+        Err(_) if args.config.config.is_none() => None,
+        Err(e) => return Err(e),
     };
-    let set = load_policies(&args.path, config.as_ref())?;
+    let path = match (&args.path, &config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => config.policies_path(),
+        (None, None) => PathBuf::from(crate::config::DEFAULT_POLICIES),
+    };
+    let set = load_policies(&path, config.as_ref())?;
     print(&format!(
         "{}: {} policies, {} allow entries: ok\n",
-        args.path.display(),
+        path.display(),
         set.policies.len(),
         set.allowlist.entries.len()
     ))?;

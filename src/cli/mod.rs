@@ -77,21 +77,57 @@ pub enum Command {
 /// Where `waftune.toml` is.
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// The configuration file.
-    #[arg(long, short = 'c', env = "WAFTUNE_CONFIG", default_value = crate::config::DEFAULT_PATH)]
-    pub config: PathBuf,
+    /// The configuration file [default: `waftune.toml` in the current directory or the nearest
+    /// one above it]
+    #[arg(long, short = 'c', env = crate::config::CONFIG_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The configuration file: `-c`, `WAFTUNE_CONFIG`, or the one found from the current directory up.
+    pub fn path(&self) -> Result<PathBuf> {
+        let here = std::env::current_dir().context("cannot read the current directory")?;
+        Ok(Config::find(self.config.as_deref(), &here)?)
+    }
+
+    pub fn load(&self) -> Result<Config> {
+        Ok(Config::load(&self.path()?)?)
+    }
 }
 
 /// Where the detection policies are.
 #[derive(Debug, Args)]
 pub struct PoliciesArg {
-    /// A directory of policy files (`*.toml`), or one file.
-    #[arg(long, value_name = "PATH", default_value = "policies")]
-    pub policies: PathBuf,
+    /// A directory of policy files (`*.toml`), or one file [default: `policies` in waftune.toml,
+    /// relative to that file, else `policies` beside it]
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
 }
 
-/// Loads and validates policies; diagnostics go to stderr, errors fail the command.
+impl PoliciesArg {
+    /// `--policies` (relative to the current directory, as every argument is), else the config's.
+    pub fn path(&self, config: &Config) -> PathBuf {
+        self.policies
+            .clone()
+            .unwrap_or_else(|| config.policies_path())
+    }
+
+    /// The policies, which must exist: their allowlist guards every block.
+    pub fn load(&self, config: &Config) -> Result<PolicySet> {
+        load_policies(&self.path(config), Some(config))
+    }
+}
+
+/// Loads and validates policies; diagnostics go to stderr, errors fail the command. A missing path
+/// is an error: skipping it would silently drop the policies' allowlist.
 pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> {
+    if !path.exists() {
+        bail!(
+            "policies `{}` not found: waftune needs them for their allowlist. Point `policies` in \
+             waftune.toml (relative to it) or `--policies` at them",
+            path.display()
+        );
+    }
     let groups: Option<Vec<String>> =
         config.map(|c| c.ip_set_groups.iter().map(|g| g.name.clone()).collect());
     match policy::load_dir(path, groups.as_deref()) {
@@ -115,15 +151,9 @@ pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> 
     }
 }
 
-/// The policies' allowlisted ranges, when a policy directory is there: plan and apply refuse to
-/// put them into any set.
+/// The policies' allowlisted ranges: plan and apply refuse to put them into any set.
 pub fn policy_allowlist(arg: &PoliciesArg, config: &Config, now: Timestamp) -> Result<Vec<IpNet>> {
-    if !arg.policies.exists() {
-        return Ok(Vec::new());
-    }
-    Ok(load_policies(&arg.policies, Some(config))?
-        .allowlist
-        .cidrs(now))
+    Ok(arg.load(config)?.allowlist.cidrs(now))
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +256,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rate(command) => rate::rate_cmd(command),
         Command::Athena(command) => athena::athena_cmd(command),
     }
+}
+
+/// An error and its causes on one line, each said once. Error types whose message already ends
+/// with their cause (`cannot read `x`: {source}`) would otherwise print it twice under `{:#}`.
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
@@ -375,7 +422,7 @@ pub fn print(text: &str) -> Result<()> {
 /// The configuration when the source needs it (Athena's `[athena]` section); `None` for local logs.
 pub fn config_for(source: &SourceArgs, config: &ConfigArg) -> Result<Option<Config>> {
     Ok(match source.source {
-        Source::Athena => Some(Config::load(&config.config)?),
+        Source::Athena => Some(config.load()?),
         Source::Local => None,
     })
 }
@@ -427,4 +474,44 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::from(exit::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::error_message;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        // The message already ends with its source: printed once.
+        let e = anyhow::Error::new(crate::config::ConfigError::Read {
+            path: PathBuf::from("waftune.toml"),
+            source: io(),
+        });
+        assert_eq!(
+            format!("{e:#}"),
+            "cannot read config `waftune.toml`: no such file: no such file"
+        );
+        assert_eq!(
+            error_message(&e),
+            "cannot read config `waftune.toml`: no such file"
+        );
+        // A context that does not repeat its source keeps both, and nested repeats collapse.
+        let e = anyhow::Error::new(io()).context("cannot write report `r.md`");
+        assert_eq!(
+            error_message(&e),
+            "cannot write report `r.md`: no such file"
+        );
+        let e = anyhow::Error::new(crate::ledger::LedgerError::Read {
+            path: PathBuf::from("b.toml"),
+            source: io(),
+        })
+        .context("propose");
+        assert_eq!(
+            error_message(&e),
+            "propose: cannot read ledger `b.toml`: no such file"
+        );
+    }
 }

@@ -162,7 +162,7 @@ fn recommend_cmd(args: RecommendArgs) -> Result<ExitCode> {
 
 fn backtest_cmd(mut args: BacktestArgs) -> Result<ExitCode> {
     let config = match &args.rule {
-        Some(_) => Some(Config::load(&args.config.config)?),
+        Some(_) => Some(args.config.load()?),
         None => config_for(&args.source, &args.config)?,
     };
     let rule = match (&args.rule, &config) {
@@ -209,9 +209,10 @@ fn backtest_cmd(mut args: BacktestArgs) -> Result<ExitCode> {
 fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
     let min_period = crate::time::parse_duration(&args.min_period)
         .with_context(|| format!("`--min-period {}`", args.min_period))?;
-    let text = std::fs::read_to_string(&args.config.config)
-        .with_context(|| format!("cannot read config `{}`", args.config.config.display()))?;
-    let config = Config::parse(&text, &args.config.config)?;
+    let path = args.config.path()?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read config `{}`", path.display()))?;
+    let config = Config::parse(&text, &path)?;
     let (web_acl, rule) = rate::find_rate_rule(&config, &args.rule)?;
     rate::ensure_counting(rule)?;
     default_home(&mut args.logs, &config);
@@ -240,17 +241,18 @@ fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
     )?;
     let promoted = rate::promoted_config(&text, rule)?;
     // The edited file must still be a valid configuration before anyone sees or writes it.
-    Config::parse(&promoted, &args.config.config)?;
+    Config::parse(&promoted, &path)?;
     let mut out = rate::render::promotion(&b, &rule.name, web_acl, &logs, args.top, args.format);
     if args.format != Format::Json {
-        out += &config_diff(&text, &promoted, &args.config.config);
+        out += &config_diff(&text, &promoted, &path);
     }
     print(&out)?;
     if args.write {
-        write_atomically(&args.config.config, &promoted)?;
+        crate::atomic_file::write(&path, promoted.as_bytes())
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
         eprintln!(
             "wrote `{}`: rule `{}` blocks once planned and applied (`waftune plan`)",
-            args.config.config.display(),
+            path.display(),
             rule.name
         );
     } else {
@@ -269,12 +271,4 @@ fn config_diff(old: &str, new: &str, path: &Path) -> String {
             .context_radius(2)
             .header(&name, &name)
     )
-}
-
-/// Replaces `path` in one step, so a crash never leaves half a configuration.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("toml.waftune-tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace `{}`", path.display()))?;
-    Ok(())
 }

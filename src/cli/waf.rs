@@ -105,6 +105,10 @@ async fn make_plan(
 ) -> Result<(Plan, String)> {
     let (ledger, ledger_sha256) = load_ledger(&config.ledger_path())?;
     let live = fetch_live(api, config, now).await?;
+    crate::ledger::check_present(
+        &config.ledger_path(),
+        live.managed_ip_sets.iter().map(|s| s.name.as_str()),
+    )?;
     let plan = build_plan(&PlanInputs {
         config,
         ledger: &ledger,
@@ -118,7 +122,7 @@ async fn make_plan(
 }
 
 pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     let now = now_from(args.now.as_deref())?;
     let allowlist = policy_allowlist(&args.policies, &config, now)?;
     let recommended = recommend_limits(&config, &args)?;
@@ -202,7 +206,7 @@ fn recommend_limits(
 }
 
 pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     let allowlist = policy_allowlist(&args.policies, &config, Timestamp::now())?;
     let rt = runtime()?;
     let report = rt.block_on(async {
@@ -269,7 +273,7 @@ fn confirm() -> Result<()> {
 }
 
 pub fn pull_cmd(args: PullArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     let live = runtime()?.block_on(async {
         let api = AwsWaf::from_config(&config).await?;
         anyhow::Ok(fetch_live(&api, &config, Timestamp::now()).await?)

@@ -109,12 +109,7 @@ pub fn check_guardrails(
         before_all.extend(set.before.iter().flat_map(|s| s.addresses.iter().map(tag)));
         after_all.extend(set.after.iter().flat_map(|s| s.addresses.iter().map(tag)));
         for cidr in &set.added {
-            let min_prefix = match cidr {
-                IpNet::V4(_) => rails.min_prefix_v4,
-                IpNet::V6(_) => rails.min_prefix_v6,
-            };
-            if cidr.prefix_len() < min_prefix && !rails.allow_broad.iter().any(|a| a.contains(cidr))
-            {
+            if let Some(min_prefix) = rails.too_broad(cidr) {
                 violations.push(Violation::TooBroad {
                     cidr: *cidr,
                     set: set.name.clone(),

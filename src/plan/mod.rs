@@ -929,9 +929,11 @@ impl Plan {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), PlanError> {
-        std::fs::write(path, self.to_json()).map_err(|source| PlanError::Write {
-            path: path.to_owned(),
-            source,
+        crate::atomic_file::write(path, self.to_json().as_bytes()).map_err(|source| {
+            PlanError::Write {
+                path: path.to_owned(),
+                source,
+            }
         })
     }
 

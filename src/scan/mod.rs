@@ -292,7 +292,9 @@ impl RecordSink for TrafficBuilder {
             labels: &self.label_ids,
             count_rules: &self.count_rule_ids,
         };
-        let ip = r.client_ip();
+        // An IPv4-mapped IPv6 address (`::ffff:192.0.2.10`) is the IPv4 client it maps: keyed,
+        // aggregated (/24, not /64) and allowlisted as that address.
+        let ip = r.client_ip().map(|ip| ip.to_canonical());
         if let Some(ip) = ip {
             for (policy, keys) in self.policies.iter().zip(&mut self.policy_keys) {
                 if policy.matcher.matches(r) {

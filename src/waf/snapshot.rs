@@ -71,7 +71,7 @@ impl SnapshotWaf {
 pub fn save_snapshot(live: &LiveWaf, path: &Path) -> Result<(), SnapshotError> {
     let mut text = serde_json::to_string_pretty(live).expect("the live state always serialises");
     text.push('\n');
-    std::fs::write(path, text).map_err(|source| SnapshotError::Write {
+    crate::atomic_file::write(path, text.as_bytes()).map_err(|source| SnapshotError::Write {
         path: path.to_owned(),
         source,
     })
