@@ -307,7 +307,7 @@ async fn run_apply(waf: &AwsWaf, config: &Config, plan: &Plan) -> ApplyReport {
 
 fn regional(moto: &Moto) -> (sdk::Client, AwsWaf) {
     let client = moto.client(REGION);
-    let waf = AwsWaf::new(client.clone(), Scope::Regional, REGION.into(), no_pacing());
+    let waf = AwsWaf::new(&moto.sdk_config(REGION), Scope::Regional, no_pacing()).unwrap();
     (client, waf)
 }
 
@@ -669,12 +669,7 @@ async fn cloudfront_scope_lives_in_us_east_1() {
     assert_eq!(region, "us-east-1");
     let client = moto.client(region);
     setup(&client, Scope::Cloudfront).await;
-    let waf = AwsWaf::new(
-        client.clone(),
-        Scope::Cloudfront,
-        region.into(),
-        no_pacing(),
-    );
+    let waf = AwsWaf::new(&moto.sdk_config(region), Scope::Cloudfront, no_pacing()).unwrap();
     let plan = make_plan(&waf, &config, &ledger(&["192.0.2.0/24"])).await;
     assert_eq!(
         (plan.scope, plan.region.as_str()),
@@ -692,12 +687,7 @@ async fn cloudfront_scope_lives_in_us_east_1() {
     assert!(sdk_sets(&client, Scope::Regional).await.is_empty());
 
     // A regional client cannot apply a CloudFront plan.
-    let other = AwsWaf::new(
-        moto.client(REGION),
-        Scope::Regional,
-        REGION.into(),
-        no_pacing(),
-    );
+    let other = AwsWaf::new(&moto.sdk_config(REGION), Scope::Regional, no_pacing()).unwrap();
     let inputs = ApplyInputs {
         config: &config,
         ledger_sha256: "ledger",
@@ -785,7 +775,7 @@ async fn writes_are_paced() {
         write_interval: Duration::from_millis(300),
         ..no_pacing()
     };
-    let waf = AwsWaf::new(client, Scope::Regional, REGION.into(), paced);
+    let waf = AwsWaf::new(&moto.sdk_config(REGION), Scope::Regional, paced).unwrap();
     let config = config("REGIONAL", false);
     let plan = make_plan(&waf, &config, &ledger(&["10.0.0.1/32"])).await;
     let start = std::time::Instant::now();
@@ -1108,4 +1098,36 @@ async fn cli_recommended_rate_rule_plans_from_the_logs_and_applies_the_saved_pla
     );
     // Same logs, same recommendation: nothing left to do.
     with_logs(&["plan", "--detailed-exitcode"]).assert().code(0);
+}
+
+/// An endpoint answering 404 with an HTML page is named with the service, the operation, the
+/// endpoint, the status and a hint, not dumped as the SDK's debug structure.
+#[tokio::test]
+async fn an_endpoint_that_is_not_waf_is_said_plainly() {
+    let endpoint = common::not_aws::start();
+    let sdk_config = aws_config::SdkConfig::builder()
+        .behavior_version(sdk::config::BehaviorVersion::latest())
+        .region(sdk::config::Region::new(REGION))
+        .credentials_provider(sdk::config::SharedCredentialsProvider::new(
+            sdk::config::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .endpoint_url(&endpoint)
+        .retry_config(sdk::config::retry::RetryConfig::disabled())
+        .build();
+    let waf = AwsWaf::new(&sdk_config, Scope::Regional, no_pacing()).unwrap();
+    let err = waf.list_ip_sets().await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "ListIPSets `REGIONAL`: the WAFv2 endpoint `{endpoint}` answered HTTP 404 (text/html; charset=utf-8), not an AWS API answer: `<!DOCTYPE html>"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("is AWS_ENDPOINT_URL right?"), "{err}");
+    let err = waf.account().await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "GetCallerIdentity `STS`: the STS endpoint `{endpoint}` answered HTTP 404"
+        )),
+        "{err}"
+    );
 }

@@ -1,8 +1,13 @@
 //! Plans of managed rate-based rules against the in-memory WAF.
 
+use std::collections::BTreeMap;
+
 use super::tests::{CONFIG, apply_ok, at, config, try_plan_with};
 use super::*;
+use crate::config::Config;
+use crate::ledger::Ledger;
 use crate::waf::fake::FakeWaf;
+use crate::waf::{BlockResponse, RuleAction, ScopeDown};
 
 const RATE_RULE: &str = r#"
 [[web_acl.rate_rule]]
@@ -101,14 +106,10 @@ async fn changing_the_statement_warns_that_counters_reset_but_the_action_does_no
     let higher = plan(&waf, &rate_config("500", "count")).await.unwrap();
     let change = rate_change(&higher);
     assert!(change.resets_counters);
-    assert!(
-        change
-            .before
-            .as_ref()
-            .unwrap()
-            .to_string()
-            .contains("\"Limit\":300")
-    );
+    let Some(RuleBefore::Rule(before)) = &change.before else {
+        panic!("{:?}", change.before)
+    };
+    assert!(before.to_string().contains("\"Limit\":300"));
     let text = render::text(&higher, false, false);
     assert!(
         text.contains("# warning: changing a rate-based statement resets WAF's counters"),

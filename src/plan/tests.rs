@@ -1,12 +1,16 @@
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 
+use super::stamp::{addresses_digest, parse_stamp};
 use super::*;
 use crate::apply::{ApplyInputs, Outcome, apply};
-use crate::ledger::{LedgerEntry, MANUAL};
+use crate::config::Config;
+use crate::ledger::{Ledger, LedgerEntry, MANUAL};
 use crate::waf::fake::FakeWaf;
-use crate::waf::{IpSetRule, LiveRule, fetch_live};
+use crate::waf::{IpSetRule, LiveRule, LiveWaf, RuleShape, fetch_live};
 
 pub(crate) const CONFIG: &str = r#"
 region = "ap-northeast-1"
@@ -603,7 +607,7 @@ async fn unrecognised_managed_rule_is_replaced_and_shown() {
     };
     assert_eq!(
         acl.rules[0].before,
-        Some(Value::String("Rule { hand edited }".into()))
+        Some(RuleBefore::Opaque("Rule { hand edited }".into()))
     );
     let text = render::text(&plan, false, false);
     assert!(
