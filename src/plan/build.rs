@@ -16,7 +16,8 @@ use super::{
 };
 use crate::cidr::{self, CidrError};
 use crate::config::{
-    Config, CustomResponse, GROUP_TAG, MANAGED_TAG, RateLimit, RuleActionConfig, sha256_hex,
+    Config, CustomResponse, GROUP_TAG, MANAGED_TAG, RateLimit, RuleActionConfig, WebAclConfig,
+    sha256_hex,
 };
 use crate::ledger::{Ledger, LedgerError};
 use crate::waf::capacity::web_acl_capacity;
@@ -283,6 +284,9 @@ fn parse_live(set: &IpSet) -> Result<Vec<IpNet>, PlanError> {
     Ok(nets)
 }
 
+/// Rules with the evidence of a recommended limit, and the response bodies they need.
+pub(super) type WantedRules<'c> = (Vec<(PlannedRule, Option<String>)>, Vec<&'c CustomResponse>);
+
 fn web_acl_changes(
     config: &Config,
     live: &LiveWaf,
@@ -304,62 +308,7 @@ fn web_acl_changes(
             .ok_or_else(|| PlanError::MissingWebAcl {
                 name: acl_config.name.clone(),
             })?;
-        let mut wanted: Vec<(PlannedRule, Option<String>)> = Vec::new();
-        let mut responses = Vec::new();
-        for rule in &acl_config.rules {
-            let (action, response) = planned_action(&rule.action);
-            responses.extend(response);
-            let sets = desired
-                .iter()
-                .filter(|d| d.group == rule.group)
-                .map(|d| SetRef {
-                    name: d.name.clone(),
-                    arn: arn_of(&d.name),
-                })
-                .collect();
-            wanted.push((
-                PlannedRule {
-                    name: rule.name.clone(),
-                    priority: rule.priority,
-                    statement: PlannedStatement::IpSets { sets },
-                    action,
-                    metric_name: rule.metric_name.clone(),
-                },
-                None,
-            ));
-        }
-        for rule in &acl_config.rate_rules {
-            let (action, response) = planned_action(&rule.action);
-            responses.extend(response);
-            let (limit, evidence) = match rule.limit {
-                RateLimit::Fixed(n) => (n, None),
-                RateLimit::Recommended(_) => {
-                    let r = recommended
-                        .get(&(acl_config.name.clone(), rule.name.clone()))
-                        .ok_or_else(|| PlanError::NoRecommendation {
-                            web_acl: acl_config.name.clone(),
-                            rule: rule.name.clone(),
-                        })?;
-                    (r.limit, Some(r.evidence.clone()))
-                }
-            };
-            let statement = RateStatement {
-                limit,
-                window_sec: rule.window.minutes() * 60,
-                key: rule.key.clone(),
-                scope_down: rule.scope_down.clone(),
-            };
-            wanted.push((
-                PlannedRule {
-                    name: rule.name.clone(),
-                    priority: rule.priority,
-                    statement: PlannedStatement::RateBased(statement),
-                    action,
-                    metric_name: rule.metric_name.clone(),
-                },
-                evidence,
-            ));
-        }
+        let (wanted, responses) = wanted_rules(acl_config, desired, arn_of, recommended)?;
 
         let managed = |name: &str| wanted.iter().any(|(r, _)| r.name == name);
         let mut rules = Vec::new();
@@ -442,6 +391,73 @@ fn web_acl_changes(
         }
     }
     Ok(changes)
+}
+
+/// The rules (with the evidence of a recommended limit) and response bodies the configuration
+/// wants in one web ACL; `arn_of` gives the ARN of an existing set by name.
+pub(super) fn wanted_rules<'c>(
+    acl_config: &'c WebAclConfig,
+    desired: &[DesiredSet],
+    arn_of: impl Fn(&str) -> Option<String>,
+    recommended: &BTreeMap<(String, String), RecommendedLimit>,
+) -> Result<WantedRules<'c>, PlanError> {
+    let mut wanted: Vec<(PlannedRule, Option<String>)> = Vec::new();
+    let mut responses = Vec::new();
+    for rule in &acl_config.rules {
+        let (action, response) = planned_action(&rule.action);
+        responses.extend(response);
+        let sets = desired
+            .iter()
+            .filter(|d| d.group == rule.group)
+            .map(|d| SetRef {
+                name: d.name.clone(),
+                arn: arn_of(&d.name),
+            })
+            .collect();
+        wanted.push((
+            PlannedRule {
+                name: rule.name.clone(),
+                priority: rule.priority,
+                statement: PlannedStatement::IpSets { sets },
+                action,
+                metric_name: rule.metric_name.clone(),
+            },
+            None,
+        ));
+    }
+    for rule in &acl_config.rate_rules {
+        let (action, response) = planned_action(&rule.action);
+        responses.extend(response);
+        let (limit, evidence) = match rule.limit {
+            RateLimit::Fixed(n) => (n, None),
+            RateLimit::Recommended(_) => {
+                let r = recommended
+                    .get(&(acl_config.name.clone(), rule.name.clone()))
+                    .ok_or_else(|| PlanError::NoRecommendation {
+                        web_acl: acl_config.name.clone(),
+                        rule: rule.name.clone(),
+                    })?;
+                (r.limit, Some(r.evidence.clone()))
+            }
+        };
+        let statement = RateStatement {
+            limit,
+            window_sec: rule.window.minutes() * 60,
+            key: rule.key.clone(),
+            scope_down: rule.scope_down.clone(),
+        };
+        wanted.push((
+            PlannedRule {
+                name: rule.name.clone(),
+                priority: rule.priority,
+                statement: PlannedStatement::RateBased(statement),
+                action,
+                metric_name: rule.metric_name.clone(),
+            },
+            evidence,
+        ));
+    }
+    Ok((wanted, responses))
 }
 
 /// The rule action and, for a custom response, the body it needs on the web ACL.

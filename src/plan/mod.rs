@@ -16,6 +16,7 @@ pub mod planfile;
 pub mod render;
 mod stamp;
 mod types;
+pub mod verify;
 mod waf_json;
 
 pub use build::{PlanError, PlanInputs, build_plan, load_ledger};
