@@ -17,12 +17,13 @@ use std::fmt;
 
 use ipnet::IpNet;
 
-use crate::cidr::{self, CidrError};
+use crate::cidr;
 use crate::config::{Config, Scope};
 use crate::ledger::Ledger;
 use crate::plan::verify::{Mismatch, Tampered, VerifyError, verify_plan, with_live_before};
 use crate::plan::{
     Action, GuardrailError, IpSetChange, Plan, ResourceChange, WebAclChange, check_guardrails,
+    parse_live,
 };
 use crate::waf::{
     IpSetSummary, NewIpSet, PutRule, WafApi, WafError, WafErrorKind, WebAclEdit, WebAclSummary,
@@ -62,8 +63,6 @@ pub enum ApplyError {
         "the plan is for account `{planned}`, but the account the credentials reach is unknown"
     )]
     UnknownAccount { planned: String },
-    #[error("live IP set `{set}` holds {reason}")]
-    InvalidLiveAddress { set: String, reason: CidrError },
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error(transparent)]
@@ -254,17 +253,7 @@ async fn live_addresses<W: WafApi>(
             continue;
         };
         let set = api.get_ip_set(&summary.name, &summary.id).await?;
-        let mut addresses = set
-            .addresses
-            .iter()
-            .map(|a| cidr::parse(a))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|reason| ApplyError::InvalidLiveAddress {
-                set: set.name.clone(),
-                reason,
-            })?;
-        addresses.sort_unstable();
-        addresses.dedup();
+        let addresses = parse_live(&set).map_err(VerifyError::from)?;
         if c.lock_token.as_deref() == Some(set.lock_token.as_str()) {
             let planned = c.before.as_ref().map_or(&[][..], |b| &b.addresses[..]);
             let (extra, missing) = cidr::diff_sorted(&addresses, planned);
@@ -330,13 +319,8 @@ async fn holds_planned<W: WafApi>(api: &W, c: &IpSetChange, name: &str, id: &str
     let (Ok(live), Some(after)) = (api.get_ip_set(name, id).await, &c.after) else {
         return false;
     };
-    let parsed: Result<Vec<IpNet>, _> = live.addresses.iter().map(|a| cidr::parse(a)).collect();
-    let Ok(mut parsed) = parsed else {
-        return false;
-    };
-    parsed.sort_unstable();
-    parsed.dedup();
-    parsed == after.addresses && live.description.as_deref() == Some(after.description.as_str())
+    parse_live(&live).is_ok_and(|parsed| parsed == after.addresses)
+        && live.description.as_deref() == Some(after.description.as_str())
 }
 
 async fn create_set<W: WafApi>(

@@ -269,7 +269,7 @@ pub fn build_plan(inputs: &PlanInputs<'_>) -> Result<Plan, PlanError> {
 }
 
 /// Live addresses, validated and in canonical sorted order (duplicates dropped).
-fn parse_live(set: &IpSet) -> Result<Vec<IpNet>, PlanError> {
+pub fn parse_live(set: &IpSet) -> Result<Vec<IpNet>, PlanError> {
     let mut nets = set
         .addresses
         .iter()

@@ -19,7 +19,7 @@ mod types;
 pub mod verify;
 mod waf_json;
 
-pub use build::{PlanError, PlanInputs, build_plan, load_ledger};
+pub use build::{PlanError, PlanInputs, build_plan, load_ledger, parse_live};
 pub use desired::{DesiredSet, MAX_SET_ENTRIES, desired_sets};
 pub use guardrails::{GuardrailError, Violation, check_guardrails};
 pub use planfile::{PLAN_FORMAT_VERSION, PlanFileError};

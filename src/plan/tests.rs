@@ -805,3 +805,84 @@ async fn bundled_example_snapshot_plans_offline() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_edited_web_acl_change_is_refused_naming_rule_set_and_body() {
+    let waf = FakeWaf::new();
+    let config = config(CONFIG);
+    let ledger = ledger(&["10.0.0.1/32"], at(1));
+    let plan = plan_with(&waf, &config, &ledger, at(1)).await;
+    assert!(verify::verify_plan(&plan, &config, &ledger).is_ok());
+    let mut json: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+    let acl = json["changes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["kind"] == "web_acl")
+        .unwrap();
+    let other = format!(
+        "arn:aws:wafv2:ap-northeast-1:{}:regional/ipset/other-team/id-other",
+        plan.account.as_deref().unwrap()
+    );
+    acl["rules"][0]["after"]["statement"]["sets"][0]["arn"] = other.clone().into();
+    acl["rules"][0]["after"]["priority"] = 1.into();
+    acl["bodies"][0]["after"]["content"] = "Welcome".into();
+    let edited = Plan::from_json(&json.to_string(), Path::new("plan.json")).unwrap();
+    let err = verify::verify_plan(&edited, &config, &ledger)
+        .unwrap_err()
+        .to_string();
+    for line in [
+        "web ACL `shop`: rule `waftune-blocklist` is not the rule the config and the ledger give",
+        &format!(
+            "web ACL `shop`: rule `waftune-blocklist` refers to IP set `bl-v4` by the ARN `{other}` of another set"
+        ),
+        "web ACL `shop`: response body `blocked` is not the configured one",
+    ] {
+        assert!(err.contains(line), "{line}\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_delete_of_a_set_the_ledger_still_needs_or_another_teams_set_is_refused() {
+    let waf = FakeWaf::new();
+    let config = config(CONFIG);
+    let ledger = ledger(&["10.0.0.1/32"], at(1));
+    let plan = plan_with(&waf, &config, &ledger, at(1)).await;
+    let mut edited = plan.clone();
+    let ResourceChange::IpSet(create) = &plan.changes[0] else {
+        unreachable!()
+    };
+    for name in [create.name.as_str(), "other-team"] {
+        edited.changes.push(ResourceChange::IpSet(IpSetChange {
+            action: Action::Delete,
+            name: name.into(),
+            id: Some("id".into()),
+            arn: Some("arn".into()),
+            lock_token: Some("t".into()),
+            after: None,
+            added: Vec::new(),
+            removed: Vec::new(),
+            before: Some(IpSetState {
+                description: String::new(),
+                addresses: Vec::new(),
+            }),
+            ..create.clone()
+        }));
+    }
+    let err = verify::verify_plan(&edited, &config, &ledger)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "IP set `{}`: the ledger still wants it, so it is not to be deleted",
+            create.name
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "IP set `other-team`: the config does not manage it, so waftune never deletes it"
+        ),
+        "{err}"
+    );
+}
