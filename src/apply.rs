@@ -1,8 +1,10 @@
 //! Apply: execute a saved plan, exactly, or stop.
 //!
-//! Apply never re-derives anything: it refuses a plan whose configuration or ledger digest no longer
-//! matches the files, re-checks the guardrails, then sends each change with the lock token the plan
-//! read. A resource changed since the plan fails with `WAFOptimisticLockException` and apply stops
+//! Apply never recomputes the plan, and never trusts it either: it refuses a plan whose configuration
+//! or ledger digest no longer matches the files, whose planned states are not what those files give
+//! ([`crate::plan::verify`]), or that is for another account (asked of STS), and evaluates the
+//! guardrails on the live sets it reads, not on the file's `before`. Then it sends each change with
+//! the lock token the plan read. A resource changed since the plan fails with `WAFOptimisticLockException` and apply stops
 //! with "plan is stale"; it never fetches a fresh token to retry, because that would overwrite a
 //! change nobody reviewed.
 //!
@@ -17,12 +19,14 @@ use ipnet::IpNet;
 
 use crate::cidr;
 use crate::config::{Config, Scope};
+use crate::ledger::Ledger;
+use crate::plan::verify::{Mismatch, Tampered, VerifyError, verify_plan, with_live_before};
 use crate::plan::{
     Action, GuardrailError, IpSetChange, Plan, ResourceChange, WebAclChange, check_guardrails,
+    parse_live,
 };
 use crate::waf::{
     IpSetSummary, NewIpSet, PutRule, WafApi, WafError, WafErrorKind, WebAclEdit, WebAclSummary,
-    account_of,
 };
 
 /// Problems found before any write: nothing was changed.
@@ -51,6 +55,16 @@ pub enum ApplyError {
     },
     #[error("the plan is for account `{planned}`, but the credentials reach account `{live}`")]
     WrongAccount { planned: String, live: String },
+    #[error(
+        "the plan names no account, so it cannot be checked against the one the credentials reach; run plan again against the account"
+    )]
+    NoAccount,
+    #[error(
+        "the plan is for account `{planned}`, but the account the credentials reach is unknown"
+    )]
+    UnknownAccount { planned: String },
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
     #[error(transparent)]
     Guardrails(#[from] GuardrailError),
     #[error(transparent)]
@@ -121,6 +135,8 @@ impl fmt::Display for ApplyReport {
 /// The files the plan must still match, and extra ranges that must never be blocked.
 pub struct ApplyInputs<'a> {
     pub config: &'a Config,
+    /// The ledger as it is now; the plan's changes must be what it gives.
+    pub ledger: &'a Ledger,
     /// Digest of the ledger file as it is now (see [`crate::plan::load_ledger`]).
     pub ledger_sha256: &'a str,
     pub extra_allowlist: &'a [IpNet],
@@ -162,7 +178,7 @@ pub async fn apply<W: WafApi>(
             region: api.region().to_owned(),
         });
     }
-    check_guardrails(plan, inputs.config, inputs.extra_allowlist)?;
+    verify_plan(plan, inputs.config, inputs.ledger)?;
     let mut report = ApplyReport {
         applied: Vec::new(),
         failed: None,
@@ -172,16 +188,28 @@ pub async fn apply<W: WafApi>(
         return Ok(report);
     }
 
-    let existing = api.list_ip_sets().await?;
-    let live_account = existing.iter().find_map(|s| account_of(&s.arn));
-    if let (Some(planned), Some(live)) = (plan.account.as_deref(), live_account)
-        && planned != live
-    {
-        return Err(ApplyError::WrongAccount {
-            planned: planned.to_owned(),
-            live: live.to_owned(),
-        });
+    match (plan.account.as_deref(), api.account().await?) {
+        (None, _) => return Err(ApplyError::NoAccount),
+        (Some(planned), None) => {
+            return Err(ApplyError::UnknownAccount {
+                planned: planned.to_owned(),
+            });
+        }
+        (Some(planned), Some(live)) if planned != live => {
+            return Err(ApplyError::WrongAccount {
+                planned: planned.to_owned(),
+                live,
+            });
+        }
+        _ => {}
     }
+    let existing = api.list_ip_sets().await?;
+    let live = live_addresses(api, plan, &existing).await?;
+    check_guardrails(
+        &with_live_before(plan, &live),
+        inputs.config,
+        inputs.extra_allowlist,
+    )?;
 
     // ARNs of sets created by this apply, for the rules that reference them.
     let mut created: BTreeMap<String, String> = BTreeMap::new();
@@ -206,6 +234,50 @@ pub async fn apply<W: WafApi>(
     }
     report.not_applied = changes.map(resource_name).collect();
     Ok(report)
+}
+
+/// The live addresses of every set the plan changes that exists, by name. A set still at the plan's
+/// lock token must hold exactly the plan's `before`: the reviewer saw that as the current state.
+async fn live_addresses<W: WafApi>(
+    api: &W,
+    plan: &Plan,
+    existing: &[IpSetSummary],
+) -> Result<BTreeMap<String, Vec<IpNet>>, ApplyError> {
+    let mut live = BTreeMap::new();
+    let mut problems = Vec::new();
+    for change in &plan.changes {
+        let ResourceChange::IpSet(c) = change else {
+            continue;
+        };
+        let Some(summary) = existing.iter().find(|s| s.name == c.name) else {
+            continue;
+        };
+        let set = api.get_ip_set(&summary.name, &summary.id).await?;
+        let addresses = parse_live(&set).map_err(VerifyError::from)?;
+        if c.lock_token.as_deref() == Some(set.lock_token.as_str()) {
+            let planned = c.before.as_ref().map_or(&[][..], |b| &b.addresses[..]);
+            let (extra, missing) = cidr::diff_sorted(&addresses, planned);
+            if let Some(value) = extra.first().or(missing.first()) {
+                let (verb, count) = if extra.is_empty() {
+                    ("lacks", missing.len())
+                } else {
+                    ("holds", extra.len())
+                };
+                problems.push(Mismatch {
+                    resource: format!("IP set `{}`", c.name),
+                    problem: format!(
+                        "`before` {verb} `{value}`, unlike the live set at the plan's lock token ({count} such)"
+                    ),
+                });
+            }
+        }
+        live.insert(c.name.clone(), addresses);
+    }
+    if problems.is_empty() {
+        Ok(live)
+    } else {
+        Err(VerifyError::from(Tampered { problems }).into())
+    }
 }
 
 fn stale(resource: &str) -> StepError {
@@ -247,13 +319,8 @@ async fn holds_planned<W: WafApi>(api: &W, c: &IpSetChange, name: &str, id: &str
     let (Ok(live), Some(after)) = (api.get_ip_set(name, id).await, &c.after) else {
         return false;
     };
-    let parsed: Result<Vec<IpNet>, _> = live.addresses.iter().map(|a| cidr::parse(a)).collect();
-    let Ok(mut parsed) = parsed else {
-        return false;
-    };
-    parsed.sort_unstable();
-    parsed.dedup();
-    parsed == after.addresses && live.description.as_deref() == Some(after.description.as_str())
+    parse_live(&live).is_ok_and(|parsed| parsed == after.addresses)
+        && live.description.as_deref() == Some(after.description.as_str())
 }
 
 async fn create_set<W: WafApi>(

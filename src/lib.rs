@@ -21,5 +21,6 @@ pub mod propose;
 pub mod rate;
 pub mod render;
 pub mod scan;
+pub mod sdk_error;
 pub mod time;
 pub mod waf;

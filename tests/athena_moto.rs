@@ -314,3 +314,26 @@ type = "report"
     assert_eq!(&*traffic.countries[0].value, "JP");
     assert_eq!(traffic.policy_keys[0][0].distinct_uris, 1);
 }
+
+/// An endpoint answering 404 with an HTML page (a wrong `AWS_ENDPOINT_URL`, or a moto whose
+/// botocore no longer knows the call) is named with the call, the status and a hint, not dumped.
+#[tokio::test]
+async fn an_endpoint_that_is_not_athena_is_said_plainly() {
+    let endpoint = common::not_aws::start();
+    let err = api(&endpoint)
+        .run("SELECT 1", Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "Athena StartQueryExecution failed: the Athena endpoint `{endpoint}` answered HTTP 404 (text/html; charset=utf-8), not an AWS API answer: `<!DOCTYPE html> <html><head><title>404 Not Found"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("is AWS_ENDPOINT_URL right?"), "{text}");
+    assert!(
+        !text.contains("ServiceError") && !text.contains("{"),
+        "{text}"
+    );
+}

@@ -296,9 +296,10 @@ async fn try_make_plan(
     })
 }
 
-async fn run_apply(waf: &AwsWaf, config: &Config, plan: &Plan) -> ApplyReport {
+async fn run_apply(waf: &AwsWaf, config: &Config, ledger: &Ledger, plan: &Plan) -> ApplyReport {
     let inputs = ApplyInputs {
         config,
+        ledger,
         ledger_sha256: "ledger",
         extra_allowlist: &[],
     };
@@ -307,7 +308,7 @@ async fn run_apply(waf: &AwsWaf, config: &Config, plan: &Plan) -> ApplyReport {
 
 fn regional(moto: &Moto) -> (sdk::Client, AwsWaf) {
     let client = moto.client(REGION);
-    let waf = AwsWaf::new(client.clone(), Scope::Regional, REGION.into(), no_pacing());
+    let waf = AwsWaf::new(&moto.sdk_config(REGION), Scope::Regional, no_pacing()).unwrap();
     (client, waf)
 }
 
@@ -324,7 +325,7 @@ async fn first_apply_creates_sets_and_rule_and_leaves_the_rest_alone() {
     assert_eq!(plan.account.as_deref(), Some("123456789012"));
     let s = plan.summary();
     assert_eq!((s.add, s.change, s.destroy), (2, 1, 0));
-    let report = run_apply(&waf, &config, &plan).await;
+    let report = run_apply(&waf, &config, &ledger, &plan).await;
     assert!(report.is_complete(), "{report}");
     assert_eq!(report.applied.len(), 3);
 
@@ -402,9 +403,14 @@ async fn adds_removals_and_ipv6_canonicalisation() {
     let config = config("REGIONAL", false);
     let first = ledger(&["10.0.0.1/32", "10.0.0.3/32", "2001:db8:0:1::/64"]);
     assert!(
-        run_apply(&waf, &config, &make_plan(&waf, &config, &first).await)
-            .await
-            .is_complete()
+        run_apply(
+            &waf,
+            &config,
+            &first,
+            &make_plan(&waf, &config, &first).await
+        )
+        .await
+        .is_complete()
     );
 
     // WAF text that is not in compressed form still compares equal.
@@ -431,7 +437,7 @@ async fn adds_removals_and_ipv6_canonicalisation() {
         text.contains("+ 10.0.0.5/32") && text.contains("- 10.0.0.1/32"),
         "{text}"
     );
-    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    assert!(run_apply(&waf, &config, &second, &plan).await.is_complete());
     let (_, _, v4) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
         .await
         .unwrap();
@@ -446,9 +452,14 @@ async fn drift_is_shown_before_the_changes() {
     let config = config("REGIONAL", false);
     let ledger = ledger(&["10.0.0.1/32", "10.0.0.3/32"]);
     assert!(
-        run_apply(&waf, &config, &make_plan(&waf, &config, &ledger).await)
-            .await
-            .is_complete()
+        run_apply(
+            &waf,
+            &config,
+            &ledger,
+            &make_plan(&waf, &config, &ledger).await
+        )
+        .await
+        .is_complete()
     );
 
     edit_set(
@@ -482,17 +493,15 @@ async fn concurrent_change_makes_the_plan_stale_and_nothing_is_lost() {
     let (client, waf) = regional(&moto);
     setup(&client, Scope::Regional).await;
     let config = config("REGIONAL", false);
+    let one = ledger(&["10.0.0.1/32"]);
+    let two = ledger(&["10.0.0.1/32", "10.0.0.9/32"]);
     assert!(
-        run_apply(
-            &waf,
-            &config,
-            &make_plan(&waf, &config, &ledger(&["10.0.0.1/32"])).await
-        )
-        .await
-        .is_complete()
+        run_apply(&waf, &config, &one, &make_plan(&waf, &config, &one).await)
+            .await
+            .is_complete()
     );
 
-    let plan = make_plan(&waf, &config, &ledger(&["10.0.0.1/32", "10.0.0.9/32"])).await;
+    let plan = make_plan(&waf, &config, &two).await;
     edit_set(
         &client,
         Scope::Regional,
@@ -500,7 +509,7 @@ async fn concurrent_change_makes_the_plan_stale_and_nothing_is_lost() {
         &["10.0.0.1/32", "10.7.7.7/32"],
     )
     .await;
-    let report = run_apply(&waf, &config, &plan).await;
+    let report = run_apply(&waf, &config, &two, &plan).await;
     assert_eq!(
         report.failed.unwrap().to_string(),
         "plan is stale: ip set `waftune-blocklist-v4` changed since the plan; run plan again"
@@ -546,7 +555,7 @@ async fn partial_failure_then_rerun() {
         .await
         .unwrap();
 
-    let report = run_apply(&waf, &config, &plan_1).await;
+    let report = run_apply(&waf, &config, &ledger, &plan_1).await;
     assert_eq!(report.applied.len(), 2, "{report}");
     assert_eq!(
         report.failed.as_ref().unwrap().to_string(),
@@ -554,7 +563,7 @@ async fn partial_failure_then_rerun() {
     );
 
     // Re-running the same plan creates no duplicate sets and still refuses the stale rule update.
-    let report = run_apply(&waf, &config, &plan_1).await;
+    let report = run_apply(&waf, &config, &ledger, &plan_1).await;
     assert!(
         report
             .applied
@@ -569,7 +578,11 @@ async fn partial_failure_then_rerun() {
     let plan_2 = make_plan(&waf, &config, &ledger).await;
     let s = plan_2.summary();
     assert_eq!((s.add, s.change, s.destroy), (0, 1, 0));
-    assert!(run_apply(&waf, &config, &plan_2).await.is_complete());
+    assert!(
+        run_apply(&waf, &config, &ledger, &plan_2)
+            .await
+            .is_complete()
+    );
     let (acl, _) = sdk_acl(&client, Scope::Regional).await;
     let names: Vec<&str> = acl.rules().iter().map(|r| r.name()).collect();
     assert_eq!(
@@ -617,7 +630,11 @@ async fn more_than_ten_thousand_entries_roll_over_or_fail() {
 
     let rollover = config("REGIONAL", true);
     let plan = make_plan(&waf, &rollover, &big_ledger).await;
-    assert!(run_apply(&waf, &rollover, &plan).await.is_complete());
+    assert!(
+        run_apply(&waf, &rollover, &big_ledger, &plan)
+            .await
+            .is_complete()
+    );
     let (_, _, first) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
         .await
         .unwrap();
@@ -653,7 +670,11 @@ async fn more_than_ten_thousand_entries_roll_over_or_fail() {
         })
         .collect();
     assert_eq!(actions, [Action::Update, Action::Update, Action::Delete]);
-    assert!(run_apply(&waf, &rollover, &plan).await.is_complete());
+    assert!(
+        run_apply(&waf, &rollover, &small, &plan)
+            .await
+            .is_complete()
+    );
     assert!(
         sdk_set(&client, Scope::Regional, "waftune-blocklist-v4-2")
             .await
@@ -669,18 +690,14 @@ async fn cloudfront_scope_lives_in_us_east_1() {
     assert_eq!(region, "us-east-1");
     let client = moto.client(region);
     setup(&client, Scope::Cloudfront).await;
-    let waf = AwsWaf::new(
-        client.clone(),
-        Scope::Cloudfront,
-        region.into(),
-        no_pacing(),
-    );
-    let plan = make_plan(&waf, &config, &ledger(&["192.0.2.0/24"])).await;
+    let waf = AwsWaf::new(&moto.sdk_config(region), Scope::Cloudfront, no_pacing()).unwrap();
+    let one = ledger(&["192.0.2.0/24"]);
+    let plan = make_plan(&waf, &config, &one).await;
     assert_eq!(
         (plan.scope, plan.region.as_str()),
         (Scope::Cloudfront, "us-east-1")
     );
-    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    assert!(run_apply(&waf, &config, &one, &plan).await.is_complete());
     let ours = sdk_set_summary(&client, Scope::Cloudfront, "waftune-blocklist-v4")
         .await
         .unwrap();
@@ -692,14 +709,10 @@ async fn cloudfront_scope_lives_in_us_east_1() {
     assert!(sdk_sets(&client, Scope::Regional).await.is_empty());
 
     // A regional client cannot apply a CloudFront plan.
-    let other = AwsWaf::new(
-        moto.client(REGION),
-        Scope::Regional,
-        REGION.into(),
-        no_pacing(),
-    );
+    let other = AwsWaf::new(&moto.sdk_config(REGION), Scope::Regional, no_pacing()).unwrap();
     let inputs = ApplyInputs {
         config: &config,
+        ledger: &one,
         ledger_sha256: "ledger",
         extra_allowlist: &[],
     };
@@ -730,9 +743,14 @@ async fn listing_follows_next_marker_and_snapshots_plan_offline() {
     let config = config("REGIONAL", false);
     let ledger = ledger(&["10.0.0.1/32"]);
     assert!(
-        run_apply(&waf, &config, &make_plan(&waf, &config, &ledger).await)
-            .await
-            .is_complete()
+        run_apply(
+            &waf,
+            &config,
+            &ledger,
+            &make_plan(&waf, &config, &ledger).await
+        )
+        .await
+        .is_complete()
     );
     assert_eq!(waf.list_ip_sets().await.unwrap().len(), 123);
 
@@ -757,9 +775,13 @@ async fn listing_follows_next_marker_and_snapshots_plan_offline() {
     .unwrap();
     assert_eq!(plan.summary().change, 1);
     // The offline plan carries live lock tokens, so it can be applied to the account.
-    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    assert!(
+        run_apply(&waf, &config, &changed, &plan)
+            .await
+            .is_complete()
+    );
     // The snapshot itself refuses writes.
-    let report = run_apply_snapshot(&snapshot, &config, &plan).await;
+    let report = run_apply_snapshot(&snapshot, &config, &changed, &plan).await;
     assert!(report.failed.unwrap().to_string().contains("read-only"));
 }
 
@@ -767,9 +789,15 @@ fn ledger_with_more() -> Ledger {
     ledger(&["10.0.0.1/32", "10.0.0.77/32"])
 }
 
-async fn run_apply_snapshot(snapshot: &SnapshotWaf, config: &Config, plan: &Plan) -> ApplyReport {
+async fn run_apply_snapshot(
+    snapshot: &SnapshotWaf,
+    config: &Config,
+    ledger: &Ledger,
+    plan: &Plan,
+) -> ApplyReport {
     let inputs = ApplyInputs {
         config,
+        ledger,
         ledger_sha256: "ledger",
         extra_allowlist: &[],
     };
@@ -785,11 +813,12 @@ async fn writes_are_paced() {
         write_interval: Duration::from_millis(300),
         ..no_pacing()
     };
-    let waf = AwsWaf::new(client, Scope::Regional, REGION.into(), paced);
+    let waf = AwsWaf::new(&moto.sdk_config(REGION), Scope::Regional, paced).unwrap();
     let config = config("REGIONAL", false);
-    let plan = make_plan(&waf, &config, &ledger(&["10.0.0.1/32"])).await;
+    let one = ledger(&["10.0.0.1/32"]);
+    let plan = make_plan(&waf, &config, &one).await;
     let start = std::time::Instant::now();
-    assert!(run_apply(&waf, &config, &plan).await.is_complete());
+    assert!(run_apply(&waf, &config, &one, &plan).await.is_complete());
     // Three writes: two sets and the web ACL, at least 300 ms apart.
     assert!(
         start.elapsed() >= Duration::from_millis(600),
@@ -977,7 +1006,7 @@ async fn rate_rules_plan_apply_round_trip_and_leave_unmanaged_rules_alone() {
     let config = rate_config(&rate_rule("waftune-rate", 20, 300, API_SCOPE));
 
     let plan = make_plan(&waf, &config, &Ledger::default()).await;
-    let report = run_apply(&waf, &config, &plan).await;
+    let report = run_apply(&waf, &config, &Ledger::default(), &plan).await;
     assert!(report.is_complete(), "{report}");
     let rate = rate_rule_in_moto(&client, &acl_before).await;
     let statement = rate.statement().unwrap().rate_based_statement().unwrap();
@@ -1013,7 +1042,11 @@ async fn rate_rules_plan_apply_round_trip_and_leave_unmanaged_rules_alone() {
     assert_eq!(change.rules.len(), 1);
     assert!(change.rules[0].resets_counters);
     assert!(render::text(&plan, false, false).contains("resets WAF's counters"));
-    assert!(run_apply(&waf, &higher, &plan).await.is_complete());
+    assert!(
+        run_apply(&waf, &higher, &Ledger::default(), &plan)
+            .await
+            .is_complete()
+    );
     let rate = rate_rule_in_moto(&client, &acl_before).await;
     let statement = rate.statement().unwrap().rate_based_statement().unwrap();
     assert_eq!(statement.limit(), 500);
@@ -1052,7 +1085,11 @@ async fn capacity_is_checked_locally_when_the_web_acl_would_overflow() {
         (change.capacity.before, change.capacity.after),
         (4_963, 4_973)
     );
-    assert!(run_apply(&waf, &one, &plan).await.is_complete());
+    assert!(
+        run_apply(&waf, &one, &Ledger::default(), &plan)
+            .await
+            .is_complete()
+    );
 
     // The one in place and four more would need 4,963 + 2 + 5 x 8 = 5,005: refused before
     // anything is written.
@@ -1125,4 +1162,222 @@ async fn cli_recommended_rate_rule_plans_from_the_logs_and_applies_the_saved_pla
     );
     // Same logs, same recommendation: nothing left to do.
     with_logs(&["plan", "--detailed-exitcode"]).assert().code(0);
+}
+
+/// An endpoint answering 404 with an HTML page is named with the service, the operation, the
+/// endpoint, the status and a hint, not dumped as the SDK's debug structure.
+#[tokio::test]
+async fn an_endpoint_that_is_not_waf_is_said_plainly() {
+    let endpoint = common::not_aws::start();
+    let sdk_config = aws_config::SdkConfig::builder()
+        .behavior_version(sdk::config::BehaviorVersion::latest())
+        .region(sdk::config::Region::new(REGION))
+        .credentials_provider(sdk::config::SharedCredentialsProvider::new(
+            sdk::config::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .endpoint_url(&endpoint)
+        .retry_config(sdk::config::retry::RetryConfig::disabled())
+        .build();
+    let waf = AwsWaf::new(&sdk_config, Scope::Regional, no_pacing()).unwrap();
+    let err = waf.list_ip_sets().await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "ListIPSets `REGIONAL`: the WAFv2 endpoint `{endpoint}` answered HTTP 404 (text/html; charset=utf-8), not an AWS API answer: `<!DOCTYPE html>"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("is AWS_ENDPOINT_URL right?"), "{err}");
+    let err = waf.account().await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "GetCallerIdentity `STS`: the STS endpoint `{endpoint}` answered HTTP 404"
+        )),
+        "{err}"
+    );
+}
+
+/// The plan file, edited as a person would edit its JSON.
+fn edited(plan: &Plan, edit: impl FnOnce(&mut serde_json::Value)) -> Plan {
+    let mut json: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+    edit(&mut json);
+    Plan::from_json(&json.to_string(), Path::new("plan.json")).unwrap()
+}
+
+/// The JSON of the plan's change to IP set `name`.
+fn set_change<'a>(json: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
+    json["changes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+async fn try_apply(
+    waf: &AwsWaf,
+    config: &Config,
+    ledger: &Ledger,
+    plan: &Plan,
+) -> Result<ApplyReport, waftune::apply::ApplyError> {
+    let inputs = ApplyInputs {
+        config,
+        ledger,
+        ledger_sha256: "ledger",
+        extra_allowlist: &[],
+    };
+    apply(plan, &inputs, waf).await
+}
+
+#[tokio::test]
+async fn a_broad_range_added_to_after_by_hand_is_refused_and_nothing_is_sent() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    let ledger = ledger(&["198.51.100.0/24"]);
+    let plan = make_plan(&waf, &config, &ledger).await;
+    let tampered = edited(&plan, |json| {
+        let after = &mut set_change(json, "waftune-blocklist-v4")["after"]["addresses"];
+        after.as_array_mut().unwrap().insert(0, "0.0.0.0/1".into());
+    });
+    let err = try_apply(&waf, &config, &ledger, &tampered)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "IP set `waftune-blocklist-v4`: `after` holds `0.0.0.0/1`, which the ledger does not"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("nothing was applied: run plan again"), "{err}");
+    assert!(
+        sdk_set_summary(&client, Scope::Regional, "waftune-blocklist-v4")
+            .await
+            .is_none(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn a_set_emptied_by_hand_in_the_plan_is_refused_and_nothing_is_sent() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    let first = ledger(&["198.51.100.0/24", "192.0.2.7/32"]);
+    let plan = make_plan(&waf, &config, &first).await;
+    assert!(run_apply(&waf, &config, &first, &plan).await.is_complete());
+
+    let more = ledger(&["198.51.100.0/24", "192.0.2.7/32", "203.0.113.9/32"]);
+    let plan = make_plan(&waf, &config, &more).await;
+    let tampered = edited(&plan, |json| {
+        let change = set_change(json, "waftune-blocklist-v4");
+        change["before"]["addresses"] = serde_json::json!([]);
+        change["after"]["addresses"] = serde_json::json!([]);
+        change["added"] = serde_json::json!([]);
+        change["removed"] = serde_json::json!([]);
+    });
+    let err = try_apply(&waf, &config, &more, &tampered)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "IP set `waftune-blocklist-v4`: `after` lacks `192.0.2.7/32`, which the ledger holds (3 such)"
+        ),
+        "{err}"
+    );
+    let (_, _, v4) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
+        .await
+        .unwrap();
+    assert_eq!(v4.len(), 2, "the set keeps its entries: {v4:?}");
+}
+
+#[tokio::test]
+async fn guardrails_count_removals_on_the_live_set_not_the_plans_before() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let config = config("REGIONAL", false);
+    let three = ledger(&["10.0.0.1/32", "10.0.0.3/32", "10.0.0.5/32"]);
+    let plan = make_plan(&waf, &config, &three).await;
+    assert!(run_apply(&waf, &config, &three, &plan).await.is_complete());
+
+    // Two removals where the configuration allows one; the file claims the set held only the rest.
+    let strict = Config::parse(
+        &config_text("REGIONAL", false).replace("max_removals = 50000", "max_removals = 1"),
+        Path::new("waftune.toml"),
+    )
+    .unwrap();
+    let one = ledger(&["10.0.0.1/32"]);
+    let plan = make_plan(&waf, &strict, &one).await;
+    let tampered = edited(&plan, |json| {
+        let change = set_change(json, "waftune-blocklist-v4");
+        change["before"]["addresses"] = serde_json::json!(["10.0.0.1/32"]);
+        change["removed"] = serde_json::json!([]);
+    });
+    let err = try_apply(&waf, &strict, &one, &tampered)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("IP set `waftune-blocklist-v4`: `before` lacks `10.0.0.3/32`, unlike the live set at the plan's lock token (2 such)"),
+        "{err}"
+    );
+    // Even with `before` true to the live set, the live state decides: two removals, one allowed.
+    let err = try_apply(&waf, &strict, &one, &plan)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("removes 2 entries, more than guardrails.max_removals = 1"),
+        "{err}"
+    );
+    let (_, _, v4) = sdk_set(&client, Scope::Regional, "waftune-blocklist-v4")
+        .await
+        .unwrap();
+    assert_eq!(v4.len(), 3, "nothing was removed: {v4:?}");
+}
+
+/// The account is checked through STS even where no IP set's ARN tells it.
+#[tokio::test]
+async fn the_account_is_checked_even_without_ip_sets() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    client
+        .create_web_acl()
+        .scope(sdk::types::Scope::Regional)
+        .name("shop")
+        .default_action(
+            sdk::types::DefaultAction::builder()
+                .allow(sdk::types::AllowAction::builder().build())
+                .build(),
+        )
+        .visibility_config(visibility("shop"))
+        .send()
+        .await
+        .unwrap();
+    assert!(sdk_sets(&client, Scope::Regional).await.is_empty());
+    let config = config("REGIONAL", false);
+    let ledger = ledger(&["192.0.2.0/24"]);
+    let plan = make_plan(&waf, &config, &ledger).await;
+    assert_eq!(plan.account.as_deref(), Some("123456789012"));
+    let other = edited(&plan, |json| json["account"] = "210987654321".into());
+    let err = try_apply(&waf, &config, &ledger, &other)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "the plan is for account `210987654321`, but the credentials reach account `123456789012`"
+    );
+    let none = edited(&plan, |json| json["account"] = serde_json::Value::Null);
+    let err = try_apply(&waf, &config, &ledger, &none)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("the plan names no account"), "{err}");
+    assert!(sdk_sets(&client, Scope::Regional).await.is_empty());
+    assert!(run_apply(&waf, &config, &ledger, &plan).await.is_complete());
 }

@@ -6,11 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_athena::error::DisplayErrorContext;
+use aws_sdk_athena::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
 use sha2::{Digest, Sha256};
 
 use super::rows::ResultSet;
+use crate::sdk_error::{self, EndpointRecorder};
+
+type HttpResponse = aws_sdk_athena::config::http::HttpResponse;
 
 /// Athena's price: USD 5 per TB scanned, with at least 10 MB billed per query.
 pub const USD_PER_TB: f64 = 5.0;
@@ -51,13 +54,6 @@ pub enum AthenaError {
     Interrupted { id: String },
 }
 
-fn api<E: std::error::Error + 'static>(call: &'static str) -> impl Fn(E) -> AthenaError {
-    move |e| AthenaError::Api {
-        call,
-        message: DisplayErrorContext(&e).to_string(),
-    }
-}
-
 /// A finished query: its rows and what it cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryOutput {
@@ -87,6 +83,7 @@ impl Default for Backoff {
 pub struct AthenaApi {
     client: aws_sdk_athena::Client,
     context: QueryContext,
+    endpoint: EndpointRecorder,
     pub backoff: Backoff,
     /// Print a progress line on stderr while polling, and a final line.
     pub progress: bool,
@@ -94,11 +91,31 @@ pub struct AthenaApi {
 
 impl AthenaApi {
     pub fn new(client: aws_sdk_athena::Client, context: QueryContext) -> AthenaApi {
+        let endpoint = EndpointRecorder::default();
+        let client = aws_sdk_athena::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(endpoint.clone())
+                .build(),
+        );
         AthenaApi {
             client,
             context,
+            endpoint,
             backoff: Backoff::default(),
             progress: true,
+        }
+    }
+
+    /// An SDK failure of `call` as an [`AthenaError`] a person can act on.
+    fn api<E>(&self, call: &'static str) -> impl Fn(SdkError<E, HttpResponse>) -> AthenaError + '_
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        move |e| AthenaError::Api {
+            call,
+            message: sdk_error::describe(&e, "Athena", &self.endpoint.endpoint()),
         }
     }
 
@@ -155,7 +172,10 @@ impl AthenaApi {
                     .build(),
             );
         }
-        let out = request.send().await.map_err(api("StartQueryExecution"))?;
+        let out = request
+            .send()
+            .await
+            .map_err(self.api("StartQueryExecution"))?;
         out.query_execution_id.ok_or_else(|| AthenaError::Api {
             call: "StartQueryExecution",
             message: "no query execution id in the response".into(),
@@ -172,7 +192,7 @@ impl AthenaApi {
                 .query_execution_id(id)
                 .send()
                 .await
-                .map_err(api("GetQueryExecution"))?;
+                .map_err(self.api("GetQueryExecution"))?;
             let execution = out.query_execution();
             let status = execution.and_then(|e| e.status());
             let state = status.and_then(|s| s.state()).cloned();
@@ -245,7 +265,7 @@ impl AthenaApi {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(api("GetQueryResults"))?;
+                .map_err(self.api("GetQueryResults"))?;
             if let Some(rs) = out.result_set() {
                 if first_page {
                     set.columns = rs

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::apply::{ApplyInputs, apply};
 use crate::config::Config;
+use crate::ledger::Ledger;
 use crate::plan::{
     self, Plan, PlanInputs, RecommendedLimit, build_plan, check_guardrails, load_ledger,
 };
@@ -102,7 +103,7 @@ async fn make_plan(
     api: &impl WafApi,
     now: Timestamp,
     recommended: &BTreeMap<(String, String), RecommendedLimit>,
-) -> Result<(Plan, String)> {
+) -> Result<(Plan, Ledger, String)> {
     let (ledger, ledger_sha256) = load_ledger(&config.ledger_path())?;
     let live = fetch_live(api, config, now).await?;
     crate::ledger::check_present(
@@ -118,7 +119,7 @@ async fn make_plan(
         recommended,
     })?;
     check_guardrails(&plan, config, allowlist)?;
-    Ok((plan, ledger_sha256))
+    Ok((plan, ledger, ledger_sha256))
 }
 
 pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
@@ -127,7 +128,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
     let allowlist = policy_allowlist(&args.policies, &config, now)?;
     let recommended = recommend_limits(&config, &args)?;
     let rt = runtime()?;
-    let (plan, _) = match &args.live {
+    let (plan, ..) = match &args.live {
         Some(path) => rt.block_on(make_plan(
             &config,
             &allowlist,
@@ -211,15 +212,15 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let api = AwsWaf::from_config(&config).await?;
-        let (plan, ledger_sha256) = match &args.plan {
+        let (plan, ledger, ledger_sha256) = match &args.plan {
             Some(path) => {
                 let plan = Plan::load(path)?;
-                let (_, digest) = load_ledger(&config.ledger_path())?;
-                (plan, digest)
+                let (ledger, digest) = load_ledger(&config.ledger_path())?;
+                (plan, ledger, digest)
             }
             None => {
                 // Recommended limits come from logs: plan them with `plan --logs --out` and apply that.
-                let (plan, digest) = make_plan(
+                let (plan, ledger, digest) = make_plan(
                     &config,
                     &allowlist,
                     &api,
@@ -234,11 +235,12 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
                 if !args.auto_approve {
                     confirm()?;
                 }
-                (plan, digest)
+                (plan, ledger, digest)
             }
         };
         let inputs = ApplyInputs {
             config: &config,
+            ledger: &ledger,
             ledger_sha256: &ledger_sha256,
             extra_allowlist: &allowlist,
         };

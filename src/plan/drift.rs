@@ -9,7 +9,8 @@
 use ipnet::IpNet;
 
 use super::desired::group_sets_at;
-use super::{Drift, DriftKind, addresses_digest, parse_stamp};
+use super::stamp::{addresses_digest, parse_stamp};
+use super::{Drift, DriftKind};
 use crate::cidr;
 use crate::config::IpSetGroup;
 use crate::ledger::Ledger;

@@ -1,8 +1,13 @@
 //! Plans of managed rate-based rules against the in-memory WAF.
 
+use std::collections::BTreeMap;
+
 use super::tests::{CONFIG, apply_ok, at, config, try_plan_with};
 use super::*;
+use crate::config::Config;
+use crate::ledger::Ledger;
 use crate::waf::fake::FakeWaf;
+use crate::waf::{BlockResponse, RuleAction, ScopeDown};
 
 const RATE_RULE: &str = r#"
 [[web_acl.rate_rule]]
@@ -81,7 +86,7 @@ async fn a_rate_rule_is_added_priced_and_then_in_place() {
     assert!(text.contains("capacity: 2 -> 10 WCU of 5000"), "{text}");
     assert!(text.contains("\"Limit\": 300"), "{text}");
 
-    apply_ok(&waf, &config, &first).await;
+    apply_ok(&waf, &config, &Ledger::default(), &first).await;
     let again = plan(&waf, &config).await.unwrap();
     assert!(
         !again.has_changes(),
@@ -96,19 +101,21 @@ async fn a_rate_rule_is_added_priced_and_then_in_place() {
 async fn changing_the_statement_warns_that_counters_reset_but_the_action_does_not() {
     let waf = FakeWaf::new();
     let first = plan(&waf, &rate_config("300", "count")).await.unwrap();
-    apply_ok(&waf, &rate_config("300", "count"), &first).await;
+    apply_ok(
+        &waf,
+        &rate_config("300", "count"),
+        &Ledger::default(),
+        &first,
+    )
+    .await;
 
     let higher = plan(&waf, &rate_config("500", "count")).await.unwrap();
     let change = rate_change(&higher);
     assert!(change.resets_counters);
-    assert!(
-        change
-            .before
-            .as_ref()
-            .unwrap()
-            .to_string()
-            .contains("\"Limit\":300")
-    );
+    let Some(RuleBefore::Rule(before)) = &change.before else {
+        panic!("{:?}", change.before)
+    };
+    assert!(before.to_string().contains("\"Limit\":300"));
     let text = render::text(&higher, false, false);
     assert!(
         text.contains("# warning: changing a rate-based statement resets WAF's counters"),
@@ -203,7 +210,7 @@ async fn a_blocking_rate_rule_brings_its_response_body() {
             .iter()
             .any(|b| b.key == "slow-down" && b.after.content == "Too many requests")
     );
-    apply_ok(&waf, &config, &plan).await;
+    apply_ok(&waf, &config, &Ledger::default(), &plan).await;
     assert_eq!(
         waf.acl().custom_response_bodies["slow-down"].content,
         "Too many requests"

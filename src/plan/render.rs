@@ -7,8 +7,8 @@ use ipnet::IpNet;
 use similar::TextDiff;
 
 use super::{
-    Action, BodyChange, Drift, DriftKind, IpSetChange, Plan, ResourceChange, RuleChange,
-    WebAclChange,
+    Action, BodyChange, Drift, DriftKind, IpSetChange, Plan, ResourceChange, RuleBefore,
+    RuleChange, WebAclChange,
 };
 
 /// Entries listed per added or removed list before "... and N more" (unless `full`).
@@ -272,11 +272,11 @@ pub const COUNTER_RESET_WARNING: &str = "changing a rate-based statement resets 
 fn rule_text(out: &mut String, rule: &RuleChange, p: &Palette) {
     let (label, before) = match &rule.before {
         None => ("will be added", String::new()),
-        Some(serde_json::Value::String(summary)) => (
+        Some(RuleBefore::Opaque(summary)) => (
             "has a shape waftune does not write and will be replaced",
             format!("{summary}\n"),
         ),
-        Some(value) => ("will be updated", pretty(value)),
+        Some(RuleBefore::Rule(value)) => ("will be updated", pretty(value)),
     };
     let _ = writeln!(out, "      rule \"{}\" {label}:", rule.name);
     if let Some(evidence) = &rule.limit_evidence {

@@ -1,12 +1,16 @@
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use ipnet::IpNet;
 use jiff::Timestamp;
 
+use super::stamp::{addresses_digest, parse_stamp};
 use super::*;
 use crate::apply::{ApplyInputs, Outcome, apply};
-use crate::ledger::{LedgerEntry, MANUAL};
+use crate::config::Config;
+use crate::ledger::{Ledger, LedgerEntry, MANUAL};
 use crate::waf::fake::FakeWaf;
-use crate::waf::{IpSetRule, LiveRule, fetch_live};
+use crate::waf::{IpSetRule, LiveRule, LiveWaf, RuleShape, fetch_live};
 
 pub(crate) const CONFIG: &str = r#"
 region = "ap-northeast-1"
@@ -101,11 +105,12 @@ pub(crate) async fn try_plan_with(
     })
 }
 
-pub(crate) async fn apply_ok(waf: &FakeWaf, config: &Config, plan: &Plan) {
+pub(crate) async fn apply_ok(waf: &FakeWaf, config: &Config, ledger: &Ledger, plan: &Plan) {
     let report = apply(
         plan,
         &ApplyInputs {
             config,
+            ledger,
             ledger_sha256: "ledger-digest",
             extra_allowlist: &[],
         },
@@ -172,7 +177,7 @@ async fn first_plan_creates_sets_and_rule_then_nothing() {
     assert_eq!((s.add, s.change, s.destroy, s.entries_added), (2, 1, 0, 3));
     assert!(plan.drift.is_empty());
 
-    apply_ok(&waf, &config, &plan).await;
+    apply_ok(&waf, &config, &ledger, &plan).await;
     // The merged /24, the other team's set untouched, the unmanaged rule kept as it was.
     assert_eq!(
         set_strings(&waf, "bl-v4"),
@@ -199,6 +204,7 @@ async fn adds_and_removals_with_ipv6_canonicalised() {
     apply_ok(
         &waf,
         &config,
+        &first,
         &plan_with(&waf, &config, &first, at(1)).await,
     )
     .await;
@@ -225,7 +231,7 @@ async fn adds_and_removals_with_ipv6_canonicalised() {
     assert_eq!(c.added[0].to_string(), "10.0.0.5/32");
     assert_eq!(c.removed[0].to_string(), "10.0.0.1/32");
     assert!(plan.drift.is_empty(), "{:?}", plan.drift);
-    apply_ok(&waf, &config, &plan).await;
+    apply_ok(&waf, &config, &second, &plan).await;
     assert_eq!(set_strings(&waf, "bl-v4"), ["10.0.0.3/32", "10.0.0.5/32"]);
 }
 
@@ -237,6 +243,7 @@ async fn drift_is_reported_exactly_and_reverted() {
     apply_ok(
         &waf,
         &config,
+        &ledger,
         &plan_with(&waf, &config, &ledger, at(1)).await,
     )
     .await;
@@ -277,6 +284,7 @@ async fn set_not_written_by_waftune_is_drift() {
     apply_ok(
         &waf,
         &config,
+        &empty,
         &plan_with(&waf, &config, &empty, at(1)).await,
     )
     .await;
@@ -307,7 +315,8 @@ async fn rollover_spills_into_a_second_set_and_shrinks_back() {
     let config = config(CONFIG);
     let big: Vec<String> = many_v4(12_000);
     let refs: Vec<&str> = big.iter().map(String::as_str).collect();
-    let plan = plan_with(&waf, &config, &ledger(&refs, at(1)), at(1)).await;
+    let big = ledger(&refs, at(1));
+    let plan = plan_with(&waf, &config, &big, at(1)).await;
     assert_eq!(
         ip_set_changes(&plan),
         [
@@ -316,7 +325,7 @@ async fn rollover_spills_into_a_second_set_and_shrinks_back() {
             (Action::Create, "bl-v6", 0, 0)
         ]
     );
-    apply_ok(&waf, &config, &plan).await;
+    apply_ok(&waf, &config, &big, &plan).await;
     let ResourceChange::WebAcl(acl) = &plan.changes[3] else {
         unreachable!()
     };
@@ -329,7 +338,8 @@ async fn rollover_spills_into_a_second_set_and_shrinks_back() {
     assert_eq!(names, ["bl-v4", "bl-v4-2", "bl-v6"]);
 
     // Back under 10,000: the rule drops the second set before it is deleted.
-    let plan = plan_with(&waf, &config, &ledger(&refs[..9_000], at(1)), at(2)).await;
+    let fewer = ledger(&refs[..9_000], at(1));
+    let plan = plan_with(&waf, &config, &fewer, at(2)).await;
     let kinds: Vec<String> = plan
         .changes
         .iter()
@@ -339,7 +349,7 @@ async fn rollover_spills_into_a_second_set_and_shrinks_back() {
         })
         .collect();
     assert_eq!(kinds, ["Update bl-v4", "Update shop", "Delete bl-v4-2"]);
-    apply_ok(&waf, &config, &plan).await;
+    apply_ok(&waf, &config, &fewer, &plan).await;
     assert!(waf.set("bl-v4-2").is_none());
     assert_eq!(waf.set("bl-v4").unwrap().addresses.len(), 9_000);
 }
@@ -388,6 +398,7 @@ async fn stale_plan_is_refused_and_the_other_change_kept() {
     apply_ok(
         &waf,
         &config,
+        &ledger,
         &plan_with(&waf, &config, &ledger, at(1)).await,
     )
     .await;
@@ -399,6 +410,7 @@ async fn stale_plan_is_refused_and_the_other_change_kept() {
         &plan,
         &ApplyInputs {
             config: &config,
+            ledger: &wanted,
             ledger_sha256: "ledger-digest",
             extra_allowlist: &[],
         },
@@ -422,6 +434,7 @@ async fn partial_failure_then_rerun_of_the_same_plan() {
     waf.state.lock().unwrap().fail = Some(("CreateIPSet", "bl-v6".into()));
     let inputs = ApplyInputs {
         config: &config,
+        ledger: &ledger,
         ledger_sha256: "ledger-digest",
         extra_allowlist: &[],
     };
@@ -466,9 +479,11 @@ async fn partial_failure_then_rerun_of_the_same_plan() {
 async fn apply_refuses_changed_inputs() {
     let waf = FakeWaf::new();
     let config = config(CONFIG);
-    let plan = plan_with(&waf, &config, &ledger(&["10.0.0.1/32"], at(1)), at(1)).await;
+    let ledger = ledger(&["10.0.0.1/32"], at(1));
+    let plan = plan_with(&waf, &config, &ledger, at(1)).await;
     let inputs = ApplyInputs {
         config: &config,
+        ledger: &ledger,
         ledger_sha256: "other",
         extra_allowlist: &[],
     };
@@ -481,6 +496,7 @@ async fn apply_refuses_changed_inputs() {
     let changed = super::tests::config(&format!("{CONFIG}\n# edited\n"));
     let inputs = ApplyInputs {
         config: &changed,
+        ledger: &ledger,
         ledger_sha256: "ledger-digest",
         extra_allowlist: &[],
     };
@@ -494,6 +510,7 @@ async fn apply_refuses_changed_inputs() {
     let allow = ["10.0.0.0/8".parse().unwrap()];
     let inputs = ApplyInputs {
         config: &config,
+        ledger: &ledger,
         ledger_sha256: "ledger-digest",
         extra_allowlist: &allow,
     };
@@ -558,6 +575,7 @@ async fn plan_errors_name_the_problem() {
     apply_ok(
         &waf,
         &config,
+        &Ledger::default(),
         &plan_with(&waf, &config, &Ledger::default(), at(1)).await,
     )
     .await;
@@ -577,7 +595,13 @@ async fn expired_entries_are_removed() {
     let config = config(CONFIG);
     let mut l = ledger(&["10.0.0.1/32", "10.0.0.3/32"], at(1));
     l.entries[0].expires = Some(at(5));
-    apply_ok(&waf, &config, &plan_with(&waf, &config, &l, at(2)).await).await;
+    apply_ok(
+        &waf,
+        &config,
+        &l,
+        &plan_with(&waf, &config, &l, at(2)).await,
+    )
+    .await;
     let plan = plan_with(&waf, &config, &l, at(6)).await;
     assert_eq!(ip_set_changes(&plan), [(Action::Update, "bl-v4", 0, 1)]);
     assert!(plan.drift.is_empty());
@@ -603,7 +627,7 @@ async fn unrecognised_managed_rule_is_replaced_and_shown() {
     };
     assert_eq!(
         acl.rules[0].before,
-        Some(Value::String("Rule { hand edited }".into()))
+        Some(RuleBefore::Opaque("Rule { hand edited }".into()))
     );
     let text = render::text(&plan, false, false);
     assert!(
@@ -619,7 +643,8 @@ async fn text_rendering_abbreviates_and_colours() {
     let config = config(CONFIG);
     let big = many_v4(30);
     let refs: Vec<&str> = big.iter().map(String::as_str).collect();
-    let plan = plan_with(&waf, &config, &ledger(&refs, at(1)), at(1)).await;
+    let big = ledger(&refs, at(1));
+    let plan = plan_with(&waf, &config, &big, at(1)).await;
     let text = render::text(&plan, false, false);
     assert!(
         text.contains("waftune will perform the following actions:  + create  ~ update  - destroy")
@@ -655,7 +680,8 @@ async fn markdown_stays_under_the_comment_limit() {
     let config = config(CONFIG);
     let big = many_v4(15_000);
     let refs: Vec<&str> = big.iter().map(String::as_str).collect();
-    let plan = plan_with(&waf, &config, &ledger(&refs, at(1)), at(1)).await;
+    let big = ledger(&refs, at(1));
+    let plan = plan_with(&waf, &config, &big, at(1)).await;
     let md = render::markdown(&plan);
     assert!(md.len() <= render::MARKDOWN_LIMIT, "{}", md.len());
     assert!(
@@ -776,6 +802,87 @@ async fn bundled_example_snapshot_plans_offline() {
     assert!(
         err.to_string()
             .contains("overlaps allowlisted `192.0.2.0/24`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_edited_web_acl_change_is_refused_naming_rule_set_and_body() {
+    let waf = FakeWaf::new();
+    let config = config(CONFIG);
+    let ledger = ledger(&["10.0.0.1/32"], at(1));
+    let plan = plan_with(&waf, &config, &ledger, at(1)).await;
+    assert!(verify::verify_plan(&plan, &config, &ledger).is_ok());
+    let mut json: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+    let acl = json["changes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["kind"] == "web_acl")
+        .unwrap();
+    let other = format!(
+        "arn:aws:wafv2:ap-northeast-1:{}:regional/ipset/other-team/id-other",
+        plan.account.as_deref().unwrap()
+    );
+    acl["rules"][0]["after"]["statement"]["sets"][0]["arn"] = other.clone().into();
+    acl["rules"][0]["after"]["priority"] = 1.into();
+    acl["bodies"][0]["after"]["content"] = "Welcome".into();
+    let edited = Plan::from_json(&json.to_string(), Path::new("plan.json")).unwrap();
+    let err = verify::verify_plan(&edited, &config, &ledger)
+        .unwrap_err()
+        .to_string();
+    for line in [
+        "web ACL `shop`: rule `waftune-blocklist` is not the rule the config and the ledger give",
+        &format!(
+            "web ACL `shop`: rule `waftune-blocklist` refers to IP set `bl-v4` by the ARN `{other}` of another set"
+        ),
+        "web ACL `shop`: response body `blocked` is not the configured one",
+    ] {
+        assert!(err.contains(line), "{line}\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_delete_of_a_set_the_ledger_still_needs_or_another_teams_set_is_refused() {
+    let waf = FakeWaf::new();
+    let config = config(CONFIG);
+    let ledger = ledger(&["10.0.0.1/32"], at(1));
+    let plan = plan_with(&waf, &config, &ledger, at(1)).await;
+    let mut edited = plan.clone();
+    let ResourceChange::IpSet(create) = &plan.changes[0] else {
+        unreachable!()
+    };
+    for name in [create.name.as_str(), "other-team"] {
+        edited.changes.push(ResourceChange::IpSet(IpSetChange {
+            action: Action::Delete,
+            name: name.into(),
+            id: Some("id".into()),
+            arn: Some("arn".into()),
+            lock_token: Some("t".into()),
+            after: None,
+            added: Vec::new(),
+            removed: Vec::new(),
+            before: Some(IpSetState {
+                description: String::new(),
+                addresses: Vec::new(),
+            }),
+            ..create.clone()
+        }));
+    }
+    let err = verify::verify_plan(&edited, &config, &ledger)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "IP set `{}`: the ledger still wants it, so it is not to be deleted",
+            create.name
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "IP set `other-team`: the config does not manage it, so waftune never deletes it"
+        ),
         "{err}"
     );
 }

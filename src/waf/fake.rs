@@ -129,6 +129,10 @@ impl WafApi for FakeWaf {
         REGION
     }
 
+    async fn account(&self) -> Result<Option<String>, WafError> {
+        Ok(Some(ACCOUNT.to_owned()))
+    }
+
     async fn list_ip_sets(&self) -> Result<Vec<IpSetSummary>, WafError> {
         let s = self.state.lock().unwrap();
         Ok(s.sets

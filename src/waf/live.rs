@@ -168,6 +168,11 @@ pub async fn fetch_live<W: WafApi>(
         .chain(ip_sets.iter().map(|s| s.arn.as_str()))
         .find_map(account_of)
         .map(ToOwned::to_owned);
+    // A scope without resources yet has no ARN to read the account from.
+    let account = match account {
+        Some(account) => Some(account),
+        None => api.account().await?,
+    };
     Ok(LiveWaf {
         format_version: SNAPSHOT_FORMAT_VERSION,
         fetched_at: now,

@@ -261,8 +261,16 @@ pub enum WafErrorKind {
     Duplicate,
     /// `WAFAssociatedItemException`: e.g. deleting a set a rule still references.
     StillReferenced,
-    /// Throttling or `WAFLimitsExceededException`, after backing off.
+    /// Throttling, still after backing off.
     Throttled {
+        message: String,
+    },
+    /// `WAFLimitsExceededException`: a resource limit of the account, not retried.
+    LimitExceeded {
+        message: String,
+    },
+    /// Not an AWS answer (an HTML page, a 404, no connection), said with the endpoint and a hint.
+    Unexpected {
         message: String,
     },
     /// A write on a snapshot file.
@@ -293,8 +301,12 @@ impl WafError {
                 "it is still referenced, e.g. by a web ACL rule (WAFAssociatedItemException)".into()
             }
             WafErrorKind::Throttled { message } => {
-                format!("throttled or over a WAF limit, still after backing off: {message}")
+                format!("throttled, still after backing off: {message}")
             }
+            WafErrorKind::LimitExceeded { message } => {
+                format!("over a WAF limit of the account (WAFLimitsExceededException): {message}")
+            }
+            WafErrorKind::Unexpected { message } => message.clone(),
             WafErrorKind::ReadOnly => {
                 "a snapshot file is read-only; apply needs the live AWS account".into()
             }
@@ -310,6 +322,8 @@ impl WafError {
 pub trait WafApi {
     fn scope(&self) -> Scope;
     fn region(&self) -> &str;
+    /// The account the credentials reach (`None`: not known, e.g. a snapshot of an empty scope).
+    fn account(&self) -> impl Future<Output = Result<Option<String>, WafError>> + Send;
     /// Every IP set in the scope (all pages).
     fn list_ip_sets(&self) -> impl Future<Output = Result<Vec<IpSetSummary>, WafError>> + Send;
     fn get_ip_set(

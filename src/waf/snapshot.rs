@@ -102,6 +102,10 @@ impl WafApi for SnapshotWaf {
         &self.live.region
     }
 
+    async fn account(&self) -> Result<Option<String>, WafError> {
+        Ok(self.live.account.clone())
+    }
+
     async fn list_ip_sets(&self) -> Result<Vec<IpSetSummary>, WafError> {
         Ok(self.live.ip_sets.clone())
     }

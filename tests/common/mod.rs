@@ -5,3 +5,5 @@
 pub mod athena;
 #[allow(dead_code)]
 pub mod moto;
+#[allow(dead_code)]
+pub mod not_aws;

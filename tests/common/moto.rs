@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_wafv2::config::retry::RetryConfig;
-use aws_sdk_wafv2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_wafv2::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 
 struct Server {
     port: u16,
@@ -127,16 +127,22 @@ impl Moto {
         ]
     }
 
-    /// An SDK client for moto: static credentials, and retries off so that moto's unimplemented
-    /// calls (HTTP 500) fail at once instead of being retried.
-    pub fn client(&self, region: &str) -> aws_sdk_wafv2::Client {
-        let config = aws_sdk_wafv2::Config::builder()
+    /// The SDK configuration for moto: static credentials, and retries off so that moto's
+    /// unimplemented calls (HTTP 500) fail at once instead of being retried.
+    pub fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "moto",
+            )))
             .endpoint_url(&self.endpoint)
             .retry_config(RetryConfig::disabled())
-            .build();
-        aws_sdk_wafv2::Client::from_conf(config)
+            .build()
+    }
+
+    /// An SDK client for moto (see [`Moto::sdk_config`]).
+    pub fn client(&self, region: &str) -> aws_sdk_wafv2::Client {
+        aws_sdk_wafv2::Client::new(&self.sdk_config(region))
     }
 }
