@@ -19,6 +19,7 @@ pub mod policy;
 pub mod propose;
 pub mod rate;
 pub mod render;
+pub mod report;
 pub mod scan;
 pub mod time;
 pub mod waf;
