@@ -235,7 +235,7 @@ pub fn block_effect(ledger: &Ledger, o: &Observed<'_>) -> BlockEffect {
         }
     }
     let in_force = |e: &&LedgerEntry| {
-        e.added.as_millisecond() < period.end_ms
+        e.added.as_millisecond() <= period.end_ms
             && e.expires
                 .is_none_or(|x| x.as_millisecond() > period.start_ms)
     };

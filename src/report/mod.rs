@@ -431,6 +431,8 @@ pub struct EntryRef {
 fn ledger_summary(ledger: &Ledger, period: Period, now: Timestamp) -> LedgerSummary {
     let ms = |t: Timestamp| t.as_millisecond();
     let inside = |t: i64| t >= period.start_ms && t < period.end_ms;
+    // `propose` adds entries at its `now`, the end of the period it read: they belong to it.
+    let added_inside = |t: i64| t >= period.start_ms && t <= period.end_ms;
     let entry_ref = |e: &crate::ledger::LedgerEntry| EntryRef {
         cidr: e.cidr.to_string(),
         group: e.group.clone(),
@@ -444,7 +446,7 @@ fn ledger_summary(ledger: &Ledger, period: Period, now: Timestamp) -> LedgerSumm
     for e in ledger
         .entries
         .iter()
-        .filter(|e| ms(e.added) < period.end_ms && !e.is_expired(end))
+        .filter(|e| ms(e.added) <= period.end_ms && !e.is_expired(end))
     {
         *by_policy.entry((&e.policy, &e.group)).or_default() += 1;
     }
@@ -456,7 +458,7 @@ fn ledger_summary(ledger: &Ledger, period: Period, now: Timestamp) -> LedgerSumm
             entries,
         })
         .collect();
-    by_policy.sort_by(|a, b| b.entries.cmp(&a.entries));
+    by_policy.sort_by_key(|p| std::cmp::Reverse(p.entries));
     let soon = now + jiff::SignedDuration::from_hours(24 * 7);
     let mut expired: Vec<EntryRef> = ledger
         .entries
@@ -484,7 +486,7 @@ fn ledger_summary(ledger: &Ledger, period: Period, now: Timestamp) -> LedgerSumm
         added: ledger
             .entries
             .iter()
-            .filter(|e| inside(ms(e.added)))
+            .filter(|e| added_inside(ms(e.added)))
             .map(entry_ref)
             .collect(),
         extended: ledger
