@@ -62,9 +62,11 @@ pub fn hours_chart(hours: &[String], stacked: &[Series<'_>], lines: &[Series<'_>
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..n as f64, 0f64..ymax)
             .expect(DRAW);
+        // Only whole hours are labelled: plotters may also place labels between them.
         let label = |x: &f64| {
-            hours
-                .get(*x as usize)
+            (x.fract() == 0.0)
+                .then(|| hours.get(*x as usize))
+                .flatten()
                 .map(|h| h.get(5..13).unwrap_or(h).replace('T', " "))
                 .unwrap_or_default()
         };
@@ -77,7 +79,7 @@ pub fn hours_chart(hours: &[String], stacked: &[Series<'_>], lines: &[Series<'_>
             .y_label_formatter(&|y| short(*y))
             .label_style(("sans-serif", 12))
             .axis_style(BLACK)
-            .light_line_style(BLACK.mix(0.08))
+            .max_light_lines(0)
             .bold_line_style(BLACK.mix(0.15))
             .draw()
             .expect(DRAW);
@@ -138,7 +140,7 @@ pub fn peaks_histogram(bins: &[Bin], limit: u64) -> String {
             .y_label_formatter(&|y| short(*y))
             .label_style(("sans-serif", 12))
             .axis_style(BLACK)
-            .light_line_style(BLACK.mix(0.08))
+            .max_light_lines(0)
             .bold_line_style(BLACK.mix(0.15))
             .x_desc("peak requests per client in the window (log scale)")
             .y_desc("clients")
