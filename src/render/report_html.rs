@@ -46,7 +46,7 @@ table { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: middle; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 th { cursor: pointer; user-select: none; white-space: nowrap; }
-td.t { max-width: 420px; overflow-wrap: anywhere; }
+td.t { max-width: 420px; overflow-wrap: break-word; }
 figure { margin: 8px 0 16px; } figure svg { max-width: 100%; height: auto; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
 .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
