@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::report_text::{Blocks, change_text, sparkline};
+use super::report_text::{Blocks, change_text, figure_rows, sparkline};
 use super::{percent, thousands};
 use crate::report::{BlockRow, Report, Verdict};
 use crate::scan::Count;
@@ -91,31 +91,7 @@ struct Section {
 fn overview(r: &Report) -> Section {
     let o = &r.overview;
     let mut s = String::from("### Overview\n\n");
-    let mut rows: Vec<Vec<String>> = o
-        .current
-        .compare(o.previous.as_ref())
-        .into_iter()
-        .map(|(name, now, before)| {
-            let mut row = vec![name.to_owned(), thousands(now)];
-            if let Some(b) = before {
-                row.extend([thousands(b), change_text(now, b)]);
-            }
-            row
-        })
-        .collect();
-    let mut blocked = vec![
-        "blocked share".into(),
-        percent(o.current.actions.block, o.current.requests),
-    ];
-    if let Some(p) = &o.previous {
-        blocked.extend([percent(p.actions.block, p.requests), String::new()]);
-    }
-    rows.push(blocked);
-    let header: &[&str] = if o.previous.is_some() {
-        &["", "this period", "previous period", "change"]
-    } else {
-        &["", "this period"]
-    };
+    let (header, rows) = figure_rows(o);
     s += &md_table(header, &rows);
     let _ = writeln!(
         s,

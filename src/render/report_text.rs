@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Format, percent, table, thousands};
-use crate::report::{Report, Verdict, change};
+use crate::report::{Overview, Report, Verdict, change};
 
 /// How sparklines are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,36 @@ pub fn change_text(current: u64, previous: u64) -> String {
     }
 }
 
+/// The headline figures beside the previous period's and the change, with their header.
+pub fn figure_rows(o: &Overview) -> (&'static [&'static str], Vec<Vec<String>>) {
+    let mut rows: Vec<Vec<String>> = o
+        .current
+        .compare(o.previous.as_ref())
+        .into_iter()
+        .map(|(name, now, before)| {
+            let mut row = vec![name.to_owned(), thousands(now)];
+            if let Some(b) = before {
+                row.extend([thousands(b), change_text(now, b)]);
+            }
+            row
+        })
+        .collect();
+    let mut blocked = vec![
+        "blocked share".into(),
+        percent(o.current.actions.block, o.current.requests),
+    ];
+    if let Some(p) = &o.previous {
+        blocked.extend([percent(p.actions.block, p.requests), String::new()]);
+    }
+    rows.push(blocked);
+    let header: &[&str] = if o.previous.is_some() {
+        &["", "this period", "previous period", "change"]
+    } else {
+        &["", "this period"]
+    };
+    (header, rows)
+}
+
 pub fn render(r: &Report, blocks: Blocks) -> String {
     let mut out = String::new();
     let o = &r.overview;
@@ -79,33 +109,7 @@ pub fn render(r: &Report, blocks: Blocks) -> String {
     if let Some(p) = &r.previous_period {
         let _ = writeln!(out, "compared with {} .. {}", p.since, p.until);
     }
-    let mut rows: Vec<Vec<String>> = o
-        .current
-        .compare(o.previous.as_ref())
-        .into_iter()
-        .map(|(name, now, before)| {
-            let mut row = vec![name.to_owned(), thousands(now)];
-            if let Some(b) = before {
-                row.push(thousands(b));
-                row.push(change_text(now, b));
-            }
-            row
-        })
-        .collect();
-    rows.push(vec![
-        "blocked share".into(),
-        percent(o.current.actions.block, o.current.requests),
-    ]);
-    if let Some(p) = &o.previous {
-        rows.last_mut()
-            .expect("just pushed")
-            .extend([percent(p.actions.block, p.requests), String::new()]);
-    }
-    let header: &[&str] = if o.previous.is_some() {
-        &["", "this period", "previous", "change"]
-    } else {
-        &["", "this period"]
-    };
+    let (header, rows) = figure_rows(o);
     out += &table(header, rows, Format::Table);
     out.push('\n');
     let width = 72;
