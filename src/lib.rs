@@ -20,6 +20,7 @@ pub mod policy;
 pub mod propose;
 pub mod rate;
 pub mod render;
+pub mod report;
 pub mod scan;
 pub mod sdk_error;
 pub mod time;

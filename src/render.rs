@@ -436,3 +436,7 @@ mod tests {
         assert_eq!(t, "| a | b |\n|---|---|\n| 1 | 2 |");
     }
 }
+mod report_charts;
+pub mod report_html;
+pub mod report_markdown;
+pub mod report_text;

@@ -23,6 +23,7 @@ use ipnet::IpNet;
 mod athena;
 mod ledger;
 mod rate;
+mod report;
 mod waf;
 
 /// Exit codes (documented in the README and `docs/cli.md`).
@@ -69,6 +70,8 @@ pub enum Command {
     /// Tune rate-based rules: recommend limits from the logs and backtest them.
     #[command(subcommand)]
     Rate(rate::RateCommand),
+    /// The weekly review: overview, who, whether blocks worked, rate rules, ledger (HTML, markdown).
+    Report(report::ReportArgs),
     /// Set up Athena for logs too large to scan on one machine.
     #[command(subcommand)]
     Athena(athena::AthenaCommand),
@@ -255,6 +258,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate_cmd(args),
         Command::Rate(command) => rate::rate_cmd(command),
         Command::Athena(command) => athena::athena_cmd(command),
+        Command::Report(args) => report::report_cmd(args),
     }
 }
 
@@ -345,11 +349,25 @@ pub fn traffic(
 
 /// Scans the logs named by `args`, with a progress bar on an interactive stderr.
 pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
+    scan_logs_split(args, policies, None).map(|(traffic, _)| traffic)
+}
+
+/// [`scan_logs`], and with `previous` the traffic of that range too, from the same pass.
+pub fn scan_logs_split(
+    args: &LogArgs,
+    policies: Vec<Policy>,
+    previous: Option<TimeRange>,
+) -> Result<(Traffic, Option<Traffic>)> {
     if args.logs.is_empty() {
         bail!("`--logs` is required: the log files or directories to scan");
     }
     let range = time_range(args)?;
-    let found = discover(&args.logs, &range)?;
+    // The files of both periods; records between them are counted as out of range.
+    let wanted = previous.map_or(range, |p| TimeRange {
+        since: range.since.zip(p.since).map(|(a, b)| a.min(b)),
+        until: range.until.zip(p.until).map(|(a, b)| a.max(b)),
+    });
+    let found = discover(&args.logs, &wanted)?;
     if found.files.is_empty() {
         bail!(
             "no log files found under {}",
@@ -364,7 +382,14 @@ pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
     let bar = progress_bar(total);
     let tick = bar.clone();
     let options = scan_options(args, range, policies);
-    let traffic = scan::scan(&found.files, &options, Arc::new(move |n| tick.inc(n)));
+    let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| tick.inc(n));
+    let (traffic, before) = match previous {
+        None => (scan::scan(&found.files, &options, progress), None),
+        Some(p) => {
+            let (now, before) = scan::scan_split(&found.files, &options, p, progress);
+            (now, Some(before))
+        }
+    };
     bar.finish_and_clear();
     if found.pruned_dirs > 0 {
         eprintln!(
@@ -388,7 +413,7 @@ pub fn scan_logs(args: &LogArgs, policies: Vec<Policy>) -> Result<Traffic> {
             );
         }
     }
-    Ok(traffic)
+    Ok((traffic, before))
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {

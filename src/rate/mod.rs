@@ -186,7 +186,7 @@ pub fn resolve_recommended(
         .collect()
 }
 
-fn sorted_peaks(clients: &[ClientStats], window: Window) -> Vec<u64> {
+pub fn sorted_peaks(clients: &[ClientStats], window: Window) -> Vec<u64> {
     let mut peaks: Vec<u64> = clients
         .iter()
         .map(|c| c.peak(window.minutes()).requests)
@@ -225,7 +225,7 @@ pub fn count_matches_policy(rule: &str) -> Policy {
 }
 
 /// A policy that only counts matching requests per address (WAF's IP aggregation), for reports.
-fn per_address_policy(name: String, description: String, matcher: Matcher) -> Policy {
+pub fn per_address_policy(name: String, description: String, matcher: Matcher) -> Policy {
     Policy {
         name,
         description,

@@ -68,6 +68,9 @@ pub struct Traffic {
     pub actions: ActionCounts,
     /// Requests per epoch minute by action.
     pub per_minute: BTreeMap<u32, ActionCounts>,
+    /// Per epoch minute: COUNT-mode matches and the domestic/overseas split. Filled by the local
+    /// scan; `None` from Athena, whose queries do not return it.
+    pub per_minute_detail: Option<BTreeMap<u32, MinuteDetail>>,
     pub home_country: Option<String>,
     pub geo: GeoSplit,
     pub countries: Vec<Count>,
@@ -91,6 +94,46 @@ pub struct GeoSplit {
     pub unknown: u64,
 }
 
+/// What a minute held beyond its actions (see [`Traffic::per_minute_detail`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MinuteDetail {
+    /// Requests in which at least one rule matched in COUNT mode.
+    pub counted: u64,
+    #[serde(flatten)]
+    pub geo: GeoSplit,
+}
+
+impl MinuteDetail {
+    fn merge(&mut self, other: &MinuteDetail) {
+        self.counted += other.counted;
+        self.geo.merge(&other.geo);
+    }
+}
+
+impl GeoSplit {
+    /// Counts one request from `country` (`-` or empty: unknown).
+    pub fn count(&mut self, country: &str, home: Option<&str>) {
+        match home {
+            _ if country == "-" || country.is_empty() => self.unknown += 1,
+            Some(home) if home.eq_ignore_ascii_case(country) => self.domestic += 1,
+            _ => self.overseas += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: &GeoSplit) {
+        self.domestic += other.domestic;
+        self.overseas += other.overseas;
+        self.unknown += other.unknown;
+    }
+}
+
+/// One minute's counts in a builder: its actions and its detail, found with one lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct MinuteCounts {
+    actions: ActionCounts,
+    detail: MinuteDetail,
+}
+
 /// A worker's partial aggregate.
 #[derive(Debug, Default)]
 pub struct TrafficBuilder {
@@ -106,7 +149,7 @@ pub struct TrafficBuilder {
     first_ms: Option<i64>,
     last_ms: Option<i64>,
     actions: ActionCounts,
-    per_minute: HashMap<u32, ActionCounts>,
+    per_minute: HashMap<u32, MinuteCounts>,
     geo: GeoSplit,
     names: Interner,
     clients: HashMap<ClientKey, ClientAcc>,
@@ -140,11 +183,11 @@ impl TrafficBuilder {
         self.last_ms = self.last_ms.max(other.last_ms);
         self.actions.merge(&other.actions);
         for (m, a) in other.per_minute {
-            self.per_minute.entry(m).or_default().merge(&a);
+            let mine = self.per_minute.entry(m).or_default();
+            mine.actions.merge(&a.actions);
+            mine.detail.merge(&a.detail);
         }
-        self.geo.domestic += other.geo.domestic;
-        self.geo.overseas += other.geo.overseas;
-        self.geo.unknown += other.geo.unknown;
+        self.geo.merge(&other.geo);
         let remap = self.names.absorb(&other.names);
         for mut theirs in std::iter::once(other.clients).chain(other.more_clients) {
             for acc in theirs.values_mut() {
@@ -210,7 +253,17 @@ impl TrafficBuilder {
             first_ms: self.first_ms,
             last_ms: self.last_ms,
             actions: self.actions,
-            per_minute: self.per_minute.into_iter().collect(),
+            per_minute: self
+                .per_minute
+                .iter()
+                .map(|(&m, c)| (m, c.actions))
+                .collect(),
+            per_minute_detail: Some(
+                self.per_minute
+                    .iter()
+                    .map(|(&m, c)| (m, c.detail))
+                    .collect(),
+            ),
             home_country: self.home_country,
             geo: self.geo,
             countries: totals.sorted(Kind::Country, names),
@@ -264,16 +317,12 @@ impl RecordSink for TrafficBuilder {
         self.last_ms = self.last_ms.max(Some(r.timestamp));
         let action = r.action();
         self.actions.add(action, 1);
-        self.per_minute
-            .entry(minute_of(r.timestamp))
-            .or_default()
-            .add(action, 1);
+        let minute = self.per_minute.entry(minute_of(r.timestamp)).or_default();
+        minute.actions.add(action, 1);
         let country = r.http_request.country.as_deref().unwrap_or("-");
-        match &self.home_country {
-            _ if country == "-" || country.is_empty() => self.geo.unknown += 1,
-            Some(home) if home.eq_ignore_ascii_case(country) => self.geo.domestic += 1,
-            _ => self.geo.overseas += 1,
-        }
+        let home = self.home_country.as_deref();
+        self.geo.count(country, home);
+        minute.detail.geo.count(country, home);
         let names = &mut self.names;
         self.label_ids.clear();
         self.label_ids
@@ -281,6 +330,7 @@ impl RecordSink for TrafficBuilder {
         self.count_rule_ids.clear();
         self.count_rule_ids
             .extend(r.count_rule_ids().map(|c| names.intern(c)));
+        minute.detail.counted += u64::from(!self.count_rule_ids.is_empty());
         let ids = RecordIds {
             rule: names.intern(r.terminating_rule_id.as_deref().unwrap_or("-")),
             response_code: r
@@ -360,6 +410,55 @@ impl<'a> Work<'a> {
     }
 }
 
+/// A worker's accumulator: folds records, then merges with the other workers'.
+trait Accumulator: RecordSink + Send + Sized {
+    fn merge(self, other: Self) -> Self;
+    fn keep_first_examples(&mut self);
+}
+
+impl Accumulator for TrafficBuilder {
+    fn merge(self, other: Self) -> Self {
+        TrafficBuilder::merge(self, other)
+    }
+    fn keep_first_examples(&mut self) {
+        TrafficBuilder::keep_first_examples(self);
+    }
+}
+
+/// Two periods in one pass: records of `previous`'s range go there, all others to `current`
+/// (which counts those outside its own range as out of range). Malformed input is the current
+/// period's: it has no time.
+struct SplitBuilder {
+    current: TrafficBuilder,
+    previous: TrafficBuilder,
+}
+
+impl RecordSink for SplitBuilder {
+    fn record(&mut self, r: &ScanRecord<'_>) {
+        if self.previous.range.contains(r.timestamp) {
+            self.previous.record(r);
+        } else {
+            self.current.record(r);
+        }
+    }
+
+    fn malformed(&mut self, problem: Malformed) {
+        self.current.malformed(problem);
+    }
+}
+
+impl Accumulator for SplitBuilder {
+    fn merge(self, other: Self) -> Self {
+        SplitBuilder {
+            current: self.current.merge(other.current),
+            previous: self.previous.merge(other.previous),
+        }
+    }
+    fn keep_first_examples(&mut self) {
+        self.current.keep_first_examples();
+    }
+}
+
 /// Scans all inputs in parallel. `progress` is called with each batch of bytes taken from the inputs.
 ///
 /// Exactly one accumulator per worker thread (of the current rayon pool): memory is the accumulators
@@ -369,14 +468,46 @@ pub fn scan(
     options: &ScanOptions,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Traffic {
+    let builder = scan_with(files, options.validate, progress, || {
+        TrafficBuilder::new(options)
+    });
+    builder.finish(files.len() as u64)
+}
+
+/// Scans all inputs once for two periods: `options.range` and `previous` (which must not overlap
+/// it), so a report compares with the previous week without reading the logs twice. The previous
+/// period counts no policies.
+pub fn scan_split(
+    files: &[InputFile],
+    options: &ScanOptions,
+    previous: TimeRange,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> (Traffic, Traffic) {
+    let before = ScanOptions {
+        range: previous,
+        policies: Vec::new(),
+        ..options.clone()
+    };
+    let builder = scan_with(files, options.validate, progress, || SplitBuilder {
+        current: TrafficBuilder::new(options),
+        previous: TrafficBuilder::new(&before),
+    });
+    let n = files.len() as u64;
+    rayon::join(|| builder.current.finish(n), || builder.previous.finish(n))
+}
+
+fn scan_with<A: Accumulator>(
+    files: &[InputFile],
+    validate: bool,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+    new: impl Fn() -> A,
+) -> A {
     let work = Mutex::new(Work {
         files: files.iter().enumerate(),
         stream: None,
         progress: progress.clone(),
     });
-    let mut builders: Vec<TrafficBuilder> = (0..rayon::current_num_threads())
-        .map(|_| TrafficBuilder::new(options))
-        .collect();
+    let mut builders: Vec<A> = (0..rayon::current_num_threads()).map(|_| new()).collect();
     rayon::scope(|s| {
         for builder in &mut builders {
             let (work, progress) = (&work, &progress);
@@ -386,16 +517,16 @@ pub fn scan(
                     let job = work.lock().expect("no worker panics holding it").next();
                     match job {
                         None => break,
-                        Some(Job::Chunk(chunk)) => parse_chunk(&chunk, options.validate, builder),
+                        Some(Job::Chunk(chunk)) => parse_chunk(&chunk, validate, builder),
                         Some(Job::File(i, file)) => match whole.load_input(file) {
                             Some(data) => {
                                 progress(file.size);
-                                parse_lines(data, i, &file.name, 1, options.validate, builder);
+                                parse_lines(data, i, &file.name, 1, validate, builder);
                             }
                             // Damaged: streaming reads what it can and says where it broke.
                             None => {
                                 for chunk in ChunkReader::new(i, file, progress.clone()) {
-                                    parse_chunk(&chunk, options.validate, builder);
+                                    parse_chunk(&chunk, validate, builder);
                                 }
                             }
                         },
@@ -406,10 +537,10 @@ pub fn scan(
     });
     let mut builder = builders
         .into_iter()
-        .reduce(TrafficBuilder::merge)
+        .reduce(A::merge)
         .expect("at least one worker");
     builder.keep_first_examples();
-    builder.finish(files.len() as u64)
+    builder
 }
 
 /// Scans in-memory text as one input (used by tests and by callers that already hold the bytes).
@@ -500,6 +631,35 @@ mod tests {
             },
         );
         assert_eq!((t.records, t.out_of_range), (2, 2));
+    }
+
+    #[test]
+    fn one_pass_splits_two_periods_and_keeps_minute_detail() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = [0, 60_000, 120_000, 180_000, 240_000]
+            .map(|ts| rec(ts, "192.0.2.1", "ALLOW", "JP"))
+            .join("\n");
+        std::fs::write(dir.path().join("a.jsonl"), &text).unwrap();
+        let found = crate::log::discover(&[dir.path().to_owned()], &TimeRange::default()).unwrap();
+        let options = ScanOptions {
+            range: TimeRange {
+                since: Some(120_000),
+                until: Some(240_000),
+            },
+            home_country: Some("JP".into()),
+            ..ScanOptions::default()
+        };
+        let previous = TimeRange {
+            since: Some(0),
+            until: Some(120_000),
+        };
+        let (now, before) = scan_split(&found.files, &options, previous, Arc::new(|_| {}));
+        assert_eq!((now.records, now.out_of_range), (2, 1));
+        assert_eq!((before.records, before.out_of_range), (2, 0));
+        let detail = now.per_minute_detail.unwrap();
+        assert_eq!(detail[&2].geo.domestic, 1);
+        assert_eq!(detail[&2].counted, 0);
+        assert_eq!(scan(&found.files, &options, Arc::new(|_| {})).records, 2);
     }
 
     #[test]
