@@ -165,6 +165,7 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
     let mut propose = waftune();
     propose
         .arg("propose")
+        .arg("--init-ledger")
         .arg("--policies")
         .arg(root().join("policies"))
         .arg("--report")
