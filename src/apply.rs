@@ -15,11 +15,12 @@ use std::fmt;
 
 use ipnet::IpNet;
 
-use crate::cidr;
-use crate::config::{Config, Scope};
+use crate::config::Config;
+use crate::model::acl::Scope;
 use crate::plan::{
     Action, GuardrailError, IpSetChange, Plan, ResourceChange, WebAclChange, check_guardrails,
 };
+use crate::util::cidr;
 use crate::waf::{
     IpSetSummary, NewIpSet, PutRule, WafApi, WafError, WafErrorKind, WebAclEdit, WebAclSummary,
     account_of,

@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::cidr;
-use crate::ledger::line_column;
-use crate::policy::Window;
-use crate::waf::{RateKey, ScopeDown};
+use crate::model::acl::{ContentType, Scope};
+use crate::model::athena::Layout;
+use crate::model::rate::{self, Method, Window};
+use crate::model::waf::{MAX_RATE_LIMIT, MIN_RATE_LIMIT, RateKey, ScopeDown, is_waf_name};
+use crate::util::cidr;
+use crate::util::text::{closest, line_column};
 
 /// Where waftune looks for its configuration unless told otherwise.
 pub const DEFAULT_PATH: &str = "waftune.toml";
@@ -52,29 +54,6 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-}
-
-/// Which WAF: regional (ALB, API Gateway, AppSync, ...) or CloudFront.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Scope {
-    Regional,
-    Cloudfront,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Regional => "REGIONAL",
-            Scope::Cloudfront => "CLOUDFRONT",
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A validated configuration.
@@ -113,7 +92,7 @@ pub struct AthenaConfig {
     /// The region of the Athena table (default: `region` above, else the AWS default chain).
     pub region: Option<String>,
     #[serde(default)]
-    pub layout: crate::athena::sql::Layout,
+    pub layout: Layout,
 }
 
 /// A pair of IP sets (IPv4 and IPv6) holding one ledger group.
@@ -137,10 +116,6 @@ pub struct WebAclConfig {
     pub rate_rules: Vec<RateRuleConfig>,
 }
 
-/// WAF's range for a rate-based rule's `Limit`.
-pub const MIN_RATE_LIMIT: i64 = crate::rate::MIN_LIMIT as i64;
-pub const MAX_RATE_LIMIT: i64 = 2_000_000_000;
-
 /// A rate-based rule waftune owns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateRuleConfig {
@@ -150,7 +125,7 @@ pub struct RateRuleConfig {
     pub window: Window,
     pub key: RateKey,
     /// As written (`overseas`, `path:/login`, ...), for recommending and backtesting locally.
-    pub scope: Vec<crate::rate::Scope>,
+    pub scope: Vec<rate::Scope>,
     /// The same scope as WAF statements.
     pub scope_down: Vec<ScopeDown>,
     pub action: RuleActionConfig,
@@ -163,7 +138,7 @@ pub struct RateRuleConfig {
 pub enum RateLimit {
     Fixed(u64),
     /// The recommendation from the logs given to `plan` (see `waftune rate recommend`).
-    Recommended(crate::rate::Method),
+    Recommended(Method),
 }
 
 /// A rule waftune owns: it matches the sets of one group.
@@ -191,24 +166,6 @@ pub struct CustomResponse {
     pub body_key: String,
     pub content_type: ContentType,
     pub body: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ContentType {
-    TextPlain,
-    TextHtml,
-    ApplicationJson,
-}
-
-impl ContentType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentType::TextPlain => "TEXT_PLAIN",
-            ContentType::TextHtml => "TEXT_HTML",
-            ContentType::ApplicationJson => "APPLICATION_JSON",
-        }
-    }
 }
 
 /// Limits every plan and apply must respect.
@@ -448,13 +405,6 @@ struct RawGuardrails {
 struct Ctx<'a> {
     text: &'a str,
     path: &'a Path,
-}
-
-/// WAF's pattern for names of IP sets, web ACLs, rules and body keys: `^[\w-]{1,128}$`.
-pub(crate) fn is_waf_name(s: &str) -> bool {
-    (1..=128).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
 }
 
 /// WAF's pattern for descriptions: word characters, spaces and `+=:#@/-,.`, not starting or ending
@@ -824,7 +774,10 @@ impl Ctx<'_> {
     ) -> Result<RateRuleConfig, ConfigError> {
         let rule = &head.name;
         let limit = match r.limit.get_ref() {
-            RawLimit::Number(n) if (MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(n) => {
+            RawLimit::Number(n)
+                if u64::try_from(*n)
+                    .is_ok_and(|n| (MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(&n)) =>
+            {
                 if let Some(h) = r.headroom.as_ref().or(r.percentile.as_ref()) {
                     return Err(self.error(
                         h.span(),
@@ -840,8 +793,8 @@ impl Ctx<'_> {
                 ));
             }
             RawLimit::Word(w) if w == "recommended" => {
-                let defaults = crate::rate::Method::default();
-                let method = crate::rate::Method::new(
+                let defaults = Method::default();
+                let method = Method::new(
                     r.percentile
                         .as_ref()
                         .map_or(defaults.percentile, |p| *p.get_ref()),
@@ -869,7 +822,7 @@ impl Ctx<'_> {
             }
         };
         let window = r.window.as_ref().map_or(Ok(Window::M5), |w| {
-            crate::rate::parse_window(w.get_ref())
+            rate::parse_window(w.get_ref())
                 .map_err(|e| self.error(w.span(), format!("rate rule `{rule}`: {e}")))
         })?;
         let key = match (
@@ -920,11 +873,11 @@ impl Ctx<'_> {
         };
         let mut scopes = Vec::with_capacity(r.scope.len());
         for text in &r.scope {
-            let scope = crate::rate::Scope::parse(text.get_ref())
+            let scope = rate::Scope::parse(text.get_ref())
                 .map_err(|e| self.error(text.span(), format!("rate rule `{rule}`: {e}")))?;
             scopes.push(scope);
         }
-        let scope_down = crate::rate::scope_down(&scopes, home_country).map_err(|e| {
+        let scope_down = rate::scope_down(&scopes, home_country).map_err(|e| {
             let at = r.scope.first().map_or(r.limit.span(), Spanned::span);
             self.error(at, format!("rate rule `{rule}`: {e}"))
         })?;
@@ -1010,34 +963,6 @@ fn with_hint(message: &str) -> String {
         },
         None => message.to_owned(),
     }
-}
-
-/// The candidate nearest to `given` by edit distance, if it is near enough to be a likely typo.
-pub(crate) fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (given.chars().count() / 3).max(2);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&given.to_lowercase(), &c.to_lowercase()), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -1187,7 +1112,7 @@ mod tests {
         )
         .unwrap();
         let a = c.athena.unwrap();
-        assert_eq!(a.layout, crate::athena::sql::Layout::Date);
+        assert_eq!(a.layout, Layout::Date);
         assert_eq!(a.workgroup, None);
         let msg = err("scope = \"REGIONAL\"\n[athena]\ndatabase = \"waf\"\ntable = \"x; DROP\"\n");
         assert!(
@@ -1333,14 +1258,5 @@ mod tests {
             msg,
             "waftune.toml:7:1: tag `managed-by` is set by waftune itself; choose another key"
         );
-    }
-
-    #[test]
-    fn edit_distance_hints() {
-        assert_eq!(
-            closest("ipv4_setname", &["ipv4_set_name", "ipv6_set_name"]),
-            Some("ipv4_set_name")
-        );
-        assert_eq!(closest("zzz", &["region", "scope"]), None);
     }
 }

@@ -10,6 +10,8 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::util::text::line_column;
+
 /// The policy name recorded for entries added by `waftune block`.
 pub const MANUAL: &str = "manual";
 
@@ -195,14 +197,6 @@ impl Ledger {
     pub fn active(&self, now: Timestamp) -> impl Iterator<Item = &LedgerEntry> {
         self.entries.iter().filter(move |e| !e.is_expired(now))
     }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 #[cfg(test)]

@@ -10,26 +10,12 @@
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-
 use crate::log::{Action, TimeRange};
+use crate::model::athena::Layout;
 use crate::policy::{
     Condition, CountryMatch, Expr, HeaderTest, KeyKind, LabelMatch, LabelPattern, Policy, TextMatch,
 };
 use crate::scan::stats::{Kind, TOP_URIS, TOP_USER_AGENTS};
-
-/// How the table's S3 prefixes are partitioned.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// AWS's current guidance: one `log_time` partition, `yyyy/MM/dd/HH/mm`, by projection.
-    #[default]
-    Projection,
-    /// The older layout: `date` (`yyyy/MM/dd`) and `region` partitions.
-    Date,
-    /// No partitions: every query reads the whole location (small or test tables only).
-    None,
-}
 
 /// The table queries read, and how it is partitioned.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use clap::{Args, Subcommand};
 
 use super::{exit, print};
 use crate::athena::client::{AthenaApi, QueryContext, cost_usd, human_bytes};
-use crate::athena::sql::{self, Layout, LogLocation, Table};
+use crate::athena::sql::{self, LogLocation, Table};
 use crate::config::Config;
+use crate::model::athena::Layout;
 use crate::scan::{ScanOptions, Traffic};
 
 #[derive(Debug, Subcommand)]

@@ -17,12 +17,14 @@ use crate::log::{TimeRange, discover};
 use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
-use crate::time::parse_instant;
+use crate::util::text::thousands;
+use crate::util::time::parse_instant;
 use ipnet::IpNet;
 
 mod athena;
 mod ledger;
 mod rate;
+mod values;
 mod waf;
 
 /// Exit codes (documented in the README and `docs/cli.md`).
@@ -287,7 +289,7 @@ pub fn traffic(
                 bail!("`--logs` and `--strict` are for `--source local`; Athena reads its table");
             }
             let config = config.context("`--source athena` needs the configuration")?;
-            let timeout = crate::time::parse_duration(&source.timeout)?;
+            let timeout = crate::util::time::parse_duration(&source.timeout)?;
             let timeout = std::time::Duration::try_from(timeout)
                 .with_context(|| format!("`--timeout {}` is not a duration", source.timeout))?;
             let options = scan_options(logs, time_range(logs)?, policies);
@@ -421,9 +423,9 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
     let summary = generate(&options, &args.out)?;
     eprintln!(
         "wrote {} records in {} files ({} bytes of JSON) and truth.json under `{}`",
-        render::thousands(summary.records),
+        thousands(summary.records),
         summary.files,
-        render::thousands(summary.bytes_uncompressed),
+        thousands(summary.bytes_uncompressed),
         args.out.display()
     );
     Ok(ExitCode::from(exit::OK))

@@ -1,8 +1,8 @@
 //! Plans: the difference between what the ledger and configuration want and what WAF has, as data.
 //!
 //! A [`Plan`] lists resource changes (create, update, delete) with the lock token read for each, the
-//! full state before and after, and drift (changes made outside waftune). Renderers ([`render`]) only
-//! format it; `apply` only executes it. The plan file records digests of the configuration and the
+//! full state before and after, and drift (changes made outside waftune). Renderers only
+//! format it (`render::plan`); `apply` only executes it. The plan file records digests of the configuration and the
 //! ledger so an apply can refuse a plan made from other inputs.
 //!
 //! Every IP set waftune writes carries a stamp at the end of its description (time of the plan and a
@@ -12,7 +12,6 @@
 pub mod desired;
 mod drift;
 mod guardrails;
-pub mod render;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,19 +21,21 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cidr::{self, CidrError};
 use crate::config::{
-    Config, CustomResponse, GROUP_TAG, MANAGED_TAG, RateLimit, RuleActionConfig, Scope, sha256_hex,
+    Config, CustomResponse, GROUP_TAG, MANAGED_TAG, RateLimit, RuleActionConfig, sha256_hex,
 };
 use crate::ledger::{Ledger, LedgerError};
+use crate::model::acl::Scope;
+use crate::model::waf::{
+    BlockResponse, IpVersion, MAX_SET_ENTRIES, RateKey, RateStatement, ResponseBody, RuleAction,
+    ScopeDown,
+};
+use crate::util::cidr::{self, CidrError};
 use crate::waf::capacity::{WebAclCapacity, cost, web_acl_capacity};
 use crate::waf::live::managed_set_names;
-use crate::waf::{
-    BlockResponse, IpSet, IpSetRule, IpVersion, LiveRule, LiveWaf, ManagedRule, RateKey, RateRule,
-    RateStatement, ResponseBody, RuleAction, RuleShape, ScopeDown,
-};
+use crate::waf::{IpSet, IpSetRule, LiveRule, LiveWaf, ManagedRule, RateRule, RuleShape};
 
-pub use desired::{DesiredSet, MAX_SET_ENTRIES, desired_sets};
+pub use desired::{DesiredSet, desired_sets};
 pub use guardrails::{GuardrailError, Violation, check_guardrails};
 
 /// Bumped when the plan file layout changes incompatibly; apply refuses other versions.

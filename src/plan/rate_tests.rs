@@ -2,6 +2,7 @@
 
 use super::tests::{CONFIG, apply_ok, at, config, try_plan_with};
 use super::*;
+use crate::render::plan as render;
 use crate::waf::fake::FakeWaf;
 
 const RATE_RULE: &str = r#"

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use super::*;
 use crate::apply::{ApplyInputs, Outcome, apply};
 use crate::ledger::{LedgerEntry, MANUAL};
+use crate::render::plan as render;
 use crate::waf::fake::FakeWaf;
 use crate::waf::{IpSetRule, LiveRule, fetch_live};
 

@@ -19,15 +19,17 @@ use super::matcher::{
     Pattern, TextMatch, action_bit,
 };
 use super::pattern::{self, PatternError};
-use super::threshold::{Mode, Threshold, Thresholds, Window};
+use super::threshold::{Mode, Threshold, Thresholds};
 use super::{
-    Aggregate, Allowlist, BlockAction, Diagnostic, Escalation, KeyKind, Loaded, Policy,
-    PolicyAction, PolicySet, RateLimitHint, ReportAction, Severity,
+    Aggregate, Allowlist, BlockAction, Escalation, KeyKind, Loaded, Policy, PolicyAction,
+    PolicySet, RateLimitHint, ReportAction,
 };
-use crate::cidr::{self, CidrError};
-use crate::config::{closest, is_waf_name};
-use crate::ledger::line_column;
 use crate::log::Action;
+use crate::model::rate::Window;
+use crate::model::waf::{MIN_RATE_LIMIT, is_waf_name};
+use crate::util::cidr::{self, CidrError};
+use crate::util::diag::{Diagnostic, Severity};
+use crate::util::text::{closest, line_column};
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -130,8 +132,6 @@ const METHODS: &[&str] = &[
 
 /// A block that can fire on fewer requests than this is a warning: one stray request is no evidence.
 const LOW_THRESHOLD: u64 = 3;
-/// AWS rate-based rules refuse a limit below 10.
-const MIN_RATE_LIMIT: u64 = 10;
 /// Keeps escalation sane: a factor this large reaches any cap on the second strike anyway.
 const MAX_FACTOR: f64 = 100.0;
 
@@ -444,7 +444,7 @@ impl<'a> Checker<'a> {
 
     fn duration(&mut self, v: &Value, what: &str) -> Option<SignedDuration> {
         let text = self.string(v, what)?;
-        match crate::time::parse_duration(text) {
+        match crate::util::time::parse_duration(text) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(&v.span(), format!("`{what}`: {e}"), None);

@@ -17,11 +17,14 @@ use tokio::time::Instant;
 
 use super::capacity::cost;
 use super::{
-    BlockResponse, IpSet, IpSetRule, IpSetSummary, IpVersion, LiveRule, ManagedRule, NewIpSet,
-    PutRule, RateKey, RateRule, RateStatement, ResponseBody, RuleAction, RuleShape, ScopeDown,
+    IpSet, IpSetRule, IpSetSummary, LiveRule, ManagedRule, NewIpSet, PutRule, RateRule, RuleShape,
     WafApi, WafError, WafErrorKind, WebAcl, WebAclEdit, WebAclSummary,
 };
-use crate::config::{Config, ContentType, Scope};
+use crate::config::Config;
+use crate::model::acl::{ContentType, Scope};
+use crate::model::waf::{
+    BlockResponse, IpVersion, RateKey, RateStatement, ResponseBody, RuleAction, ScopeDown,
+};
 
 /// How [`AwsWaf`] spaces and retries its calls.
 #[derive(Debug, Clone, PartialEq, Eq)]

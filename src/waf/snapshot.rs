@@ -10,7 +10,7 @@ use super::{
     IpSet, IpSetSummary, LiveWaf, NewIpSet, WafApi, WafError, WafErrorKind, WebAcl, WebAclEdit,
     WebAclSummary,
 };
-use crate::config::Scope;
+use crate::model::acl::Scope;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
