@@ -1,7 +1,8 @@
 //! waftune: analyze AWS WAF logs, propose reviewed blocks, plan and apply them to WAFv2.
 //!
 //! The modules form layers; a module imports only from its own layer or the ones below it, and
-//! top-level modules never import each other in a circle (see `docs/architecture.md`):
+//! top-level modules never import each other in a circle (see `docs/architecture.md`; the
+//! `layering` test checks it):
 //!
 //! 0. [`util`]: CIDRs, time arguments, text helpers and the one [`util::diag::Diagnostic`] type.
 //! 1. [`model`]: plain value types (ACL scope, WAF statements and limits, rate windows and scopes).
@@ -35,3 +36,6 @@ pub mod athena;
 pub mod render;
 
 pub mod cli;
+
+#[cfg(test)]
+mod layering;
