@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     match waftune::cli::run(waftune::cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            waftune::cli::report(&e);
             ExitCode::from(waftune::cli::exit::ERROR)
         }
     }

@@ -11,12 +11,14 @@ use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 
 use crate::analyze::{self, Limits};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::generate::{GenerateOptions, generate};
+use crate::ledger::LedgerError;
 use crate::log::{TimeRange, discover};
 use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
+use crate::util::diag::Diagnostics;
 use crate::util::text::thousands;
 use crate::util::time::parse_instant;
 use ipnet::IpNet;
@@ -103,17 +105,12 @@ pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> 
             }
             Ok(loaded.policies)
         }
-        Err(diagnostics) => {
-            for d in &diagnostics {
-                eprintln!("{d}");
-            }
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            bail!(
-                "{errors} error{} in policies `{}`",
-                if errors == 1 { "" } else { "s" },
-                path.display()
-            )
+        Err(list) => Err(Diagnostics {
+            what: "policies",
+            path: path.to_owned(),
+            list,
         }
+        .into()),
     }
 }
 
@@ -228,6 +225,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rate(command) => rate::rate_cmd(command),
         Command::Athena(command) => athena::athena_cmd(command),
     }
+}
+
+/// Prints an error for people, on stderr: first every diagnostic it carries (the one way a
+/// mistake in policies, the configuration or the ledger is shown: file, line, column, message,
+/// help), then `error: ` and the error with its context.
+pub fn report(e: &anyhow::Error) {
+    let diagnostics = e.chain().find_map(|cause| {
+        cause.downcast_ref::<Diagnostics>().or_else(|| {
+            match (cause.downcast_ref(), cause.downcast_ref()) {
+                (Some(ConfigError::Invalid(d)), _) | (_, Some(LedgerError::Invalid(d))) => Some(d),
+                _ => None,
+            }
+        })
+    });
+    for d in diagnostics.iter().flat_map(|d| &d.list) {
+        eprintln!("{d}");
+    }
+    eprintln!("error: {e:#}");
 }
 
 /// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
