@@ -29,7 +29,7 @@ mod rate;
 mod values;
 mod waf;
 
-/// Exit codes (documented in the README and `docs/cli.md`).
+/// Exit codes (documented in the README, "Exit codes", and `docs/plan-apply.md`).
 pub mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
@@ -245,7 +245,7 @@ pub fn report(e: &anyhow::Error) {
     eprintln!("error: {e:#}");
 }
 
-/// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
+/// Colour only for a terminal, and never when `NO_COLOR` is set (<https://no-color.org>).
 pub fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
