@@ -10,6 +10,9 @@
 //! Run with `cargo bench --bench floor` after `benches/analyze-vs-duckdb.sh` generated the day
 //! (`BENCH_DATA` to point elsewhere). Prints the median of 5 runs of each.
 
+// Floor 2 measures sonic-rs without validation, which is an `unsafe` call.
+#![allow(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use jiff::Timestamp;
-use waftune::config::{Config, Scope};
+use waftune::config::Config;
 use waftune::ledger::{Ledger, LedgerEntry, MANUAL};
+use waftune::model::acl::Scope;
+use waftune::model::waf::IpVersion;
 use waftune::plan::{PlanInputs, build_plan, stamp_description};
-use waftune::waf::{IpSet, IpSetSummary, IpVersion, LiveWaf};
+use waftune::waf::{IpSet, IpSetSummary, LiveWaf};
 
 const SIZE: u32 = 10_000;
 const RUNS: usize = 30;

@@ -4,13 +4,11 @@
 use serde::Serialize;
 
 use crate::log::Malformed;
+use crate::model::waf::VERIFIED_CRAWLER_LABEL;
 use crate::scan::{ActionCounts, ClientStats, Count, GeoSplit, MINUTE_MS, Traffic};
 
 /// Bumped whenever a field is removed or changes meaning; adding fields keeps the version.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// The label AWS Bot Control puts on crawlers it verified (reverse + forward DNS).
-pub const VERIFIED_BOT_LABEL: &str = "awswaf:managed:aws:bot-control:bot:verified";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AnalyzeReport {
@@ -130,7 +128,7 @@ pub fn client_row(c: &ClientStats, per_client: usize) -> ClientRow {
         last_seen: iso_ms(c.last_ms),
         active_minutes: c.active_minutes,
         distinct_uris: c.distinct_uris,
-        verified_bot: c.labels.iter().any(|l| *l.value == *VERIFIED_BOT_LABEL),
+        verified_bot: c.labels.iter().any(|l| *l.value == *VERIFIED_CRAWLER_LABEL),
         countries: take(&c.countries, per_client),
         top_uris: take(&c.uris, per_client),
         user_agents: take(&c.user_agents, per_client),
@@ -206,7 +204,7 @@ mod tests {
         let lines: Vec<String> = (0..5)
             .map(|i| {
                 format!(
-                    r#"{{"timestamp":{},"action":"ALLOW","httpRequest":{{"clientIp":"198.51.100.7","country":"JP","uri":"/p{}"}},"labels":[{{"name":"{VERIFIED_BOT_LABEL}"}}]}}"#,
+                    r#"{{"timestamp":{},"action":"ALLOW","httpRequest":{{"clientIp":"198.51.100.7","country":"JP","uri":"/p{}"}},"labels":[{{"name":"{VERIFIED_CRAWLER_LABEL}"}}]}}"#,
                     1_763_596_800_000i64 + i * 1_200_000,
                     i % 2
                 )

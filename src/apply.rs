@@ -17,14 +17,15 @@ use std::fmt;
 
 use ipnet::IpNet;
 
-use crate::cidr;
-use crate::config::{Config, Scope};
+use crate::config::Config;
 use crate::ledger::Ledger;
+use crate::model::acl::Scope;
 use crate::plan::verify::{Mismatch, Tampered, VerifyError, verify_plan, with_live_before};
 use crate::plan::{
     Action, GuardrailError, IpSetChange, Plan, ResourceChange, WebAclChange, check_guardrails,
     parse_live,
 };
+use crate::util::cidr;
 use crate::waf::{
     IpSetSummary, NewIpSet, PutRule, WafApi, WafError, WafErrorKind, WebAclEdit, WebAclSummary,
 };

@@ -8,6 +8,7 @@
 //! reject later (names, priorities, response codes, CIDRs) is rejected now with the file, line and
 //! column of the value, because a plan that fails at apply time has already wasted a review.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -17,10 +18,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::cidr;
-use crate::ledger::line_column;
-use crate::policy::Window;
-use crate::waf::{RateKey, ScopeDown};
+use crate::model::acl::{ContentType, Scope};
+use crate::model::athena::Layout;
+use crate::model::rate::{self, Method, Window};
+use crate::model::waf::{MAX_RATE_LIMIT, MIN_RATE_LIMIT, RateKey, ScopeDown, is_waf_name};
+use crate::util::cidr;
+use crate::util::diag::{Diagnostic, Diagnostics};
+use crate::util::text::closest;
 
 /// The configuration's file name, looked for in the current directory and its parents.
 pub const DEFAULT_PATH: &str = "waftune.toml";
@@ -54,36 +58,9 @@ pub enum ConfigError {
         start.display()
     )]
     NotFound { start: PathBuf },
-    #[error("{path}:{line}:{column}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-}
-
-/// Which WAF: regional (ALB, API Gateway, AppSync, ...) or CloudFront.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Scope {
-    Regional,
-    Cloudfront,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Regional => "REGIONAL",
-            Scope::Cloudfront => "CLOUDFRONT",
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+    /// Every mistake in the file, each with its line and column.
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
 }
 
 /// A validated configuration.
@@ -124,7 +101,7 @@ pub struct AthenaConfig {
     /// The region of the Athena table (default: `region` above, else the AWS default chain).
     pub region: Option<String>,
     #[serde(default)]
-    pub layout: crate::athena::sql::Layout,
+    pub layout: Layout,
 }
 
 /// A pair of IP sets (IPv4 and IPv6) holding one ledger group.
@@ -148,10 +125,6 @@ pub struct WebAclConfig {
     pub rate_rules: Vec<RateRuleConfig>,
 }
 
-/// WAF's range for a rate-based rule's `Limit`.
-pub const MIN_RATE_LIMIT: i64 = crate::rate::MIN_LIMIT as i64;
-pub const MAX_RATE_LIMIT: i64 = 2_000_000_000;
-
 /// A rate-based rule waftune owns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateRuleConfig {
@@ -161,7 +134,7 @@ pub struct RateRuleConfig {
     pub window: Window,
     pub key: RateKey,
     /// As written (`overseas`, `path:/login`, ...), for recommending and backtesting locally.
-    pub scope: Vec<crate::rate::Scope>,
+    pub scope: Vec<rate::Scope>,
     /// The same scope as WAF statements.
     pub scope_down: Vec<ScopeDown>,
     pub action: RuleActionConfig,
@@ -174,7 +147,7 @@ pub struct RateRuleConfig {
 pub enum RateLimit {
     Fixed(u64),
     /// The recommendation from the logs given to `plan` (see `waftune rate recommend`).
-    Recommended(crate::rate::Method),
+    Recommended(Method),
 }
 
 /// A rule waftune owns: it matches the sets of one group.
@@ -202,24 +175,6 @@ pub struct CustomResponse {
     pub body_key: String,
     pub content_type: ContentType,
     pub body: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ContentType {
-    TextPlain,
-    TextHtml,
-    ApplicationJson,
-}
-
-impl ContentType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentType::TextPlain => "TEXT_PLAIN",
-            ContentType::TextHtml => "TEXT_HTML",
-            ContentType::ApplicationJson => "APPLICATION_JSON",
-        }
-    }
 }
 
 /// Limits every plan and apply must respect.
@@ -277,12 +232,30 @@ impl Config {
 
     /// Parses and validates configuration text; `path` is used in messages and to resolve `ledger`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let ctx = Ctx { text, path };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let at = e.span().map_or(0, |s| s.start);
-            ctx.error_at(at, with_hint(e.message()))
-        })?;
-        ctx.validate(raw)
+        let ctx = Ctx {
+            text,
+            path,
+            diagnostics: RefCell::default(),
+        };
+        let config = match toml::from_str::<RawConfig>(text) {
+            Ok(raw) => ctx.validate(raw).ok(),
+            Err(e) => {
+                let at = e.span().map_or(0, |s| s.start);
+                let (message, help) = with_hint(e.message());
+                ctx.report(at..at, message, help);
+                None
+            }
+        };
+        let mut list = ctx.diagnostics.into_inner();
+        list.sort_by_key(|d| (d.line, d.column));
+        match config {
+            Some(config) if list.is_empty() => Ok(config),
+            _ => Err(ConfigError::Invalid(Diagnostics {
+                what: "configuration",
+                path: path.to_owned(),
+                list,
+            })),
+        }
     }
 
     /// Finds the configuration as cargo and terraform find theirs: `explicit` (`-c`, or
@@ -503,14 +476,13 @@ struct RawGuardrails {
 struct Ctx<'a> {
     text: &'a str,
     path: &'a Path,
+    /// Every mistake found so far: checks record theirs and go on with the next value.
+    diagnostics: RefCell<Vec<Diagnostic>>,
 }
 
-/// WAF's pattern for names of IP sets, web ACLs, rules and body keys: `^[\w-]{1,128}$`.
-pub(crate) fn is_waf_name(s: &str) -> bool {
-    (1..=128).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-}
+/// A mistake already recorded in [`Ctx::diagnostics`]; what depended on the value is skipped.
+#[derive(Debug)]
+struct Reported;
 
 /// WAF's pattern for descriptions: word characters, spaces and `+=:#@/-,.`, not starting or ending
 /// with a space.
@@ -522,21 +494,18 @@ fn is_waf_description(s: &str) -> bool {
 }
 
 impl Ctx<'_> {
-    fn error_at(&self, offset: usize, message: String) -> ConfigError {
-        let (line, column) = line_column(self.text, offset);
-        ConfigError::Invalid {
-            path: self.path.to_owned(),
-            line,
-            column,
-            message,
-        }
+    fn report(&self, span: Range<usize>, message: String, help: Option<String>) -> Reported {
+        self.diagnostics
+            .borrow_mut()
+            .push(Diagnostic::error(self.path, self.text, span, message).with_help(help));
+        Reported
     }
 
-    fn error(&self, span: Range<usize>, message: String) -> ConfigError {
-        self.error_at(span.start, message)
+    fn error(&self, span: Range<usize>, message: String) -> Reported {
+        self.report(span, message, None)
     }
 
-    fn name(&self, value: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
+    fn name(&self, value: &Spanned<String>, what: &str) -> Result<String, Reported> {
         if is_waf_name(value.get_ref()) {
             Ok(value.get_ref().clone())
         } else {
@@ -550,17 +519,55 @@ impl Ctx<'_> {
         }
     }
 
-    fn cidrs(&self, list: &[Spanned<String>], what: &str) -> Result<Vec<IpNet>, ConfigError> {
-        list.iter()
+    /// Every range of the list, each bad one reported.
+    fn cidrs(&self, list: &[Spanned<String>], what: &str) -> Result<Vec<IpNet>, Reported> {
+        let parsed: Vec<_> = list
+            .iter()
             .map(|v| {
                 cidr::parse(v.get_ref()).map_err(|e| self.error(v.span(), format!("{what}: {e}")))
             })
-            .collect()
+            .collect();
+        parsed.into_iter().collect()
     }
 
-    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    /// Checks every part, so that all mistakes are reported at once; `Err` when any was found.
+    fn validate(&self, raw: RawConfig) -> Result<Config, Reported> {
         let scope = *raw.scope.get_ref();
-        if let Some(region) = &raw.region {
+        let region = self.region(raw.region.as_ref(), scope);
+        let home = self.home_country(raw.home_country.as_ref());
+        let ip_set_groups = self.groups(&raw.ip_set_groups);
+        let group_names: Vec<&str> = raw
+            .ip_set_groups
+            .iter()
+            .map(|g| g.name.get_ref().as_str())
+            .collect();
+        let home_country = raw.home_country.as_ref().map(|c| c.get_ref().as_str());
+        let web_acls = self.web_acls(&raw.web_acls, &group_names, home_country);
+        let guardrails = self.guardrails(raw.guardrails);
+        let athena = raw.athena.map(|a| self.athena(a)).transpose();
+        let allowlist = self.cidrs(&raw.allowlist, "allowlist");
+        region?;
+        home?;
+        Ok(Config {
+            path: self.path.to_owned(),
+            sha256: sha256_hex(self.text.as_bytes()),
+            region: raw.region.map(Spanned::into_inner),
+            scope,
+            home_country: raw.home_country.map(Spanned::into_inner),
+            ledger: raw.ledger.unwrap_or_else(|| PathBuf::from(DEFAULT_LEDGER)),
+            policies: raw
+                .policies
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES)),
+            allowlist: allowlist?,
+            ip_set_groups: ip_set_groups?,
+            web_acls: web_acls?,
+            guardrails: guardrails?,
+            athena: athena?,
+        })
+    }
+
+    fn region(&self, region: Option<&Spanned<String>>, scope: Scope) -> Result<(), Reported> {
+        if let Some(region) = region {
             let r = region.get_ref();
             let looks_valid = r.split('-').count() >= 3
                 && r.chars()
@@ -582,7 +589,11 @@ impl Ctx<'_> {
                 ));
             }
         }
-        if let Some(country) = &raw.home_country {
+        Ok(())
+    }
+
+    fn home_country(&self, country: Option<&Spanned<String>>) -> Result<(), Reported> {
+        if let Some(country) = country {
             let c = country.get_ref();
             if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
                 return Err(self.error(
@@ -593,36 +604,15 @@ impl Ctx<'_> {
                 ));
             }
         }
-
-        let ip_set_groups = self.groups(&raw.ip_set_groups)?;
-        let home_country = raw.home_country.as_ref().map(|c| c.get_ref().as_str());
-        let web_acls = self.web_acls(&raw.web_acls, &ip_set_groups, home_country)?;
-        let guardrails = self.guardrails(raw.guardrails)?;
-        let athena = raw.athena.map(|a| self.athena(a)).transpose()?;
-        Ok(Config {
-            path: self.path.to_owned(),
-            sha256: sha256_hex(self.text.as_bytes()),
-            region: raw.region.map(Spanned::into_inner),
-            scope,
-            home_country: raw.home_country.map(Spanned::into_inner),
-            ledger: raw.ledger.unwrap_or_else(|| PathBuf::from(DEFAULT_LEDGER)),
-            policies: raw
-                .policies
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICIES)),
-            allowlist: self.cidrs(&raw.allowlist, "allowlist")?,
-            ip_set_groups,
-            web_acls,
-            guardrails,
-            athena,
-        })
+        Ok(())
     }
 
     /// Database and table names go into SQL text unquoted, so they must be plain identifiers.
-    fn athena(&self, raw: Spanned<AthenaConfig>) -> Result<AthenaConfig, ConfigError> {
+    fn athena(&self, raw: Spanned<AthenaConfig>) -> Result<AthenaConfig, Reported> {
         let span = raw.span();
         let a = raw.into_inner();
         for (what, name) in [("database", &a.database), ("table", &a.table)] {
-            if let Err(e) = crate::athena::sql::check_name(name) {
+            if let Err(e) = crate::model::athena::check_name(name) {
                 return Err(self.error(span.clone(), format!("athena {what} {e}")));
             }
         }
@@ -637,147 +627,175 @@ impl Ctx<'_> {
         Ok(a)
     }
 
-    fn groups(&self, raw: &[RawGroup]) -> Result<Vec<IpSetGroup>, ConfigError> {
+    /// Every group; each bad one is reported and left out.
+    fn groups(&self, raw: &[RawGroup]) -> Result<Vec<IpSetGroup>, Reported> {
         let mut group_names = BTreeSet::new();
         let mut set_names = BTreeSet::new();
-        let mut groups = Vec::with_capacity(raw.len());
-        for g in raw {
-            let name = self.name(&g.name, "ip_set_group name")?;
-            if !group_names.insert(name.clone()) {
-                return Err(self.error(
-                    g.name.span(),
-                    format!("ip_set_group `{name}` is defined twice"),
-                ));
-            }
-            let mut owned_set = |value: &Spanned<String>| -> Result<String, ConfigError> {
-                let set = self.name(value, "IP set name")?;
-                let mut names = vec![set.clone()];
-                if g.rollover {
-                    names.push(format!("{set}{ROLLOVER_SUFFIX}"));
-                }
-                for n in names {
-                    if !is_waf_name(&n) {
-                        return Err(self.error(
-                            value.span(),
-                            format!(
-                                "IP set name `{n}` (the rollover set) is longer than 128 characters"
-                            ),
-                        ));
-                    }
-                    if !set_names.insert(n.clone()) {
-                        return Err(self.error(
-                            value.span(),
-                            format!("IP set name `{n}` is used by two groups or versions; each set holds one"),
-                        ));
-                    }
-                }
-                Ok(set)
-            };
-            let ipv4_set_name = owned_set(&g.ipv4_set_name)?;
-            let ipv6_set_name = owned_set(&g.ipv6_set_name)?;
-            let description = match &g.description {
-                Some(d) => {
-                    let text = d.get_ref();
-                    if text.is_empty()
-                        || text.len() > 256 - DESCRIPTION_STAMP_MAX
-                        || !is_waf_description(text)
-                    {
-                        return Err(self.error(
-                            d.span(),
-                            format!(
-                                "description `{text}` must be 1 to {} characters of letters, digits, spaces \
-                                 and `_+=:#@/-,.` (waftune adds its stamp after it)",
-                                256 - DESCRIPTION_STAMP_MAX
-                            ),
-                        ));
-                    }
-                    text.clone()
-                }
-                None => format!("Managed by waftune, group {name}"),
-            };
-            let mut tags = BTreeMap::new();
-            for (k, v) in &g.tags {
-                let (key, value) = (k.get_ref(), v.get_ref());
-                if key == MANAGED_TAG.0 || key == GROUP_TAG {
-                    return Err(self.error(
-                        k.span(),
-                        format!("tag `{key}` is set by waftune itself; choose another key"),
-                    ));
-                }
-                if key.is_empty() || key.len() > 128 || value.len() > 256 {
-                    return Err(self.error(
-                        k.span(),
-                        format!("tag `{key}`: keys are 1 to 128 characters and values at most 256"),
-                    ));
-                }
-                tags.insert(key.clone(), value.clone());
-            }
-            groups.push(IpSetGroup {
-                name,
-                ipv4_set_name,
-                ipv6_set_name,
-                description,
-                tags,
-                rollover: g.rollover,
-            });
-        }
-        Ok(groups)
+        let groups: Vec<_> = raw
+            .iter()
+            .map(|g| self.group(g, &mut group_names, &mut set_names))
+            .collect();
+        groups.into_iter().collect()
     }
 
-    fn web_acls(
+    fn group(
         &self,
-        raw: &[RawWebAcl],
-        groups: &[IpSetGroup],
-        home_country: Option<&str>,
-    ) -> Result<Vec<WebAclConfig>, ConfigError> {
-        let mut acl_names = BTreeSet::new();
-        let mut acls = Vec::with_capacity(raw.len());
-        for acl in raw {
-            let name = self.name(&acl.name, "web_acl name")?;
-            if !acl_names.insert(name.clone()) {
-                return Err(self.error(
-                    acl.name.span(),
-                    format!("web_acl `{name}` is listed twice; put all its rules in one block"),
-                ));
+        g: &RawGroup,
+        group_names: &mut BTreeSet<String>,
+        set_names: &mut BTreeSet<String>,
+    ) -> Result<IpSetGroup, Reported> {
+        let name = self.name(&g.name, "ip_set_group name")?;
+        if !group_names.insert(name.clone()) {
+            return Err(self.error(
+                g.name.span(),
+                format!("ip_set_group `{name}` is defined twice"),
+            ));
+        }
+        let mut owned_set = |value: &Spanned<String>| -> Result<String, Reported> {
+            let set = self.name(value, "IP set name")?;
+            let mut names = vec![set.clone()];
+            if g.rollover {
+                names.push(format!("{set}{ROLLOVER_SUFFIX}"));
             }
-            let mut seen = AclSeen::default();
-            let mut rules = Vec::with_capacity(acl.rules.len());
-            for r in &acl.rules {
-                let head = self.rule_head(&name, &mut seen, r.head())?;
-                let group = r.group.get_ref();
-                if !groups.iter().any(|g| &g.name == group) {
-                    let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-                    let hint = closest(group, &known)
-                        .map(|k| format!("; did you mean `{k}`?"))
-                        .unwrap_or_default();
+            for n in names {
+                if !is_waf_name(&n) {
                     return Err(self.error(
-                        r.group.span(),
+                        value.span(),
                         format!(
-                            "rule `{}` uses group `{group}`, which no [[ip_set_group]] defines{hint}",
-                            head.name
+                            "IP set name `{n}` (the rollover set) is longer than 128 characters"
                         ),
                     ));
                 }
-                rules.push(ManagedRuleConfig {
+                if !set_names.insert(n.clone()) {
+                    return Err(self.error(
+                        value.span(),
+                        format!("IP set name `{n}` is used by two groups or versions; each set holds one"),
+                    ));
+                }
+            }
+            Ok(set)
+        };
+        let ipv4_set_name = owned_set(&g.ipv4_set_name)?;
+        let ipv6_set_name = owned_set(&g.ipv6_set_name)?;
+        let description = match &g.description {
+            Some(d) => {
+                let text = d.get_ref();
+                if text.is_empty()
+                    || text.len() > 256 - DESCRIPTION_STAMP_MAX
+                    || !is_waf_description(text)
+                {
+                    return Err(self.error(
+                        d.span(),
+                        format!(
+                            "description `{text}` must be 1 to {} characters of letters, digits, spaces \
+                             and `_+=:#@/-,.` (waftune adds its stamp after it)",
+                            256 - DESCRIPTION_STAMP_MAX
+                        ),
+                    ));
+                }
+                text.clone()
+            }
+            None => format!("Managed by waftune, group {name}"),
+        };
+        let mut tags = BTreeMap::new();
+        for (k, v) in &g.tags {
+            let (key, value) = (k.get_ref(), v.get_ref());
+            if key == MANAGED_TAG.0 || key == GROUP_TAG {
+                return Err(self.error(
+                    k.span(),
+                    format!("tag `{key}` is set by waftune itself; choose another key"),
+                ));
+            }
+            if key.is_empty() || key.len() > 128 || value.len() > 256 {
+                return Err(self.error(
+                    k.span(),
+                    format!("tag `{key}`: keys are 1 to 128 characters and values at most 256"),
+                ));
+            }
+            tags.insert(key.clone(), value.clone());
+        }
+        Ok(IpSetGroup {
+            name,
+            ipv4_set_name,
+            ipv6_set_name,
+            description,
+            tags,
+            rollover: g.rollover,
+        })
+    }
+
+    /// Every web ACL; each bad rule is reported and the others still checked.
+    fn web_acls(
+        &self,
+        raw: &[RawWebAcl],
+        groups: &[&str],
+        home_country: Option<&str>,
+    ) -> Result<Vec<WebAclConfig>, Reported> {
+        let mut acl_names = BTreeSet::new();
+        let acls: Vec<_> = raw
+            .iter()
+            .map(|acl| self.web_acl(acl, &mut acl_names, groups, home_country))
+            .collect();
+        acls.into_iter().collect()
+    }
+
+    fn web_acl(
+        &self,
+        acl: &RawWebAcl,
+        acl_names: &mut BTreeSet<String>,
+        groups: &[&str],
+        home_country: Option<&str>,
+    ) -> Result<WebAclConfig, Reported> {
+        let name = self.name(&acl.name, "web_acl name").and_then(|name| {
+            if acl_names.insert(name.clone()) {
+                Ok(name)
+            } else {
+                Err(self.error(
+                    acl.name.span(),
+                    format!("web_acl `{name}` is listed twice; put all its rules in one block"),
+                ))
+            }
+        });
+        let acl_name = acl.name.get_ref();
+        let mut seen = AclSeen::default();
+        let rules: Vec<_> = acl
+            .rules
+            .iter()
+            .map(|r| {
+                let head = self.rule_head(acl_name, &mut seen, r.head())?;
+                let group = r.group.get_ref();
+                if !groups.contains(&group.as_str()) {
+                    return Err(self.report(
+                        r.group.span(),
+                        format!(
+                            "rule `{}` uses group `{group}`, which no [[ip_set_group]] defines",
+                            head.name
+                        ),
+                        closest(group, groups).map(|k| format!("did you mean `{k}`?")),
+                    ));
+                }
+                Ok(ManagedRuleConfig {
                     name: head.name,
                     group: group.clone(),
                     priority: head.priority,
                     action: head.action,
                     metric_name: head.metric_name,
-                });
-            }
-            let mut rate_rules = Vec::with_capacity(acl.rate_rules.len());
-            for r in &acl.rate_rules {
-                let head = self.rule_head(&name, &mut seen, r.head())?;
-                rate_rules.push(self.rate_rule(r, head, home_country)?);
-            }
-            acls.push(WebAclConfig {
-                name,
-                rules,
-                rate_rules,
-            });
-        }
-        Ok(acls)
+                })
+            })
+            .collect();
+        let rate_rules: Vec<_> = acl
+            .rate_rules
+            .iter()
+            .map(|r| {
+                let head = self.rule_head(acl_name, &mut seen, r.head())?;
+                self.rate_rule(r, head, home_country)
+            })
+            .collect();
+        Ok(WebAclConfig {
+            name: name?,
+            rules: rules.into_iter().collect::<Result<_, _>>()?,
+            rate_rules: rate_rules.into_iter().collect::<Result<_, _>>()?,
+        })
     }
 
     /// Checks what every managed rule has (name, priority, metric, action and response), each name
@@ -787,7 +805,7 @@ impl Ctx<'_> {
         acl: &str,
         seen: &mut AclSeen,
         r: RawHead<'_>,
-    ) -> Result<RuleHead, ConfigError> {
+    ) -> Result<RuleHead, Reported> {
         let rule_name = self.name(r.name, "rule name")?;
         if !seen.names.insert(rule_name.clone()) {
             return Err(self.error(
@@ -870,10 +888,13 @@ impl Ctx<'_> {
         r: &RawRateRule,
         head: RuleHead,
         home_country: Option<&str>,
-    ) -> Result<RateRuleConfig, ConfigError> {
+    ) -> Result<RateRuleConfig, Reported> {
         let rule = &head.name;
         let limit = match r.limit.get_ref() {
-            RawLimit::Number(n) if (MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(n) => {
+            RawLimit::Number(n)
+                if u64::try_from(*n)
+                    .is_ok_and(|n| (MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(&n)) =>
+            {
                 if let Some(h) = r.headroom.as_ref().or(r.percentile.as_ref()) {
                     return Err(self.error(
                         h.span(),
@@ -889,8 +910,8 @@ impl Ctx<'_> {
                 ));
             }
             RawLimit::Word(w) if w == "recommended" => {
-                let defaults = crate::rate::Method::default();
-                let method = crate::rate::Method::new(
+                let defaults = Method::default();
+                let method = Method::new(
                     r.percentile
                         .as_ref()
                         .map_or(defaults.percentile, |p| *p.get_ref()),
@@ -918,7 +939,7 @@ impl Ctx<'_> {
             }
         };
         let window = r.window.as_ref().map_or(Ok(Window::M5), |w| {
-            crate::rate::parse_window(w.get_ref())
+            rate::parse_window(w.get_ref())
                 .map_err(|e| self.error(w.span(), format!("rate rule `{rule}`: {e}")))
         })?;
         let key = match (
@@ -969,11 +990,11 @@ impl Ctx<'_> {
         };
         let mut scopes = Vec::with_capacity(r.scope.len());
         for text in &r.scope {
-            let scope = crate::rate::Scope::parse(text.get_ref())
+            let scope = rate::Scope::parse(text.get_ref())
                 .map_err(|e| self.error(text.span(), format!("rate rule `{rule}`: {e}")))?;
             scopes.push(scope);
         }
-        let scope_down = crate::rate::scope_down(&scopes, home_country).map_err(|e| {
+        let scope_down = rate::scope_down(&scopes, home_country).map_err(|e| {
             let at = r.scope.first().map_or(r.limit.span(), Spanned::span);
             self.error(at, format!("rate rule `{rule}`: {e}"))
         })?;
@@ -991,7 +1012,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn response(&self, raw: &RawResponse) -> Result<CustomResponse, ConfigError> {
+    fn response(&self, raw: &RawResponse) -> Result<CustomResponse, Reported> {
         let code = *raw.code.get_ref();
         if !(200..=599).contains(&code) {
             return Err(self.error(
@@ -1018,7 +1039,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn guardrails(&self, raw: RawGuardrails) -> Result<Guardrails, ConfigError> {
+    fn guardrails(&self, raw: RawGuardrails) -> Result<Guardrails, Reported> {
         let defaults = Guardrails::default();
         let prefix = |value: &Option<Spanned<u8>>, max: u8, default: u8| match value {
             None => Ok(default),
@@ -1031,62 +1052,34 @@ impl Ctx<'_> {
                 ),
             )),
         };
+        let min_prefix_v4 = prefix(&raw.min_prefix_v4, 32, defaults.min_prefix_v4);
+        let min_prefix_v6 = prefix(&raw.min_prefix_v6, 128, defaults.min_prefix_v6);
+        let allow_broad = self.cidrs(&raw.allow_broad, "guardrails.allow_broad");
         Ok(Guardrails {
             max_additions: raw.max_additions.unwrap_or(defaults.max_additions),
             max_removals: raw.max_removals.unwrap_or(defaults.max_removals),
-            min_prefix_v4: prefix(&raw.min_prefix_v4, 32, defaults.min_prefix_v4)?,
-            min_prefix_v6: prefix(&raw.min_prefix_v6, 128, defaults.min_prefix_v6)?,
-            allow_broad: self.cidrs(&raw.allow_broad, "guardrails.allow_broad")?,
+            min_prefix_v4: min_prefix_v4?,
+            min_prefix_v6: min_prefix_v6?,
+            allow_broad: allow_broad?,
             write_interval_ms: raw.write_interval_ms.unwrap_or(defaults.write_interval_ms),
         })
     }
 }
 
-/// Adds "did you mean" to serde's unknown-field and unknown-variant messages.
-fn with_hint(message: &str) -> String {
+/// serde's message, with "did you mean" as help for an unknown field or variant.
+fn with_hint(message: &str) -> (String, Option<String>) {
     let message = message.trim_end();
     let is_unknown =
         message.starts_with("unknown field `") || message.starts_with("unknown variant `");
-    if !is_unknown {
-        return message.to_owned();
-    }
     // serde writes: unknown field `regoin`, expected one of `region`, `scope`, ...
     let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
-    match quoted.split_first() {
-        Some((given, expected)) => match closest(given, expected) {
-            Some(best) => format!("{message}; did you mean `{best}`?"),
-            None => message.to_owned(),
-        },
-        None => message.to_owned(),
-    }
-}
-
-/// The candidate nearest to `given` by edit distance, if it is near enough to be a likely typo.
-pub(crate) fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (given.chars().count() / 3).max(2);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&given.to_lowercase(), &c.to_lowercase()), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
+    let help = match quoted.split_first() {
+        Some((given, expected)) if is_unknown => {
+            closest(given, expected).map(|best| format!("did you mean `{best}`?"))
         }
-    }
-    row[b.len()]
+        _ => None,
+    };
+    (message.to_owned(), help)
 }
 
 #[cfg(test)]
@@ -1099,8 +1092,17 @@ mod tests {
         Config::parse(text, Path::new("waftune.toml"))
     }
 
+    /// Every diagnostic, as the command line prints them.
     fn err(text: &str) -> String {
-        parse(text).unwrap_err().to_string()
+        match parse(text).unwrap_err() {
+            ConfigError::Invalid(d) => d
+                .list
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            e => e.to_string(),
+        }
     }
 
     #[test]
@@ -1167,7 +1169,7 @@ mod tests {
         for (body, message) in [
             (
                 "limit = 5\n",
-                "waftune.toml:9:9: rate rule `rate`: limit `5` must be between 10 and 2000000000",
+                "waftune.toml:9:9: error: rate rule `rate`: limit `5` must be between 10 and 2000000000",
             ),
             (
                 "limit = \"auto\"\n",
@@ -1236,7 +1238,7 @@ mod tests {
         )
         .unwrap();
         let a = c.athena.unwrap();
-        assert_eq!(a.layout, crate::athena::sql::Layout::Date);
+        assert_eq!(a.layout, Layout::Date);
         assert_eq!(a.workgroup, None);
         let msg = err("scope = \"REGIONAL\"\n[athena]\ndatabase = \"waf\"\ntable = \"x; DROP\"\n");
         assert!(
@@ -1301,21 +1303,42 @@ mod tests {
     }
 
     #[test]
+    fn every_mistake_is_reported_at_once() {
+        let msg = err("scope = \"REGIONAL\"\nhome_country = \"jp\"\n\
+             [[ip_set_group]]\nname = \"bl\"\nipv4_set_name = \"bl v4\"\nipv6_set_name = \"bl-v6\"\n\
+             [guardrails]\nmin_prefix_v4 = 40\nallow_broad = [\"x\"]\n");
+        let at: Vec<&str> = msg
+            .lines()
+            .map(|l| l.split(": error: ").next().unwrap())
+            .collect();
+        assert_eq!(
+            at,
+            [
+                "waftune.toml:2:16",
+                "waftune.toml:5:17",
+                "waftune.toml:8:17",
+                "waftune.toml:9:16"
+            ],
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn misspelled_key_gets_a_hint() {
         let msg = err("regoin = \"us-east-1\"\nscope = \"REGIONAL\"\n");
         assert!(
-            msg.starts_with("waftune.toml:1:1: unknown field `regoin`"),
+            msg.starts_with("waftune.toml:1:1: error: unknown field `regoin`"),
             "{msg}"
         );
         assert!(msg.ends_with("did you mean `region`?"), "{msg}");
         let msg = err("scope = \"REGIONL\"\n");
         assert!(
-            msg.starts_with("waftune.toml:1:9: unknown variant `REGIONL`"),
+            msg.starts_with("waftune.toml:1:9: error: unknown variant `REGIONL`"),
             "{msg}"
         );
         assert!(msg.ends_with("did you mean `REGIONAL`?"), "{msg}");
         let msg = err("scope = \"REGIONAL\"\n[guardrails]\nmax_addition = 5\n");
-        assert!(msg.starts_with("waftune.toml:3:1: "), "{msg}");
+        assert!(msg.starts_with("waftune.toml:3:1: error: "), "{msg}");
         assert!(msg.ends_with("did you mean `max_additions`?"), "{msg}");
     }
 
@@ -1325,7 +1348,7 @@ mod tests {
         assert_eq!(c.effective_region(), Some("us-east-1"));
         assert_eq!(
             err("scope = \"CLOUDFRONT\"\nregion = \"eu-west-1\"\n"),
-            "waftune.toml:2:10: region `eu-west-1` with scope `CLOUDFRONT`: CloudFront WAF resources \
+            "waftune.toml:2:10: error: region `eu-west-1` with scope `CLOUDFRONT`: CloudFront WAF resources \
              live only in `us-east-1`; remove `region` or set it to `us-east-1`"
         );
     }
@@ -1334,19 +1357,19 @@ mod tests {
     fn bad_values_name_line_column_and_value() {
         assert_eq!(
             err("scope = \"REGIONAL\"\nallowlist = [\"10.0.0.0/8\", \"192.0.2.1/24\"]\n"),
-            "waftune.toml:2:28: allowlist: `192.0.2.1/24` is not a network address; did you mean `192.0.2.0/24`?"
+            "waftune.toml:2:28: error: allowlist: `192.0.2.1/24` is not a network address; did you mean `192.0.2.0/24`?"
         );
         assert_eq!(
             err("scope = \"REGIONAL\"\nhome_country = \"jp\"\n"),
-            "waftune.toml:2:16: home_country `jp` is not an ISO 3166 alpha-2 code (two capital letters, like `JP`)"
+            "waftune.toml:2:16: error: home_country `jp` is not an ISO 3166 alpha-2 code (two capital letters, like `JP`)"
         );
         assert_eq!(
             err("scope = \"REGIONAL\"\n[guardrails]\nmin_prefix_v4 = 40\n"),
-            "waftune.toml:3:17: prefix length `40` must be between 1 and 32"
+            "waftune.toml:3:17: error: prefix length `40` must be between 1 and 32"
         );
         assert_eq!(
             err("scope = \"REGIONAL\"\n[guardrails]\nallow_broad = [\"0.0.0.0/0\"]\n"),
-            "waftune.toml:3:16: guardrails.allow_broad: `0.0.0.0/0` is a /0 range, which would match every client; WAF refuses it"
+            "waftune.toml:3:16: error: guardrails.allow_broad: `0.0.0.0/0` is a /0 range, which would match every client; WAF refuses it"
         );
     }
 
@@ -1357,11 +1380,11 @@ mod tests {
     fn groups_and_rules_are_checked() {
         assert_eq!(
             err(&GROUP.replace("bl-v6", "bl-v4")),
-            "waftune.toml:5:17: IP set name `bl-v4` is used by two groups or versions; each set holds one"
+            "waftune.toml:5:17: error: IP set name `bl-v4` is used by two groups or versions; each set holds one"
         );
         assert_eq!(
             err(&GROUP.replace("\"bl-v4\"", "\"bl v4\"")),
-            "waftune.toml:4:17: IP set name `bl v4` is not a valid WAF name: use 1 to 128 letters, digits, `_` or `-`"
+            "waftune.toml:4:17: error: IP set name `bl v4` is not a valid WAF name: use 1 to 128 letters, digits, `_` or `-`"
         );
         let rule = |extra: &str| {
             format!(
@@ -1373,19 +1396,19 @@ mod tests {
         assert_eq!(c.web_acls[0].rules[0].action, RuleActionConfig::Block(None));
         assert_eq!(
             err(&rule("").replace("group = \"bl\"", "group = \"bk\"")),
-            "waftune.toml:10:9: rule `r` uses group `bk`, which no [[ip_set_group]] defines; did you mean `bl`?"
+            "waftune.toml:10:9: error: rule `r` uses group `bk`, which no [[ip_set_group]] defines\n  help: did you mean `bl`?"
         );
         assert_eq!(
             err(&rule(
                 "[[web_acl.rule]]\nname = \"s\"\ngroup = \"bl\"\npriority = 1\naction = \"count\"\n"
             )),
-            "waftune.toml:16:12: priority `1` is also used by rule `r`; WAF needs distinct priorities"
+            "waftune.toml:16:12: error: priority `1` is also used by rule `r`; WAF needs distinct priorities"
         );
         assert_eq!(
             err(&rule(
                 "[web_acl.rule.response]\ncode = 99\nbody_key = \"k\"\ncontent_type = \"TEXT_PLAIN\"\nbody = \"no\"\n"
             )),
-            "waftune.toml:14:8: response code `99` must be between 200 and 599 (403 is usual)"
+            "waftune.toml:14:8: error: response code `99` must be between 200 and 599 (403 is usual)"
         );
         let msg = err(&(rule("").replace("\"block\"", "\"count\"")
             + "[web_acl.rule.response]\ncode = 403\nbody_key = \"k\"\ncontent_type = \"TEXT_PLAIN\"\nbody = \"no\"\n"));
@@ -1400,7 +1423,7 @@ mod tests {
         let with = |d: &str| err(&format!("{GROUP}description = \"{d}\"\n"));
         assert_eq!(
             with("Blocked (by waftune)"),
-            "waftune.toml:6:15: description `Blocked (by waftune)` must be 1 to 200 characters of \
+            "waftune.toml:6:15: error: description `Blocked (by waftune)` must be 1 to 200 characters of \
              letters, digits, spaces and `_+=:#@/-,.` (waftune adds its stamp after it)"
         );
         assert!(with(&"x".repeat(201)).contains("must be 1 to 200 characters"));
@@ -1422,16 +1445,7 @@ mod tests {
         ));
         assert_eq!(
             msg,
-            "waftune.toml:7:1: tag `managed-by` is set by waftune itself; choose another key"
+            "waftune.toml:7:1: error: tag `managed-by` is set by waftune itself; choose another key"
         );
-    }
-
-    #[test]
-    fn edit_distance_hints() {
-        assert_eq!(
-            closest("ipv4_setname", &["ipv4_set_name", "ipv6_set_name"]),
-            Some("ipv4_set_name")
-        );
-        assert_eq!(closest("zzz", &["region", "scope"]), None);
     }
 }

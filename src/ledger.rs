@@ -6,10 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{atomic_file, cidr};
+use crate::util::{atomic_file, cidr};
 use ipnet::IpNet;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::util::diag::{Diagnostic, Diagnostics};
 
 /// The policy name recorded for entries added by `waftune block`.
 pub const MANUAL: &str = "manual";
@@ -43,20 +45,9 @@ pub enum LedgerError {
          empty the sets deliberately, commit an empty ledger file"
     )]
     MissingWithSets { path: PathBuf, sets: String },
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{path}: entry for `{cidr}` in group `{group}`: {message}")]
-    Invalid {
-        path: PathBuf,
-        cidr: String,
-        group: String,
-        message: String,
-    },
+    /// Every mistake in the file, each with its line and column.
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
 }
 
 /// One blocked address range.
@@ -129,17 +120,21 @@ impl Ledger {
 
     /// Parses and validates ledger text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Ledger, LedgerError> {
-        let mut ledger: Ledger = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_column(text, s.start))
-                .unwrap_or((1, 1));
-            LedgerError::Parse {
+        let invalid = |list| {
+            LedgerError::Invalid(Diagnostics {
+                what: "ledger",
                 path: path.to_owned(),
-                line,
-                column,
-                message: e.message().to_owned(),
-            }
+                list,
+            })
+        };
+        let mut ledger: Ledger = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            invalid(vec![Diagnostic::error(
+                path,
+                text,
+                span,
+                e.message().to_owned(),
+            )])
         })?;
         // Written by hand, a mapped address would be planned into the IPv6 set and never match.
         for entry in &mut ledger.entries {
@@ -148,25 +143,30 @@ impl Ledger {
         for past in &mut ledger.history {
             past.cidr = cidr::unmap(past.cidr);
         }
-        for entry in &ledger.entries {
-            let invalid = |message: String| LedgerError::Invalid {
-                path: path.to_owned(),
-                cidr: entry.cidr.to_string(),
-                group: entry.group.clone(),
-                message,
-            };
-            if entry.cidr.prefix_len() == 0 {
-                return Err(invalid("a /0 range would block everyone".into()));
-            }
-            if entry.cidr.network() != entry.cidr.addr() {
-                return Err(invalid(format!(
-                    "not a network address; did you mean `{}`?",
-                    entry.cidr.trunc()
-                )));
-            }
-            if entry.group.is_empty() {
-                return Err(invalid("group is empty".into()));
-            }
+        let list: Vec<Diagnostic> = ledger
+            .entries
+            .iter()
+            .zip(entry_spans(text))
+            .filter_map(|(entry, span)| {
+                let (message, help) = if entry.cidr.prefix_len() == 0 {
+                    ("a /0 range would block everyone".to_owned(), None)
+                } else if entry.cidr.network() != entry.cidr.addr() {
+                    let help = format!("did you mean `{}`?", entry.cidr.trunc());
+                    ("not a network address".to_owned(), Some(help))
+                } else if entry.group.is_empty() {
+                    ("group is empty".to_owned(), None)
+                } else {
+                    return None;
+                };
+                let message = format!(
+                    "entry for `{}` in group `{}`: {message}",
+                    entry.cidr, entry.group
+                );
+                Some(Diagnostic::error(path, text, span, message).with_help(help))
+            })
+            .collect();
+        if !list.is_empty() {
+            return Err(invalid(list));
         }
         ledger.sort();
         Ok(ledger)
@@ -264,12 +264,19 @@ pub fn check_present<'a>(
     })
 }
 
-/// 1-based line and column of a byte offset.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+/// Where each `[[entry]]` starts, in file order (the ledger parsed, so the text is valid TOML).
+fn entry_spans(text: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    #[derive(Deserialize)]
+    struct Spans {
+        #[serde(default)]
+        entry: Vec<toml::Spanned<toml::Value>>,
+    }
+    toml::from_str::<Spans>(text)
+        .map(|s| s.entry)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.span())
+        .chain(std::iter::repeat(0..0))
 }
 
 #[cfg(test)]
@@ -308,27 +315,35 @@ mod tests {
         assert_eq!(back.to_toml(), text);
     }
 
+    /// Every diagnostic of a ledger that does not load, as the command line prints them.
+    fn diagnostics(text: &str, path: &str) -> Vec<String> {
+        match Ledger::parse(text, Path::new(path)).unwrap_err() {
+            LedgerError::Invalid(d) => d.list.iter().map(ToString::to_string).collect(),
+            e => panic!("not a diagnostic: {e}"),
+        }
+    }
+
     #[test]
     fn rejects_host_bits_with_suggestion() {
-        let mut l = Ledger {
-            entries: vec![entry("192.0.2.0/24", "g")],
+        let l = Ledger {
+            entries: vec![entry("192.0.2.0/24", "g"), entry("198.51.100.0/24", "")],
             history: Vec::new(),
         };
         let text = l.to_toml().replace("192.0.2.0/24", "192.0.2.7/24");
-        l.entries.clear();
-        let err = Ledger::parse(&text, Path::new("state/blocklist.toml")).unwrap_err();
         assert_eq!(
-            err.to_string(),
-            "state/blocklist.toml: entry for `192.0.2.7/24` in group `g`: not a network address; did you mean `192.0.2.0/24`?"
+            diagnostics(&text, "state/blocklist.toml"),
+            [
+                "state/blocklist.toml:4:1: error: entry for `198.51.100.0/24` in group ``: group is empty",
+                "state/blocklist.toml:15:1: error: entry for `192.0.2.7/24` in group `g`: not a network address\n  help: did you mean `192.0.2.0/24`?",
+            ]
         );
     }
 
     #[test]
     fn parse_error_names_line_and_column() {
         let text = "[[entry]]\ncidr = \"not-a-cidr\"\n";
-        let err = Ledger::parse(text, Path::new("b.toml")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.starts_with("b.toml:2:8: "), "{msg}");
+        let msg = diagnostics(text, "b.toml").join("\n");
+        assert!(msg.starts_with("b.toml:2:8: error: "), "{msg}");
         assert!(msg.contains("invalid IP address syntax"), "{msg}");
     }
 

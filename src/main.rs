@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     match waftune::cli::run(waftune::cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", waftune::cli::error_message(&e));
+            waftune::cli::print_error(&e);
             ExitCode::from(waftune::cli::exit::ERROR)
         }
     }

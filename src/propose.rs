@@ -8,13 +8,13 @@ use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::analyze::{ClientRow, VERIFIED_BOT_LABEL, client_row, iso_ms};
-use crate::cidr;
+use crate::analyze::{ClientRow, client_row, iso_ms};
 use crate::config::Guardrails;
 use crate::ledger::{HistoryEntry, Ledger, LedgerEntry, MANUAL};
-use crate::plan::desired::MAX_SET_ENTRIES;
+use crate::model::waf::{MAX_SET_ENTRIES, VERIFIED_CRAWLER_LABEL};
 use crate::policy::{KeyCounts, PolicyAction, PolicySet};
 use crate::scan::{ClientKey, ClientStats, Traffic};
+use crate::util::cidr;
 
 /// Why a verified crawler is never proposed for a block.
 pub const VERIFIED_NEVER_BLOCKED: &str = "verified crawler (Bot Control `bot:verified` on its requests): never IP-blocked; rate-limit it instead";
@@ -114,7 +114,10 @@ pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<
                 &values(&all.user_agents),
                 now,
             );
-            let verified = all.labels.iter().any(|l| *l.value == *VERIFIED_BOT_LABEL);
+            let verified = all
+                .labels
+                .iter()
+                .any(|l| *l.value == *VERIFIED_CRAWLER_LABEL);
             let verdict = match (suppressed, &policy.action) {
                 (Some(entry), _) => Verdict::Suppressed {
                     by: entry.to_string(),

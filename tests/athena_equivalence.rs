@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use waftune::athena::rows::{self, PolicyRows, ResultSet, Scope};
-use waftune::athena::sql::{self, COLUMNS, Layout, Table};
+use waftune::athena::sql::{self, COLUMNS, Table};
 use waftune::log::{TimeRange, discover};
+use waftune::model::athena::Layout;
 use waftune::policy::Policy;
 use waftune::scan::{ClientStats, ScanOptions, Traffic, scan};
 

@@ -289,7 +289,7 @@ type = "report"
     queue_result(&moto, &minute_result(&[("192.0.2.1", 10, 2, 0)]));
     let table = waftune::athena::sql::Table {
         name: "waf_logs".into(),
-        layout: waftune::athena::sql::Layout::Projection,
+        layout: waftune::model::athena::Layout::Projection,
     };
     let options = waftune::scan::ScanOptions {
         policies,

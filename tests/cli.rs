@@ -128,6 +128,60 @@ fn malformed_input_warns_on_stderr_and_strict_fails() {
         ));
 }
 
+/// A configuration and a ledger with several mistakes: every one is printed the way policy
+/// mistakes are (file, line, column, message, help), then one error line with the count.
+#[test]
+fn every_mistake_in_config_and_ledger_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("waftune.toml");
+    std::fs::write(
+        &config,
+        "scope = \"REGIONAL\"\nhome_country = \"jp\"\nallowlist = [\"192.0.2.1/24\"]\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    waftune()
+        .args(["block", "-c", c, "192.0.2.0/24", "--reason", "x"])
+        .assert()
+        .code(1)
+        .stderr(format!(
+            "{c}:2:16: error: home_country `jp` is not an ISO 3166 alpha-2 code (two capital letters, like `JP`)\n\
+             {c}:3:14: error: allowlist: `192.0.2.1/24` is not a network address; did you mean `192.0.2.0/24`?\n\
+             error: 2 errors in configuration `{c}`\n"
+        ));
+    std::fs::write(
+        &config,
+        "scope = \"REGIONAL\"\nledger = \"ledger.toml\"\n[[ip_set_group]]\nname = \"g\"\n\
+         ipv4_set_name = \"g-v4\"\nipv6_set_name = \"g-v6\"\n",
+    )
+    .unwrap();
+    let entry = |cidr: &str, group: &str| {
+        format!(
+            "[[entry]]\ncidr = \"{cidr}\"\ngroup = \"{group}\"\npolicy = \"manual\"\nreason = \"x\"\n\
+             first_seen = \"2026-11-20T00:00:00Z\"\nlast_seen = \"2026-11-20T00:00:00Z\"\n\
+             added = \"2026-11-20T00:00:00Z\"\nstrikes = 1\n\n"
+        )
+    };
+    let ledger = dir.path().join("ledger.toml");
+    std::fs::write(
+        &ledger,
+        entry("192.0.2.1/24", "g") + &entry("0.0.0.0/0", "g"),
+    )
+    .unwrap();
+    let l = ledger.to_str().unwrap();
+    waftune()
+        .args(["block", "-c", c, "198.51.100.0/24", "--reason", "x"])
+        .args(["--policies", "no/such/policies"])
+        .assert()
+        .code(1)
+        .stderr(format!(
+            "{l}:1:1: error: entry for `192.0.2.1/24` in group `g`: not a network address\n  \
+             help: did you mean `192.0.2.0/24`?\n\
+             {l}:11:1: error: entry for `0.0.0.0/0` in group `g`: a /0 range would block everyone\n\
+             error: 2 errors in ledger `{l}`\n"
+        ));
+}
+
 #[test]
 fn bad_arguments_name_the_value() {
     waftune()

@@ -14,7 +14,9 @@ use flate2::read::GzDecoder;
 use ipnet::IpNet;
 use waftune::generate::{ActorClass, Truth};
 use waftune::log::{Action, ScanRecord};
-use waftune::policy::{self, KeyCounts, KeyKind, PolicyAction, Severity, Window};
+use waftune::model::rate::Window;
+use waftune::policy::{self, KeyCounts, KeyKind, PolicyAction};
+use waftune::util::diag::Severity;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -85,7 +85,7 @@ pub async fn scan(
 mod tests {
     use super::*;
     use crate::log::TimeRange;
-    use sql::Layout;
+    use crate::model::athena::Layout;
 
     /// Policies that give every query shape: per client and per /24, with and without a minimum
     /// of matched requests.

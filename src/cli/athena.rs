@@ -8,8 +8,9 @@ use clap::{Args, Subcommand};
 
 use super::{exit, print};
 use crate::athena::client::{AthenaApi, QueryContext, cost_usd, human_bytes};
-use crate::athena::sql::{self, Layout, LogLocation, Table};
+use crate::athena::sql::{self, LogLocation, Table};
 use crate::config::Config;
+use crate::model::athena::Layout;
 use crate::scan::{ScanOptions, Traffic};
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +75,7 @@ fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
     // `name` or `database.name`, each part a plain name.
     let parts: Vec<&str> = args.table.splitn(2, '.').collect();
     for part in parts {
-        if let Err(e) = sql::check_name(part) {
+        if let Err(e) = crate::model::athena::check_name(part) {
             bail!("`--table {}`: the name {e}", args.table);
         }
     }

@@ -11,15 +11,15 @@ use super::{
     ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, policy_allowlist,
     print, traffic,
 };
-use crate::atomic_file;
 use crate::config::Config;
 use crate::ledger::Ledger;
-use crate::plan::desired::MAX_SET_ENTRIES;
+use crate::model::waf::MAX_SET_ENTRIES;
 use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
 use crate::render::{self, Format};
-use crate::time::parse_duration;
+use crate::util::atomic_file;
+use crate::util::time::parse_duration;
 
 #[derive(Debug, Args)]
 pub struct ProposeArgs {

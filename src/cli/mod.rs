@@ -11,22 +11,26 @@ use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 
 use crate::analyze::{self, Limits};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::generate::{GenerateOptions, generate};
+use crate::ledger::LedgerError;
 use crate::log::{TimeRange, discover};
 use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
-use crate::time::parse_instant;
+use crate::util::diag::Diagnostics;
+use crate::util::text::thousands;
+use crate::util::time::parse_instant;
 use ipnet::IpNet;
 
 mod athena;
 mod ledger;
 mod rate;
 mod report;
+mod values;
 mod waf;
 
-/// Exit codes (documented in the README and `docs/cli.md`).
+/// Exit codes (documented in the README, "Exit codes", and `docs/plan-apply.md`).
 pub mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
@@ -140,17 +144,12 @@ pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> 
             }
             Ok(loaded.policies)
         }
-        Err(diagnostics) => {
-            for d in &diagnostics {
-                eprintln!("{d}");
-            }
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            bail!(
-                "{errors} error{} in policies `{}`",
-                if errors == 1 { "" } else { "s" },
-                path.display()
-            )
+        Err(list) => Err(Diagnostics {
+            what: "policies",
+            path: path.to_owned(),
+            list,
         }
+        .into()),
     }
 }
 
@@ -279,7 +278,25 @@ pub fn error_message(error: &anyhow::Error) -> String {
     out
 }
 
-/// Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org).
+/// Prints an error for people, on stderr: first every diagnostic it carries (the one way a
+/// mistake in policies, the configuration or the ledger is shown: file, line, column, message,
+/// help), then `error: ` and the error with its context.
+pub fn print_error(e: &anyhow::Error) {
+    let diagnostics = e.chain().find_map(|cause| {
+        cause.downcast_ref::<Diagnostics>().or_else(|| {
+            match (cause.downcast_ref(), cause.downcast_ref()) {
+                (Some(ConfigError::Invalid(d)), _) | (_, Some(LedgerError::Invalid(d))) => Some(d),
+                _ => None,
+            }
+        })
+    });
+    for d in diagnostics.iter().flat_map(|d| &d.list) {
+        eprintln!("{d}");
+    }
+    eprintln!("error: {}", error_message(e));
+}
+
+/// Colour only for a terminal, and never when `NO_COLOR` is set (<https://no-color.org>).
 pub fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
@@ -338,7 +355,7 @@ pub fn traffic(
                 bail!("`--logs` and `--strict` are for `--source local`; Athena reads its table");
             }
             let config = config.context("`--source athena` needs the configuration")?;
-            let timeout = crate::time::parse_duration(&source.timeout)?;
+            let timeout = crate::util::time::parse_duration(&source.timeout)?;
             let timeout = std::time::Duration::try_from(timeout)
                 .with_context(|| format!("`--timeout {}` is not a duration", source.timeout))?;
             let options = scan_options(logs, time_range(logs)?, policies);
@@ -493,9 +510,9 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
     let summary = generate(&options, &args.out)?;
     eprintln!(
         "wrote {} records in {} files ({} bytes of JSON) and truth.json under `{}`",
-        render::thousands(summary.records),
+        thousands(summary.records),
         summary.files,
-        render::thousands(summary.bytes_uncompressed),
+        thousands(summary.bytes_uncompressed),
         args.out.display()
     );
     Ok(ExitCode::from(exit::OK))

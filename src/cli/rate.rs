@@ -9,9 +9,10 @@ use clap::{Args, Subcommand};
 
 use super::{ConfigArg, LogArgs, SourceArgs, config_for, exit, print, traffic};
 use crate::config::{Config, RateLimit};
-use crate::policy::Window;
-use crate::rate::{self, Method, Scope, parse_window};
-use crate::render::Format;
+use crate::model::rate::{Method, RateError, Scope, Window, parse_window};
+use crate::model::waf::MIN_RATE_LIMIT;
+use crate::rate;
+use crate::render::{self, Format};
 
 #[derive(Debug, Subcommand)]
 pub enum RateCommand {
@@ -136,7 +137,7 @@ fn recommend_cmd(args: RecommendArgs) -> Result<ExitCode> {
     let policies = args
         .scopes
         .iter()
-        .map(|s| s.policy(home.as_deref()))
+        .map(|s| rate::scopes_policy(std::slice::from_ref(s), home.as_deref()))
         .collect::<Result<Vec<_>, _>>()?;
     let config = config_for(&args.source, &args.config)?;
     let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), policies)? else {
@@ -156,7 +157,7 @@ fn recommend_cmd(args: RecommendArgs) -> Result<ExitCode> {
             )
         })
         .collect();
-    print(&rate::render::recommendations(&recs, args.top, args.format))?;
+    print(&render::rate::recommendations(&recs, args.top, args.format))?;
     Ok(ExitCode::from(exit::OK))
 }
 
@@ -181,13 +182,13 @@ fn backtest_cmd(mut args: BacktestArgs) -> Result<ExitCode> {
         ),
         None => (
             args.scope.to_string(),
-            args.scope.policy(home.as_deref())?,
+            rate::scopes_policy(std::slice::from_ref(&args.scope), home.as_deref())?,
             args.window,
         ),
     };
     // Refuse a bad limit before reading any logs.
-    if let Some(limit) = args.limit.filter(|l| *l < rate::MIN_LIMIT) {
-        return Err(rate::RateError::LimitTooLow(limit).into());
+    if let Some(limit) = args.limit.filter(|l| *l < MIN_RATE_LIMIT) {
+        return Err(RateError::LimitTooLow(limit).into());
     }
     let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), vec![policy])? else {
         return Ok(ExitCode::from(exit::OK));
@@ -202,12 +203,12 @@ fn backtest_cmd(mut args: BacktestArgs) -> Result<ExitCode> {
         }
         (None, None) => unreachable!("clap requires `--limit` without `--rule`"),
     };
-    print(&rate::render::backtest(&b, args.top, args.format))?;
+    print(&render::rate::backtest(&b, args.top, args.format))?;
     Ok(ExitCode::from(exit::OK))
 }
 
 fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
-    let min_period = crate::time::parse_duration(&args.min_period)
+    let min_period = crate::util::time::parse_duration(&args.min_period)
         .with_context(|| format!("`--min-period {}`", args.min_period))?;
     let path = args.config.path()?;
     let text = std::fs::read_to_string(&path)
@@ -242,13 +243,13 @@ fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
     let promoted = rate::promoted_config(&text, rule)?;
     // The edited file must still be a valid configuration before anyone sees or writes it.
     Config::parse(&promoted, &path)?;
-    let mut out = rate::render::promotion(&b, &rule.name, web_acl, &logs, args.top, args.format);
+    let mut out = render::rate::promotion(&b, &rule.name, web_acl, &logs, args.top, args.format);
     if args.format != Format::Json {
         out += &config_diff(&text, &promoted, &path);
     }
     print(&out)?;
     if args.write {
-        crate::atomic_file::write(&path, promoted.as_bytes())
+        crate::util::atomic_file::write(&path, promoted.as_bytes())
             .with_context(|| format!("cannot write `{}`", path.display()))?;
         eprintln!(
             "wrote `{}`: rule `{}` blocks once planned and applied (`waftune plan`)",

@@ -1,7 +1,7 @@
 //! `report`: the weekly review, from one pass over the logs (or Athena's aggregates), the ledger
 //! and the configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +15,7 @@ use crate::ledger::Ledger;
 use crate::log::TimeRange;
 use crate::render::{self, Format};
 use crate::report::{self, Inputs, Period};
-use crate::time::parse_instant;
+use crate::util::time::parse_instant;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -87,8 +87,8 @@ impl Period {
     }
 }
 
-fn write(path: &PathBuf, text: &str, what: &str) -> Result<()> {
-    crate::atomic_file::write(path, text.as_bytes())
+fn write(path: &Path, text: &str, what: &str) -> Result<()> {
+    crate::util::atomic_file::write(path, text.as_bytes())
         .with_context(|| format!("cannot write {what} `{}`", path.display()))?;
     eprintln!("wrote {what} `{}`", path.display());
     Ok(())

@@ -16,10 +16,9 @@ use super::{
 use crate::apply::{ApplyInputs, apply};
 use crate::config::Config;
 use crate::ledger::Ledger;
-use crate::plan::{
-    self, Plan, PlanInputs, RecommendedLimit, build_plan, check_guardrails, load_ledger,
-};
+use crate::plan::{Plan, PlanInputs, RecommendedLimit, build_plan, check_guardrails, load_ledger};
 use crate::rate;
+use crate::render;
 use crate::waf::aws::AwsWaf;
 use crate::waf::snapshot::{SnapshotWaf, save_snapshot};
 use crate::waf::{WafApi, fetch_live};
@@ -145,9 +144,9 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
         plan.save(out)?;
     }
     print(&match args.format {
-        PlanFormat::Text => plan::render::text(&plan, use_color(), args.full),
-        PlanFormat::Json => plan::render::json(&plan),
-        PlanFormat::Markdown => plan::render::markdown(&plan),
+        PlanFormat::Text => render::plan::text(&plan, use_color(), args.full),
+        PlanFormat::Json => render::plan::json(&plan),
+        PlanFormat::Markdown => render::plan::markdown(&plan),
     })?;
     if let Some(out) = &args.out {
         eprintln!(
@@ -228,7 +227,7 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
                     &BTreeMap::new(),
                 )
                 .await?;
-                print(&plan::render::text(&plan, use_color(), false))?;
+                print(&render::plan::text(&plan, use_color(), false))?;
                 if !plan.has_changes() {
                     return Ok(None);
                 }

@@ -7,11 +7,14 @@
 //!
 //! It is a fast path, never the judge: anything unusual (an escape in a kept string or in a key, a
 //! duplicate known key, a number that is not a plain integer, a string timestamp, `}{` on one line,
-//! a control character, nesting deeper than [`MAX_DEPTH`]) makes it give up, and the line goes
+//! a control character, nesting deeper than `MAX_DEPTH`) makes it give up, and the line goes
 //! through the serde model, which decides and words any error. So a line is accepted or reported
 //! exactly as before. Values it skips are still checked against the JSON grammar (escapes included)
 //! and the whole line must be UTF-8, so it never accepts a line the serde path would reject; tests
 //! pin this on every public sample, the bundled day, and every one-byte mutation of a record.
+
+// The vector index pass uses `core::arch` intrinsics and unchecked loads; each block says why it is sound.
+#![allow(unsafe_code)]
 
 use std::borrow::Cow;
 

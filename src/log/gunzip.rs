@@ -2,6 +2,9 @@
 //! (it skips the sliding-window copy and computes CRC32 with carry-less multiply). Used for files
 //! small enough to hold in memory (S3 delivers ~5-minute files); larger inputs stream through flate2.
 
+// libdeflate is a C library: its calls are FFI; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use libdeflate_sys as sys;
 
 /// Why a buffer could not be inflated in one go; the caller falls back to streaming, which reports

@@ -10,21 +10,22 @@ use jiff::Timestamp;
 use super::stamp::same_stamped_content;
 use super::waf_json::live_rule_json;
 use super::{
-    Action, BodyChange, DesiredSet, IpSetChange, IpSetState, MAX_SET_ENTRIES, PLAN_FORMAT_VERSION,
-    Plan, PlannedRule, PlannedStatement, RecommendedLimit, ResourceChange, RuleChange, SetRef,
+    Action, BodyChange, DesiredSet, IpSetChange, IpSetState, PLAN_FORMAT_VERSION, Plan,
+    PlannedRule, PlannedStatement, RecommendedLimit, ResourceChange, RuleChange, SetRef,
     WebAclChange, desired_sets, drift, stamp_description,
 };
-use crate::cidr::{self, CidrError};
 use crate::config::{
     Config, CustomResponse, GROUP_TAG, MANAGED_TAG, RateLimit, RuleActionConfig, WebAclConfig,
     sha256_hex,
 };
 use crate::ledger::{Ledger, LedgerError};
+use crate::model::waf::{
+    BlockResponse, IpVersion, MAX_SET_ENTRIES, RateStatement, ResponseBody, RuleAction,
+};
+use crate::util::cidr::{self, CidrError};
 use crate::waf::capacity::web_acl_capacity;
 use crate::waf::live::managed_set_names;
-use crate::waf::{
-    BlockResponse, IpSet, IpVersion, LiveWaf, RateStatement, ResponseBody, RuleAction, RuleShape,
-};
+use crate::waf::{IpSet, LiveWaf, RuleShape};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

@@ -10,13 +10,10 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 
 use super::PlanError;
-use crate::cidr;
 use crate::config::{Config, IpSetGroup, ROLLOVER_SUFFIX};
 use crate::ledger::{Ledger, LedgerEntry};
-use crate::waf::IpVersion;
-
-/// WAF's limit on addresses (CIDR entries) in one IP set.
-pub const MAX_SET_ENTRIES: usize = 10_000;
+use crate::model::waf::{IpVersion, MAX_SET_ENTRIES};
+use crate::util::cidr;
 
 /// One IP set as it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]

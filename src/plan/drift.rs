@@ -11,9 +11,9 @@ use ipnet::IpNet;
 use super::desired::group_sets_at;
 use super::stamp::{addresses_digest, parse_stamp};
 use super::{Drift, DriftKind};
-use crate::cidr;
 use crate::config::IpSetGroup;
 use crate::ledger::Ledger;
+use crate::util::cidr;
 use crate::waf::IpSet;
 
 pub(super) fn detect(

@@ -8,9 +8,10 @@ use std::fmt;
 
 use ipnet::IpNet;
 
-use super::{MAX_SET_ENTRIES, Plan, ResourceChange};
-use crate::cidr;
+use super::{Plan, ResourceChange};
 use crate::config::Config;
+use crate::model::waf::MAX_SET_ENTRIES;
+use crate::util::cidr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {

@@ -2,7 +2,7 @@
 //!
 //! A [`Plan`] ([`types`]) lists resource changes (create, update, delete) with the lock token read for
 //! each, the full state before and after, and drift (changes made outside waftune). [`build`]
-//! computes it; renderers ([`render`]) only format it; `apply` checks it ([`verify`]) and executes
+//! computes it; renderers (`render::plan`) only format it; `apply` checks it ([`verify`]) and executes
 //! it. The plan file ([`planfile`]) records digests of the configuration and the ledger so an apply
 //! can refuse a plan made from other inputs.
 //!
@@ -13,14 +13,13 @@ pub mod desired;
 mod drift;
 mod guardrails;
 pub mod planfile;
-pub mod render;
 mod stamp;
 mod types;
 pub mod verify;
 mod waf_json;
 
 pub use build::{PlanError, PlanInputs, build_plan, load_ledger, parse_live};
-pub use desired::{DesiredSet, MAX_SET_ENTRIES, desired_sets};
+pub use desired::{DesiredSet, desired_sets};
 pub use guardrails::{GuardrailError, Violation, check_guardrails};
 pub use planfile::{PLAN_FORMAT_VERSION, PlanFileError};
 pub use stamp::stamp_description;

@@ -44,7 +44,7 @@ impl Plan {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), PlanFileError> {
-        crate::atomic_file::write(path, self.to_json().as_bytes()).map_err(|source| {
+        crate::util::atomic_file::write(path, self.to_json().as_bytes()).map_err(|source| {
             PlanFileError::Write {
                 path: path.to_owned(),
                 source,

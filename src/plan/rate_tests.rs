@@ -6,8 +6,9 @@ use super::tests::{CONFIG, apply_ok, at, config, try_plan_with};
 use super::*;
 use crate::config::Config;
 use crate::ledger::Ledger;
+use crate::model::waf::{BlockResponse, RuleAction, ScopeDown};
+use crate::render::plan as render;
 use crate::waf::fake::FakeWaf;
-use crate::waf::{BlockResponse, RuleAction, ScopeDown};
 
 const RATE_RULE: &str = r#"
 [[web_acl.rate_rule]]

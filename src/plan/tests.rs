@@ -9,6 +9,7 @@ use super::*;
 use crate::apply::{ApplyInputs, Outcome, apply};
 use crate::config::Config;
 use crate::ledger::{Ledger, LedgerEntry, MANUAL};
+use crate::render::plan as render;
 use crate::waf::fake::FakeWaf;
 use crate::waf::{IpSetRule, LiveRule, LiveWaf, RuleShape, fetch_live};
 

@@ -9,11 +9,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Scope;
+use crate::model::acl::Scope;
+use crate::model::waf::{IpVersion, RateStatement, ResponseBody, RuleAction};
 use crate::waf::capacity::{WebAclCapacity, cost};
-use crate::waf::{
-    IpSetRule, IpVersion, ManagedRule, RateRule, RateStatement, ResponseBody, RuleAction,
-};
+use crate::waf::{IpSetRule, ManagedRule, RateRule};
 
 /// A saved plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,9 +16,9 @@ use super::{
     Action, DesiredSet, IpSetChange, Plan, PlannedRule, PlannedStatement, RecommendedLimit,
     ResourceChange, WebAclChange, desired_sets, stamp_description,
 };
-use crate::cidr;
 use crate::config::{Config, GROUP_TAG, MANAGED_TAG};
 use crate::ledger::Ledger;
+use crate::util::cidr;
 use crate::waf::account_of;
 use crate::waf::live::managed_set_names;
 

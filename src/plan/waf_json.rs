@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{PlannedRule, PlannedStatement, RuleBefore};
-use crate::waf::{LiveRule, RateKey, RateStatement, RuleAction, RuleShape, ScopeDown};
+use crate::model::waf::{RateKey, RateStatement, RuleAction, ScopeDown};
+use crate::waf::{LiveRule, RuleShape};
 
 /// A live rule as WAF's JSON when it has one of waftune's shapes, else its summary.
 pub(super) fn live_rule_json(r: &LiveRule) -> RuleBefore {

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 
 use super::matcher::{LabelPattern, TextMatch};
-use crate::cidr;
+use crate::util::cidr;
 
 /// Every `[[allow]]` entry of a policy set, in file and line order.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,6 @@
 //! counted ([`KeyCounts`]).
 
 mod allow;
-mod diag;
 mod matcher;
 mod parse;
 mod pattern;
@@ -23,14 +22,15 @@ use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 
 pub use allow::{AllowEntry, AllowRule, Allowlist};
-pub use diag::{Diagnostic, Severity};
 pub use matcher::{
     Condition, CountryMatch, Expr, HeaderMatch, HeaderTest, LabelMatch, LabelPattern, Matcher,
     Pattern, TextMatch,
 };
-pub use threshold::{FiredThreshold, KeyCounts, Mode, Threshold, Thresholds, Window};
+pub use threshold::{FiredThreshold, KeyCounts, Mode, Threshold, Thresholds};
 
-use crate::render::thousands;
+use crate::model::rate::Window;
+use crate::util::diag::{Diagnostic, Severity};
+use crate::util::text::thousands;
 
 /// One validated, compiled policy.
 #[derive(Debug, Clone)]
@@ -250,7 +250,7 @@ mod tests {
     use super::*;
 
     fn block(duration: &str, escalation: Option<(f64, &str)>) -> BlockAction {
-        let d = |s: &str| crate::time::parse_duration(s).unwrap();
+        let d = |s: &str| crate::util::time::parse_duration(s).unwrap();
         BlockAction {
             group: "blocklist".into(),
             duration: d(duration),

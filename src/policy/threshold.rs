@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-use crate::render::thousands;
+use crate::model::rate::Window;
+use crate::util::text::{share, thousands};
 
 /// What the scan counted for one policy and one key (an address or a prefix), over the requests
 /// the policy matched.
@@ -17,54 +18,6 @@ pub struct KeyCounts {
     pub distinct_uris: u64,
     /// requests WAF answered with BLOCK
     pub blocked: u64,
-}
-
-/// A sliding window: the ones AWS rate-based rules evaluate (`EvaluationWindowSec` 60, 120, 300, 600),
-/// so a threshold can be turned into a rate rule without changing its meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Window {
-    M1,
-    M2,
-    M5,
-    M10,
-}
-
-impl Window {
-    pub const ALL: [Window; 4] = [Window::M1, Window::M2, Window::M5, Window::M10];
-
-    /// `1m`, `2m`, `5m` or `10m`.
-    pub fn parse(text: &str) -> Option<Window> {
-        Window::ALL.into_iter().find(|w| w.as_str() == text)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Window::M1 => "1m",
-            Window::M2 => "2m",
-            Window::M5 => "5m",
-            Window::M10 => "10m",
-        }
-    }
-
-    pub fn minutes(self) -> u32 {
-        match self {
-            Window::M1 => 1,
-            Window::M2 => 2,
-            Window::M5 => 5,
-            Window::M10 => 10,
-        }
-    }
-
-    /// The position of this window's peak in [`KeyCounts::peaks`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Window {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One condition on a key's counts.
@@ -234,23 +187,13 @@ impl fmt::Display for FiredThreshold {
             } => write!(
                 f,
                 "blocked {} ({} of {}) >= {}, min {}",
-                percent(blocked as f64 / requests as f64),
+                share(blocked as f64 / requests as f64),
                 thousands(blocked),
                 thousands(requests),
-                percent(ratio),
+                share(ratio),
                 thousands(min_blocked)
             ),
         }
-    }
-}
-
-/// `0.8` -> `80%`, `0.125` -> `12.5%`: one decimal only when it says something.
-pub(crate) fn percent(share: f64) -> String {
-    let tenths = (share * 1000.0).round() as u64;
-    if tenths.is_multiple_of(10) {
-        format!("{}%", tenths / 10)
-    } else {
-        format!("{}.{}%", tenths / 10, tenths % 10)
     }
 }
 
@@ -359,13 +302,5 @@ mod tests {
         assert_eq!(any.check(&neither), None);
         assert_eq!(all.min_requests(), 100);
         assert_eq!(any.min_requests(), 10);
-    }
-
-    #[test]
-    fn percentages_keep_a_decimal_only_when_needed() {
-        assert_eq!(percent(0.8), "80%");
-        assert_eq!(percent(0.125), "12.5%");
-        assert_eq!(percent(1.0), "100%");
-        assert_eq!(percent(2.0 / 3.0), "66.7%");
     }
 }

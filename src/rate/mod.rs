@@ -5,109 +5,21 @@
 //! scan evaluates, so the scope-down of a rule is counted by the same engine as detection policies.
 //! The method and the approximation of WAF's evaluation are described in `docs/rate.md`.
 
-pub mod render;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{Config, RateLimit, RateRuleConfig};
+use crate::config::{Config, RateLimit, RateRuleConfig, RuleActionConfig};
+use crate::model::rate::{Method, RateError, Scope, Window};
+use crate::model::waf::{MIN_RATE_LIMIT, VERIFIED_CRAWLER_LABEL};
 use crate::plan::RecommendedLimit;
 use crate::policy::{
     Allowlist, Condition, CountryMatch, Expr, KeyKind, LabelMatch, LabelPattern, Matcher, Pattern,
-    Policy, PolicyAction, ReportAction, TextMatch, Thresholds, Window,
+    Policy, PolicyAction, ReportAction, TextMatch, Thresholds,
 };
 use crate::scan::{ClientKey, ClientStats};
-use crate::waf::ScopeDown;
-
-/// WAF refuses rate-based rules with a lower `Limit`.
-pub const MIN_LIMIT: u64 = 10;
-
-/// The label AWS Bot Control puts on crawlers whose identity it verified (Googlebot, Bingbot, ...).
-pub const VERIFIED_CRAWLER_LABEL: &str = "awswaf:managed:aws:bot-control:bot:verified";
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RateError {
-    #[error(
-        "unknown scope `{0}`; expected `all`, `overseas`, `country:CC,..`, `not-country:CC,..`, `path:/PREFIX`, `method:VERB`, `label:LABEL` or `not-label:LABEL`"
-    )]
-    UnknownScope(String),
-    #[error("country `{0}` is not an ISO 3166 alpha-2 code (two letters, like `JP`)")]
-    BadCountry(String),
-    #[error("scope `{0}` needs a value after the colon")]
-    EmptyScope(String),
-    #[error("scope `overseas` needs a home country (`--home-country`)")]
-    OverseasWithoutHome,
-    #[error("path prefix `{prefix}` is not usable: {reason}")]
-    BadPath { prefix: String, reason: String },
-    #[error("limit `{0}` is below WAF's minimum of 10")]
-    LimitTooLow(u64),
-    #[error("headroom `{0}` must be at least 1")]
-    BadHeadroom(f64),
-    #[error("percentile `{0}` must be between 50 and 100")]
-    BadPercentile(f64),
-    #[error(
-        "label pattern `{0}`: WAF matches a whole label or a namespace; write `NAMESPACE:*` (ending in `:*`) or a full label"
-    )]
-    LabelPattern(String),
-}
-
-/// `5m` or WAF's `300` (seconds).
-pub fn parse_window(text: &str) -> Result<Window, String> {
-    Window::parse(text)
-        .or_else(|| {
-            Window::ALL
-                .into_iter()
-                .find(|w| (w.minutes() * 60).to_string() == text)
-        })
-        .ok_or_else(|| format!("`{text}` is not a WAF window; use 1m, 2m, 5m or 10m"))
-}
-
-/// The scope-down statements of a rule counting `scopes` (all of them), as WAF evaluates them.
-///
-/// `overseas` becomes "not from the home country", which in WAF also takes requests of unknown
-/// origin; the local count leaves those out (see docs/rate.md).
-pub fn scope_down(
-    scopes: &[Scope],
-    home_country: Option<&str>,
-) -> Result<Vec<ScopeDown>, RateError> {
-    let label = |l: &str, negate: bool| match l.strip_suffix('*') {
-        None => Ok(ScopeDown::Label {
-            key: l.to_owned(),
-            namespace: false,
-            negate,
-        }),
-        Some(ns) if ns.ends_with(':') => Ok(ScopeDown::Label {
-            key: ns.to_owned(),
-            namespace: true,
-            negate,
-        }),
-        Some(_) => Err(RateError::LabelPattern(l.to_owned())),
-    };
-    scopes
-        .iter()
-        .filter_map(|s| {
-            Some(match s {
-                Scope::All => return None,
-                Scope::Overseas => home_country
-                    .ok_or(RateError::OverseasWithoutHome)
-                    .map(|home| ScopeDown::Country {
-                        countries: vec![home.to_ascii_uppercase()],
-                        negate: true,
-                    }),
-                Scope::Country { countries, negate } => Ok(ScopeDown::Country {
-                    countries: countries.clone(),
-                    negate: *negate,
-                }),
-                Scope::PathPrefix(p) => Ok(ScopeDown::PathPrefix(p.clone())),
-                Scope::Method(m) => Ok(ScopeDown::Method(m.clone())),
-                Scope::Label(l) => label(l, false),
-                Scope::NotLabel(l) => label(l, true),
-            })
-        })
-        .collect()
-}
+use crate::util::text;
 
 /// `overseas and path:/login`; `all` for no scope.
 pub fn scopes_name(scopes: &[Scope]) -> String {
@@ -199,7 +111,7 @@ pub fn sorted_peaks(clients: &[ClientStats], window: Window) -> Vec<u64> {
 pub fn scopes_policy(scopes: &[Scope], home_country: Option<&str>) -> Result<Policy, RateError> {
     let conds = scopes
         .iter()
-        .filter_map(|s| s.condition(home_country).transpose())
+        .filter_map(|s| condition(s, home_country).transpose())
         .collect::<Result<Vec<_>, _>>()?;
     let name = scopes_name(scopes);
     Ok(per_address_policy(
@@ -242,132 +154,44 @@ pub fn per_address_policy(name: String, description: String, matcher: Matcher) -
     }
 }
 
-/// Which requests a rate-based rule counts: its scope-down statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// Every request.
-    All,
-    /// Requests from a known country other than the home country.
-    Overseas,
-    /// Requests from one of these countries (`country:CN,RU`), or with `negate` from none of them
-    /// (`not-country:JP`, which like WAF also takes requests of unknown origin).
-    Country {
-        countries: Vec<String>,
-        negate: bool,
-    },
-    /// Requests whose path starts with this prefix.
-    PathPrefix(String),
-    /// Requests with this method (upper case).
-    Method(String),
-    /// Requests carrying a label (a trailing `*` makes it a prefix).
-    Label(String),
-    /// Requests without that label: `not-label:awswaf:managed:aws:bot-control:bot:verified` keeps
-    /// verified crawlers out of a rule.
-    NotLabel(String),
-}
-
-impl Scope {
-    /// `all`, `overseas`, `country:CN,RU`, `not-country:JP`, `path:/login`, `method:POST`,
-    /// `label:awswaf:...` or `not-label:awswaf:...`.
-    pub fn parse(text: &str) -> Result<Scope, RateError> {
-        let value = |v: &str| {
-            if v.is_empty() {
-                Err(RateError::EmptyScope(text.to_owned()))
-            } else {
-                Ok(v.to_owned())
-            }
-        };
-        match text.split_once(':') {
-            None if text == "all" => Ok(Scope::All),
-            None if text == "overseas" => Ok(Scope::Overseas),
-            Some((kind @ ("country" | "not-country"), v)) => {
-                let countries = value(v)?
-                    .split(',')
-                    .map(|c| {
-                        let c = c.trim().to_ascii_uppercase();
-                        if c.len() == 2 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
-                            Ok(c)
-                        } else {
-                            Err(RateError::BadCountry(c))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(Scope::Country {
-                    countries,
-                    negate: kind == "not-country",
-                })
-            }
-            Some(("path", v)) => Ok(Scope::PathPrefix(value(v)?)),
-            Some(("method", v)) => Ok(Scope::Method(value(v)?.to_ascii_uppercase())),
-            Some(("label", v)) => Ok(Scope::Label(value(v)?)),
-            Some(("not-label", v)) => Ok(Scope::NotLabel(value(v)?)),
-            _ => Err(RateError::UnknownScope(text.to_owned())),
-        }
-    }
-
-    /// The policy the scan counts this scope's requests with, per client address.
-    pub fn policy(&self, home_country: Option<&str>) -> Result<Policy, RateError> {
-        scopes_policy(std::slice::from_ref(self), home_country)
-    }
-
-    /// The match condition of this scope; `None` for every request.
-    fn condition(&self, home_country: Option<&str>) -> Result<Option<Condition>, RateError> {
-        Ok(match self {
-            Scope::All => None,
-            // `-` (unknown) is listed so that `not_in` does not count it as overseas.
-            Scope::Overseas => Some(Condition::Country(CountryMatch {
-                countries: vec![
-                    home_country
-                        .ok_or(RateError::OverseasWithoutHome)?
-                        .to_ascii_uppercase(),
-                    "-".into(),
-                ],
-                negate: true,
-            })),
-            Scope::Country { countries, negate } => Some(Condition::Country(CountryMatch {
-                countries: countries.clone(),
-                negate: *negate,
-            })),
-            Scope::PathPrefix(p) => Some(Condition::Path(
-                TextMatch::new(vec![Pattern::Prefix(p.clone())], false, Some('/')).map_err(
-                    |e| RateError::BadPath {
-                        prefix: p.clone(),
-                        reason: e.to_string(),
-                    },
-                )?,
-            )),
-            Scope::Method(m) => Some(Condition::Method(vec![m.clone()])),
-            Scope::Label(l) => Some(Condition::Labels(LabelMatch {
-                any: vec![LabelPattern::parse(l)],
-                all: Vec::new(),
-                none: Vec::new(),
-            })),
-            Scope::NotLabel(l) => Some(Condition::Labels(LabelMatch {
-                any: Vec::new(),
-                all: Vec::new(),
-                none: vec![LabelPattern::parse(l)],
-            })),
-        })
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scope::All => f.write_str("all"),
-            Scope::Overseas => f.write_str("overseas"),
-            Scope::Country { countries, negate } => write!(
-                f,
-                "{}country:{}",
-                if *negate { "not-" } else { "" },
-                countries.join(",")
-            ),
-            Scope::PathPrefix(p) => write!(f, "path:{p}"),
-            Scope::Method(m) => write!(f, "method:{m}"),
-            Scope::Label(l) => write!(f, "label:{l}"),
-            Scope::NotLabel(l) => write!(f, "not-label:{l}"),
-        }
-    }
+/// The match condition of a scope; `None` for every request.
+fn condition(scope: &Scope, home_country: Option<&str>) -> Result<Option<Condition>, RateError> {
+    Ok(match scope {
+        Scope::All => None,
+        // `-` (unknown) is listed so that `not_in` does not count it as overseas.
+        Scope::Overseas => Some(Condition::Country(CountryMatch {
+            countries: vec![
+                home_country
+                    .ok_or(RateError::OverseasWithoutHome)?
+                    .to_ascii_uppercase(),
+                "-".into(),
+            ],
+            negate: true,
+        })),
+        Scope::Country { countries, negate } => Some(Condition::Country(CountryMatch {
+            countries: countries.clone(),
+            negate: *negate,
+        })),
+        Scope::PathPrefix(p) => Some(Condition::Path(
+            TextMatch::new(vec![Pattern::Prefix(p.clone())], false, Some('/')).map_err(|e| {
+                RateError::BadPath {
+                    prefix: p.clone(),
+                    reason: e.to_string(),
+                }
+            })?,
+        )),
+        Scope::Method(m) => Some(Condition::Method(vec![m.clone()])),
+        Scope::Label(l) => Some(Condition::Labels(LabelMatch {
+            any: vec![LabelPattern::parse(l)],
+            all: Vec::new(),
+            none: Vec::new(),
+        })),
+        Scope::NotLabel(l) => Some(Condition::Labels(LabelMatch {
+            any: Vec::new(),
+            all: Vec::new(),
+            none: vec![LabelPattern::parse(l)],
+        })),
+    })
 }
 
 /// Who a client is, for judging false positives.
@@ -462,43 +286,11 @@ impl Percentiles {
     }
 }
 
-/// How a limit is derived from the distribution of per-client peaks.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Method {
-    /// The percentile taken as the busiest ordinary client (see `docs/rate.md` for why not p99.9).
-    pub percentile: f64,
-    /// The limit is this many times that client's peak.
-    pub headroom: f64,
-}
-
-impl Default for Method {
-    fn default() -> Method {
-        Method {
-            percentile: 95.0,
-            headroom: 3.0,
-        }
-    }
-}
-
-impl Method {
-    pub fn new(percentile: f64, headroom: f64) -> Result<Method, RateError> {
-        if !(50.0..=100.0).contains(&percentile) {
-            return Err(RateError::BadPercentile(percentile));
-        }
-        if !(headroom >= 1.0 && headroom.is_finite()) {
-            return Err(RateError::BadHeadroom(headroom));
-        }
-        Ok(Method {
-            percentile,
-            headroom,
-        })
-    }
-
-    /// `max(10, round_up_2sig(ceil(percentile peak x headroom)))`.
-    pub fn limit(&self, sorted_peaks: &[u64]) -> u64 {
-        let base = percentile(sorted_peaks, self.percentile) as f64 * self.headroom;
-        round_up_2sig(base.ceil() as u64).max(MIN_LIMIT)
-    }
+/// The limit `method` derives from ascending per-client peaks:
+/// `max(10, round_up_2sig(ceil(percentile peak x headroom)))`.
+pub fn limit(method: Method, sorted_peaks: &[u64]) -> u64 {
+    let base = percentile(sorted_peaks, method.percentile) as f64 * method.headroom;
+    round_up_2sig(base.ceil() as u64).max(MIN_RATE_LIMIT)
 }
 
 /// One run of consecutive minutes in which a client was limited.
@@ -598,7 +390,7 @@ pub struct Backtest {
 }
 
 fn serialize_minute<S: serde::Serializer>(m: &u32, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&render::minute(*m))
+    s.serialize_str(&text::minute(*m))
 }
 
 fn serialize_window<S: serde::Serializer>(w: &Window, s: S) -> Result<S::Ok, S::Error> {
@@ -646,7 +438,7 @@ pub fn backtest(
     window: Window,
     home_country: Option<&str>,
 ) -> Result<Backtest, RateError> {
-    if limit < MIN_LIMIT {
+    if limit < MIN_RATE_LIMIT {
         return Err(RateError::LimitTooLow(limit));
     }
     let w = window.minutes();
@@ -705,7 +497,7 @@ pub fn recommend(
     home_country: Option<&str>,
 ) -> Recommendation {
     let peaks = sorted_peaks(clients, window);
-    let recommended = method.limit(&peaks);
+    let recommended = limit(method, &peaks);
     Recommendation {
         percentiles: Percentiles::of(&peaks),
         percentile: method.percentile,
@@ -761,10 +553,8 @@ pub fn find_rate_rule<'c>(
 /// Only a rule that counts can be promoted (checked before reading any logs).
 pub fn ensure_counting(rule: &RateRuleConfig) -> Result<(), PromoteError> {
     match rule.action {
-        crate::config::RuleActionConfig::Count => Ok(()),
-        crate::config::RuleActionConfig::Block(_) => {
-            Err(PromoteError::AlreadyBlocks(rule.name.clone()))
-        }
+        RuleActionConfig::Count => Ok(()),
+        RuleActionConfig::Block(_) => Err(PromoteError::AlreadyBlocks(rule.name.clone())),
     }
 }
 
@@ -783,8 +573,8 @@ pub fn promotion(
     if covered_ms < min_period_ms {
         return Err(PromoteError::TooShort {
             rule: rule.name.clone(),
-            covered: render::duration(covered_ms),
-            required: render::duration(min_period_ms),
+            covered: text::duration(covered_ms),
+            required: text::duration(min_period_ms),
         });
     }
     if matched.is_empty() {

@@ -1,4 +1,6 @@
 use super::*;
+use crate::model::rate::scope_down;
+use crate::model::waf::ScopeDown;
 use crate::policy::Policy;
 use crate::scan::{ScanOptions, scan_bytes};
 
@@ -66,10 +68,10 @@ fn limits_are_rounded_up_and_at_least_ten() {
     assert_eq!(round_up_2sig(1234), 1300);
     assert_eq!(round_up_2sig(100), 100);
     let m = Method::default();
-    assert_eq!(m.limit(&[1, 1, 2]), MIN_LIMIT);
+    assert_eq!(limit(m, &[1, 1, 2]), MIN_RATE_LIMIT);
     let peaks: Vec<u64> = (1..=100).collect();
     // p95 = 95, x3 = 285 -> 290.
-    assert_eq!(m.limit(&peaks), 290);
+    assert_eq!(limit(m, &peaks), 290);
     assert_eq!(Method::new(99.9, 0.5), Err(RateError::BadHeadroom(0.5)));
     assert_eq!(Method::new(10.0, 2.0), Err(RateError::BadPercentile(10.0)));
 }
@@ -99,7 +101,7 @@ fn scopes_parse_and_print() {
         Err(RateError::UnknownScope("host:x".into()))
     );
     assert_eq!(
-        Scope::Overseas.policy(None).err(),
+        scopes_policy(&[Scope::Overseas], None).err(),
         Some(RateError::OverseasWithoutHome)
     );
 }
@@ -131,7 +133,10 @@ fn sample() -> String {
 }
 
 fn scope_clients(scope: &Scope) -> Vec<ClientStats> {
-    policy_clients(scope.policy(Some("JP")).unwrap(), &sample())
+    policy_clients(
+        scopes_policy(std::slice::from_ref(scope), Some("JP")).unwrap(),
+        &sample(),
+    )
 }
 
 fn policy_clients(policy: Policy, logs: &str) -> Vec<ClientStats> {

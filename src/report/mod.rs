@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::analyze::iso_ms;
 use crate::config::Config;
 use crate::ledger::Ledger;
+use crate::model::rate::RateError;
 use crate::policy::{Condition, Expr, Matcher, Pattern, Policy, TextMatch};
-use crate::rate::RateError;
 use crate::scan::{ActionCounts, ClientKey, ClientStats, Count, GeoSplit, MINUTE_MS, Traffic};
 
 pub use block::{BlockEffect, BlockRow, Verdict};

@@ -93,7 +93,7 @@ pub fn rate_reports(
             let peaks = rate::sorted_peaks(clients, rule.window);
             let limit = match rule.limit {
                 RateLimit::Fixed(n) => n,
-                RateLimit::Recommended(method) => method.limit(&peaks),
+                RateLimit::Recommended(method) => rate::limit(method, &peaks),
             };
             let scope = rate::scopes_name(&rule.scope);
             let mut b = rate::backtest(&scope, clients, limit, rule.window, home)

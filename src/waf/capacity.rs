@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{IpSetRule, ManagedRule, RateStatement, ScopeDown, WebAcl};
+use super::{IpSetRule, ManagedRule, WebAcl};
+use crate::model::waf::{RateStatement, ScopeDown};
 
 /// WAF's limit on the capacity of one web ACL.
 pub const MAX_WEB_ACL_WCU: u64 = 5_000;
@@ -129,7 +130,8 @@ pub fn web_acl_capacity(acl: &WebAcl, put: &[(&str, u64)]) -> WebAclCapacity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::waf::{LiveRule, RateKey, RateRule, RuleAction, RuleShape};
+    use crate::model::waf::{RateKey, RuleAction};
+    use crate::waf::{LiveRule, RateRule, RuleShape};
 
     fn rate(scope_down: Vec<ScopeDown>) -> ManagedRule {
         ManagedRule::Rate(RateRule {

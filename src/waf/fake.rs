@@ -7,7 +7,7 @@ use super::{
     IpSet, IpSetSummary, LiveRule, NewIpSet, RuleShape, WafApi, WafError, WafErrorKind, WebAcl,
     WebAclEdit, WebAclSummary,
 };
-use crate::config::Scope;
+use crate::model::acl::Scope;
 
 pub const REGION: &str = "ap-northeast-1";
 pub const ACCOUNT: &str = "123456789012";

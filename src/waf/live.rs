@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{IpSet, IpSetSummary, WafApi, WafError, WebAcl, account_of};
-use crate::config::{Config, ROLLOVER_SUFFIX, Scope};
+use crate::config::{Config, ROLLOVER_SUFFIX};
+use crate::model::acl::Scope;
 
 /// Bumped when the snapshot layout changes incompatibly.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;

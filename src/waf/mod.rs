@@ -24,27 +24,10 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ContentType, Scope};
+use crate::model::acl::Scope;
+use crate::model::waf::{IpVersion, RateStatement, ResponseBody, RuleAction};
 
 pub use live::{FetchError, LiveWaf, fetch_live};
-
-/// The IP version of a set (a WAF IP set holds one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum IpVersion {
-    #[serde(rename = "IPV4")]
-    V4,
-    #[serde(rename = "IPV6")]
-    V6,
-}
-
-impl IpVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpVersion::V4 => "IPV4",
-            IpVersion::V6 => "IPV6",
-        }
-    }
-}
 
 /// An IP set as `ListIPSets` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,16 +119,6 @@ pub struct IpSetRule {
     pub cloudwatch_metrics: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleAction {
-    Block {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        response: Option<BlockResponse>,
-    },
-    Count,
-}
-
 /// A rate-based rule with a Block or Count action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateRule {
@@ -154,54 +127,6 @@ pub struct RateRule {
     pub metric_name: String,
     pub sampled_requests: bool,
     pub cloudwatch_metrics: bool,
-}
-
-/// At most `limit` requests per aggregation key in `window_sec`, over the requests its scope-down
-/// statements (all of them) match. Changing any of it resets WAF's counters for the rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateStatement {
-    pub limit: u64,
-    /// 60, 120, 300 or 600.
-    pub window_sec: u32,
-    pub key: RateKey,
-    /// Joined with AND; empty: every request.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scope_down: Vec<ScopeDown>,
-}
-
-/// What a rate-based rule counts requests by.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RateKey {
-    /// The connecting address.
-    Ip,
-    /// The first address of a header (behind a CDN or proxy); requests without a valid one match
-    /// (`fallback_match`) or not.
-    ForwardedIp {
-        header: String,
-        fallback_match: bool,
-    },
-}
-
-/// One scope-down condition of a rate-based rule, as WAF evaluates it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScopeDown {
-    /// `GeoMatchStatement` (negated: inside a `NotStatement`).
-    Country {
-        countries: Vec<String>,
-        negate: bool,
-    },
-    /// `ByteMatchStatement` on the URI path, `STARTS_WITH`, no text transformation.
-    PathPrefix(String),
-    /// `ByteMatchStatement` on the method, `EXACTLY`.
-    Method(String),
-    /// `LabelMatchStatement`: a label, or with `namespace` every label under a namespace ending in `:`.
-    Label {
-        key: String,
-        namespace: bool,
-        negate: bool,
-    },
 }
 
 /// A rule waftune writes.
@@ -220,19 +145,6 @@ impl ManagedRule {
             ManagedRule::Rate(r) => RuleShape::RateBased(r.clone()),
         }
     }
-}
-
-/// A custom block response: status code and the key of a body defined on the web ACL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockResponse {
-    pub code: u16,
-    pub body_key: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResponseBody {
-    pub content_type: ContentType,
-    pub content: String,
 }
 
 /// A change to a web ACL: put (add or replace by name) these rules and response bodies; everything

@@ -10,7 +10,7 @@ use super::{
     IpSet, IpSetSummary, LiveWaf, NewIpSet, WafApi, WafError, WafErrorKind, WebAcl, WebAclEdit,
     WebAclSummary,
 };
-use crate::config::Scope;
+use crate::model::acl::Scope;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -71,7 +71,7 @@ impl SnapshotWaf {
 pub fn save_snapshot(live: &LiveWaf, path: &Path) -> Result<(), SnapshotError> {
     let mut text = serde_json::to_string_pretty(live).expect("the live state always serialises");
     text.push('\n');
-    crate::atomic_file::write(path, text.as_bytes()).map_err(|source| SnapshotError::Write {
+    crate::util::atomic_file::write(path, text.as_bytes()).map_err(|source| SnapshotError::Write {
         path: path.to_owned(),
         source,
     })

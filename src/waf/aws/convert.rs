@@ -3,12 +3,10 @@
 
 use aws_sdk_wafv2 as sdk;
 
-use crate::config::ContentType;
+use crate::model::acl::ContentType;
+use crate::model::waf::{BlockResponse, RateKey, RateStatement, RuleAction, ScopeDown};
 use crate::waf::capacity::cost;
-use crate::waf::{
-    BlockResponse, IpSetRule, ManagedRule, PutRule, RateKey, RateRule, RateStatement, RuleAction,
-    RuleShape, ScopeDown,
-};
+use crate::waf::{IpSetRule, ManagedRule, PutRule, RateRule, RuleShape};
 
 pub(super) fn content_type_to_sdk(c: ContentType) -> sdk::types::ResponseContentType {
     match c {

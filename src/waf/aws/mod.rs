@@ -17,10 +17,12 @@ use call::{Caller, all_pages};
 use convert::{content_type_from_sdk, content_type_to_sdk, sdk_rule, shape_of, statement_wcu};
 
 use super::{
-    IpSet, IpSetSummary, IpVersion, LiveRule, NewIpSet, ResponseBody, WafApi, WafError,
-    WafErrorKind, WebAcl, WebAclEdit, WebAclSummary,
+    IpSet, IpSetSummary, LiveRule, NewIpSet, WafApi, WafError, WafErrorKind, WebAcl, WebAclEdit,
+    WebAclSummary,
 };
-use crate::config::{Config, Scope};
+use crate::config::Config;
+use crate::model::acl::Scope;
+use crate::model::waf::{IpVersion, ResponseBody};
 use crate::sdk_error::{self, EndpointRecorder};
 
 pub struct AwsWaf {

@@ -1,7 +1,11 @@
-//! Diagnostics: what policy validation tells the user, compiler style.
+//! Diagnostics: what validation of a policy, the configuration or the ledger tells the user,
+//! compiler style, every mistake at once.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::util::text::line_column;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -38,8 +42,42 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error at `span` of `text`, the contents of `file`.
+    pub fn error(file: &Path, text: &str, span: Range<usize>, message: String) -> Diagnostic {
+        let (line, column) = line_column(text, span.start);
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+            help: None,
+        }
+    }
+
+    pub fn with_help(self, help: Option<String>) -> Diagnostic {
+        Diagnostic { help, ..self }
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+}
+
+/// Every diagnostic of one input (a file or a directory of policies), reported together: the
+/// command line prints each of them, then this as the error (`2 errors in configuration ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} error{} in {what} `{}`", self.errors(), if self.errors() == 1 { "" } else { "s" }, path.display())]
+pub struct Diagnostics {
+    /// `policies`, `configuration`, `ledger`.
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn errors(&self) -> usize {
+        self.list.iter().filter(|d| d.is_error()).count()
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use ipnet::IpNet;
 use similar::TextDiff;
 
-use super::{
+use crate::plan::{
     Action, BodyChange, Drift, DriftKind, IpSetChange, Plan, ResourceChange, RuleBefore,
     RuleChange, WebAclChange,
 };

@@ -3,15 +3,18 @@
 
 use std::fmt::Write as _;
 
-use clap::ValueEnum;
 use tabled::builder::Builder;
 use tabled::settings::{Style, Width, object::Columns};
 
 use crate::analyze::{AnalyzeReport, ClientRow};
 use crate::propose::{ChangeKind, Finding, ProposeReport, Verdict};
 use crate::scan::{ActionCounts, Count};
+use crate::util::text::{percent, thousands};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub mod plan;
+pub mod rate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Tables for a terminal.
     #[default]
@@ -20,27 +23,6 @@ pub enum Format {
     Json,
     /// GitHub-flavoured markdown, for a pull request or a step summary.
     Markdown,
-}
-
-/// 1234567 -> "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-pub fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "-".into()
-    } else {
-        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
-    }
 }
 
 /// A table in the chosen text style; long cells are truncated so a terminal row stays readable.
@@ -415,16 +397,6 @@ pub fn propose(r: &ProposeReport, format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_numbers() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(percent(1, 3), "33.3%");
-        assert_eq!(percent(1, 0), "-");
-    }
 
     #[test]
     fn markdown_table() {

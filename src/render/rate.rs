@@ -1,17 +1,8 @@
 //! Layout of rate recommendations and backtests: terminal tables, markdown and JSON.
 
-use jiff::Timestamp;
-
-use crate::render::{Format, percent, table, thousands};
-
-use super::{Backtest, Episode, Recommendation};
-
-/// An epoch minute as `2026-11-20T01:08Z`.
-pub fn minute(m: u32) -> String {
-    Timestamp::from_second(i64::from(m) * 60)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%MZ").to_string())
-        .unwrap_or_else(|_| m.to_string())
-}
+use crate::rate::{Backtest, ClientClass, Episode, Recommendation};
+use crate::render::{Format, table};
+use crate::util::text::{minute, percent, thousands};
 
 /// `2026-11-20T01:08Z +20m` for a run of minutes.
 fn episode(e: &Episode) -> String {
@@ -203,17 +194,6 @@ fn limited_table(b: &Backtest, title: &str, top: usize, format: Format) -> Strin
     out
 }
 
-/// `2d 3h`, `2h 5m`, `45m` (whole minutes).
-pub fn duration(ms: i64) -> String {
-    let minutes = ms.max(0) / 60_000;
-    let (d, h, m) = (minutes / 1_440, minutes / 60 % 24, minutes % 60);
-    match (d, h) {
-        (0, 0) => format!("{m}m"),
-        (0, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
 /// Renders what promoting a rule from count to block would have done.
 pub fn promotion(
     b: &Backtest,
@@ -238,11 +218,11 @@ pub fn promotion(
     );
     for (class, what) in [
         (
-            super::ClientClass::VerifiedCrawler,
+            ClientClass::VerifiedCrawler,
             "verified crawlers (search indexing)",
         ),
         (
-            super::ClientClass::Home,
+            ClientClass::Home,
             "clients mostly from the home country (likely customers)",
         ),
     ] {
