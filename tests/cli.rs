@@ -171,7 +171,8 @@ fn every_mistake_in_config_and_ledger_is_reported_at_once() {
     let l = ledger.to_str().unwrap();
     waftune()
         .args(["block", "-c", c, "198.51.100.0/24", "--reason", "x"])
-        .args(["--policies", "no/such/policies"])
+        .arg("--policies")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
         .assert()
         .code(1)
         .stderr(format!(

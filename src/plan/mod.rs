@@ -1,12 +1,12 @@
 //! Plans: the difference between what the ledger and configuration want and what WAF has, as data.
 //!
-//! A [`Plan`] ([`types`]) lists resource changes (create, update, delete) with the lock token read for
-//! each, the full state before and after, and drift (changes made outside waftune). [`build`]
+//! A [`Plan`] (`types`) lists resource changes (create, update, delete) with the lock token read for
+//! each, the full state before and after, and drift (changes made outside waftune). `build`
 //! computes it; renderers (`render::plan`) only format it; `apply` checks it ([`verify`]) and executes
 //! it. The plan file ([`planfile`]) records digests of the configuration and the ledger so an apply
 //! can refuse a plan made from other inputs.
 //!
-//! Every IP set waftune writes carries a stamp at the end of its description ([`stamp`]).
+//! Every IP set waftune writes carries a stamp at the end of its description (`stamp`).
 
 mod build;
 pub mod desired;

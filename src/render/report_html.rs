@@ -1,5 +1,5 @@
 //! `waftune report --html`: the whole report as one self-contained page. No network: styles and
-//! the few lines of table sorting are inline, charts are inline SVG ([`super::report_charts`]).
+//! the few lines of table sorting are inline, charts are inline SVG (`report_charts`).
 //! Every string from the logs (user agents, paths, addresses of unparsable clients) is escaped.
 
 use std::fmt::Write as _;

@@ -1,7 +1,7 @@
 //! Files replaced in one step, and the lock that serialises read-modify-write of the ledger.
 //!
 //! Every file waftune writes for people or later runs (ledger, plan, snapshot, promoted config) goes
-//! through [`write`]: a uniquely named temporary file in the same directory, flushed to disk, renamed
+//! through [`write()`]: a uniquely named temporary file in the same directory, flushed to disk, renamed
 //! over the target, and the directory flushed too. A reader, a crash or a concurrent writer therefore
 //! sees the old file or the new one, never a mix, and two writers never share a temporary file.
 

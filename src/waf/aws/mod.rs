@@ -2,8 +2,8 @@
 //!
 //! Credentials and region come from the standard AWS chain (environment, profiles, SSO, instance
 //! roles); `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_WAFV2` are honoured by `aws-config`, which is how
-//! the tests reach moto. Calls are paced and retried by [`call`]; the SDK's types are converted by
-//! [`convert`]. The account is asked of STS (`GetCallerIdentity`), which needs no permission.
+//! the tests reach moto. Calls are paced and retried by `call`; the SDK's types are converted by
+//! `convert`. The account is asked of STS (`GetCallerIdentity`), which needs no permission.
 
 mod call;
 mod convert;
