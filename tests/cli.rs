@@ -169,10 +169,17 @@ fn every_mistake_in_config_and_ledger_is_reported_at_once() {
     )
     .unwrap();
     let l = ledger.to_str().unwrap();
+    // The policies must exist (their allowlist guards every block): an allowlist alone is enough here.
+    let policies = dir.path().join("allow.toml");
+    std::fs::write(
+        &policies,
+        "[[allow]]\ncidr = \"192.0.2.0/24\"\ncomment = \"office\"\n",
+    )
+    .unwrap();
     waftune()
         .args(["block", "-c", c, "198.51.100.0/24", "--reason", "x"])
         .arg("--policies")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .arg(&policies)
         .assert()
         .code(1)
         .stderr(format!(
