@@ -11,7 +11,6 @@ pub mod athena;
 pub mod cidr;
 pub mod cli;
 pub mod config;
-pub mod generate;
 pub mod ledger;
 pub mod log;
 pub mod plan;

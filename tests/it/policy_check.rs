@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use ipnet::IpNet;
-use waftune::generate::{ActorClass, Truth};
 use waftune::log::{Action, ScanRecord};
 use waftune::policy::{self, KeyCounts, KeyKind, PolicyAction, Severity, Window};
+use waftune_generate::{ActorClass, Truth};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
