@@ -14,7 +14,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 2),
     ("ledger", 2),
     ("policy", 2),
-    ("generate", 2),
     ("scan", 3),
     ("waf", 3),
     ("athena::sql", 3),

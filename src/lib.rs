@@ -6,7 +6,7 @@
 //!
 //! 0. [`util`]: CIDRs, time arguments, text helpers and the one [`util::diag::Diagnostic`] type.
 //! 1. [`model`]: plain value types (ACL scope, WAF statements and limits, rate windows and scopes).
-//! 2. inputs: [`log`], [`config`], [`ledger`], [`policy`] (and [`generate`], which writes logs).
+//! 2. inputs: [`log`], [`config`], [`ledger`], [`policy`] (the generator is the crate `waftune-generate`).
 //! 3. engines: [`scan`]; [`waf`] (trait, live state, snapshot, capacity); [`athena::sql`],
 //!    [`athena::rows`].
 //! 4. analyses: [`analyze`], [`rate`], [`plan`], [`propose`].
@@ -18,7 +18,6 @@ pub mod util;
 pub mod model;
 
 pub mod config;
-pub mod generate;
 pub mod ledger;
 pub mod log;
 pub mod policy;

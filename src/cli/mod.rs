@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
+use waftune_generate::{GenerateOptions, generate};
 
 use crate::analyze::{self, Limits};
 use crate::config::{Config, ConfigError};
-use crate::generate::{GenerateOptions, generate};
 use crate::ledger::LedgerError;
 use crate::log::{TimeRange, discover};
 use crate::policy::{self, Policy, PolicySet};

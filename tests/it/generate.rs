@@ -7,8 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
-use waftune::generate::{ActorClass, GenerateOptions, Truth, generate};
 use waftune::log::{Action, LogRecord};
+use waftune_generate::{ActorClass, GenerateOptions, Truth, generate};
 
 fn log_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -41,7 +41,7 @@ fn a_generated_day_reads_back_and_matches_its_truth() {
 
     let truth: Truth =
         serde_json::from_slice(&fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
-    let owner: BTreeMap<&str, &waftune::generate::Actor> = truth
+    let owner: BTreeMap<&str, &waftune_generate::Actor> = truth
         .actors
         .iter()
         .flat_map(|a| a.ips.iter().map(move |ip| (ip.as_str(), a)))

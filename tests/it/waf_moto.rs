@@ -3,7 +3,7 @@
 //! moto does not validate addresses, set sizes or priorities (see waf-facts section 5): waftune's own
 //! validation is unit-tested in `src/`; these tests check the conversation with the WAFv2 API.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

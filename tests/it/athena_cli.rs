@@ -1,7 +1,7 @@
 //! `waftune athena ddl`; `--source athena` printing its queries; and `analyze` and `propose`
 //! end to end against moto through the AWS environment, on result sets queued into moto.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use common::athena::{REGION, minute_result, queue_result, value_result};

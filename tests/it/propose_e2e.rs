@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use jiff::Timestamp;
-use waftune::generate::{ActorClass, Truth};
 use waftune::ledger::Ledger;
 use waftune::log::discover;
 use waftune::propose::{Capacity, Verdict, evaluate, update_ledger};
 use waftune::scan::{ScanOptions, scan};
+use waftune_generate::{ActorClass, Truth};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use ipnet::IpNet;
-use waftune::generate::{ActorClass, Truth};
 use waftune::log::{Action, ScanRecord};
 use waftune::model::rate::Window;
 use waftune::policy::{self, KeyCounts, KeyKind, PolicyAction};
 use waftune::util::diag::Severity;
+use waftune_generate::{ActorClass, Truth};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

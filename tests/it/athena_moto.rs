@@ -4,7 +4,7 @@
 //! reason and results in several pages are checked against [`FakeAthena`], a stand-in endpoint
 //! in the test code.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
