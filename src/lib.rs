@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod apply;
 pub mod athena;
+pub mod campaign;
 pub mod cidr;
 pub mod cli;
 pub mod config;

@@ -9,6 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::analyze::{ClientRow, VERIFIED_BOT_LABEL, client_row, iso_ms};
+use crate::campaign::{self, Campaign};
 use crate::cidr;
 use crate::ledger::{HistoryEntry, Ledger, LedgerEntry, MANUAL};
 use crate::plan::desired::MAX_SET_ENTRIES;
@@ -502,6 +503,9 @@ pub struct ProposeReport {
     pub time_span: Option<(String, String)>,
     pub findings: Vec<Finding>,
     pub changes: Vec<Change>,
+    /// The findings grouped for a reviewer (not in the JSON, whose schema lists the findings).
+    #[serde(skip)]
+    pub campaigns: Vec<Campaign>,
 }
 
 impl ProposeReport {
@@ -518,6 +522,7 @@ impl ProposeReport {
                 .first_ms
                 .zip(traffic.last_ms)
                 .map(|(a, b)| (iso_ms(a), iso_ms(b))),
+            campaigns: campaign::group(&findings),
             findings,
             changes,
         }
