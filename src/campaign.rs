@@ -43,6 +43,16 @@ impl Outcome {
     }
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Block { group } => write!(f, "block → {group}"),
+            Outcome::Report => f.write_str("report"),
+            Outcome::Suppressed => f.write_str("suppressed"),
+        }
+    }
+}
+
 /// The part of a fingerprint that links members: who the client says it is and how it speaks TLS.
 /// Two findings of the same policy and outcome with equal signatures are one campaign.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -8,6 +8,7 @@ use tabled::builder::Builder;
 use tabled::settings::{Style, Width, object::Columns};
 
 use crate::analyze::{AnalyzeReport, ClientRow};
+use crate::campaign::Outcome;
 use crate::propose::{Change, ChangeKind, Finding, ProposeReport, Verdict};
 use crate::scan::{ActionCounts, Count};
 
@@ -218,11 +219,7 @@ pub fn analyze(r: &AnalyzeReport, format: Format) -> String {
 }
 
 fn verdict_text(v: &Verdict) -> String {
-    match v {
-        Verdict::Block { group } => format!("block → {group}"),
-        Verdict::Report { .. } => "report".into(),
-        Verdict::Suppressed { .. } => "suppressed".into(),
-    }
+    Outcome::of(v).to_string()
 }
 
 fn change_text(k: ChangeKind) -> &'static str {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{CHANGE_HEADER, change_row, finding_details, propose_headline, thousands};
-use crate::campaign::{Campaign, Outcome, TOP_MEMBERS};
+use crate::campaign::{Campaign, TOP_MEMBERS};
 use crate::propose::ProposeReport;
 use crate::scan::Count;
 
@@ -33,14 +33,6 @@ fn row(cells: &[String]) -> String {
 fn header(cells: &[&str]) -> String {
     let owned: Vec<String> = cells.iter().map(|c| (*c).to_owned()).collect();
     row(&owned) + &format!("|{}\n", "---|".repeat(cells.len()))
-}
-
-fn outcome_text(o: &Outcome) -> String {
-    match o {
-        Outcome::Block { group } => format!("block → {group}"),
-        Outcome::Report => "report".into(),
-        Outcome::Suppressed => "suppressed".into(),
-    }
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -93,7 +85,7 @@ fn campaign_row(c: &Campaign) -> String {
     row(&[
         format!("`{}`", c.id),
         c.policy.clone(),
-        outcome_text(&c.outcome),
+        c.outcome.to_string(),
         thousands(c.size as u64),
         thousands(c.addresses as u64),
         thousands(c.requests),
@@ -110,7 +102,7 @@ fn campaign_head(c: &Campaign, named: usize) -> String {
         "#### Campaign `{}`: {}, {}: {} findings, {} addresses, {} requests\n\n",
         c.id,
         c.policy,
-        outcome_text(&c.outcome),
+        c.outcome.to_string(),
         thousands(c.size as u64),
         thousands(c.addresses as u64),
         thousands(c.requests)
