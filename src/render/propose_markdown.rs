@@ -35,12 +35,16 @@ fn header(cells: &[&str]) -> String {
     row(&owned) + &format!("|{}\n", "---|".repeat(cells.len()))
 }
 
+/// At most `max` characters, keeping both ends: user agents differ in their product tokens at the
+/// end (`Chrome/142…` vs `Edg/142…`) as often as in the platform at the start.
 fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        s.chars().take(max - 1).collect::<String>() + "…"
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_owned();
     }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    s.chars().take(head).collect::<String>() + "…" + &s.chars().skip(n - tail).collect::<String>()
 }
 
 fn user_agent(c: &Campaign) -> String {
@@ -404,6 +408,19 @@ mod tests {
             findings,
             changes,
         }
+    }
+
+    #[test]
+    fn long_user_agents_keep_both_ends() {
+        let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                    Chrome/142.0.0.0 Safari/537.36 Edg/142.0.0.0";
+        let short = shorten(edge, 60);
+        assert_eq!(short.chars().count(), 60);
+        assert_eq!(
+            short,
+            "Mozilla/5.0 (Windows NT 10.0;….0 Safari/537.36 Edg/142.0.0.0"
+        );
+        assert_eq!(shorten("curl/8.5.0", 60), "curl/8.5.0");
     }
 
     #[test]
