@@ -106,7 +106,7 @@ fn campaign_head(c: &Campaign, named: usize) -> String {
         "#### Campaign `{}`: {}, {}: {} findings, {} addresses, {} requests\n\n",
         c.id,
         c.policy,
-        c.outcome.to_string(),
+        c.outcome,
         thousands(c.size as u64),
         thousands(c.addresses as u64),
         thousands(c.requests)
