@@ -17,7 +17,7 @@ use crate::model::waf::MAX_SET_ENTRIES;
 use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
-use crate::render::{self, Format};
+use crate::render::{self, Format, propose_markdown};
 use crate::util::atomic_file;
 use crate::util::time::parse_duration;
 
@@ -31,9 +31,13 @@ pub struct ProposeArgs {
     pub logs: LogArgs,
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Also write the evidence as markdown, for the body of a pull request.
+    /// Also write the summary as markdown, for the body of a pull request: findings as campaigns,
+    /// at most 60,000 characters at any volume.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write the full evidence as markdown: every finding of every campaign, nothing left out.
+    #[arg(long, value_name = "FILE")]
+    pub evidence: Option<PathBuf>,
     /// Show what would change without writing the ledger.
     #[arg(long)]
     pub dry_run: bool,
@@ -140,11 +144,23 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
     let ledger = Ledger::load(&ledger_path, args.init.init_ledger)?;
     let proposal = update_ledger(&ledger, &findings, &policies, &capacity(&config), now)?;
     let report = ProposeReport::new(&traffic, findings, proposal.changes, now);
+    let evidence_name = args
+        .evidence
+        .as_ref()
+        .map(|p| p.file_name().unwrap_or(p.as_os_str()).to_string_lossy());
+    let summary = || propose_markdown::summary(&report, evidence_name.as_deref());
+    if let Some(path) = &args.evidence {
+        atomic_file::write(path, propose_markdown::evidence(&report).as_bytes())
+            .with_context(|| format!("cannot write evidence `{}`", path.display()))?;
+    }
     if let Some(path) = &args.report {
-        atomic_file::write(path, render::propose(&report, Format::Markdown).as_bytes())
+        atomic_file::write(path, summary().as_bytes())
             .with_context(|| format!("cannot write report `{}`", path.display()))?;
     }
-    print(&render::propose(&report, args.format))?;
+    print(&match args.format {
+        Format::Markdown => summary(),
+        format => render::propose(&report, format),
+    })?;
     if args.dry_run {
         eprintln!("dry run: `{}` not changed", ledger_path.display());
     } else if proposal.ledger != ledger {

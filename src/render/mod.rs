@@ -7,11 +7,13 @@ use tabled::builder::Builder;
 use tabled::settings::{Style, Width, object::Columns};
 
 use crate::analyze::{AnalyzeReport, ClientRow};
-use crate::propose::{ChangeKind, Finding, ProposeReport, Verdict};
+use crate::propose::campaign::Outcome;
+use crate::propose::{Change, ChangeKind, Finding, ProposeReport, Verdict};
 use crate::scan::{ActionCounts, Count};
 use crate::util::text::{percent, thousands};
 
 pub mod plan;
+pub mod propose_markdown;
 pub mod rate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -198,11 +200,7 @@ pub fn analyze(r: &AnalyzeReport, format: Format) -> String {
 }
 
 fn verdict_text(v: &Verdict) -> String {
-    match v {
-        Verdict::Block { group } => format!("block → {group}"),
-        Verdict::Report { .. } => "report".into(),
-        Verdict::Suppressed { .. } => "suppressed".into(),
-    }
+    Outcome::of(v).to_string()
 }
 
 fn change_text(k: ChangeKind) -> &'static str {
@@ -280,18 +278,11 @@ fn finding_details(f: &Finding) -> String {
     out
 }
 
-/// Renders a `propose` run: what the policies found and what changed in the ledger.
-pub fn propose(r: &ProposeReport, format: Format) -> String {
-    if format == Format::Json {
-        return serde_json::to_string_pretty(r).expect("report serialises") + "\n";
-    }
-    let md = format == Format::Markdown;
+/// The two summary lines of a `propose` run: records and findings, then the ledger counts.
+fn propose_headline(r: &ProposeReport, md: bool) -> String {
     let count = |pred: fn(&Verdict) -> bool| r.findings.iter().filter(|f| pred(&f.verdict)).count();
     let kinds = |k: ChangeKind| r.changes.iter().filter(|c| c.kind == k).count();
     let mut out = String::new();
-    if md {
-        out.push_str("## waftune propose\n\n");
-    }
     let _ = writeln!(
         out,
         "{} records{}; {} findings: {} to block, {} reported only, {} suppressed by the allowlist",
@@ -316,39 +307,45 @@ pub fn propose(r: &ProposeReport, format: Format) -> String {
         kinds(ChangeKind::Covered),
         r.now
     );
-    let heading = |s: &str| {
-        if md {
-            format!("\n### {s}\n\n")
-        } else {
-            format!("\n{s}\n")
-        }
-    };
+    out
+}
+
+const CHANGE_HEADER: [&str; 7] = [
+    "change", "range", "group", "policy", "strikes", "expires", "reason",
+];
+
+fn change_row(c: &Change) -> Vec<String> {
+    vec![
+        change_text(c.kind).into(),
+        c.cidr.to_string(),
+        c.group.clone(),
+        c.policy.clone(),
+        c.strikes.to_string(),
+        c.expires
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "never".into()),
+        c.reason.clone(),
+    ]
+}
+
+/// Renders a `propose` run: what the policies found and what changed in the ledger. Markdown is
+/// the pull-request summary ([`propose_markdown::summary`]), within its budget at any volume.
+pub fn propose(r: &ProposeReport, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(r).expect("report serialises") + "\n",
+        Format::Markdown => propose_markdown::summary(r, None),
+        Format::Table => propose_table(r),
+    }
+}
+
+fn propose_table(r: &ProposeReport) -> String {
+    let format = Format::Table;
+    let mut out = propose_headline(r, false);
+    let heading = |s: &str| format!("\n{s}\n");
     if !r.changes.is_empty() {
         out += &heading("Ledger changes");
-        let rows = r
-            .changes
-            .iter()
-            .map(|c| {
-                vec![
-                    change_text(c.kind).into(),
-                    c.cidr.to_string(),
-                    c.group.clone(),
-                    c.policy.clone(),
-                    c.strikes.to_string(),
-                    c.expires
-                        .map(|t| t.to_string())
-                        .unwrap_or_else(|| "never".into()),
-                    c.reason.clone(),
-                ]
-            })
-            .collect();
-        out += &table(
-            &[
-                "change", "range", "group", "policy", "strikes", "expires", "reason",
-            ],
-            rows,
-            format,
-        );
+        let rows = r.changes.iter().map(change_row).collect();
+        out += &table(&CHANGE_HEADER, rows, format);
         out.push('\n');
     }
     if !r.findings.is_empty() {
@@ -384,12 +381,6 @@ pub fn propose(r: &ProposeReport, format: Format) -> String {
             format,
         );
         out.push('\n');
-        if md {
-            out += &heading("Evidence");
-            for f in &r.findings {
-                out += &finding_details(f);
-            }
-        }
     }
     out
 }

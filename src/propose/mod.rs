@@ -2,6 +2,8 @@
 //! findings update the ledger: new offenders added, repeat offenders extended with escalation, expired
 //! entries removed (and remembered, so a later offence escalates). Pure: `now` is passed in, no I/O.
 
+pub mod campaign;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
@@ -15,6 +17,7 @@ use crate::model::waf::{MAX_SET_ENTRIES, VERIFIED_CRAWLER_LABEL};
 use crate::policy::{KeyCounts, PolicyAction, PolicySet};
 use crate::scan::{ClientKey, ClientStats, Traffic};
 use crate::util::cidr;
+use campaign::Campaign;
 
 /// Why a verified crawler is never proposed for a block.
 pub const VERIFIED_NEVER_BLOCKED: &str = "verified crawler (Bot Control `bot:verified` on its requests): never IP-blocked; rate-limit it instead";
@@ -519,6 +522,9 @@ pub struct ProposeReport {
     pub time_span: Option<(String, String)>,
     pub findings: Vec<Finding>,
     pub changes: Vec<Change>,
+    /// The findings grouped for a reviewer (not in the JSON, whose schema lists the findings).
+    #[serde(skip)]
+    pub campaigns: Vec<Campaign>,
 }
 
 impl ProposeReport {
@@ -535,6 +541,7 @@ impl ProposeReport {
                 .first_ms
                 .zip(traffic.last_ms)
                 .map(|(a, b)| (iso_ms(a), iso_ms(b))),
+            campaigns: campaign::group(&findings),
             findings,
             changes,
         }
