@@ -168,14 +168,14 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
         .arg("--init-ledger")
         .arg("--policies")
         .arg(root().join("policies"))
-        .arg("--report")
+        .arg("--evidence")
         .arg(d.join("evidence.md"));
     common(&mut propose);
     run(&mut propose);
     let evidence = std::fs::read_to_string(d.join("evidence.md")).unwrap();
     assert!(
         evidence.chars().count() > 60_000,
-        "a naive listing overflows: {}",
+        "the full evidence overflows a pull-request body: {}",
         evidence.len()
     );
     let mut report = waftune();
