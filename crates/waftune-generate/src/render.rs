@@ -784,6 +784,15 @@ pub(super) fn write_record<R: Rng>(
             Some(catalog::RATE_RESPONSE),
         ),
         Verdict::Captcha => (RULE_LOGIN_CAPTCHA, "RATE_BASED", "CAPTCHA", Some(405)),
+        Verdict::Ledger => {
+            // waftune's rule comes first (after the labelling geo rule): no group was evaluated.
+            groups_reached = 0;
+            let b = world
+                .blocks
+                .as_ref()
+                .expect("ledger verdicts come with blocks");
+            (b.rule.as_str(), "REGULAR", "BLOCK", Some(b.response_code))
+        }
     };
     let detail_storage;
     let details: &[MatchDetail] = match ev.verdict {
