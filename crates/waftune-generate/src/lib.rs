@@ -19,7 +19,8 @@
 //! parallel) as WAF log lines. The simulated web ACL is described in `render.rs`. Volumes scale with
 //! `target_records`: verified crawlers ~12.5 %, scrapers ~10 %, fake crawlers ~6 %, credential
 //! stuffers ~6 %, path scanners ~3 %, monitors one request per minute each, shoppers the rest; the
-//! record count matches `target_records` exactly unless the monitors alone exceed it. The rates quoted
+//! record count matches `target_records` exactly unless the monitors alone exceed it (or a ledger is
+//! enforced: [`Blocks`] replaces its offenders' requests after `added`). The rates quoted
 //! in the actor notes are the ones of the generated run; at the default size (550,000 records over a
 //! day, ~2.1 KB per record, ~1.2 GB of JSON, ~58 MB gzipped) they are: Googlebot ~25 req/min with 2-3
 //! episodes at 300-600 req/min (busiest IP ~240/min), scrapers 100-400 req/min while active, fake

@@ -8,7 +8,8 @@
 //! `/favicon.ico`, so asset requests carry no Bot Control entry or label), `block-cms-probes` (custom 403),
 //! `waftune-rate-limit-ip` (rate-based per IP, scope-down: not `bot:verified`, custom 429),
 //! `waftune-watch-login` (Count on login POSTs, adds a label), `login-rate-captcha` (rate-based CAPTCHA
-//! on login POSTs), default action Allow. A record lists the rule groups that were evaluated before
+//! on login POSTs), default action Allow. With a ledger ([`crate::Blocks`]), waftune's rule answers its
+//! entries right after the geo rule. A record lists the rule groups that were evaluated before
 //! the terminating rule, as WAF does.
 
 use std::fmt::Write as _;
