@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
-use waftune_generate::{GenerateOptions, generate};
+use waftune_generate::{Blocks, GenerateOptions, generate, read_ledger};
 
 use crate::analyze::{self, Limits};
 use crate::config::{Config, ConfigError};
@@ -176,6 +176,19 @@ pub struct GenerateArgs {
     pub start: Timestamp,
     #[arg(long, default_value_t = GenerateOptions::default().home_country)]
     pub home_country: String,
+    /// A waftune ledger to enforce: addresses inside its entries come back after `added`, are
+    /// answered BLOCK by `--block-rule`, then stop, persist or rotate (recorded in truth.json).
+    #[arg(long, value_name = "FILE", requires = "block_rule")]
+    pub ledger: Option<PathBuf>,
+    /// The web ACL rule that answers the ledger (its `[[web_acl.rule]]` name in waftune.toml).
+    #[arg(long, value_name = "NAME", requires = "ledger")]
+    pub block_rule: Option<String>,
+    /// The rule's response code (its custom `response.code`).
+    #[arg(long, value_name = "CODE", default_value_t = 403, requires = "ledger")]
+    pub block_code: u16,
+    /// A ledger entry the web ACL does not answer (not applied yet, or the rule counts); repeatable.
+    #[arg(long, value_name = "CIDR", requires = "ledger")]
+    pub not_enforced: Vec<IpNet>,
 }
 
 /// Which logs to read and which part of them.
@@ -499,12 +512,22 @@ fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
 }
 
 fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
+    let blocks = match (&args.ledger, args.block_rule) {
+        (Some(path), Some(rule)) => Some(Blocks {
+            rule,
+            response_code: args.block_code,
+            entries: read_ledger(path)?,
+            not_enforced: args.not_enforced,
+        }),
+        _ => None,
+    };
     let options = GenerateOptions {
         seed: args.seed,
         start: args.start,
         duration_minutes: args.minutes,
         target_records: args.records,
         home_country: args.home_country.to_ascii_uppercase(),
+        blocks,
         ..GenerateOptions::default()
     };
     let summary = generate(&options, &args.out)?;

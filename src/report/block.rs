@@ -20,7 +20,8 @@ pub const QUIET_MS: i64 = 24 * 3_600_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Answered by waftune's rule, then no request from the range for 24 h.
+    /// Answered by waftune's rule, last request less than 24 h after the first answer, then none
+    /// for 24 h.
     Stopped,
     /// Still sending 24 h or more after the first answer, and being answered.
     Persisting,
@@ -30,8 +31,8 @@ pub enum Verdict {
     /// Sent requests after it was added, none of them answered by waftune's rule: the block is not
     /// applied yet, or the rule counts.
     NotEnforced,
-    /// No request from the range after it was added, or less than 24 h of logs after the first
-    /// answer to tell.
+    /// No request from the range after it was added, or less than 24 h of logs after its last
+    /// request to tell.
     NoData,
 }
 
@@ -164,11 +165,13 @@ pub fn judge(r: &RangeTraffic, end_ms: i64) -> (Verdict, String) {
                 r.rotated_to.len()
             ),
         )
-    } else if end_ms >= first + QUIET_MS {
+    } else if end_ms >= last + QUIET_MS {
+        // 24 h of silence after its last request, not after the first answer: a client still
+        // sending 23 h after its first answer, in logs that end an hour later, has not stopped.
         (
             Verdict::Stopped,
             format!(
-                "last request {} after the first answer ({} answered), none in the 24 h after",
+                "last request {} after the first answer ({} answered), none in the 24 h after it",
                 hours(last - first),
                 r.answered
             ),
@@ -177,9 +180,9 @@ pub fn judge(r: &RangeTraffic, end_ms: i64) -> (Verdict, String) {
         (
             Verdict::NoData,
             format!(
-                "answered {} times; only {} of logs after the first answer",
+                "answered {} times; only {} of logs after its last request",
                 r.answered,
-                hours(end_ms - first)
+                hours(end_ms - last)
             ),
         )
     }

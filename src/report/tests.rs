@@ -46,6 +46,13 @@ fn verdicts_follow_the_definitions() {
     assert_eq!(judge(&base, end).0, Verdict::Stopped);
     // Less than 24 h of logs after the first answer: too early to tell.
     assert_eq!(judge(&base, T0 + 23 * H).0, Verdict::NoData);
+    // Still sending 23 h after the first answer, logs ending 25 h after it: too early, not stopped.
+    let late = RangeTraffic {
+        last_seen_ms: Some(T0 + 23 * H),
+        ..base.clone()
+    };
+    assert_eq!(judge(&late, T0 + 25 * H).0, Verdict::NoData);
+    assert_eq!(judge(&late, T0 + 47 * H).0, Verdict::Stopped);
     let persisting = RangeTraffic {
         last_seen_ms: Some(T0 + 30 * H),
         ..base.clone()

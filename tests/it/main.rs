@@ -8,6 +8,7 @@
 mod athena_cli;
 mod athena_equivalence;
 mod athena_moto;
+mod block_effect;
 mod campaign;
 mod cli;
 mod common;

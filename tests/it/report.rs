@@ -8,7 +8,7 @@ use assert_cmd::cargo::CommandCargoExt;
 
 const NOW: &str = "2026-11-20T02:00:00Z";
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -16,7 +16,7 @@ fn waftune() -> Command {
     Command::cargo_bin("waftune").unwrap()
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),

@@ -19,7 +19,8 @@
 //! parallel) as WAF log lines. The simulated web ACL is described in `render.rs`. Volumes scale with
 //! `target_records`: verified crawlers ~12.5 %, scrapers ~10 %, fake crawlers ~6 %, credential
 //! stuffers ~6 %, path scanners ~3 %, monitors one request per minute each, shoppers the rest; the
-//! record count matches `target_records` exactly unless the monitors alone exceed it. The rates quoted
+//! record count matches `target_records` exactly unless the monitors alone exceed it (or a ledger is
+//! enforced: [`Blocks`] replaces its offenders' requests after `added`). The rates quoted
 //! in the actor notes are the ones of the generated run; at the default size (550,000 records over a
 //! day, ~2.1 KB per record, ~1.2 GB of JSON, ~58 MB gzipped) they are: Googlebot ~25 req/min with 2-3
 //! episodes at 300-600 req/min (busiest IP ~240/min), scrapers 100-400 req/min while active, fake
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use ipnet::IpNet;
 use jiff::Timestamp;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -74,6 +76,49 @@ pub struct GenerateOptions {
     pub web_acl: String,
     /// ISO country code most shoppers come from (JP, US, DE, GB, KR, TW, ...).
     pub home_country: String,
+    /// A ledger to enforce: its offenders are answered by waftune's rule and react to it.
+    pub blocks: Option<Blocks>,
+}
+
+/// The ledger the simulated web ACL enforces. Every actor address inside an entry comes back after
+/// the entry's `added` time (its own requests from then on, or a return visit within 30 minutes),
+/// is answered `BLOCK` by `rule`, and then stops, persists or rotates to a neighbouring address
+/// ([`Outcome`], shares in [`BlockTruth`]).
+#[derive(Clone, Debug)]
+pub struct Blocks {
+    /// The rule's name in the web ACL (`[[web_acl.rule]]` of waftune.toml): the logs'
+    /// `terminatingRuleId`.
+    pub rule: String,
+    /// The `responseCodeSent` of its answers: 403, or the rule's custom response code.
+    pub response_code: u16,
+    pub entries: Vec<LedgerBlock>,
+    /// Entries in the ledger that the web ACL does not answer (the block is not applied yet, or the
+    /// rule counts): their offenders come back and get what they got before.
+    pub not_enforced: Vec<IpNet>,
+}
+
+/// What the generator reads of a ledger entry (waftune's ledger has more; the rest is ignored,
+/// `expires` included: an entry blocks until the end of the run).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct LedgerBlock {
+    pub cidr: IpNet,
+    pub added: Timestamp,
+}
+
+/// Reads the `[[entry]]` tables of a waftune ledger file.
+pub fn read_ledger(path: &Path) -> Result<Vec<LedgerBlock>, GenerateError> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        entry: Vec<LedgerBlock>,
+    }
+    let read_err = |message: String| GenerateError::Ledger {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
+    let file: File = toml::from_str(&text).map_err(|e| read_err(e.to_string()))?;
+    Ok(file.entry)
 }
 
 impl Default for GenerateOptions {
@@ -88,6 +133,7 @@ impl Default for GenerateOptions {
             region: "ap-northeast-1".to_string(),
             web_acl: "shop-prod".to_string(),
             home_country: "JP".to_string(),
+            blocks: None,
         }
     }
 }
@@ -108,6 +154,8 @@ pub enum GenerateError {
     InvalidOptions(String),
     #[error("unsupported home country `{code}` (supported: {supported})")]
     UnsupportedCountry { code: String, supported: String },
+    #[error("cannot read the ledger `{path}`: {message}")]
+    Ledger { path: PathBuf, message: String },
     #[error("cannot create directory `{path}`: {source}")]
     CreateDir { path: PathBuf, source: io::Error },
     #[error("cannot write `{path}`: {source}")]
@@ -122,6 +170,60 @@ pub struct Truth {
     /// End of the traffic (exclusive).
     pub end: Timestamp,
     pub actors: Vec<Actor>,
+    /// What the enforced ledger did (only with [`GenerateOptions::blocks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<BlockTruth>,
+}
+
+/// The ground truth of the ledger's blocks: per entry, its offenders and how each reacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockTruth {
+    pub rule: String,
+    pub response_code: u16,
+    /// Percent of the answered offenders drawn to stop, persist and rotate (the draws of this run
+    /// are in `entries`; an offender with no free neighbouring address persists instead of rotating).
+    pub stopped_percent: u32,
+    pub persisting_percent: u32,
+    pub rotated_percent: u32,
+    /// In the ledger's order. An entry without offenders saw no traffic after it was added.
+    pub entries: Vec<EntryTruth>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryTruth {
+    pub cidr: IpNet,
+    pub added: Timestamp,
+    pub enforced: bool,
+    pub offenders: Vec<Offender>,
+}
+
+/// An address inside a ledger entry that sent requests after the entry was added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offender {
+    pub ip: String,
+    pub actor: String,
+    pub outcome: Outcome,
+    /// The first request waftune's rule answered (none when not enforced).
+    pub first_answer: Option<Timestamp>,
+    /// Its last request from `ip`.
+    pub last_request: Timestamp,
+    /// The neighbouring address it moved to (same /24 or /64, same client software).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<String>,
+}
+
+/// How an offender reacted to the 403s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A burst of answered requests, then nothing more from it.
+    Stopped,
+    /// Keeps coming back (every 2-60 minutes) until the end of the run, answered every time.
+    Persisting,
+    /// After the burst, continues from a new address in the same /24 (/64) that is in no entry.
+    Rotated,
+    /// The entry is not enforced: its requests get what they got before.
+    NotEnforced,
 }
 
 /// One actor: a population of clients with one intent. Every address belongs to exactly one actor.
@@ -198,6 +300,27 @@ fn validate(opts: &GenerateOptions) -> Result<&'static catalog::Country, Generat
     let end = opts.start.as_millisecond() + i64::from(opts.duration_minutes) * 60_000;
     if Timestamp::from_millisecond(end).is_err() {
         return bad("start + duration is out of range".to_string());
+    }
+    if let Some(b) = &opts.blocks {
+        if !name_ok(&b.rule, b"-_") {
+            return bad(format!(
+                "block rule `{}` must match [A-Za-z0-9_-]{{1,128}}",
+                b.rule
+            ));
+        }
+        if !(200..=599).contains(&b.response_code) {
+            return bad(format!(
+                "block response code must be 200..=599, got {}",
+                b.response_code
+            ));
+        }
+        if let Some(n) = b
+            .not_enforced
+            .iter()
+            .find(|n| !b.entries.iter().any(|e| e.cidr == **n))
+        {
+            return bad(format!("not-enforced `{n}` is not an entry of the ledger"));
+        }
     }
     catalog::country(&opts.home_country).ok_or_else(|| GenerateError::UnsupportedCountry {
         code: opts.home_country.clone(),
@@ -355,6 +478,7 @@ fn truth(opts: &GenerateOptions, world: &World) -> Truth {
         start: opts.start,
         end: Timestamp::from_millisecond(world.end_ms).expect("validated time range"),
         actors,
+        blocks: world.blocks.clone(),
     }
 }
 

@@ -8,7 +8,8 @@
 //! `/favicon.ico`, so asset requests carry no Bot Control entry or label), `block-cms-probes` (custom 403),
 //! `waftune-rate-limit-ip` (rate-based per IP, scope-down: not `bot:verified`, custom 429),
 //! `waftune-watch-login` (Count on login POSTs, adds a label), `login-rate-captcha` (rate-based CAPTCHA
-//! on login POSTs), default action Allow. A record lists the rule groups that were evaluated before
+//! on login POSTs), default action Allow. With a ledger ([`crate::Blocks`]), waftune's rule answers its
+//! entries right after the geo rule. A record lists the rule groups that were evaluated before
 //! the terminating rule, as WAF does.
 
 use std::fmt::Write as _;
@@ -784,6 +785,15 @@ pub(super) fn write_record<R: Rng>(
             Some(catalog::RATE_RESPONSE),
         ),
         Verdict::Captcha => (RULE_LOGIN_CAPTCHA, "RATE_BASED", "CAPTCHA", Some(405)),
+        Verdict::Ledger => {
+            // waftune's rule comes first (after the labelling geo rule): no group was evaluated.
+            groups_reached = 0;
+            let b = world
+                .blocks
+                .as_ref()
+                .expect("ledger verdicts come with blocks");
+            (b.rule.as_str(), "REGULAR", "BLOCK", Some(b.response_code))
+        }
     };
     let detail_storage;
     let details: &[MatchDetail] = match ev.verdict {

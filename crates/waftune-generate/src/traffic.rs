@@ -18,7 +18,9 @@ use super::catalog::{
     MB_NO_USER_AGENT, PRODUCTS, Probe, ProbeBlock, Style,
 };
 use super::ip::IpAllocator;
-use super::{ActorClass, GenerateOptions};
+use super::{ActorClass, BlockTruth, GenerateOptions};
+
+mod blocks;
 
 /// Shares of the non-monitor budget per class; browsers get the rest (~62.5 %).
 const SHARE_GOOGLEBOT: f64 = 0.11;
@@ -81,6 +83,8 @@ pub(super) enum Verdict {
     RateBlock,
     /// CAPTCHA from the login rate-based rule.
     Captcha,
+    /// Blocked by waftune's rule: the address is in an enforced ledger entry.
+    Ledger,
 }
 
 /// What Bot Control makes of a client (when the request reaches it).
@@ -161,6 +165,8 @@ pub(super) struct World {
     /// Sorted by timestamp.
     pub events: Vec<Event>,
     pub probes: Vec<Probe>,
+    /// What the enforced ledger did, and the rule that answers it (name, response code).
+    pub blocks: Option<BlockTruth>,
 }
 
 /// The ChaCha8 stream for one purpose.
@@ -178,6 +184,7 @@ mod stream {
     pub const SCANNER: u64 = 5;
     pub const STUFFER: u64 = 6;
     pub const BROWSER: u64 = 7;
+    pub const BLOCKS: u64 = 8;
 }
 
 fn normal<R: Rng>(rng: &mut R) -> f64 {
@@ -1390,6 +1397,7 @@ impl World {
         b.stuffers(rest);
         let others = b.events.len() as u64;
         b.browsers(target.saturating_sub(others).max(1));
+        let blocks = opts.blocks.as_ref().map(|blocks| b.enforce(blocks));
 
         let mut world = World {
             end_ms: b.end_ms,
@@ -1399,6 +1407,7 @@ impl World {
             actors: b.actors,
             events: b.events,
             probes: b.probes,
+            blocks,
         };
         world.events.sort_by_key(|e| (e.ts, e.client));
         world.apply_rate_rules();
@@ -1462,7 +1471,7 @@ impl World {
                     st.rate_blocked += 1;
                     st.blocked += 1;
                 }
-                Verdict::Managed(_) | Verdict::Cms => st.blocked += 1,
+                Verdict::Managed(_) | Verdict::Cms | Verdict::Ledger => st.blocked += 1,
             }
             let minute = ev.ts.div_euclid(MINUTE_MS);
             let slot = &mut per_ip[ip];

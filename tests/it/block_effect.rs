@@ -1,0 +1,249 @@
+//! The report's block-effect verdicts against the generator's ground truth: a ledger covering the
+//! offenders of a generated run is enforced by the generator (they are answered 403 by waftune's
+//! rule, then stop, persist or rotate with known shares), and `waftune report` must tell which.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::report::{root, run};
+use assert_cmd::cargo::CommandCargoExt;
+use ipnet::IpNet;
+use waftune_generate::{ActorClass, GenerateOptions, Outcome, Truth, generate};
+
+const START: &str = "2026-11-18T00:00:00Z";
+const ADDED: &str = "2026-11-18T12:00:00Z";
+/// Two days: 36 h of logs after `added`, so that "24 h after the first answer" is inside them.
+const MINUTES: u32 = 2880;
+const RECORDS: u64 = 20_000;
+const SEED: u64 = 4242;
+/// In no generated range (TEST-NET-2): an entry whose address never appears.
+const UNSEEN: &str = "198.51.100.77/32";
+
+/// One /32 entry per offender of the run, at most one per /24 (a neighbour's rotation would
+/// otherwise be read as this one's), plus the unseen entry, in the ledger's sorted order.
+fn offenders(truth: &Truth) -> Vec<IpNet> {
+    let mut nets = BTreeSet::new();
+    let mut slash24 = BTreeSet::new();
+    for a in &truth.actors {
+        let offending = matches!(
+            a.class,
+            ActorClass::FakeCrawler
+                | ActorClass::Scraper
+                | ActorClass::PathScanner
+                | ActorClass::CredentialStuffer
+        );
+        for ip in a.ips.iter().filter(|_| offending) {
+            let net: IpNet = format!("{ip}/{}", if ip.contains(':') { 128 } else { 32 })
+                .parse()
+                .unwrap();
+            let around = IpNet::new(net.addr(), if ip.contains(':') { 64 } else { 24 })
+                .unwrap()
+                .trunc();
+            if slash24.insert(around) {
+                nets.insert(net);
+            }
+        }
+    }
+    nets.insert(UNSEEN.parse().unwrap());
+    nets.into_iter().collect()
+}
+
+fn ledger(nets: &[IpNet]) -> String {
+    let mut out = String::new();
+    for net in nets {
+        writeln!(
+            out,
+            "[[entry]]\ncidr = \"{net}\"\ngroup = \"blocklist\"\npolicy = \"test\"\nreason = \"offender\"\n\
+             first_seen = \"{START}\"\nlast_seen = \"{START}\"\nadded = \"{ADDED}\"\nstrikes = 1\n"
+        )
+        .unwrap();
+    }
+    out
+}
+
+/// The verdict the report must give an entry, from the truth. The verdicts are defined over 24 h
+/// windows (docs/report.md), so when an offender acted matters as much as what it did: its first
+/// answer can come late in the run (its own next visit after `added`).
+fn expected(truth: &Truth, cidr: &str) -> &'static str {
+    const DAY: i64 = 24 * 3_600_000;
+    let e = truth
+        .blocks
+        .as_ref()
+        .unwrap()
+        .entries
+        .iter()
+        .find(|e| e.cidr.to_string() == cidr)
+        .unwrap();
+    let has = |o: Outcome| e.offenders.iter().any(|x| x.outcome == o);
+    if e.offenders.is_empty() {
+        return "no_data";
+    }
+    if !e.enforced {
+        return "not_enforced";
+    }
+    let ms = |t: jiff::Timestamp| t.as_millisecond();
+    let first = e
+        .offenders
+        .iter()
+        .filter_map(|o| o.first_answer)
+        .map(ms)
+        .min()
+        .unwrap();
+    let last = e
+        .offenders
+        .iter()
+        .map(|o| ms(o.last_request))
+        .max()
+        .unwrap();
+    let end = ms(truth.end);
+    // A rotation shows once the new address sent something inside the run.
+    let rotated = e
+        .offenders
+        .iter()
+        .filter_map(|o| o.rotated_to.as_ref())
+        .any(|ip| truth.actors.iter().any(|a| a.ips.contains(ip)));
+    if has(Outcome::Persisting) && last >= first + DAY {
+        "persisting"
+    } else if rotated {
+        "rotated"
+    } else if !has(Outcome::Persisting) && end >= last + DAY {
+        "stopped"
+    } else {
+        "no_data"
+    }
+}
+
+#[test]
+fn block_effect_verdicts_match_the_generated_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let opts = GenerateOptions {
+        seed: SEED,
+        start: START.parse().unwrap(),
+        duration_minutes: MINUTES,
+        target_records: RECORDS,
+        ..GenerateOptions::default()
+    };
+    // First the run without blocks, to know its offenders, as `propose` would.
+    let plain = generate(&opts, &d.join("plain")).unwrap().truth;
+    let nets = offenders(&plain);
+    assert!(nets.len() >= 12, "{nets:?}");
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    let ledger_path = d.join("state/blocklist.toml");
+    std::fs::write(&ledger_path, ledger(&nets)).unwrap();
+    let not_enforced = nets[0].to_string();
+
+    run(Command::cargo_bin("waftune")
+        .unwrap()
+        .arg("generate")
+        .arg("--out")
+        .arg(d.join("gen"))
+        .args(["--records", &RECORDS.to_string()])
+        .args(["--minutes", &MINUTES.to_string()])
+        .args(["--seed", &SEED.to_string(), "--start", START])
+        .arg("--ledger")
+        .arg(&ledger_path)
+        .args(["--block-rule", "waftune-blocklist"])
+        .args(["--not-enforced", &not_enforced]));
+    let truth: Truth =
+        serde_json::from_slice(&std::fs::read(d.join("gen/truth.json")).unwrap()).unwrap();
+    let blocks = truth.blocks.as_ref().expect("truth records the blocks");
+    assert_eq!(blocks.rule, "waftune-blocklist");
+    let outcomes: Vec<Outcome> = blocks
+        .entries
+        .iter()
+        .flat_map(|e| e.offenders.iter().map(|o| o.outcome))
+        .collect();
+    for o in [
+        Outcome::Stopped,
+        Outcome::Persisting,
+        Outcome::Rotated,
+        Outcome::NotEnforced,
+    ] {
+        assert!(outcomes.contains(&o), "no {o:?} in {outcomes:?}");
+    }
+    // The run before `added` is the same run.
+    for (a, b) in plain.actors.iter().zip(&truth.actors) {
+        assert_eq!(a.name, b.name);
+        assert!(b.ips.iter().filter(|ip| !a.ips.contains(ip)).all(|ip| {
+            blocks
+                .entries
+                .iter()
+                .flat_map(|e| &e.offenders)
+                .any(|o| o.rotated_to.as_ref() == Some(ip))
+        }));
+    }
+
+    std::fs::copy(root().join("examples/waftune.toml"), d.join("waftune.toml")).unwrap();
+    let end = truth.end.to_string();
+    let report = |extra: &[&str]| {
+        run(Command::cargo_bin("waftune")
+            .unwrap()
+            .current_dir(d)
+            .arg("report")
+            .arg("-c")
+            .arg(d.join("waftune.toml"))
+            .arg("--logs")
+            .arg(d.join("gen/AWSLogs"))
+            .args(["--now", &end])
+            .args(extra)
+            .env("LC_ALL", "C"))
+    };
+    let json = report(&["--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let b = &json["block_effect"];
+    let rows = b["entries"].as_array().unwrap();
+    assert_eq!(rows.len(), nets.len());
+    let mut mismatches = Vec::new();
+    for row in rows {
+        let cidr = row["cidr"].as_str().unwrap();
+        let want = expected(&truth, cidr);
+        if row["verdict"] != want {
+            mismatches.push(format!(
+                "{cidr}: report {} ({}), truth {want}",
+                row["verdict"], row["why"]
+            ));
+        }
+        if want == "rotated" {
+            let to = truth
+                .blocks
+                .as_ref()
+                .unwrap()
+                .entries
+                .iter()
+                .find(|e| e.cidr.to_string() == cidr)
+                .unwrap()
+                .offenders
+                .iter()
+                .filter_map(|o| o.rotated_to.clone())
+                .collect::<Vec<_>>();
+            assert_eq!(row["rotated_to"], serde_json::json!(to), "{cidr}");
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+
+    let count = |v: &str| rows.iter().filter(|r| r["verdict"] == v).count() as u64;
+    let (stopped, blocked) = (
+        count("stopped"),
+        count("stopped") + count("persisting") + count("rotated"),
+    );
+    assert_eq!(b["stopped"], stopped);
+    assert_eq!(b["blocked"], blocked);
+    assert_eq!(count("not_enforced"), 1);
+    for v in ["stopped", "persisting", "rotated"] {
+        assert!(count(v) >= 1, "no entry judged {v}");
+    }
+    assert!(count("no_data") >= 1, "the unseen entry");
+    eprintln!(
+        "{} entries: {stopped} stopped, {} persisting, {} rotated, {} not enforced, {} no data",
+        rows.len(),
+        count("persisting"),
+        count("rotated"),
+        count("not_enforced"),
+        count("no_data")
+    );
+    let text = report(&[]);
+    let headline = format!("{stopped} of {blocked} blocked clients stopped within 24 h");
+    assert!(text.contains(&headline), "{headline} not in\n{text}");
+}
