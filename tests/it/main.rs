@@ -10,6 +10,7 @@ mod athena_equivalence;
 mod athena_moto;
 mod cli;
 mod common;
+mod conventions;
 mod generate;
 mod ledger_safety;
 mod logs;
