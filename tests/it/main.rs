@@ -19,3 +19,4 @@ mod propose_e2e;
 mod rate;
 mod report;
 mod waf_moto;
+mod workflows;
