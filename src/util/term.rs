@@ -1,6 +1,6 @@
 //! What a run says on stderr besides warnings and errors, and whether stdout gets colour: the one
 //! place where the global flags `--quiet`, `-v` and `--color` act. The command line sets them once
-//! at the start ([`set`]); every layer reports through [`info!`] and [`verbose!`].
+//! at the start ([`set`]); every layer reports through `info!` and `verbose!`.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU8, Ordering};
