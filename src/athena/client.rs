@@ -123,6 +123,7 @@ impl AthenaApi {
     /// on Ctrl-C.
     pub async fn run(&self, sql: &str, timeout: Duration) -> Result<QueryOutput, AthenaError> {
         let id = self.start(sql).await?;
+        crate::util::term::verbose!("athena: started query {id}");
         let started = Instant::now();
         let outcome = tokio::select! {
             done = self.wait(&id, started) => done,

@@ -12,6 +12,7 @@ use crate::athena::sql::{self, LogLocation, Table};
 use crate::config::Config;
 use crate::model::athena::Layout;
 use crate::scan::{ScanOptions, Traffic};
+use crate::util::term::{self, info};
 
 #[derive(Debug, Subcommand)]
 pub enum AthenaCommand {
@@ -130,7 +131,7 @@ pub(super) fn traffic(
         if let Some(region) = athena.region.as_ref().or(config.region.as_ref()) {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
-        let api = AthenaApi::new(
+        let mut api = AthenaApi::new(
             aws_sdk_athena::Client::new(&loader.load().await),
             QueryContext {
                 database: athena.database.clone(),
@@ -138,9 +139,10 @@ pub(super) fn traffic(
                 output_location: athena.output_location.clone(),
             },
         );
+        api.progress = term::shows_info();
         crate::athena::scan(&api, &table, options, timeout).await
     })?;
-    eprintln!(
+    info!(
         "athena: {} queries scanned {} in all, estimated USD {:.4}",
         crate::athena::queries(&table, options).len(),
         human_bytes(scanned),

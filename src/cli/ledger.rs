@@ -19,6 +19,7 @@ use crate::propose::{
 };
 use crate::render::{self, Format, propose_markdown};
 use crate::util::atomic_file;
+use crate::util::term::info;
 use crate::util::time::parse_duration;
 
 #[derive(Debug, Args)]
@@ -162,10 +163,10 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         format => render::propose(&report, format),
     })?;
     if args.dry_run {
-        eprintln!("dry run: `{}` not changed", ledger_path.display());
+        info!("dry run: `{}` not changed", ledger_path.display());
     } else if proposal.ledger != ledger {
         proposal.ledger.save(&ledger_path)?;
-        eprintln!(
+        info!(
             "updated `{}`; review the diff, then `waftune plan`",
             ledger_path.display()
         );
@@ -209,7 +210,7 @@ pub fn block_cmd(args: BlockArgs) -> Result<ExitCode> {
     let until = change
         .expires
         .map_or("until unblocked".to_owned(), |t| format!("until {t}"));
-    eprintln!(
+    info!(
         "blocked `{}` in group `{}` {until}; recorded in `{}`",
         change.cidr,
         change.group,
@@ -226,7 +227,7 @@ pub fn unblock_cmd(args: UnblockArgs) -> Result<ExitCode> {
     let removed = unblock(&mut ledger, &args.cidr, args.group.as_deref())?;
     ledger.save(&path)?;
     for c in removed {
-        eprintln!("removed `{}` from group `{}`", c.cidr, c.group);
+        info!("removed `{}` from group `{}`", c.cidr, c.group);
     }
     Ok(ExitCode::from(exit::OK))
 }

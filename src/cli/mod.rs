@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use jiff::Timestamp;
 use waftune_generate::{Blocks, GenerateOptions, generate, read_ledger};
 
@@ -19,6 +19,7 @@ use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
 use crate::util::diag::Diagnostics;
+use crate::util::term::{self, ColorChoice, Verbosity, info, verbose};
 use crate::util::text::thousands;
 use crate::util::time::parse_instant;
 use ipnet::IpNet;
@@ -46,8 +47,50 @@ pub mod exit {
     propagate_version = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The flags every command takes: how much it says on stderr and whether stdout gets colour.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Colour the output: `auto` on a terminal unless `NO_COLOR` is set; `always` even with
+    /// `NO_COLOR`; `never`
+    #[arg(long, value_enum, global = true, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+    /// Print only data, warnings and errors: no progress, no `wrote ...` lines on stderr
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say on stderr what the run did: files read, Athena queries run, WAF API calls made
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl GlobalArgs {
+    /// Makes these flags the run's (see [`crate::util::term`]).
+    pub fn apply(&self) {
+        let verbosity = match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        };
+        let color = match self.color {
+            ColorWhen::Auto => ColorChoice::Auto,
+            ColorWhen::Always => ColorChoice::Always,
+            ColorWhen::Never => ColorChoice::Never,
+        };
+        term::set(verbosity, color);
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +122,23 @@ pub enum Command {
     /// Set up Athena for logs too large to scan on one machine.
     #[command(subcommand)]
     Athena(athena::AthenaCommand),
+    /// Print a shell completion script (installation: README, "Shell completions").
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `waftune.1` and a page per subcommand (`waftune-plan.1`, ...) into this directory
+    /// instead of printing `waftune.1`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Where `waftune.toml` is.
@@ -98,7 +158,9 @@ impl ConfigArg {
     }
 
     pub fn load(&self) -> Result<Config> {
-        Ok(Config::load(&self.path()?)?)
+        let path = self.path()?;
+        verbose!("read the configuration `{}`", path.display());
+        Ok(Config::load(&path)?)
     }
 }
 
@@ -142,6 +204,12 @@ pub fn load_policies(path: &Path, config: Option<&Config>) -> Result<PolicySet> 
             for w in &loaded.warnings {
                 eprintln!("{w}");
             }
+            verbose!(
+                "read {} policies and {} allow entries from `{}`",
+                loaded.policies.policies.len(),
+                loaded.policies.allowlist.entries.len(),
+                path.display()
+            );
             Ok(loaded.policies)
         }
         Err(list) => Err(Diagnostics {
@@ -258,6 +326,7 @@ pub struct AnalyzeArgs {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    cli.global.apply();
     match cli.command {
         Command::Analyze(args) => analyze_cmd(args),
         Command::Propose(args) => ledger::propose_cmd(args),
@@ -271,7 +340,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rate(command) => rate::rate_cmd(command),
         Command::Athena(command) => athena::athena_cmd(command),
         Command::Report(args) => report::report_cmd(args),
+        Command::Completions(args) => completions_cmd(&args),
+        Command::Man(args) => man_cmd(&args),
     }
+}
+
+fn completions_cmd(args: &CompletionsArgs) -> Result<ExitCode> {
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "waftune", &mut script);
+    print(&String::from_utf8(script).context("the completion script is not UTF-8")?)?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn man_cmd(args: &ManArgs) -> Result<ExitCode> {
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), dir).with_context(|| {
+                format!("cannot write the manual pages into `{}`", dir.display())
+            })?;
+            info!("wrote the manual pages into `{}`", dir.display());
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            print(&String::from_utf8(page).context("the manual page is not UTF-8")?)?;
+        }
+    }
+    Ok(ExitCode::from(exit::OK))
 }
 
 /// An error and its causes on one line, each said once. Error types whose message already ends
@@ -307,11 +404,6 @@ pub fn print_error(e: &anyhow::Error) {
         eprintln!("{d}");
     }
     eprintln!("error: {}", error_message(e));
-}
-
-/// Colour only for a terminal, and never when `NO_COLOR` is set (<https://no-color.org>).
-pub fn use_color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The `now` of a run: `--now`, or the clock.
@@ -409,6 +501,11 @@ pub fn scan_logs_split(
         );
     }
     let total: u64 = found.files.iter().map(|f| f.size).sum();
+    verbose!(
+        "reading {} log files, {} bytes",
+        thousands(found.files.len() as u64),
+        thousands(total)
+    );
     let bar = progress_bar(total);
     let tick = bar.clone();
     let options = scan_options(args, range, policies);
@@ -421,8 +518,13 @@ pub fn scan_logs_split(
         }
     };
     bar.finish_and_clear();
+    verbose!(
+        "read {} records from {} log files",
+        thousands(traffic.records),
+        thousands(found.files.len() as u64)
+    );
     if found.pruned_dirs > 0 {
-        eprintln!(
+        info!(
             "note: skipped {} dated directories outside the time range",
             found.pruned_dirs
         );
@@ -447,12 +549,12 @@ pub fn scan_logs_split(
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
-    // indicatif draws nothing when stderr is not a terminal, so pipes and CI logs stay clean.
+    // Drawn only on a terminal (pipes and CI logs stay clean), and never under `--quiet`.
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(total),
         indicatif::ProgressDrawTarget::stderr_with_hz(4),
     );
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && term::shows_info() {
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} scanning {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
@@ -531,7 +633,7 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
         ..GenerateOptions::default()
     };
     let summary = generate(&options, &args.out)?;
-    eprintln!(
+    info!(
         "wrote {} records in {} files ({} bytes of JSON) and truth.json under `{}`",
         thousands(summary.records),
         summary.files,

@@ -13,6 +13,7 @@ use crate::model::rate::{Method, RateError, Scope, Window, parse_window};
 use crate::model::waf::MIN_RATE_LIMIT;
 use crate::rate;
 use crate::render::{self, Format};
+use crate::util::term::info;
 
 #[derive(Debug, Subcommand)]
 pub enum RateCommand {
@@ -251,13 +252,13 @@ fn promote_cmd(mut args: PromoteArgs) -> Result<ExitCode> {
     if args.write {
         crate::util::atomic_file::write(&path, promoted.as_bytes())
             .with_context(|| format!("cannot write `{}`", path.display()))?;
-        eprintln!(
+        info!(
             "wrote `{}`: rule `{}` blocks once planned and applied (`waftune plan`)",
             path.display(),
             rule.name
         );
     } else {
-        eprintln!("to make this change: rerun with `--write`, then `waftune plan`");
+        info!("to make this change: rerun with `--write`, then `waftune plan`");
     }
     Ok(ExitCode::from(exit::OK))
 }

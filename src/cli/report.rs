@@ -15,6 +15,7 @@ use crate::ledger::Ledger;
 use crate::log::TimeRange;
 use crate::render::{self, Format};
 use crate::report::{self, Inputs, Period};
+use crate::util::term::info;
 use crate::util::time::parse_instant;
 
 #[derive(Debug, Args)]
@@ -90,7 +91,7 @@ impl Period {
 fn write(path: &Path, text: &str, what: &str) -> Result<()> {
     crate::util::atomic_file::write(path, text.as_bytes())
         .with_context(|| format!("cannot write {what} `{}`", path.display()))?;
-    eprintln!("wrote {what} `{}`", path.display());
+    info!("wrote {what} `{}`", path.display());
     Ok(())
 }
 

@@ -10,15 +10,14 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use jiff::Timestamp;
 
-use super::{
-    ConfigArg, LogArgs, PoliciesArg, exit, now_from, policy_allowlist, print, scan_logs, use_color,
-};
+use super::{ConfigArg, LogArgs, PoliciesArg, exit, now_from, policy_allowlist, print, scan_logs};
 use crate::apply::{ApplyInputs, apply};
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::plan::{Plan, PlanInputs, RecommendedLimit, build_plan, check_guardrails, load_ledger};
 use crate::rate;
 use crate::render;
+use crate::util::term::{self, info, verbose};
 use crate::waf::aws::AwsWaf;
 use crate::waf::snapshot::{SnapshotWaf, save_snapshot};
 use crate::waf::{WafApi, fetch_live};
@@ -128,13 +127,16 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
     let recommended = recommend_limits(&config, &args)?;
     let rt = runtime()?;
     let (plan, ..) = match &args.live {
-        Some(path) => rt.block_on(make_plan(
-            &config,
-            &allowlist,
-            &SnapshotWaf::load(path)?,
-            now,
-            &recommended,
-        ))?,
+        Some(path) => {
+            verbose!("read the live state from the snapshot `{}`", path.display());
+            rt.block_on(make_plan(
+                &config,
+                &allowlist,
+                &SnapshotWaf::load(path)?,
+                now,
+                &recommended,
+            ))?
+        }
         None => rt.block_on(async {
             let api = AwsWaf::from_config(&config).await?;
             make_plan(&config, &allowlist, &api, now, &recommended).await
@@ -144,12 +146,12 @@ pub fn plan_cmd(args: PlanArgs) -> Result<ExitCode> {
         plan.save(out)?;
     }
     print(&match args.format {
-        PlanFormat::Text => render::plan::text(&plan, use_color(), args.full),
+        PlanFormat::Text => render::plan::text(&plan, term::stdout_color(), args.full),
         PlanFormat::Json => render::plan::json(&plan),
         PlanFormat::Markdown => render::plan::markdown(&plan),
     })?;
     if let Some(out) = &args.out {
-        eprintln!(
+        info!(
             "saved the plan to `{}`; apply exactly this with `waftune apply {}`",
             out.display(),
             out.display()
@@ -213,6 +215,7 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
         let api = AwsWaf::from_config(&config).await?;
         let (plan, ledger, ledger_sha256) = match &args.plan {
             Some(path) => {
+                verbose!("read the plan `{}`", path.display());
                 let plan = Plan::load(path)?;
                 let (ledger, digest) = load_ledger(&config.ledger_path())?;
                 (plan, ledger, digest)
@@ -227,7 +230,7 @@ pub fn apply_cmd(args: ApplyArgs) -> Result<ExitCode> {
                     &BTreeMap::new(),
                 )
                 .await?;
-                print(&render::plan::text(&plan, use_color(), false))?;
+                print(&render::plan::text(&plan, term::stdout_color(), false))?;
                 if !plan.has_changes() {
                     return Ok(None);
                 }
@@ -280,6 +283,6 @@ pub fn pull_cmd(args: PullArgs) -> Result<ExitCode> {
         anyhow::Ok(fetch_live(&api, &config, Timestamp::now()).await?)
     })?;
     save_snapshot(&live, &args.out)?;
-    eprintln!("saved the live state to `{}`", args.out.display());
+    info!("saved the live state to `{}`", args.out.display());
     Ok(ExitCode::from(exit::OK))
 }

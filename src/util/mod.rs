@@ -3,5 +3,6 @@
 pub mod atomic_file;
 pub mod cidr;
 pub mod diag;
+pub mod term;
 pub mod text;
 pub mod time;

@@ -7,7 +7,7 @@ use predicates::prelude::*;
 
 const SAMPLE: &str = "examples/sample-logs/AWSLogs";
 
-fn waftune() -> Command {
+pub(crate) fn waftune() -> Command {
     let mut cmd = Command::cargo_bin("waftune").unwrap();
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::sdk_error::{self, EndpointRecorder};
+use crate::util::term::verbose;
 use crate::waf::{WafError, WafErrorKind};
 
 /// How [`super::AwsWaf`] spaces and retries its calls.
@@ -75,14 +76,20 @@ impl Caller {
                 self.pace().await;
             }
             let err = match send().await {
-                Ok(out) => return Ok(out),
+                Ok(out) => {
+                    verbose!("wafv2: {operation} `{resource}`");
+                    return Ok(out);
+                }
                 Err(err) => self.classify(&err),
             };
             if matches!(err, WafErrorKind::Throttled { .. }) && attempt < self.policy.max_attempts {
-                tokio::time::sleep(self.policy.backoff * 2u32.pow(attempt - 1)).await;
+                let wait = self.policy.backoff * 2u32.pow(attempt - 1);
+                verbose!("wafv2: {operation} `{resource}`: throttled, retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
                 attempt += 1;
                 continue;
             }
+            verbose!("wafv2: {operation} `{resource}`: failed");
             return Err(WafError {
                 operation,
                 resource: resource.to_owned(),
