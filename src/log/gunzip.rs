@@ -2,6 +2,8 @@
 //! (it skips the sliding-window copy and computes CRC32 with carry-less multiply). Used for files
 //! small enough to hold in memory (S3 delivers ~5-minute files); larger inputs stream through flate2.
 
+#![allow(unsafe_code)]
+
 use libdeflate_sys as sys;
 
 /// Why a buffer could not be inflated in one go; the caller falls back to streaming, which reports

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 
-use super::input::{InputFile, Source};
+use super::input::{InputFile, Source, WHOLE_FILE_MAX};
 use super::record::LogRecord;
 use super::view::ScanRecord;
 
@@ -21,10 +21,6 @@ use super::view::ScanRecord;
 pub const CHUNK_BYTES: usize = 1 << 20;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Files up to this size (compressed and decompressed) are inflated whole with libdeflate;
-/// larger ones stream, so memory stays bounded whatever the input.
-pub const WHOLE_FILE_MAX: usize = 16 << 20;
 
 /// A run of whole lines from one input.
 #[derive(Debug)]
