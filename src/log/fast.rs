@@ -17,11 +17,13 @@ use std::borrow::Cow;
 
 use super::headers::{Picked, Wanted};
 pub use super::index::Index;
+use super::json::{MAX_NESTING, timestamp_in_range};
 use super::record::Label;
 use super::view::{Labels, RequestView, RuleRef, ScanRecord};
 
-/// Nesting beyond this is left to the serde path (WAF records nest 5 deep).
-const MAX_DEPTH: u32 = 64;
+/// Nesting beyond this is left to the serde path, which refuses lines nesting deeper than
+/// [`MAX_NESTING`]: a value skipped at depth `d` opens level `d + 1`.
+const MAX_DEPTH: u32 = MAX_NESTING as u32 - 1;
 
 /// Gave up: the line goes through the serde model.
 #[derive(Debug, PartialEq, Eq)]
@@ -498,7 +500,9 @@ impl<'a> Parser<'a, '_> {
             match key {
                 "timestamp" => {
                     seen.first(0)?;
-                    timestamp = Some(i64::try_from(p.integer()?).map_err(|_| GiveUp)?);
+                    let ms = i64::try_from(p.integer()?).map_err(|_| GiveUp)?;
+                    // Out of range: serde words the error.
+                    timestamp = Some(ms).filter(|&ms| timestamp_in_range(ms));
                 }
                 "action" => {
                     seen.first(1)?;
