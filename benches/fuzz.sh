@@ -4,6 +4,7 @@
 # the shrunk input that shows it. See docs/input-formats.md.
 #
 #   benches/fuzz.sh [CASES]     cases per property (default 200000; `cargo test` runs 64)
+#   FUZZ_RELEASE=0              use the debug build (no release build of the tests; ~5x slower per case)
 #
 # Exit status: 0 when nothing failed.
 set -euo pipefail
@@ -12,7 +13,9 @@ CASES=${1:-200000}
 [[ $CASES =~ ^[1-9][0-9]*$ ]] || { echo "error: CASES must be a positive integer, got '$CASES'" >&2; exit 1; }
 start=$SECONDS
 status=0
-WAFTUNE_FUZZ_CASES=$CASES cargo test --release --test hostile_input fuzz -- --nocapture --test-threads 2 2>&1 |
+profile=(--release)
+[[ ${FUZZ_RELEASE:-1} == 0 ]] && profile=()
+WAFTUNE_FUZZ_CASES=$CASES cargo test "${profile[@]}" --test hostile_input fuzz -- --nocapture --test-threads 2 2>&1 |
     grep -E '^fuzz |^test result|panicked|minimal failing input' || status=$?
 echo "fuzz: $CASES cases per property in $((SECONDS - start)) s"
 # grep's status 1 (no match) is not a failure of the run; cargo's is carried by the summary line.
