@@ -432,21 +432,20 @@ fn nests_deeper_than(s: &[u8], limit: usize) -> bool {
 /// `stop(depth after it, whether it closes)` and returns its position when `stop` says so.
 fn brackets(s: &[u8], mut stop: impl FnMut(usize, bool) -> bool) -> Option<usize> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &b) in s.iter().enumerate() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
         let close = match b {
+            // Strings are most of a record: jump from quote or backslash to the next one.
             b'"' => {
-                in_string = true;
+                i += 1;
+                loop {
+                    let p = memchr::memchr2(b'"', b'\\', s.get(i..)?)?;
+                    i += p + 1;
+                    if s[i - 1] == b'"' {
+                        break;
+                    }
+                    i += 1; // the escaped byte
+                }
                 continue;
             }
             b'{' | b'[' => {
@@ -457,11 +456,15 @@ fn brackets(s: &[u8], mut stop: impl FnMut(usize, bool) -> bool) -> Option<usize
                 depth = depth.saturating_sub(1);
                 true
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         if stop(depth, close) {
             return Some(i);
         }
+        i += 1;
     }
     None
 }
@@ -606,6 +609,18 @@ mod tests {
             super::super::fast::scan_record(nested(MAX_NESTING).as_bytes(), &mut index).is_err()
         );
         assert!(!nests_deeper_than(br#"{"a":"[[[[[[","b":[[]]}"#, 3));
+    }
+
+    #[test]
+    fn object_ends_skip_strings_and_escapes() {
+        let one = br#"{"a":"}\"]\\","b":[{}]}"#;
+        let mut two = one.to_vec();
+        two.extend_from_slice(b" {\"c\":1}");
+        assert_eq!(object_end(&two), Some(one.len()));
+        assert_eq!(records_end(&two), Some(two.len()));
+        for open in [&b"{\"a\":\"\\"[..], b"{\"a", b"{\"a\":[1]", b"x"] {
+            assert_eq!(object_end(open), None, "{}", String::from_utf8_lossy(open));
+        }
     }
 
     #[test]
