@@ -3,7 +3,7 @@
 //! Going through serde costs a visitor call, a key match and a skip per JSON value; a WAF record has
 //! about 150 of them (most in `headers`), which made parsing the bulk of a scan. This reader knows the
 //! record's shape, reads the `{"name":…,"value":…}` headers as AWS writes them, and finds string ends
-//! in bit maps of the line built in one vector pass ([`Index`]).
+//! in bit maps of the line built in one vector pass ([`Index`], in [`super::index`]).
 //!
 //! It is a fast path, never the judge: anything unusual (an escape in a kept string or in a key, a
 //! duplicate known key, a number that is not a plain integer, a string timestamp, `}{` on one line,
@@ -19,11 +19,14 @@
 use std::borrow::Cow;
 
 use super::headers::{Picked, Wanted};
+pub use super::index::Index;
+use super::json::{MAX_NESTING, timestamp_in_range};
 use super::record::Label;
 use super::view::{Labels, RequestView, RuleRef, ScanRecord};
 
-/// Nesting beyond this is left to the serde path (WAF records nest 5 deep).
-const MAX_DEPTH: u32 = 64;
+/// Nesting beyond this is left to the serde path, which refuses lines nesting deeper than
+/// [`MAX_NESTING`]: a value skipped at depth `d` opens level `d + 1`.
+const MAX_DEPTH: u32 = MAX_NESTING as u32 - 1;
 
 /// Gave up: the line goes through the serde model.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,20 +53,11 @@ pub fn next_record<'a>(
     index: &mut Index,
     read: impl FnOnce(&ScanRecord<'a>),
 ) -> (usize, bool) {
-    let len = index.line(data);
-    let line = &data[..len];
-    // Control characters belong in no compact WAF record (not even as whitespace between tokens).
-    if !index.clean {
+    // Control characters belong in no compact WAF record (not even as whitespace between tokens),
+    // and the whole line must be UTF-8.
+    let (len, text) = index.line_text(data);
+    let Some(text) = text else {
         return (len, false);
-    }
-    let text = if index.ascii {
-        // SAFETY: `index.line` just found no byte >= 0x80 in these bytes: ASCII is valid UTF-8.
-        unsafe { std::str::from_utf8_unchecked(line) }
-    } else {
-        match simdutf8::basic::from_utf8(line) {
-            Ok(text) => text,
-            Err(_) => return (len, false),
-        }
     };
     let mut p = Parser {
         s: text,
@@ -76,246 +70,6 @@ pub fn next_record<'a>(
             (len, true)
         }
         Err(GiveUp) => (len, false),
-    }
-}
-
-/// Bit maps of a line, built in one branch-free vector pass: where its strings start and end, and
-/// where it has backslashes. The parser jumps from string boundary to string boundary with them: a
-/// record has one every 9 bytes, and finding each with a fresh vector compare was most of the
-/// parsing time.
-#[derive(Debug, Default)]
-pub struct Index {
-    /// One bit per byte: a `"` that opens or closes a string (escaped quotes are cleared).
-    quotes: Vec<u64>,
-    /// One bit per byte: a `\\`.
-    backslashes: Vec<u64>,
-    /// Whether the line has any backslash (nearly every browser request has some, in `sec-ch-ua`).
-    escapes: bool,
-    /// No control character and no invalid escape.
-    clean: bool,
-    /// No byte >= 0x80.
-    ascii: bool,
-}
-
-impl Index {
-    /// Indexes the first line of `data` and returns its length (without the newline), with the
-    /// widest vector unit this CPU has.
-    fn line(&mut self, data: &[u8]) -> usize {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512bw") {
-                // SAFETY: the CPU has AVX-512BW, checked just above.
-                return unsafe { self.line_avx512(data) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
-                return unsafe { self.line_avx2(data) };
-            }
-        }
-        self.line_with(data, block_masks)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512bw")]
-    fn line_avx512(&mut self, data: &[u8]) -> usize {
-        self.line_with(data, |block| block_masks_avx512(block))
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn line_avx2(&mut self, data: &[u8]) -> usize {
-        self.line_with(data, |block| block_masks_avx2(block))
-    }
-
-    /// The indexing loop, inlined into each vector variant so `masks` compiles to its instructions.
-    #[inline(always)]
-    fn line_with(&mut self, data: &[u8], masks: impl Fn(&[u8; 64]) -> Masks) -> usize {
-        self.quotes.clear();
-        self.backslashes.clear();
-        let (mut control, mut backslash, mut high) = (0, 0, 0);
-        let mut at = 0;
-        let len = loop {
-            let rest = &data[at.min(data.len())..];
-            let masks = match rest.first_chunk::<64>() {
-                Some(block) => masks(block),
-                None => {
-                    // Pad with newlines: the line ends where the data does.
-                    let mut padded = [b'\n'; 64];
-                    padded[..rest.len()].copy_from_slice(rest);
-                    masks(&padded)
-                }
-            };
-            // Bits of this line only: the block may run into the next one.
-            let (keep, end) = match masks.newlines {
-                0 => (u64::MAX, None),
-                n => {
-                    let nl = n.trailing_zeros();
-                    ((1u64 << nl) - 1, Some(at + nl as usize))
-                }
-            };
-            self.quotes.push(masks.quotes & keep);
-            self.backslashes.push(masks.backslashes & keep);
-            backslash |= masks.backslashes & keep;
-            control |= masks.controls & keep;
-            high |= masks.high & keep;
-            if let Some(end) = end {
-                break end;
-            }
-            at += 64;
-        };
-        self.escapes = backslash != 0;
-        self.ascii = high == 0;
-        self.clean = control == 0 && (!self.escapes || self.clear_escaped_quotes(&data[..len]));
-        len
-    }
-
-    /// Walks the escapes in order, checking each and clearing the quotes they escape; `false` at an
-    /// invalid one. A backslash outside a string makes the parser give up when it reaches it, so
-    /// treating every backslash as an escape is exact.
-    fn clear_escaped_quotes(&mut self, line: &[u8]) -> bool {
-        let mut free = 0; // bytes before this are taken by the escape before
-        for word in 0..self.backslashes.len() {
-            let mut bits = self.backslashes[word];
-            while bits != 0 {
-                let at = word * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if at < free {
-                    continue; // the second backslash of `\\\\`
-                }
-                let Ok(len) = escape_len(&line[at..]) else {
-                    return false;
-                };
-                if line[at + 1] == b'"' {
-                    self.quotes[(at + 1) / 64] &= !(1 << ((at + 1) % 64));
-                }
-                free = at + len;
-            }
-        }
-        true
-    }
-}
-
-/// Bit masks of one block of 64 bytes.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Masks {
-    quotes: u64,
-    backslashes: u64,
-    /// Bytes below 0x20 other than newlines.
-    controls: u64,
-    newlines: u64,
-    /// Bytes >= 0x80.
-    high: u64,
-}
-
-impl Masks {
-    /// Ors in the masks `[quotes, backslashes, below 0x20, newlines, high]` of the bytes from `at`.
-    #[inline(always)]
-    fn add(&mut self, at: usize, [q, b, c, n, h]: [u64; 5]) {
-        self.quotes |= q << at;
-        self.backslashes |= b << at;
-        self.controls |= c << at;
-        self.newlines |= n << at;
-        self.high |= h << at;
-    }
-}
-
-/// The masks of a block of 64 bytes: SSE2 on x86_64 (every x86_64 CPU has it), else bytewise.
-#[inline]
-fn block_masks(block: &[u8; 64]) -> Masks {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
-            _mm_set1_epi8,
-        };
-        let mut m = Masks::default();
-        for (k, part) in block.chunks_exact(16).enumerate() {
-            // SAFETY: SSE2 is part of x86_64; `part` is 16 readable bytes and the load is unaligned.
-            let [q, b, c, n, h] = unsafe {
-                let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-                let eq = |byte: u8| _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8)));
-                let below_space = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-                [
-                    eq(b'"'),
-                    eq(b'\\'),
-                    _mm_movemask_epi8(below_space),
-                    eq(b'\n'),
-                    _mm_movemask_epi8(v),
-                ]
-                .map(|mask| u64::from(mask as u16))
-            };
-            m.add(k * 16, [q, b, c, n, h]);
-        }
-        m.controls &= !m.newlines;
-        m
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    block_masks_scalar(block)
-}
-
-/// The masks, byte by byte: the reference the vector variants are tested against.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-fn block_masks_scalar(block: &[u8; 64]) -> Masks {
-    let mut m = Masks::default();
-    for (k, &b) in block.iter().enumerate() {
-        let bit = |hit: bool| u64::from(hit);
-        m.add(
-            k,
-            [b == b'"', b == b'\\', b < 0x20, b == b'\n', b >= 0x80].map(bit),
-        );
-    }
-    m.controls &= !m.newlines;
-    m
-}
-
-/// The masks with AVX2: two 32-byte halves.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-fn block_masks_avx2(block: &[u8; 64]) -> Masks {
-    use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
-        _mm256_set1_epi8,
-    };
-    let mut m = Masks::default();
-    for (k, half) in block.chunks_exact(32).enumerate() {
-        // SAFETY: `half` is 32 readable bytes and the load is unaligned.
-        let v = unsafe { _mm256_loadu_si256(half.as_ptr().cast::<__m256i>()) };
-        let eq =
-            |byte: u8| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(byte as i8)));
-        let below_space = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
-        let masks = [
-            eq(b'"'),
-            eq(b'\\'),
-            _mm256_movemask_epi8(below_space),
-            eq(b'\n'),
-            _mm256_movemask_epi8(v),
-        ];
-        m.add(k * 32, masks.map(|mask| u64::from(mask as u32)));
-    }
-    m.controls &= !m.newlines;
-    m
-}
-
-/// The masks with AVX-512BW: one compare per mask over the whole block.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512bw")]
-#[inline]
-fn block_masks_avx512(block: &[u8; 64]) -> Masks {
-    use std::arch::x86_64::{
-        __m512i, _mm512_cmpeq_epi8_mask, _mm512_cmplt_epu8_mask, _mm512_loadu_si512,
-        _mm512_movepi8_mask, _mm512_set1_epi8,
-    };
-    // SAFETY: `block` is 64 readable bytes and the load is unaligned.
-    let v = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
-    let eq = |byte: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(byte as i8));
-    let newlines = eq(b'\n');
-    Masks {
-        quotes: eq(b'"'),
-        backslashes: eq(b'\\'),
-        controls: _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)) & !newlines,
-        newlines,
-        high: _mm512_movepi8_mask(v),
     }
 }
 
@@ -749,7 +503,9 @@ impl<'a> Parser<'a, '_> {
             match key {
                 "timestamp" => {
                     seen.first(0)?;
-                    timestamp = Some(i64::try_from(p.integer()?).map_err(|_| GiveUp)?);
+                    let ms = i64::try_from(p.integer()?).map_err(|_| GiveUp)?;
+                    // Out of range: serde words the error.
+                    timestamp = Some(ms).filter(|&ms| timestamp_in_range(ms));
                 }
                 "action" => {
                     seen.first(1)?;
@@ -996,24 +752,6 @@ impl<'a> Parser<'a, '_> {
     }
 }
 
-/// Length of the escape sequence at the start of `s` (which begins with `\`), or give up on an
-/// invalid one. `\u` escapes of surrogates are left to serde, which checks their pairing.
-fn escape_len(s: &[u8]) -> R<usize> {
-    match s.get(1).ok_or(GiveUp)? {
-        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(2),
-        b'u' => {
-            let hex = s.get(2..6).ok_or(GiveUp)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| GiveUp)?;
-            let code = u16::from_str_radix(hex, 16).map_err(|_| GiveUp)?;
-            if hex.starts_with('+') || (0xD800..=0xDFFF).contains(&code) {
-                return Err(GiveUp);
-            }
-            Ok(6)
-        }
-        _ => Err(GiveUp),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1078,45 +816,6 @@ mod tests {
         let mut long_control = vec![b'x'; 100];
         long_control.push(1);
         assert!(!indexes(&long_control));
-    }
-
-    #[test]
-    fn every_vector_variant_builds_the_scalar_masks() {
-        // Blocks of the bytes that matter, at every position, plus pseudo-random ones.
-        let mut blocks = Vec::new();
-        for special in [b'"', b'\\', b'\n', b'\r', 0, 0x1f, b' ', 0x7f, 0x80, 0xff] {
-            for at in 0..64 {
-                let mut block = [b'a'; 64];
-                block[at] = special;
-                blocks.push(block);
-            }
-        }
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..2000 {
-            let mut block = [0u8; 64];
-            for b in &mut block {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            blocks.push(block);
-        }
-        for block in &blocks {
-            let want = block_masks_scalar(block);
-            assert_eq!(block_masks(block), want, "{block:?}");
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2.
-                    assert_eq!(unsafe { block_masks_avx2(block) }, want, "{block:?}");
-                }
-                if std::arch::is_x86_feature_detected!("avx512bw") {
-                    // SAFETY: the CPU has AVX-512BW.
-                    assert_eq!(unsafe { block_masks_avx512(block) }, want, "{block:?}");
-                }
-            }
-        }
     }
 
     fn gives_up(line: &[u8]) -> bool {

@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::record::{Borrowed, Header, Str};
+use super::json::{Borrowed, Str};
+use super::record::Header;
 
 #[derive(Debug, Clone)]
 pub struct Headers<'a> {

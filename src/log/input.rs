@@ -40,6 +40,10 @@ impl TimeRange {
     }
 }
 
+/// Files up to this size (compressed and decompressed) are inflated whole with libdeflate;
+/// larger ones stream, so memory stays bounded whatever the input.
+pub const WHOLE_FILE_MAX: usize = 16 << 20;
+
 /// Where bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -62,7 +66,7 @@ impl InputFile {
     /// uncompressed size in the trailer decides, so a large log (WAF cuts files at 75 MB) is streamed
     /// and shared between workers instead.
     pub fn fits_in_memory(&self) -> bool {
-        let max = crate::log::reader::WHOLE_FILE_MAX as u64;
+        let max = WHOLE_FILE_MAX as u64;
         let Source::File(path) = &self.source else {
             return false;
         };

@@ -4,7 +4,9 @@
 pub mod fast;
 pub mod gunzip;
 pub mod headers;
+mod index;
 pub mod input;
+mod json;
 pub mod reader;
 pub mod record;
 pub mod view;

@@ -13,18 +13,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 
-use super::input::{InputFile, Source};
+use super::input::{InputFile, Source, WHOLE_FILE_MAX};
+use super::json::MAX_NESTING;
 use super::record::LogRecord;
 use super::view::ScanRecord;
 
 /// Target size of one chunk of decompressed text.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// A streamed line longer than a chunk is cut between its `}{`-joined records (as Firehose writes
+/// them); one record longer than this, or such a line that holds no record, is malformed and skipped
+/// to its end, so memory stays bounded whatever arrives. WAF records are a few KiB.
+pub const MAX_RECORD_BYTES: usize = CHUNK_BYTES;
 
-/// Files up to this size (compressed and decompressed) are inflated whole with libdeflate;
-/// larger ones stream, so memory stays bounded whatever the input.
-pub const WHOLE_FILE_MAX: usize = 16 << 20;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// A run of whole lines from one input.
 #[derive(Debug)]
@@ -208,14 +210,73 @@ impl Iterator for ChunkReader {
         }
         match memchr::memrchr(b'\n', &buf) {
             Some(p) => self.carry = buf.split_off(p + 1),
-            // A single line longer than a chunk: keep reading it.
-            None => {
-                self.carry = buf;
-                return self.next();
-            }
+            // A line longer than a chunk: cut it after its last complete record (the chunk then
+            // ends mid-line, and the next one goes on with the same line number).
+            None => match records_end(&buf) {
+                Some(p) => self.carry = buf.split_off(p),
+                None => return Some(self.skip_line(buf)),
+            },
         }
         Some(self.chunk(buf, None))
     }
+}
+
+impl ChunkReader {
+    /// Reports the line under way, longer than a chunk with no complete record in it, and reads on
+    /// to its end without keeping it.
+    fn skip_line(&mut self, mut buf: Vec<u8>) -> Chunk {
+        let mut reason = format!(
+            "line longer than {} MiB holds no complete record of at most that size; skipped to its end",
+            MAX_RECORD_BYTES >> 20
+        );
+        let reader = self.reader.as_mut().expect("called while reading");
+        let line = self.next_line;
+        loop {
+            buf.clear();
+            match reader
+                .by_ref()
+                .take(CHUNK_BYTES as u64)
+                .read_to_end(&mut buf)
+            {
+                Ok(0) => {
+                    self.reader = None;
+                    break;
+                }
+                Ok(_) => {
+                    if let Some(p) = memchr::memchr(b'\n', &buf) {
+                        self.carry = buf.split_off(p + 1);
+                        self.next_line += 1;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.reader = None;
+                    reason = format!("{reason}, then a read error: {e}");
+                    break;
+                }
+            }
+        }
+        let problem = self.problem(line, reason);
+        Chunk {
+            file_index: self.file_index,
+            file: self.name.clone(),
+            first_line: line,
+            data: Bytes::new(),
+            error: Some(problem),
+        }
+    }
+}
+
+/// Where the last complete top-level value of `buf` ends, if one does.
+fn records_end(buf: &[u8]) -> Option<usize> {
+    let mut end = None;
+    let mut at = 0;
+    while let Some(len) = object_end(&buf[at..]) {
+        at += len;
+        end = Some(at);
+    }
+    end
 }
 
 /// A worker's buffers for reading small files whole; reused from file to file, so a scan of
@@ -304,12 +365,12 @@ pub fn parse_lines(
             continue;
         }
         if validate {
-            parse_line(line, |res: Result<LogRecord, String>| match res {
+            parse_line(line, true, |res: Result<LogRecord, String>| match res {
                 Ok(record) => sink.record(&record.view()),
                 Err(reason) => sink.malformed(problem(n, reason)),
             });
         } else {
-            parse_line(line, |res: Result<ScanRecord, String>| match res {
+            parse_line(line, false, |res: Result<ScanRecord, String>| match res {
                 Ok(record) => sink.record(&record),
                 Err(reason) => sink.malformed(problem(n, reason)),
             });
@@ -318,16 +379,32 @@ pub fn parse_lines(
 }
 
 /// Calls `f` for each object on a line; stops at the first error, which describes the rest of the line.
-fn parse_line<'a, T: serde::Deserialize<'a>>(line: &'a [u8], mut f: impl FnMut(Result<T, String>)) {
-    match sonic_rs::from_slice::<T>(line) {
+/// With `check_utf8`, text that is not UTF-8 is refused before parsing: sonic-rs panics on it inside
+/// a value it keeps raw (the full model's `Lazy` fields), and its checked skip words the error.
+fn parse_line<'a, T: serde::Deserialize<'a>>(
+    line: &'a [u8],
+    check_utf8: bool,
+    mut f: impl FnMut(Result<T, String>),
+) {
+    if nests_deeper_than(line, MAX_NESTING) {
+        return f(Err(format!("JSON nested deeper than {MAX_NESTING} levels")));
+    }
+    let parse = |s: &'a [u8]| {
+        if check_utf8 && simdutf8::basic::from_utf8(s).is_err() {
+            let e = sonic_rs::from_slice::<serde::de::IgnoredAny>(s).err();
+            return Err(e.unwrap_or_else(|| serde::de::Error::custom("invalid UTF-8")));
+        }
+        sonic_rs::from_slice::<T>(s)
+    };
+    match parse(line) {
         Ok(record) => f(Ok(record)),
         // Several objects glued together (`}{`): split at each top-level object's end. Rare, so the
         // common one-object line pays nothing for it.
         Err(e) if e.to_string().contains("trailing characters") => {
             let mut rest = line;
             while !rest.is_empty() {
-                let end = object_end(rest);
-                match sonic_rs::from_slice::<T>(&rest[..end]) {
+                let end = object_end(rest).unwrap_or(rest.len());
+                match parse(&rest[..end]) {
                     Ok(record) => f(Ok(record)),
                     Err(e) => return f(Err(describe(&e))),
                 }
@@ -338,9 +415,26 @@ fn parse_line<'a, T: serde::Deserialize<'a>>(line: &'a [u8], mut f: impl FnMut(R
     }
 }
 
-/// Where the first top-level JSON value of `s` ends (after its closing brace), found by tracking
-/// string and nesting state; the whole input when it never closes.
-fn object_end(s: &[u8]) -> usize {
+/// Where the first top-level JSON value of `s` ends (after its closing bracket); `None` when it
+/// does not end in `s`.
+fn object_end(s: &[u8]) -> Option<usize> {
+    brackets(s, |depth, close| close && depth == 0).map(|i| i + 1)
+}
+
+/// Whether `s` nests brackets deeper than `limit` (outside strings).
+fn nests_deeper_than(s: &[u8], limit: usize) -> bool {
+    // So deep a line needs more opening brackets than real records hold, so the exact walk is rare.
+    // `[` and `{` differ only in bit 5; sums of bytes per 255 vectorise.
+    let opening: usize = s
+        .chunks(255)
+        .map(|c| usize::from(c.iter().map(|&b| u8::from(b | 0x20 == b'{')).sum::<u8>()))
+        .sum();
+    opening > limit && brackets(s, |depth, close| !close && depth > limit).is_some()
+}
+
+/// Walks the brackets of `s` outside strings, tracking string and nesting state; at each, calls
+/// `stop(depth after it, whether it closes)` and returns its position when `stop` says so.
+fn brackets(s: &[u8], mut stop: impl FnMut(usize, bool) -> bool) -> Option<usize> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -354,19 +448,26 @@ fn object_end(s: &[u8]) -> usize {
             }
             continue;
         }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
+        let close = match b {
+            b'"' => {
+                in_string = true;
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                false
+            }
             b'}' | b']' => {
                 depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return i + 1;
-                }
+                true
             }
-            _ => {}
+            _ => continue,
+        };
+        if stop(depth, close) {
+            return Some(i);
         }
     }
-    s.len()
+    None
 }
 
 fn describe(e: &sonic_rs::Error) -> String {
@@ -374,4 +475,179 @@ fn describe(e: &sonic_rs::Error) -> String {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("invalid JSON").trim();
     first.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Sink {
+        records: Vec<i64>,
+        malformed: Vec<Malformed>,
+    }
+
+    impl RecordSink for Sink {
+        fn record(&mut self, record: &ScanRecord<'_>) {
+            self.records.push(record.timestamp);
+        }
+        fn malformed(&mut self, problem: Malformed) {
+            self.malformed.push(problem);
+        }
+    }
+
+    /// Streams `data` from a file as a large input is read; also returns the largest chunk.
+    fn stream(data: &[u8]) -> (Sink, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.log");
+        std::fs::write(&path, data).unwrap();
+        let input = InputFile {
+            source: Source::File(path),
+            name: Arc::from("f.log"),
+            size: data.len() as u64,
+        };
+        let mut sink = Sink::default();
+        let mut largest = 0;
+        for chunk in ChunkReader::new(0, &input, Arc::new(|_| {})) {
+            largest = largest.max(chunk.data.len());
+            parse_chunk(&chunk, false, &mut sink);
+        }
+        (sink, largest)
+    }
+
+    /// A record whose strings hold brackets and an escaped quote, which cutting must not split at.
+    fn record(ts: i64) -> String {
+        format!(
+            r#"{{"timestamp":{ts},"httpRequest":{{"clientIp":"192.0.2.{}","uri":"/}}{{ \"]["}}}}"#,
+            ts % 250
+        )
+    }
+
+    #[test]
+    fn a_firehose_line_of_any_length_is_read_record_by_record() {
+        let mut data = String::new();
+        let mut n = 0;
+        while data.len() < 3 * CHUNK_BYTES + 17 {
+            data.push_str(&record(n));
+            n += 1;
+        }
+        data.push('\n');
+        data.push_str(&record(n));
+        data.push('\n');
+        let (sink, largest) = stream(data.as_bytes());
+        assert!(sink.malformed.is_empty(), "{:?}", &sink.malformed[..1]);
+        assert_eq!(sink.records, (0..=n).collect::<Vec<_>>());
+        assert!(largest <= CHUNK_BYTES + 64 * 1024, "{largest}");
+    }
+
+    #[test]
+    fn an_overlong_line_without_records_is_malformed_and_skipped() {
+        // Exactly one chunk of it at the end of the input (`python3 -c "print('x'*1048576)"`).
+        let (sink, _) = stream(&[b'x'; CHUNK_BYTES]);
+        assert!(sink.records.is_empty());
+        assert_eq!(sink.malformed.len(), 1);
+        assert_eq!(
+            sink.malformed[0].to_string(),
+            "f.log:1: line longer than 1 MiB holds no complete record of at most that size; skipped to its end"
+        );
+        // Longer, and followed by good lines, which keep their numbers.
+        let mut data = vec![b'x'; 2 * CHUNK_BYTES + 5];
+        data.extend_from_slice(format!("\n{}\n{}", record(7), record(8)).as_bytes());
+        let (sink, _) = stream(&data);
+        assert_eq!(sink.records, [7, 8]);
+        assert_eq!(sink.malformed.len(), 1);
+        assert_eq!(sink.malformed[0].line, 1);
+    }
+
+    #[test]
+    fn an_overlong_record_in_a_firehose_line_skips_the_rest_of_the_line() {
+        let huge = format!(
+            r#"{{"timestamp":2,"httpRequest":{{"clientIp":"192.0.2.2"}},"x":"{}"}}"#,
+            "y".repeat(2 * MAX_RECORD_BYTES)
+        );
+        let data = format!(
+            "{}\n{}{huge}{}\n{}\n",
+            record(0),
+            record(1),
+            record(3),
+            record(4)
+        );
+        let (sink, _) = stream(data.as_bytes());
+        assert_eq!(sink.records, [0, 1, 4]);
+        assert_eq!(sink.malformed.len(), 1);
+        assert_eq!(sink.malformed[0].line, 2);
+    }
+
+    #[test]
+    fn deep_nesting_is_malformed_on_both_paths() {
+        // Parsing 128 levels takes more stack than a test thread has in a debug build.
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(deep_nesting)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn deep_nesting() {
+        let nested = |levels: usize| {
+            format!(
+                r#"{{"timestamp":1,"x":{}{},"httpRequest":{{"clientIp":"192.0.2.1"}}}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        for validate in [false, true] {
+            let mut sink = Sink::default();
+            // The record's own object is one level.
+            let ok = nested(MAX_NESTING - 1);
+            let deep = nested(10_000);
+            let data = format!("{ok}\n{deep}\n");
+            parse_lines(data.as_bytes(), 0, &Arc::from("f"), 1, validate, &mut sink);
+            assert_eq!(sink.records, [1], "validate: {validate}");
+            assert_eq!(sink.malformed.len(), 1);
+            assert_eq!(
+                sink.malformed[0].to_string(),
+                "f:2: JSON nested deeper than 128 levels"
+            );
+        }
+        // The fast path leaves the first refused depth to the serde path.
+        let mut index = super::super::fast::Index::default();
+        assert!(
+            super::super::fast::scan_record(nested(MAX_NESTING - 1).as_bytes(), &mut index).is_ok()
+        );
+        assert!(
+            super::super::fast::scan_record(nested(MAX_NESTING).as_bytes(), &mut index).is_err()
+        );
+        assert!(!nests_deeper_than(br#"{"a":"[[[[[[","b":[[]]}"#, 3));
+    }
+
+    #[test]
+    fn object_ends_skip_strings_and_escapes() {
+        let one = br#"{"a":"}\"]\\","b":[{}]}"#;
+        let mut two = one.to_vec();
+        two.extend_from_slice(b" {\"c\":1}");
+        assert_eq!(object_end(&two), Some(one.len()));
+        assert_eq!(records_end(&two), Some(two.len()));
+        for open in [&b"{\"a\":\"\\"[..], b"{\"a", b"{\"a\":[1]", b"x"] {
+            assert_eq!(object_end(open), None, "{}", String::from_utf8_lossy(open));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_value_kept_raw_is_malformed_on_both_paths() {
+        // Found by the fuzzer: the full model keeps `rateBasedRuleList` raw, and sonic-rs panicked.
+        let line = b"{\"timestamp\":1,\"rateBasedRuleList\":[{\"\xffid\":\"5\"}],\"httpRequest\":{\"clientIp\":\"192.0.2.1\"}}\n";
+        let mut reasons = Vec::new();
+        for validate in [false, true] {
+            let mut sink = Sink::default();
+            parse_lines(line, 0, &Arc::from("f"), 1, validate, &mut sink);
+            assert!(sink.records.is_empty());
+            assert_eq!(sink.malformed.len(), 1);
+            reasons.push(sink.malformed[0].to_string());
+        }
+        assert_eq!(reasons[0], reasons[1]);
+        assert!(reasons[0].contains("Invalid UTF-8"), "{}", reasons[0]);
+        assert!(nests_deeper_than(br#"{"a":"]]]","b":[[[]]]}"#, 3));
+    }
 }

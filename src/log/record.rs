@@ -9,19 +9,12 @@
 //! Sub-structures that analysis rarely reads (match details, rate-based rule lists, captcha responses, ...)
 //! are kept as raw JSON ([`Lazy`]) and typed on demand: skipping them is most of what makes a scan fast.
 
-use std::borrow::Cow;
-
 use std::marker::PhantomData;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use super::headers::Headers;
-#[cfg(test)]
-use super::view::Action;
-use super::view::{RequestView, RuleRef, ScanRecord};
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
-
-pub(super) type Str<'a> = Cow<'a, str>;
+use super::json::{Str, epoch_millis, lenient_u64, opt_str};
 
 /// A field kept as raw JSON while scanning and parsed into `T` only when asked for.
 #[derive(Debug, Clone, Deserialize)]
@@ -268,173 +261,12 @@ pub struct ChallengeResponse {
     pub failure_reason: Option<String>,
 }
 
-impl<'a> LogRecord<'a> {
-    /// The fields analysis and policies read, borrowed from this record; equal to what
-    /// [`ScanRecord`] parses straight from the same line.
-    pub fn view(&self) -> ScanRecord<'_> {
-        fn b<'b>(s: &'b Option<Str<'_>>) -> Option<Str<'b>> {
-            s.as_deref().map(Cow::Borrowed)
-        }
-        fn rule<'b>(r: &'b RuleMatch<'_>) -> RuleRef<'b> {
-            RuleRef {
-                rule_id: b(&r.rule_id),
-            }
-        }
-        let req = &self.http_request;
-        ScanRecord {
-            timestamp: self.timestamp,
-            action: b(&self.action),
-            terminating_rule_id: b(&self.terminating_rule_id),
-            terminating_rule_type: b(&self.terminating_rule_type),
-            http_source_name: b(&self.http_source_name),
-            response_code_sent: self.response_code_sent,
-            ja3_fingerprint: b(&self.ja3_fingerprint),
-            ja4_fingerprint: b(&self.ja4_fingerprint),
-            labels: self.labels.as_ref().map(|ls| {
-                ls.iter()
-                    .map(|l| Label {
-                        name: Cow::Borrowed(&l.name),
-                    })
-                    .collect()
-            }),
-            non_terminating_matching_rules: self
-                .non_terminating_matching_rules
-                .as_ref()
-                .map(|rs| rs.iter().map(rule).collect()),
-            group_count_rules: self
-                .rule_group_list
-                .iter()
-                .flatten()
-                .flat_map(|g| g.non_terminating_matching_rules.iter().flatten())
-                .map(rule)
-                .collect(),
-            http_request: RequestView {
-                client_ip: Cow::Borrowed(&req.client_ip),
-                country: b(&req.country),
-                uri: b(&req.uri),
-                http_method: b(&req.http_method),
-                host: b(&req.host),
-                headers: req.headers.as_ref().map(|hs| {
-                    Headers::from_list(
-                        hs.iter()
-                            .map(|h| Header {
-                                name: Cow::Borrowed(&h.name),
-                                value: b(&h.value),
-                            })
-                            .collect(),
-                    )
-                }),
-            },
-        }
-    }
-}
-
-/// An optional string that borrows from the input where it has no escapes. serde's own
-/// `Option<Cow<str>>` always copies into a `String` (`#[serde(borrow)]` only reaches a bare `Cow`
-/// field): that was an allocation for every string field of every record.
-pub(super) fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Str<'a>>, D::Error> {
-    Option::<Borrowed<'a>>::deserialize(d).map(|s| s.map(|s| s.0))
-}
-
-/// A string borrowed from the input when it can be (see [`opt_str`]).
-pub(super) struct Borrowed<'a>(pub Str<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
-                Ok(Cow::Borrowed(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
-                Ok(Cow::Owned(v.to_owned()))
-            }
-        }
-        d.deserialize_str(V).map(Borrowed)
-    }
-}
-
-/// Accepts epoch milliseconds (number or numeric string) or an ISO-8601 / RFC 3339 timestamp.
-pub(super) fn epoch_millis<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    struct V;
-    impl Visitor<'_> for V {
-        type Value = i64;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("epoch milliseconds or an ISO-8601 timestamp")
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v).map_err(|_| E::custom(format!("timestamp `{v}` out of range")))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
-            Ok(v as i64)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-            if let Ok(n) = v.parse::<i64>() {
-                return Ok(n);
-            }
-            v.parse::<jiff::Timestamp>()
-                .map(|t| t.as_millisecond())
-                .map_err(|_| E::custom(format!("invalid timestamp `{v}`")))
-        }
-    }
-    d.deserialize_any(V)
-}
-
-/// A number, a numeric string, or (for values redacted or garbled in the wild) nothing.
-pub(super) fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    struct V;
-    impl Visitor<'_> for V {
-        type Value = Option<u64>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a number")
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(u64::try_from(v).ok())
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok((v >= 0.0).then_some(v as u64))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(v.trim().parse().ok())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-    d.deserialize_any(V)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(json: &str) -> LogRecord<'_> {
         sonic_rs::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn minimal_record_with_iso_timestamp() {
-        let r = parse(
-            r#"{"timestamp":"2024-03-20T10:30:00.000Z","httpRequest":{"clientIp":"203.0.113.45"}}"#,
-        );
-        assert_eq!(r.timestamp, 1_710_930_600_000);
-        assert_eq!(r.view().action(), Action::Other);
-        assert_eq!(r.view().client_ip(), Some("203.0.113.45".parse().unwrap()));
     }
 
     #[test]
@@ -453,45 +285,6 @@ mod tests {
             .collect();
         assert_eq!(w, [Some(120), Some(300)]);
         assert_eq!(r.http_request.client_ip, "X.X.X.X");
-    }
-
-    #[test]
-    fn uncompressed_ipv6_parses() {
-        let r = parse(
-            r#"{"timestamp":1,"httpRequest":{"clientIp":"2001:0db8:85a3:0000:0000:8a2e:0370:7334"}}"#,
-        );
-        assert_eq!(
-            r.view().client_ip().unwrap().to_string(),
-            "2001:db8:85a3::8a2e:370:7334"
-        );
-    }
-
-    #[test]
-    fn headers_labels_and_count_rules() {
-        let r = parse(
-            r#"{"timestamp":1,"action":"BLOCK","httpRequest":{"clientIp":"1.2.3.4","uri":"\/a\/b",
-            "headers":[{"name":"user-agent","value":"curl/8"},{"name":"X","myValue":"v"}]},
-            "labels":[{"name":"awswaf:managed:aws:bot-control:bot:verified"}],
-            "nonTerminatingMatchingRules":[{"ruleId":"watch","action":"COUNT"}],
-            "ruleGroupList":[{"ruleGroupId":"g","terminatingRule":null,"nonTerminatingMatchingRules":[{"ruleId":"inner","action":"COUNT"}],"excludedRules":null,"customerConfig":{"a":1}}]}"#,
-        );
-        assert_eq!(r.view().action(), Action::Block);
-        assert_eq!(r.view().user_agent(), Some("curl/8"));
-        assert_eq!(r.view().header("x"), Some(""));
-        assert_eq!(r.http_request.uri.as_deref(), Some("/a/b"));
-        assert_eq!(
-            r.view().count_rule_ids().collect::<Vec<_>>(),
-            ["watch", "inner"]
-        );
-        assert_eq!(r.view().label_names().count(), 1);
-    }
-
-    #[test]
-    fn preview_era_key_is_an_alias() {
-        let r = parse(
-            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"matchingNonTerminatingRules":[{"ruleId":"old","action":"COUNT"}]}"#,
-        );
-        assert_eq!(r.view().count_rule_ids().collect::<Vec<_>>(), ["old"]);
     }
 
     #[test]

@@ -2,16 +2,18 @@
 //!
 //! Parsing a line straight into [`ScanRecord`] lets the JSON parser skip everything else (match
 //! details, rule-group internals, request ids, ...) at SIMD speed, which is most of a scan's cost.
-//! [`LogRecord::view`](super::LogRecord::view) produces the same value from the full model; a test
+//! [`LogRecord::view`] produces the same value from the full model; a test
 //! pins the two together on every public sample, so they cannot drift apart.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::headers::Headers;
-use super::record::{Label, Str, epoch_millis, lenient_u64, opt_str};
+use super::json::{Str, epoch_millis, lenient_u64, opt_str};
+use super::record::{Header, Label, LogRecord, RuleMatch};
 
 pub type Labels<'a> = smallvec::SmallVec<[Label<'a>; 4]>;
 
@@ -231,5 +233,124 @@ impl ScanRecord<'_> {
         let top = self.non_terminating_matching_rules.iter().flatten();
         top.chain(&self.group_count_rules)
             .filter_map(|r| r.rule_id.as_deref())
+    }
+}
+
+impl<'a> LogRecord<'a> {
+    /// The fields analysis and policies read, borrowed from this record; equal to what
+    /// [`ScanRecord`] parses straight from the same line.
+    pub fn view(&self) -> ScanRecord<'_> {
+        fn b<'b>(s: &'b Option<Str<'_>>) -> Option<Str<'b>> {
+            s.as_deref().map(Cow::Borrowed)
+        }
+        fn rule<'b>(r: &'b RuleMatch<'_>) -> RuleRef<'b> {
+            RuleRef {
+                rule_id: b(&r.rule_id),
+            }
+        }
+        let req = &self.http_request;
+        ScanRecord {
+            timestamp: self.timestamp,
+            action: b(&self.action),
+            terminating_rule_id: b(&self.terminating_rule_id),
+            terminating_rule_type: b(&self.terminating_rule_type),
+            http_source_name: b(&self.http_source_name),
+            response_code_sent: self.response_code_sent,
+            ja3_fingerprint: b(&self.ja3_fingerprint),
+            ja4_fingerprint: b(&self.ja4_fingerprint),
+            labels: self.labels.as_ref().map(|ls| {
+                ls.iter()
+                    .map(|l| Label {
+                        name: Cow::Borrowed(&l.name),
+                    })
+                    .collect()
+            }),
+            non_terminating_matching_rules: self
+                .non_terminating_matching_rules
+                .as_ref()
+                .map(|rs| rs.iter().map(rule).collect()),
+            group_count_rules: self
+                .rule_group_list
+                .iter()
+                .flatten()
+                .flat_map(|g| g.non_terminating_matching_rules.iter().flatten())
+                .map(rule)
+                .collect(),
+            http_request: RequestView {
+                client_ip: Cow::Borrowed(&req.client_ip),
+                country: b(&req.country),
+                uri: b(&req.uri),
+                http_method: b(&req.http_method),
+                host: b(&req.host),
+                headers: req.headers.as_ref().map(|hs| {
+                    Headers::from_list(
+                        hs.iter()
+                            .map(|h| Header {
+                                name: Cow::Borrowed(&h.name),
+                                value: b(&h.value),
+                            })
+                            .collect(),
+                    )
+                }),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> LogRecord<'_> {
+        sonic_rs::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn minimal_record_with_iso_timestamp() {
+        let r = parse(
+            r#"{"timestamp":"2024-03-20T10:30:00.000Z","httpRequest":{"clientIp":"203.0.113.45"}}"#,
+        );
+        assert_eq!(r.timestamp, 1_710_930_600_000);
+        assert_eq!(r.view().action(), Action::Other);
+        assert_eq!(r.view().client_ip(), Some("203.0.113.45".parse().unwrap()));
+    }
+
+    #[test]
+    fn uncompressed_ipv6_parses() {
+        let r = parse(
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"2001:0db8:85a3:0000:0000:8a2e:0370:7334"}}"#,
+        );
+        assert_eq!(
+            r.view().client_ip().unwrap().to_string(),
+            "2001:db8:85a3::8a2e:370:7334"
+        );
+    }
+
+    #[test]
+    fn headers_labels_and_count_rules() {
+        let r = parse(
+            r#"{"timestamp":1,"action":"BLOCK","httpRequest":{"clientIp":"1.2.3.4","uri":"\/a\/b",
+            "headers":[{"name":"user-agent","value":"curl/8"},{"name":"X","myValue":"v"}]},
+            "labels":[{"name":"awswaf:managed:aws:bot-control:bot:verified"}],
+            "nonTerminatingMatchingRules":[{"ruleId":"watch","action":"COUNT"}],
+            "ruleGroupList":[{"ruleGroupId":"g","terminatingRule":null,"nonTerminatingMatchingRules":[{"ruleId":"inner","action":"COUNT"}],"excludedRules":null,"customerConfig":{"a":1}}]}"#,
+        );
+        assert_eq!(r.view().action(), Action::Block);
+        assert_eq!(r.view().user_agent(), Some("curl/8"));
+        assert_eq!(r.view().header("x"), Some(""));
+        assert_eq!(r.http_request.uri.as_deref(), Some("/a/b"));
+        assert_eq!(
+            r.view().count_rule_ids().collect::<Vec<_>>(),
+            ["watch", "inner"]
+        );
+        assert_eq!(r.view().label_names().count(), 1);
+    }
+
+    #[test]
+    fn preview_era_key_is_an_alias() {
+        let r = parse(
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4"},"matchingNonTerminatingRules":[{"ruleId":"old","action":"COUNT"}]}"#,
+        );
+        assert_eq!(r.view().count_rule_ids().collect::<Vec<_>>(), ["old"]);
     }
 }

@@ -330,7 +330,8 @@ pub fn update_ledger(
             if e.cidr == f.key && e.policy != MANUAL {
                 if last_seen > e.last_seen {
                     e.strikes += 1;
-                    let until = now + action.block_duration(e.strikes);
+                    let until =
+                        crate::util::time::add_saturating(now, action.block_duration(e.strikes));
                     e.expires = Some(e.expires.map_or(until, |old| old.max(until)));
                     e.last_seen = last_seen;
                     e.reason = f.reason();
@@ -362,7 +363,10 @@ pub fn update_ledger(
             first_seen,
             last_seen,
             added: now,
-            expires: Some(now + action.block_duration(strikes)),
+            expires: Some(crate::util::time::add_saturating(
+                now,
+                action.block_duration(strikes),
+            )),
             strikes,
         };
         // Address entries of the same group inside a new network entry are folded into it.
@@ -478,7 +482,9 @@ pub fn block(
         first_seen: now,
         last_seen: now,
         added: now,
-        expires: req.duration.map(|d| now + d),
+        expires: req
+            .duration
+            .map(|d| crate::util::time::add_saturating(now, d)),
         strikes,
     };
     let change = Change::of(ChangeKind::Add, &entry);

@@ -130,7 +130,9 @@ pub fn window_peak(minutes: &[(u32, u32)], width: u32) -> Peak {
     let mut lo = 0;
     for &(m, n) in minutes {
         sum += u64::from(n);
-        while minutes[lo].0 + width <= m {
+        // In u64: the last minutes a u32 holds (far-future times, clamped by `minute_of`) plus a
+        // window would overflow.
+        while u64::from(minutes[lo].0) + u64::from(width) <= u64::from(m) {
             sum -= u64::from(minutes[lo].1);
             lo += 1;
         }
@@ -733,6 +735,18 @@ mod tests {
         assert_eq!(p[3].requests, 35); // 10m: 100..=109
         assert_eq!(p[3].start_minute, 100);
         assert_eq!(window_peaks(&[])[0], Peak::default());
+    }
+
+    #[test]
+    fn peaks_at_the_last_minutes_do_not_overflow() {
+        let far = minute_of(i64::MAX);
+        assert_eq!(far, u32::MAX);
+        let m = [(far - 3, 2), (far, 1)];
+        let p = window_peaks(&m);
+        assert_eq!(p[0].requests, 2);
+        assert_eq!(p[2].requests, 3);
+        assert_eq!(p[2].start_minute, far - 3);
+        assert_eq!(minute_of(i64::MIN), 0);
     }
 
     #[test]

@@ -9,16 +9,24 @@ use jiff::{SignedDuration, Timestamp, civil};
 pub struct TimeError(pub String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid duration `{0}`: use a number and a unit, e.g. `30m`, `12h`, `7d`, `2w`")]
-pub struct DurationError(pub String);
+pub enum DurationError {
+    #[error("invalid duration `{0}`: use a number and a unit, e.g. `30m`, `12h`, `7d`, `2w`")]
+    Invalid(String),
+    #[error("duration `{0}` is too long: at most 100 years (`36500d`)")]
+    TooLong(String),
+}
 
-/// Parses `30m`, `12h`, `7d`, `2w` (also `90s`).
+/// The longest duration accepted: added to any time of this millennium it stays a time (jiff's
+/// arithmetic panics past year 9999), and no block or window needs more.
+pub const MAX_DURATION_SECS: i64 = 36_500 * 86_400;
+
+/// Parses `30m`, `12h`, `7d`, `2w` (also `90s`), up to [`MAX_DURATION_SECS`].
 pub fn parse_duration(s: &str) -> Result<SignedDuration, DurationError> {
-    let err = || DurationError(s.to_owned());
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().map_err(|_| err())?;
+    let err = || DurationError::Invalid(s.to_owned());
+    let too_long = || DurationError::TooLong(s.to_owned());
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (num, unit) = t.split_at(split);
     let secs = match unit {
         "s" => 1,
         "m" | "min" => 60,
@@ -27,10 +35,28 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, DurationError> {
         "w" => 604_800,
         _ => return Err(err()),
     };
-    n.checked_mul(secs)
-        .filter(|&v| v > 0)
-        .map(SignedDuration::from_secs)
-        .ok_or_else(err)
+    // Digits only, so a number that does not parse is too large.
+    let n: i64 = match num.parse() {
+        Ok(n) => n,
+        Err(_) if !num.is_empty() => return Err(too_long()),
+        Err(_) => return Err(err()),
+    };
+    match n.checked_mul(secs) {
+        Some(v) if v > MAX_DURATION_SECS => Err(too_long()),
+        Some(v) if v > 0 => Ok(SignedDuration::from_secs(v)),
+        Some(_) => Err(err()),
+        None => Err(too_long()),
+    }
+}
+
+/// `t + d`, at the latest the last representable time (a duration from [`parse_duration`] never
+/// gets there from a real clock; a hand-set one could).
+pub fn add_saturating(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(if d.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// An instant: absolute (RFC 3339, or a civil date/time taken as UTC) or an age before `now`.
@@ -87,5 +113,31 @@ mod tests {
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("d").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn durations_that_would_overflow_are_refused() {
+        assert_eq!(
+            parse_duration("36500d").unwrap().as_secs(),
+            MAX_DURATION_SECS
+        );
+        for long in [
+            "500000w",
+            "36501d",
+            "99999999999999999999s",
+            "9223372036854775807w",
+        ] {
+            let e = parse_duration(long).unwrap_err();
+            assert_eq!(e, DurationError::TooLong(long.to_owned()));
+            assert_eq!(
+                e.to_string(),
+                format!("duration `{long}` is too long: at most 100 years (`36500d`)")
+            );
+        }
+        let last = Timestamp::MAX;
+        assert_eq!(add_saturating(last, SignedDuration::from_secs(1)), last);
+        let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
+        let d = parse_duration("5200w").unwrap();
+        assert_eq!(add_saturating(now, d), now + d);
     }
 }

@@ -14,6 +14,7 @@ mod cli;
 mod common;
 mod conventions;
 mod generate;
+mod hostile_input;
 mod ledger_safety;
 mod logs;
 mod policy_check;
