@@ -3,7 +3,7 @@
 //! Going through serde costs a visitor call, a key match and a skip per JSON value; a WAF record has
 //! about 150 of them (most in `headers`), which made parsing the bulk of a scan. This reader knows the
 //! record's shape, reads the `{"name":…,"value":…}` headers as AWS writes them, and finds string ends
-//! in bit maps of the line built in one vector pass ([`Index`], in [`super::index`]).
+//! in bit maps of the line built in one vector pass (`Index`, in `log::index`).
 //!
 //! It is a fast path, never the judge: anything unusual (an escape in a kept string or in a key, a
 //! duplicate known key, a number that is not a plain integer, a string timestamp, `}{` on one line,
