@@ -515,11 +515,7 @@ pub fn traffic(
         totals.add(v.kind, names.intern(&v.value), v.requests);
         if v.kind == Kind::Country {
             // The local engine's split, request by request, summed per country instead.
-            match &home_country {
-                _ if v.value == "-" || v.value.is_empty() => geo.unknown += v.requests,
-                Some(home) if home.eq_ignore_ascii_case(&v.value) => geo.domestic += v.requests,
-                _ => geo.overseas += v.requests,
-            }
+            geo.add(&v.value, home_country.as_deref(), v.requests);
         }
     }
     let policy_keys = policy_rows

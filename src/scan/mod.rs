@@ -113,11 +113,17 @@ impl MinuteDetail {
 impl GeoSplit {
     /// Counts one request from `country` (`-` or empty: unknown).
     pub fn count(&mut self, country: &str, home: Option<&str>) {
-        match home {
-            _ if country == "-" || country.is_empty() => self.unknown += 1,
-            Some(home) if home.eq_ignore_ascii_case(country) => self.domestic += 1,
-            _ => self.overseas += 1,
-        }
+        self.add(country, home, 1);
+    }
+
+    /// Counts `requests` from `country`: the one rule both engines split by.
+    pub fn add(&mut self, country: &str, home: Option<&str>, requests: u64) {
+        let side = match home {
+            _ if country == "-" || country.is_empty() => &mut self.unknown,
+            Some(home) if home.eq_ignore_ascii_case(country) => &mut self.domestic,
+            _ => &mut self.overseas,
+        };
+        *side += requests;
     }
 
     pub fn merge(&mut self, other: &GeoSplit) {
