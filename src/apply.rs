@@ -422,6 +422,7 @@ async fn update_web_acl<W: WafApi>(
             .iter()
             .map(|b| (b.key.clone(), b.after.clone()))
             .collect(),
+        remove: c.removed_rules.iter().map(|r| r.name.clone()).collect(),
     };
     let summary = WebAclSummary {
         name: c.name.clone(),
@@ -445,7 +446,11 @@ async fn update_web_acl<W: WafApi>(
                 .bodies
                 .iter()
                 .all(|(k, b)| live.custom_response_bodies.get(k) == Some(b));
-            if rules_in_place && bodies_in_place {
+            let removed = edit
+                .remove
+                .iter()
+                .all(|name| live.rules.iter().all(|r| r.name != *name));
+            if rules_in_place && bodies_in_place && removed {
                 Ok(Outcome::AlreadyApplied)
             } else {
                 Err(stale(resource))

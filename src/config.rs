@@ -123,6 +123,45 @@ pub struct WebAclConfig {
     pub name: String,
     pub rules: Vec<ManagedRuleConfig>,
     pub rate_rules: Vec<RateRuleConfig>,
+    pub asn_rules: Vec<AsnRuleConfig>,
+}
+
+/// An ASN rule waftune owns: it blocks, counts or rate-limits the ASNs of one ledger list. With no
+/// active ASN in the list the rule is left out of the web ACL (WAF takes no empty ASN list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsnRuleConfig {
+    pub name: String,
+    /// The ledger's `[[asn]]` entries with this `list`.
+    pub list: String,
+    pub priority: i32,
+    /// `None`: the rule matches every request from a listed ASN.
+    pub rate: Option<AsnRate>,
+    pub action: RuleActionConfig,
+    pub metric_name: String,
+}
+
+/// A rate-based ASN rule: at most `limit` requests per `key` in `window`, over the listed ASNs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsnRate {
+    pub limit: u64,
+    pub window: Window,
+    /// [`RateKey::Ip`] (each address of a listed ASN) or [`RateKey::Asn`] (each listed ASN as a whole).
+    pub key: AsnRateKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsnRateKey {
+    Ip,
+    Asn,
+}
+
+impl AsnRateKey {
+    pub fn rate_key(self) -> RateKey {
+        match self {
+            AsnRateKey::Ip => RateKey::Ip,
+            AsnRateKey::Asn => RateKey::Asn,
+        }
+    }
 }
 
 /// A rate-based rule waftune owns.
@@ -307,6 +346,17 @@ impl Config {
     pub fn group(&self, name: &str) -> Option<&IpSetGroup> {
         self.ip_set_groups.iter().find(|g| g.name == name)
     }
+
+    /// The ASN lists the ASN rules of every web ACL use, sorted, each once.
+    pub fn asn_lists(&self) -> Vec<&str> {
+        let lists: BTreeSet<&str> = self
+            .web_acls
+            .iter()
+            .flat_map(|a| &a.asn_rules)
+            .map(|r| r.list.as_str())
+            .collect();
+        lists.into_iter().collect()
+    }
 }
 
 /// Lowercase hex SHA-256: the digest recorded in plans for the configuration and the ledger.
@@ -357,6 +407,22 @@ struct RawWebAcl {
     rules: Vec<RawRule>,
     #[serde(default, rename = "rate_rule")]
     rate_rules: Vec<RawRateRule>,
+    #[serde(default, rename = "asn_rule")]
+    asn_rules: Vec<RawAsnRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsnRule {
+    name: Spanned<String>,
+    list: Spanned<String>,
+    priority: Spanned<i64>,
+    action: Spanned<RawAction>,
+    limit: Option<Spanned<i64>>,
+    window: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    metric_name: Option<Spanned<String>>,
+    response: Option<Spanned<RawResponse>>,
 }
 
 #[derive(Deserialize)]
@@ -395,6 +461,18 @@ struct RawHead<'r> {
 }
 
 impl RawRule {
+    fn head(&self) -> RawHead<'_> {
+        RawHead {
+            name: &self.name,
+            priority: &self.priority,
+            action: &self.action,
+            metric_name: self.metric_name.as_ref(),
+            response: self.response.as_ref(),
+        }
+    }
+}
+
+impl RawAsnRule {
     fn head(&self) -> RawHead<'_> {
         RawHead {
             name: &self.name,
@@ -791,10 +869,19 @@ impl Ctx<'_> {
                 self.rate_rule(r, head, home_country)
             })
             .collect();
+        let asn_rules: Vec<_> = acl
+            .asn_rules
+            .iter()
+            .map(|r| {
+                let head = self.rule_head(acl_name, &mut seen, r.head())?;
+                self.asn_rule(r, head)
+            })
+            .collect();
         Ok(WebAclConfig {
             name: name?,
             rules: rules.into_iter().collect::<Result<_, _>>()?,
             rate_rules: rate_rules.into_iter().collect::<Result<_, _>>()?,
+            asn_rules: asn_rules.into_iter().collect::<Result<_, _>>()?,
         })
     }
 
@@ -1012,6 +1099,61 @@ impl Ctx<'_> {
         })
     }
 
+    fn asn_rule(&self, r: &RawAsnRule, head: RuleHead) -> Result<AsnRuleConfig, Reported> {
+        let rule = &head.name;
+        let list = self.name(&r.list, &format!("asn rule `{rule}`: list"))?;
+        let rate = match &r.limit {
+            None => {
+                if let Some(extra) = r.window.as_ref().or(r.key.as_ref()) {
+                    return Err(self.error(
+                        extra.span(),
+                        format!("asn rule `{rule}`: `window` and `key` only apply with a `limit` (a rate-based ASN rule)"),
+                    ));
+                }
+                None
+            }
+            Some(limit) => {
+                let n = *limit.get_ref();
+                let n = u64::try_from(n)
+                    .ok()
+                    .filter(|n| (MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        self.error(
+                            limit.span(),
+                            format!("asn rule `{rule}`: limit `{n}` must be between {MIN_RATE_LIMIT} and {MAX_RATE_LIMIT} (WAF's range)"),
+                        )
+                    })?;
+                let window = r.window.as_ref().map_or(Ok(Window::M5), |w| {
+                    rate::parse_window(w.get_ref())
+                        .map_err(|e| self.error(w.span(), format!("asn rule `{rule}`: {e}")))
+                })?;
+                let key = match r.key.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
+                    None | Some(("ip", _)) => AsnRateKey::Ip,
+                    Some(("asn", _)) => AsnRateKey::Asn,
+                    Some((other, at)) => {
+                        return Err(self.error(
+                            at,
+                            format!("asn rule `{rule}`: key `{other}` must be `ip` (each address) or `asn` (each ASN as a whole)"),
+                        ));
+                    }
+                };
+                Some(AsnRate {
+                    limit: n,
+                    window,
+                    key,
+                })
+            }
+        };
+        Ok(AsnRuleConfig {
+            name: head.name,
+            list,
+            priority: head.priority,
+            rate,
+            action: head.action,
+            metric_name: head.metric_name,
+        })
+    }
+
     fn response(&self, raw: &RawResponse) -> Result<CustomResponse, Reported> {
         let code = *raw.code.get_ref();
         if !(200..=599).contains(&code) {
@@ -1217,6 +1359,72 @@ mod tests {
         );
         assert!(
             err(&clash).contains("rule `rate` appears twice in web_acl `shop`"),
+            "{}",
+            err(&clash)
+        );
+    }
+
+    fn asn_rule(body: &str) -> String {
+        format!("{ACL}[[web_acl.asn_rule]]\nname = \"asn\"\nlist = \"hosting\"\npriority = 2\n{body}")
+    }
+
+    #[test]
+    fn asn_rules_parse_as_match_or_rate() {
+        let c = parse(&asn_rule("action = \"block\"\n")).unwrap();
+        let r = &c.web_acls[0].asn_rules[0];
+        assert_eq!((r.list.as_str(), r.priority, r.rate), ("hosting", 2, None));
+        assert_eq!(r.action, RuleActionConfig::Block(None));
+        assert_eq!(c.asn_lists(), ["hosting"]);
+        let c = parse(&asn_rule(
+            "action = \"count\"\nlimit = 300\nwindow = \"2m\"\nkey = \"asn\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.web_acls[0].asn_rules[0].rate,
+            Some(AsnRate {
+                limit: 300,
+                window: Window::M2,
+                key: AsnRateKey::Asn
+            })
+        );
+        let c = parse(&asn_rule("action = \"count\"\nlimit = 300\n")).unwrap();
+        assert_eq!(c.web_acls[0].asn_rules[0].rate.unwrap().key, AsnRateKey::Ip);
+        // Without ASN rules nothing changes.
+        assert!(parse(EXAMPLE).unwrap().asn_lists().is_empty());
+    }
+
+    #[test]
+    fn bad_asn_rules_name_the_value() {
+        for (body, message) in [
+            (
+                "action = \"block\"\nlimit = 5\n",
+                "waftune.toml:10:9: error: asn rule `asn`: limit `5` must be between 10 and 2000000000",
+            ),
+            (
+                "action = \"block\"\nwindow = \"5m\"\n",
+                "asn rule `asn`: `window` and `key` only apply with a `limit`",
+            ),
+            (
+                "action = \"block\"\nlimit = 100\nkey = \"country\"\n",
+                "asn rule `asn`: key `country` must be `ip` (each address) or `asn` (each ASN as a whole)",
+            ),
+            ("action = \"block\"\nasns = [1]\n", "unknown field `asns`"),
+        ] {
+            let e = err(&asn_rule(body));
+            assert!(e.contains(message), "{body}: {e}");
+        }
+        let e = err(&asn_rule("action = \"block\"\n").replace("\"hosting\"", "\"host ing\""));
+        assert!(
+            e.contains("asn rule `asn`: list `host ing` is not a valid WAF name"),
+            "{e}"
+        );
+        // Names and priorities are shared with the web ACL's other rules.
+        let clash = format!(
+            "{}[[web_acl.rate_rule]]\nname = \"r\"\npriority = 2\nlimit = 100\naction = \"count\"\n",
+            asn_rule("action = \"block\"\n")
+        );
+        assert!(
+            err(&clash).contains("priority `2` is also used by rule `r`"),
             "{}",
             err(&clash)
         );

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::asn::Asn;
 use crate::util::{atomic_file, cidr};
 use ipnet::IpNet;
 use jiff::Timestamp;
@@ -78,6 +79,30 @@ impl LedgerEntry {
     }
 }
 
+/// One blocked (or counted, or rate-limited: the configured ASN rule decides) Autonomous System.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsnEntry {
+    /// `AS13335` (or `13335`), 1 to 4294967295.
+    pub asn: Asn,
+    /// The ASN list (an `asn_rule`'s `list` in `waftune.toml`) it belongs to.
+    pub list: String,
+    /// The policy that proposed it, or [`MANUAL`].
+    pub policy: String,
+    /// One line a reviewer can read: what was seen from it, and who else lives there.
+    pub reason: String,
+    pub added: Timestamp,
+    /// `None` holds until removed by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+}
+
+impl AsnEntry {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}
+
 /// A block that ran out, remembered for a while so that a returning offender escalates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +124,9 @@ pub struct Ledger {
     /// Expired blocks (not in any IP set), kept for escalation.
     #[serde(default, rename = "history")]
     pub history: Vec<HistoryEntry>,
+    /// ASNs for the ASN rules, kept sorted by (list, ASN).
+    #[serde(default, rename = "asn")]
+    pub asns: Vec<AsnEntry>,
 }
 
 impl Ledger {
@@ -143,10 +171,11 @@ impl Ledger {
         for past in &mut ledger.history {
             past.cidr = cidr::unmap(past.cidr);
         }
-        let list: Vec<Diagnostic> = ledger
+        let spans = TableSpans::of(text);
+        let mut list: Vec<Diagnostic> = ledger
             .entries
             .iter()
-            .zip(entry_spans(text))
+            .zip(starts(spans.entry))
             .filter_map(|(entry, span)| {
                 let (message, help) = if entry.cidr.prefix_len() == 0 {
                     ("a /0 range would block everyone".to_owned(), None)
@@ -165,6 +194,21 @@ impl Ledger {
                 Some(Diagnostic::error(path, text, span, message).with_help(help))
             })
             .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for (entry, span) in ledger.asns.iter().zip(starts(spans.asn)) {
+            let message = if entry.list.is_empty() {
+                "list is empty"
+            } else if !seen.insert((&entry.list, entry.asn)) {
+                "listed twice; keep one entry"
+            } else {
+                continue;
+            };
+            let message = format!(
+                "asn entry for `{}` in list `{}`: {message}",
+                entry.asn, entry.list
+            );
+            list.push(Diagnostic::error(path, text, span, message));
+        }
         if !list.is_empty() {
             return Err(invalid(list));
         }
@@ -196,6 +240,14 @@ impl Ledger {
             out.push_str("[[history]]\n");
             out.push_str(&toml::to_string(past).expect("a history entry always serialises"));
         }
+        if !sorted.asns.is_empty() {
+            out.push_str("\n# ASNs for the ASN rules of waftune.toml, sorted by list and number.\n");
+        }
+        for asn in &sorted.asns {
+            out.push('\n');
+            out.push_str("[[asn]]\n");
+            out.push_str(&toml::to_string(asn).expect("an ASN entry always serialises"));
+        }
         out
     }
 
@@ -213,11 +265,18 @@ impl Ledger {
             .sort_by(|a, b| (&a.group, a.cidr).cmp(&(&b.group, b.cidr)));
         self.history
             .sort_by(|a, b| (&a.group, a.cidr).cmp(&(&b.group, b.cidr)));
+        self.asns
+            .sort_by(|a, b| (&a.list, a.asn).cmp(&(&b.list, b.asn)));
     }
 
     /// Entries in force at `now` (not expired).
     pub fn active(&self, now: Timestamp) -> impl Iterator<Item = &LedgerEntry> {
         self.entries.iter().filter(move |e| !e.is_expired(now))
+    }
+
+    /// ASN entries in force at `now` (not expired).
+    pub fn active_asns(&self, now: Timestamp) -> impl Iterator<Item = &AsnEntry> {
+        self.asns.iter().filter(move |e| !e.is_expired(now))
     }
 }
 
@@ -264,16 +323,25 @@ pub fn check_present<'a>(
     })
 }
 
-/// Where each `[[entry]]` starts, in file order (the ledger parsed, so the text is valid TOML).
-fn entry_spans(text: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
-    #[derive(Deserialize)]
-    struct Spans {
-        #[serde(default)]
-        entry: Vec<toml::Spanned<toml::Value>>,
+/// Where each `[[entry]]` and each `[[asn]]` starts, in file order (the ledger parsed, so the text
+/// is valid TOML).
+#[derive(Deserialize, Default)]
+struct TableSpans {
+    #[serde(default)]
+    entry: Vec<toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    asn: Vec<toml::Spanned<toml::Value>>,
+}
+
+impl TableSpans {
+    fn of(text: &str) -> TableSpans {
+        toml::from_str(text).unwrap_or_default()
     }
-    toml::from_str::<Spans>(text)
-        .map(|s| s.entry)
-        .unwrap_or_default()
+}
+
+/// The start of each table, then `0..0` for ever (a table built in code has no place in the text).
+fn starts(tables: Vec<toml::Spanned<toml::Value>>) -> impl Iterator<Item = std::ops::Range<usize>> {
+    tables
         .into_iter()
         .map(|e| e.span())
         .chain(std::iter::repeat(0..0))
@@ -302,6 +370,7 @@ mod tests {
     fn round_trips_sorted() {
         let ledger = Ledger {
             history: Vec::new(),
+            asns: Vec::new(),
             entries: vec![
                 entry("198.51.100.0/24", "scanners"),
                 entry("2001:db8::/64", "blocklist"),
@@ -328,6 +397,7 @@ mod tests {
         let l = Ledger {
             entries: vec![entry("192.0.2.0/24", "g"), entry("198.51.100.0/24", "")],
             history: Vec::new(),
+            asns: Vec::new(),
         };
         let text = l.to_toml().replace("192.0.2.0/24", "192.0.2.7/24");
         assert_eq!(
@@ -373,6 +443,7 @@ mod tests {
         let mut l = Ledger {
             entries: vec![entry("192.0.2.0/24", "g")],
             history: Vec::new(),
+            asns: Vec::new(),
         };
         l.history.push(HistoryEntry {
             cidr: "198.51.100.7/32".parse().unwrap(),
@@ -387,6 +458,74 @@ mod tests {
             .replace("198.51.100.7/32", "::ffff:198.51.100.7/128");
         let back = Ledger::parse(&text, Path::new("l.toml")).unwrap();
         assert_eq!(back, l);
+    }
+
+    fn asn(n: u32, list: &str) -> AsnEntry {
+        AsnEntry {
+            asn: Asn::new(n).unwrap(),
+            list: list.into(),
+            policy: MANUAL.into(),
+            reason: "hosting provider scraping".into(),
+            added: "2026-11-20T00:00:00Z".parse().unwrap(),
+            expires: Some("2026-12-20T00:00:00Z".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn asn_entries_round_trip_sorted_after_the_addresses() {
+        let ledger = Ledger {
+            entries: vec![entry("192.0.2.1/32", "g")],
+            history: Vec::new(),
+            asns: vec![asn(64500, "hosting"), asn(64496, "hosting"), asn(1, "cloud")],
+        };
+        let text = ledger.to_toml();
+        assert!(
+            text.ends_with(
+                "\n# ASNs for the ASN rules of waftune.toml, sorted by list and number.\n\n\
+                 [[asn]]\nasn = \"AS1\"\nlist = \"cloud\"\npolicy = \"manual\"\n\
+                 reason = \"hosting provider scraping\"\nadded = \"2026-11-20T00:00:00Z\"\n\
+                 expires = \"2026-12-20T00:00:00Z\"\n\n[[asn]]\nasn = \"AS64496\"\nlist = \"hosting\"\n\
+                 policy = \"manual\"\nreason = \"hosting provider scraping\"\nadded = \"2026-11-20T00:00:00Z\"\n\
+                 expires = \"2026-12-20T00:00:00Z\"\n\n[[asn]]\nasn = \"AS64500\"\nlist = \"hosting\"\n\
+                 policy = \"manual\"\nreason = \"hosting provider scraping\"\nadded = \"2026-11-20T00:00:00Z\"\n\
+                 expires = \"2026-12-20T00:00:00Z\"\n"
+            ),
+            "{text}"
+        );
+        let back = Ledger::parse(&text, Path::new("l.toml")).unwrap();
+        assert_eq!(back.to_toml(), text);
+        let now: Timestamp = "2026-12-20T00:00:00Z".parse().unwrap();
+        assert_eq!(back.active_asns(now).count(), 0);
+        // Without ASN entries the ledger is written exactly as before.
+        let plain = Ledger {
+            asns: Vec::new(),
+            ..back
+        };
+        assert!(!plain.to_toml().contains("ASN"));
+    }
+
+    #[test]
+    fn bad_asn_entries_name_line_and_value() {
+        let l = Ledger {
+            asns: vec![asn(64496, "hosting")],
+            ..Ledger::default()
+        };
+        let text = l.to_toml();
+        let msg = diagnostics(&text.replace("AS64496", "AS0"), "b.toml").join("\n");
+        assert!(msg.starts_with("b.toml:7:7: error: "), "{msg}");
+        assert!(msg.contains("ASN `AS0` is out of range"), "{msg}");
+        let msg = diagnostics(&text.replace("AS64496", "4294967296"), "b.toml").join("\n");
+        assert!(msg.contains("ASN `4294967296` is out of range"), "{msg}");
+        let twice = format!("{text}{}", &text[text.find("\n[[asn]]").unwrap()..]);
+        assert_eq!(
+            diagnostics(&twice, "b.toml"),
+            ["b.toml:14:1: error: asn entry for `AS64496` in list `hosting`: listed twice; keep one entry"]
+        );
+        let empty = text.replace("list = \"hosting\"", "list = \"\"");
+        assert_eq!(
+            diagnostics(&empty, "b.toml"),
+            ["b.toml:6:1: error: asn entry for `AS64496` in list ``: list is empty"]
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use super::{
 };
 use crate::config::Config;
 use crate::ledger::Ledger;
+use crate::model::asn::Asn;
 use crate::model::waf::MAX_SET_ENTRIES;
+use crate::propose::asn::{ManualAsnBlock, block_asn, unblock_asn};
 use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
@@ -54,7 +56,8 @@ pub struct BlockArgs {
     pub config: ConfigArg,
     #[command(flatten)]
     pub policies: PoliciesArg,
-    /// The address or network to block (`203.0.113.7`, `198.51.100.0/24`, `2001:db8::/64`).
+    /// The address, network or ASN to block (`203.0.113.7`, `198.51.100.0/24`, `2001:db8::/64`,
+    /// `AS64496`); an ASN goes into an ASN list, for the asn_rule that uses it.
     pub cidr: String,
     /// How long (`12h`, `30d`, `2w`); without it, until `waftune unblock`.
     #[arg(long = "for", value_name = "DURATION")]
@@ -65,6 +68,9 @@ pub struct BlockArgs {
     /// The IP-set group (default: the first one in waftune.toml).
     #[arg(long)]
     pub group: Option<String>,
+    /// For an ASN: the ASN list (default: the first asn_rule's in waftune.toml).
+    #[arg(long)]
+    pub list: Option<String>,
     /// Block even a range that overlaps an allowlist entry.
     #[arg(long)]
     pub force: bool,
@@ -85,11 +91,14 @@ pub struct InitLedgerArg {
 pub struct UnblockArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// The range to remove, exactly as in the ledger.
+    /// The range to remove, exactly as in the ledger, or an ASN (`AS64496`).
     pub cidr: String,
     /// Only from this group (default: every group).
     #[arg(long)]
     pub group: Option<String>,
+    /// For an ASN: only from this ASN list (default: every list).
+    #[arg(long)]
+    pub list: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,8 +183,57 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
+/// `waftune block AS64496`: an ASN entry, in the list of an asn_rule.
+fn block_asn_cmd(args: &BlockArgs, config: &Config) -> Result<ExitCode> {
+    if args.group.is_some() || args.force {
+        bail!(
+            "`{}` is an ASN: `--group` and `--force` are for addresses; use `--list` for its ASN list",
+            args.cidr
+        );
+    }
+    let first = config.web_acls.iter().flat_map(|a| &a.asn_rules).next();
+    let Some(list) = args.list.clone().or(first.map(|r| r.list.clone())) else {
+        bail!(
+            "`{}` defines no asn_rule, so an ASN has nowhere to go; add a [[web_acl.asn_rule]] (see docs/asn.md)",
+            config.path.display()
+        );
+    };
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let path = config.ledger_path();
+    let _lock = crate::ledger::lock(&path)?;
+    let mut ledger = Ledger::load(&path, args.init.init_ledger)?;
+    let entry = block_asn(
+        &mut ledger,
+        &ManualAsnBlock {
+            asn: &args.cidr,
+            list: &list,
+            duration,
+            reason: &args.reason,
+        },
+        &config.asn_lists(),
+        Timestamp::now(),
+    )?;
+    ledger.save(&path)?;
+    let until = entry
+        .expires
+        .map_or("until unblocked".to_owned(), |t| format!("until {t}"));
+    info!(
+        "added `{}` to ASN list `{}` {until}; recorded in `{}`",
+        entry.asn,
+        entry.list,
+        path.display()
+    );
+    Ok(ExitCode::from(exit::OK))
+}
+
 pub fn block_cmd(args: BlockArgs) -> Result<ExitCode> {
     let config = args.config.load()?;
+    if Asn::looks_like(&args.cidr) {
+        return block_asn_cmd(&args, &config);
+    }
+    if args.list.is_some() {
+        bail!("`--list` is for ASNs; `{}` is not one", args.cidr);
+    }
     let group = match &args.group {
         Some(g) if config.group(g).is_none() => {
             bail!("group `{g}` is not defined in `{}`", config.path.display())
@@ -224,6 +282,14 @@ pub fn unblock_cmd(args: UnblockArgs) -> Result<ExitCode> {
     let path = config.ledger_path();
     let _lock = crate::ledger::lock(&path)?;
     let mut ledger = Ledger::load(&path, false)?;
+    if Asn::looks_like(&args.cidr) {
+        let removed = unblock_asn(&mut ledger, &args.cidr, args.list.as_deref())?;
+        ledger.save(&path)?;
+        for e in removed {
+            info!("removed `{}` from ASN list `{}`", e.asn, e.list);
+        }
+        return Ok(ExitCode::from(exit::OK));
+    }
     let removed = unblock(&mut ledger, &args.cidr, args.group.as_deref())?;
     ledger.save(&path)?;
     for c in removed {

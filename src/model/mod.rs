@@ -2,6 +2,7 @@
 //! They depend only on [`crate::util`].
 
 pub mod acl;
+pub mod asn;
 pub mod athena;
 pub mod rate;
 pub mod waf;

@@ -62,6 +62,19 @@ pub struct RateStatement {
     pub scope_down: Vec<ScopeDown>,
 }
 
+impl RateStatement {
+    /// The ASNs of its ASN scope-down (a rate-based ASN rule); empty for other rate rules.
+    pub fn asn_scope(&self) -> &[u32] {
+        self.scope_down
+            .iter()
+            .find_map(|d| match d {
+                ScopeDown::Asn(asns) => Some(&asns[..]),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// What a rate-based rule counts requests by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +87,9 @@ pub enum RateKey {
         header: String,
         fallback_match: bool,
     },
+    /// The ASN of the connecting address (WAF's `ASN` custom key): every client of an ASN shares
+    /// one count.
+    Asn,
 }
 
 /// One scope-down condition of a rate-based rule, as WAF evaluates it.
@@ -95,6 +111,8 @@ pub enum ScopeDown {
         namespace: bool,
         negate: bool,
     },
+    /// `AsnMatchStatement`: the connecting address belongs to one of these ASNs.
+    Asn(Vec<u32>),
 }
 
 /// A custom block response: status code and the key of a body defined on the web ACL.

@@ -11,16 +11,17 @@ use super::stamp::same_stamped_content;
 use super::waf_json::live_rule_json;
 use super::{
     Action, BodyChange, DesiredSet, IpSetChange, IpSetState, PLAN_FORMAT_VERSION, Plan,
-    PlannedRule, PlannedStatement, RecommendedLimit, ResourceChange, RuleChange, SetRef,
-    WebAclChange, desired_sets, drift, stamp_description,
+    PlannedRule, PlannedStatement, RecommendedLimit, ResourceChange, RuleChange, RuleRemoval,
+    SetRef, WebAclChange, desired_asns, desired_sets, drift, stamp_description,
 };
 use crate::config::{
     Config, CustomResponse, GROUP_TAG, MANAGED_TAG, RateLimit, RuleActionConfig, WebAclConfig,
     sha256_hex,
 };
 use crate::ledger::{Ledger, LedgerError};
+use crate::model::asn::MAX_ASNS_PER_STATEMENT;
 use crate::model::waf::{
-    BlockResponse, IpVersion, MAX_SET_ENTRIES, RateStatement, ResponseBody, RuleAction,
+    BlockResponse, IpVersion, MAX_SET_ENTRIES, RateStatement, ResponseBody, RuleAction, ScopeDown,
 };
 use crate::util::cidr::{self, CidrError};
 use crate::waf::capacity::web_acl_capacity;
@@ -55,6 +56,18 @@ pub enum PlanError {
         count: usize,
         rollover: bool,
     },
+    #[error(
+        "ledger ASN `{asn}` is in list `{list}`, which no asn_rule in the config uses (lists: {known})"
+    )]
+    UnknownAsnList {
+        asn: String,
+        list: String,
+        known: String,
+    },
+    #[error(
+        "ASN list `{list}` has {count} active ASNs, more than the {MAX_ASNS_PER_STATEMENT} one WAF ASN statement takes; remove or expire some"
+    )]
+    TooManyAsns { list: String, count: usize },
     #[error("live IP set `{set}` holds {reason}")]
     InvalidLiveAddress { set: String, reason: CidrError },
     #[error(
@@ -131,6 +144,7 @@ pub fn build_plan(inputs: &PlanInputs<'_>) -> Result<Plan, PlanError> {
     // Stamps and the plan keep whole seconds; the desired state is taken at that same instant.
     let now = Timestamp::from_second(inputs.now.as_second()).unwrap_or(inputs.now);
     let desired = desired_sets(config, ledger, now)?;
+    let asns = desired_asns(config, ledger, now)?;
 
     let live_sets: HashMap<&str, &IpSet> = live
         .managed_ip_sets
@@ -244,7 +258,7 @@ pub fn build_plan(inputs: &PlanInputs<'_>) -> Result<Plan, PlanError> {
         });
     }
 
-    let acl_changes = web_acl_changes(config, live, &desired, inputs.recommended)?;
+    let acl_changes = web_acl_changes(config, live, &desired, &asns, inputs.recommended)?;
 
     // Growing sets go first so that an entry moving between a group's two sets is never absent.
     updates.sort_by_key(|c| std::cmp::Reverse(c.added.len() as i64 - c.removed.len() as i64));
@@ -285,13 +299,19 @@ pub fn parse_live(set: &IpSet) -> Result<Vec<IpNet>, PlanError> {
     Ok(nets)
 }
 
-/// Rules with the evidence of a recommended limit, and the response bodies they need.
-pub(super) type WantedRules<'c> = (Vec<(PlannedRule, Option<String>)>, Vec<&'c CustomResponse>);
+/// What the configuration wants in one web ACL: rules with the evidence of a recommended limit,
+/// the response bodies they need, and the names of ASN rules to leave out (their list is empty).
+pub(super) struct WantedRules<'c> {
+    pub rules: Vec<(PlannedRule, Option<String>)>,
+    pub responses: Vec<&'c CustomResponse>,
+    pub absent: Vec<&'c str>,
+}
 
 fn web_acl_changes(
     config: &Config,
     live: &LiveWaf,
     desired: &[DesiredSet],
+    asns: &BTreeMap<String, Vec<u32>>,
     recommended: &BTreeMap<(String, String), RecommendedLimit>,
 ) -> Result<Vec<WebAclChange>, PlanError> {
     let arn_of = |name: &str| {
@@ -309,7 +329,11 @@ fn web_acl_changes(
             .ok_or_else(|| PlanError::MissingWebAcl {
                 name: acl_config.name.clone(),
             })?;
-        let (wanted, responses) = wanted_rules(acl_config, desired, arn_of, recommended)?;
+        let WantedRules {
+            rules: wanted,
+            responses,
+            absent,
+        } = wanted_rules(acl_config, desired, asns, arn_of, recommended)?;
 
         let managed = |name: &str| wanted.iter().any(|(r, _)| r.name == name);
         let mut rules = Vec::new();
@@ -342,14 +366,27 @@ fn web_acl_changes(
                 }
                 _ => false,
             };
+            let live_asns = live_rule.map_or(&[][..], |r| r.shape.asns());
+            let (asns_added, asns_removed) = cidr::diff_sorted(live_asns, after.asns());
             rules.push(RuleChange {
                 name: after.name.clone(),
                 before: live_rule.map(live_rule_json),
                 after,
                 resets_counters,
                 limit_evidence,
+                asns_added,
+                asns_removed,
             });
         }
+        let removed_rules: Vec<RuleRemoval> = absent
+            .iter()
+            .filter_map(|name| acl.rules.iter().find(|r| r.name == *name))
+            .map(|r| RuleRemoval {
+                name: r.name.clone(),
+                before: live_rule_json(r),
+                asns_removed: r.shape.asns().to_vec(),
+            })
+            .collect();
         let mut bodies: Vec<BodyChange> = Vec::new();
         for r in responses {
             let want = ResponseBody {
@@ -365,10 +402,12 @@ fn web_acl_changes(
                 });
             }
         }
-        if !rules.is_empty() || !bodies.is_empty() {
+        if !rules.is_empty() || !bodies.is_empty() || !removed_rules.is_empty() {
+            // A removed rule is priced as a rule of no cost put in its place.
             let put: Vec<(&str, u64)> = rules
                 .iter()
                 .map(|r| (r.name.as_str(), r.after.wcu()))
+                .chain(removed_rules.iter().map(|r| (r.name.as_str(), 0)))
                 .collect();
             let capacity = web_acl_capacity(acl, &put);
             if capacity.exceeds_limit() {
@@ -388,6 +427,7 @@ fn web_acl_changes(
                 rules,
                 bodies,
                 capacity,
+                removed_rules,
             });
         }
     }
@@ -395,10 +435,12 @@ fn web_acl_changes(
 }
 
 /// The rules (with the evidence of a recommended limit) and response bodies the configuration
-/// wants in one web ACL; `arn_of` gives the ARN of an existing set by name.
+/// wants in one web ACL, given the desired sets and ASN lists; `arn_of` gives the ARN of an
+/// existing set by name.
 pub(super) fn wanted_rules<'c>(
     acl_config: &'c WebAclConfig,
     desired: &[DesiredSet],
+    asns: &BTreeMap<String, Vec<u32>>,
     arn_of: impl Fn(&str) -> Option<String>,
     recommended: &BTreeMap<(String, String), RecommendedLimit>,
 ) -> Result<WantedRules<'c>, PlanError> {
@@ -458,7 +500,42 @@ pub(super) fn wanted_rules<'c>(
             evidence,
         ));
     }
-    Ok((wanted, responses))
+    let mut absent = Vec::new();
+    for rule in &acl_config.asn_rules {
+        let list = asns.get(&rule.list).map_or(&[][..], Vec::as_slice);
+        if list.is_empty() {
+            absent.push(rule.name.as_str());
+            continue;
+        }
+        let (action, response) = planned_action(&rule.action);
+        responses.extend(response);
+        let statement = match rule.rate {
+            None => PlannedStatement::AsnMatch {
+                asns: list.to_vec(),
+            },
+            Some(rate) => PlannedStatement::RateBased(RateStatement {
+                limit: rate.limit,
+                window_sec: rate.window.minutes() * 60,
+                key: rate.key.rate_key(),
+                scope_down: vec![ScopeDown::Asn(list.to_vec())],
+            }),
+        };
+        wanted.push((
+            PlannedRule {
+                name: rule.name.clone(),
+                priority: rule.priority,
+                statement,
+                action,
+                metric_name: rule.metric_name.clone(),
+            },
+            None,
+        ));
+    }
+    Ok(WantedRules {
+        rules: wanted,
+        responses,
+        absent,
+    })
 }
 
 /// The rule action and, for a custom response, the body it needs on the web ACL.

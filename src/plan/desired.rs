@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use super::PlanError;
 use crate::config::{Config, IpSetGroup, ROLLOVER_SUFFIX};
 use crate::ledger::{Ledger, LedgerEntry};
+use crate::model::asn::MAX_ASNS_PER_STATEMENT;
 use crate::model::waf::{IpVersion, MAX_SET_ENTRIES};
 use crate::util::cidr;
 
@@ -56,6 +57,44 @@ pub fn desired_sets(
         sets.extend(group_sets(group, &nets)?);
     }
     Ok(sets)
+}
+
+/// The active ASNs of every ASN list the configuration uses, sorted (a list may be empty). An
+/// entry in a list no ASN rule uses, or a list longer than WAF's statement takes, is an error:
+/// entries are never dropped.
+pub fn desired_asns(
+    config: &Config,
+    ledger: &Ledger,
+    now: Timestamp,
+) -> Result<BTreeMap<String, Vec<u32>>, PlanError> {
+    let lists = config.asn_lists();
+    let mut by_list: BTreeMap<String, Vec<u32>> =
+        lists.iter().map(|l| ((*l).to_owned(), Vec::new())).collect();
+    for entry in ledger.active_asns(now) {
+        let Some(asns) = by_list.get_mut(&entry.list) else {
+            return Err(PlanError::UnknownAsnList {
+                asn: entry.asn.to_string(),
+                list: entry.list.clone(),
+                known: lists
+                    .iter()
+                    .map(|l| format!("`{l}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        asns.push(entry.asn.number());
+    }
+    for (list, asns) in &mut by_list {
+        asns.sort_unstable();
+        asns.dedup();
+        if asns.len() > MAX_ASNS_PER_STATEMENT {
+            return Err(PlanError::TooManyAsns {
+                list: list.clone(),
+                count: asns.len(),
+            });
+        }
+    }
+    Ok(by_list)
 }
 
 /// The sets of one group as they were meant to be at `at`: entries already added then and not yet

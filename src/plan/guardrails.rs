@@ -2,7 +2,7 @@
 //!
 //! They bound the damage of a bad analysis or a bad ledger edit: how much one apply may add or
 //! remove, how broad a blocked range may be, that no allowlisted range is ever blocked, and WAF's own
-//! limit of entries per set (re-checked because a plan file can be edited by hand).
+//! limits of entries per set and ASNs per rule (re-checked because a plan file can be edited by hand).
 
 use std::fmt;
 
@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::{Plan, ResourceChange};
 use crate::config::Config;
+use crate::model::asn::MAX_ASNS_PER_STATEMENT;
 use crate::model::waf::MAX_SET_ENTRIES;
 use crate::util::cidr;
 
@@ -35,6 +36,10 @@ pub enum Violation {
     },
     OverSetLimit {
         set: String,
+        count: usize,
+    },
+    OverAsnLimit {
+        rule: String,
         count: usize,
     },
 }
@@ -65,6 +70,10 @@ impl fmt::Display for Violation {
             Violation::OverSetLimit { set, count } => write!(
                 f,
                 "IP set `{set}` would hold {count} entries; WAF allows {MAX_SET_ENTRIES}"
+            ),
+            Violation::OverAsnLimit { rule, count } => write!(
+                f,
+                "rule `{rule}` would match {count} ASNs; one WAF ASN statement takes {MAX_ASNS_PER_STATEMENT}"
             ),
         }
     }
@@ -102,8 +111,20 @@ pub fn check_guardrails(
     let mut violations = Vec::new();
     let (mut before_all, mut after_all) = (Vec::new(), Vec::new());
     for change in &plan.changes {
-        let ResourceChange::IpSet(set) = change else {
-            continue;
+        let set = match change {
+            ResourceChange::IpSet(set) => set,
+            ResourceChange::WebAcl(acl) => {
+                violations.extend(
+                    acl.rules
+                        .iter()
+                        .filter(|r| r.after.asns().len() > MAX_ASNS_PER_STATEMENT)
+                        .map(|r| Violation::OverAsnLimit {
+                            rule: r.name.clone(),
+                            count: r.after.asns().len(),
+                        }),
+                );
+                continue;
+            }
         };
         // Net counts per group and version: an entry moving between a group's two sets is neither.
         let tag = |n: &IpNet| (set.group.clone(), *n);

@@ -19,12 +19,14 @@ pub mod verify;
 mod waf_json;
 
 pub use build::{PlanError, PlanInputs, build_plan, load_ledger, parse_live};
-pub use desired::{DesiredSet, desired_sets};
+pub use desired::{DesiredSet, desired_asns, desired_sets};
 pub use guardrails::{GuardrailError, Violation, check_guardrails};
 pub use planfile::{PLAN_FORMAT_VERSION, PlanFileError};
 pub use stamp::stamp_description;
 pub use types::*;
 
+#[cfg(test)]
+mod asn_tests;
 #[cfg(test)]
 mod rate_tests;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::model::acl::Scope;
 use crate::model::waf::{IpVersion, RateStatement, ResponseBody, RuleAction};
 use crate::waf::capacity::{WebAclCapacity, cost};
-use crate::waf::{IpSetRule, ManagedRule, RateRule};
+use crate::waf::{AsnRule, IpSetRule, ManagedRule, RateRule};
 
 /// A saved plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,19 @@ pub struct WebAclChange {
     pub bodies: Vec<BodyChange>,
     /// WCU before and after, checked against WAF's limit when the plan is made.
     pub capacity: WebAclCapacity,
+    /// Managed rules to take out: ASN rules whose list is now empty (WAF takes no empty list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_rules: Vec<RuleRemoval>,
+}
+
+/// A managed rule to remove from the web ACL. `before` is the live rule, for review only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRemoval {
+    pub name: String,
+    pub before: RuleBefore,
+    /// The ASNs the live rule held, for the reviewer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asns_removed: Vec<u32>,
 }
 
 /// A managed rule to put in place. `before` is the live rule, for review only.
@@ -98,6 +111,11 @@ pub struct RuleChange {
     /// Where a `limit = "recommended"` came from, for the reviewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_evidence: Option<String>,
+    /// For an ASN rule: the ASNs it gains and loses against the live rule, for the reviewer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asns_added: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asns_removed: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +135,10 @@ pub enum PlannedStatement {
         sets: Vec<SetRef>,
     },
     RateBased(RateStatement),
+    /// Matches requests from these ASNs (sorted, 1 to 100).
+    AsnMatch {
+        asns: Vec<u32>,
+    },
 }
 
 /// A `limit = "recommended"` resolved from the logs.
@@ -211,6 +233,13 @@ impl PlannedRule {
                 sampled_requests: true,
                 cloudwatch_metrics: true,
             }),
+            PlannedStatement::AsnMatch { asns } => ManagedRule::Asn(AsnRule {
+                asns: asns.clone(),
+                action: self.action.clone(),
+                metric_name: self.metric_name.clone(),
+                sampled_requests: true,
+                cloudwatch_metrics: true,
+            }),
         })
     }
 
@@ -218,7 +247,17 @@ impl PlannedRule {
     pub fn set_refs(&self) -> &[SetRef] {
         match &self.statement {
             PlannedStatement::IpSets { sets } => sets,
-            PlannedStatement::RateBased(_) => &[],
+            PlannedStatement::RateBased(_) | PlannedStatement::AsnMatch { .. } => &[],
+        }
+    }
+
+    /// The ASNs an ASN rule matches: its list, or a rate-based rule's ASN scope-down (none for
+    /// other rules).
+    pub fn asns(&self) -> &[u32] {
+        match &self.statement {
+            PlannedStatement::AsnMatch { asns } => asns,
+            PlannedStatement::RateBased(s) => s.asn_scope(),
+            PlannedStatement::IpSets { .. } => &[],
         }
     }
 
@@ -227,6 +266,7 @@ impl PlannedRule {
         match &self.statement {
             PlannedStatement::IpSets { sets } => cost::IP_SET_REFERENCE * sets.len() as u64,
             PlannedStatement::RateBased(s) => s.wcu(),
+            PlannedStatement::AsnMatch { .. } => cost::ASN_MATCH,
         }
     }
 }

@@ -11,10 +11,10 @@ use std::fmt;
 
 use ipnet::IpNet;
 
-use super::build::{PlanError, wanted_rules};
+use super::build::{PlanError, WantedRules, wanted_rules};
 use super::{
     Action, DesiredSet, IpSetChange, Plan, PlannedRule, PlannedStatement, RecommendedLimit,
-    ResourceChange, WebAclChange, desired_sets, stamp_description,
+    ResourceChange, WebAclChange, desired_asns, desired_sets, stamp_description,
 };
 use crate::config::{Config, GROUP_TAG, MANAGED_TAG};
 use crate::ledger::Ledger;
@@ -62,6 +62,7 @@ pub enum VerifyError {
 /// Checks every change's planned state against `config` and `ledger` at the plan's time.
 pub fn verify_plan(plan: &Plan, config: &Config, ledger: &Ledger) -> Result<(), VerifyError> {
     let desired = desired_sets(config, ledger, plan.created_at)?;
+    let asns = desired_asns(config, ledger, plan.created_at)?;
     let mut problems = Vec::new();
     for change in &plan.changes {
         match change {
@@ -83,7 +84,7 @@ pub fn verify_plan(plan: &Plan, config: &Config, ledger: &Ledger) -> Result<(), 
                         problem,
                     })
                 };
-                check_web_acl(c, config, &desired, plan, &mut say)?;
+                check_web_acl(c, config, (&desired, &asns), plan, &mut say)?;
             }
         }
     }
@@ -175,7 +176,7 @@ fn check_set(
 fn check_web_acl(
     c: &WebAclChange,
     config: &Config,
-    desired: &[DesiredSet],
+    (desired, asns): (&[DesiredSet], &BTreeMap<String, Vec<u32>>),
     plan: &Plan,
     say: &mut impl FnMut(String),
 ) -> Result<(), PlanError> {
@@ -195,10 +196,22 @@ fn check_web_acl(
                     evidence: r.limit_evidence.clone().unwrap_or_default(),
                 },
             )),
-            PlannedStatement::IpSets { .. } => None,
+            PlannedStatement::IpSets { .. } | PlannedStatement::AsnMatch { .. } => None,
         })
         .collect();
-    let (wanted, responses) = wanted_rules(acl_config, desired, |_| None, &recommended)?;
+    let WantedRules {
+        rules: wanted,
+        responses,
+        absent,
+    } = wanted_rules(acl_config, desired, asns, |_| None, &recommended)?;
+    for removal in &c.removed_rules {
+        if !absent.contains(&removal.name.as_str()) {
+            say(format!(
+                "rule `{}` is to be removed, but it is not an ASN rule whose list the ledger empties",
+                removal.name
+            ));
+        }
+    }
     for change in &c.rules {
         let Some((want, _)) = wanted.iter().find(|(w, _)| w.name == change.name) else {
             say(format!(

@@ -22,6 +22,12 @@ pub(super) fn live_rule_json(r: &LiveRule) -> RuleBefore {
             &m.metric_name,
             (m.sampled_requests, m.cloudwatch_metrics),
         ),
+        RuleShape::AsnMatch(m) => (
+            asn_json(&m.asns),
+            &m.action,
+            &m.metric_name,
+            (m.sampled_requests, m.cloudwatch_metrics),
+        ),
         RuleShape::Other { summary } => return RuleBefore::Opaque(summary.clone()),
     };
     RuleBefore::Rule(rule_json(
@@ -50,6 +56,7 @@ impl PlannedRule {
                 ip_sets_json(&refs)
             }
             PlannedStatement::RateBased(s) => rate_json(s),
+            PlannedStatement::AsnMatch { asns } => asn_json(asns),
         };
         rule_json(
             &self.name,
@@ -77,12 +84,23 @@ fn joined_json(statements: Vec<Value>, join: &str) -> Value {
     }
 }
 
+fn asn_json(asns: &[u32]) -> Value {
+    json!({ "AsnMatchStatement": { "AsnList": asns } })
+}
+
 fn rate_json(s: &RateStatement) -> Value {
     let mut rate = json!({
         "Limit": s.limit,
         "EvaluationWindowSec": s.window_sec,
-        "AggregateKeyType": match s.key { RateKey::Ip => "IP", RateKey::ForwardedIp { .. } => "FORWARDED_IP" },
+        "AggregateKeyType": match s.key {
+            RateKey::Ip => "IP",
+            RateKey::ForwardedIp { .. } => "FORWARDED_IP",
+            RateKey::Asn => "CUSTOM_KEYS",
+        },
     });
+    if s.key == RateKey::Asn {
+        rate["CustomKeys"] = json!([{ "ASN": {} }]);
+    }
     if let RateKey::ForwardedIp {
         header,
         fallback_match,
@@ -117,6 +135,7 @@ fn scope_down_json(s: &ScopeDown) -> Value {
         } })
     };
     match s {
+        ScopeDown::Asn(asns) => asn_json(asns),
         ScopeDown::Country { countries, negate } => not(
             json!({ "GeoMatchStatement": { "CountryCodes": countries } }),
             *negate,

@@ -2,6 +2,7 @@
 //! findings update the ledger: new offenders added, repeat offenders extended with escalation, expired
 //! entries removed (and remembered, so a later offence escalates). Pure: `now` is passed in, no I/O.
 
+pub mod asn;
 pub mod campaign;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -287,6 +288,8 @@ pub fn update_ledger(
             .filter(|h| h.expired + FORGET_AFTER > now)
             .cloned()
             .collect(),
+        // ASNs are reviewed by hand (see `asn`): kept while in force, dropped once expired.
+        asns: ledger.active_asns(now).cloned().collect(),
     };
     for e in &ledger.entries {
         if e.is_expired(now) {

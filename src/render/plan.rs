@@ -8,7 +8,7 @@ use similar::TextDiff;
 
 use crate::plan::{
     Action, BodyChange, Drift, DriftKind, IpSetChange, Plan, ResourceChange, RuleBefore,
-    RuleChange, WebAclChange,
+    RuleChange, RuleRemoval, WebAclChange,
 };
 
 /// Entries listed per added or removed list before "... and N more" (unless `full`).
@@ -247,8 +247,36 @@ fn web_acl_text(out: &mut String, c: &WebAclChange, p: &Palette) {
     for rule in &c.rules {
         rule_text(out, rule, p);
     }
+    for rule in &c.removed_rules {
+        removal_text(out, rule, p);
+    }
     for body in &c.bodies {
         body_text(out, body, p);
+    }
+}
+
+/// The ASNs an ASN rule gains and loses, before its JSON: the list a reviewer checks.
+fn asn_lines(out: &mut String, added: &[u32], removed: &[u32], p: &Palette) {
+    for (list, sign, colour) in [(added, '+', p.add), (removed, '-', p.remove)] {
+        for asn in list {
+            let _ = writeln!(out, "        {colour}{sign} AS{asn}{}", p.reset);
+        }
+    }
+}
+
+fn removal_text(out: &mut String, rule: &RuleRemoval, p: &Palette) {
+    let _ = writeln!(
+        out,
+        "      rule \"{}\" will be removed (its ASN list in the ledger is empty):",
+        rule.name
+    );
+    asn_lines(out, &[], &rule.asns_removed, p);
+    let before = match &rule.before {
+        RuleBefore::Opaque(summary) => format!("{summary}\n"),
+        RuleBefore::Rule(value) => pretty(value),
+    };
+    for line in before.lines() {
+        let _ = writeln!(out, "        {}-{line}{}", p.remove, p.reset);
     }
 }
 
@@ -289,6 +317,7 @@ fn rule_text(out: &mut String, rule: &RuleChange, p: &Palette) {
             p.change, p.reset
         );
     }
+    asn_lines(out, &rule.asns_added, &rule.asns_removed, p);
     let after = pretty(&rule.after.to_json());
     let diff = TextDiff::from_lines(&before, &after);
     let unified = diff.unified_diff().context_radius(3).to_string();
@@ -409,6 +438,7 @@ pub fn markdown(plan: &Plan) -> String {
                         c.rules
                             .iter()
                             .map(|r| format!("`{}`", r.name))
+                            .chain(c.removed_rules.iter().map(|r| format!("`{}` removed", r.name)))
                             .chain(c.bodies.iter().map(|b| format!("body `{}`", b.key)))
                             .collect::<Vec<_>>()
                             .join(", ")

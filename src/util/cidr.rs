@@ -105,8 +105,9 @@ pub fn address_count(nets: &[IpNet]) -> u128 {
 
 /// Entries in `after` but not in `before`, and in `before` but not in `after`.
 ///
-/// Both inputs must be sorted (as [`aggregate`] returns them); one merge walk, O(n).
-pub fn diff_sorted(before: &[IpNet], after: &[IpNet]) -> (Vec<IpNet>, Vec<IpNet>) {
+/// Both inputs must be sorted (as [`aggregate`] returns them); one merge walk, O(n). Generic, so
+/// sorted ASN lists diff the same way.
+pub fn diff_sorted<T: Ord + Copy>(before: &[T], after: &[T]) -> (Vec<T>, Vec<T>) {
     let (mut added, mut removed) = (Vec::new(), Vec::new());
     let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
     loop {

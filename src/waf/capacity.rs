@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{IpSetRule, ManagedRule, WebAcl};
-use crate::model::waf::{RateStatement, ScopeDown};
+use crate::model::waf::{RateKey, RateStatement, ScopeDown};
 
 /// WAF's limit on the capacity of one web ACL.
 pub const MAX_WEB_ACL_WCU: u64 = 5_000;
@@ -43,6 +43,8 @@ impl ManagedRule {
         match self {
             ManagedRule::IpSet(r) => r.wcu(),
             ManagedRule::Rate(r) => r.statement.wcu(),
+            // One statement, whatever the length of its list.
+            ManagedRule::Asn(_) => cost::ASN_MATCH,
         }
     }
 }
@@ -56,8 +58,12 @@ impl IpSetRule {
 
 impl RateStatement {
     pub fn wcu(&self) -> u64 {
-        // IP and FORWARDED_IP aggregation are not custom keys: they cost nothing extra.
-        cost::RATE_BASED + self.scope_down.iter().map(ScopeDown::wcu).sum::<u64>()
+        // IP and FORWARDED_IP aggregation are not custom keys: they cost nothing extra; ASN is one.
+        let keys = match self.key {
+            RateKey::Ip | RateKey::ForwardedIp { .. } => 0,
+            RateKey::Asn => cost::RATE_CUSTOM_KEY,
+        };
+        cost::RATE_BASED + keys + self.scope_down.iter().map(ScopeDown::wcu).sum::<u64>()
     }
 }
 
@@ -67,6 +73,7 @@ impl ScopeDown {
             ScopeDown::Country { .. } => cost::GEO_MATCH,
             ScopeDown::PathPrefix(_) | ScopeDown::Method(_) => cost::BYTE_MATCH_ANCHORED,
             ScopeDown::Label { .. } => cost::LABEL_MATCH,
+            ScopeDown::Asn(_) => cost::ASN_MATCH,
         }
     }
 }
@@ -195,6 +202,28 @@ mod tests {
             cloudwatch_metrics: true,
         });
         assert_eq!(sets.wcu(), 2);
+        // An ASN match costs 1 WCU for any list; an ASN custom key 30 (AWS's published prices).
+        let asn = ManagedRule::Asn(crate::waf::AsnRule {
+            asns: (1..=100).collect(),
+            action: RuleAction::Count,
+            metric_name: "m".into(),
+            sampled_requests: true,
+            cloudwatch_metrics: true,
+        });
+        assert_eq!(asn.wcu(), 1);
+        let per_asn = ManagedRule::Rate(RateRule {
+            statement: RateStatement {
+                limit: 100,
+                window_sec: 300,
+                key: RateKey::Asn,
+                scope_down: vec![ScopeDown::Asn(vec![64496, 64497])],
+            },
+            action: RuleAction::Count,
+            metric_name: "m".into(),
+            sampled_requests: true,
+            cloudwatch_metrics: true,
+        });
+        assert_eq!(per_asn.wcu(), 2 + 30 + 1);
     }
 
     #[test]

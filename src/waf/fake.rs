@@ -272,6 +272,7 @@ impl WafApi for FakeWaf {
         if acl.lock_token != summary.lock_token {
             return Err(err("UpdateWebACL", &summary.name, WafErrorKind::Stale));
         }
+        acl.rules.retain(|r| !edit.remove.contains(&r.name));
         for put in &edit.rules {
             let rule = LiveRule {
                 name: put.name.clone(),

@@ -6,8 +6,8 @@
 //! `pull`, for offline plans; it refuses writes).
 //!
 //! Web ACL rules are modelled only as far as waftune needs: a rule with exactly a shape waftune
-//! writes (IP set references or a rate-based statement, Block or Count) is parsed into
-//! [`IpSetRule`] or [`RateRule`]; every other rule is [`RuleShape::Other`] and only its name,
+//! writes (IP set references, a rate-based statement or an ASN match, Block or Count) is parsed into
+//! [`IpSetRule`], [`RateRule`] or [`AsnRule`]; every other rule is [`RuleShape::Other`] and only its name,
 //! priority and capacity are read. Updates are expressed as a
 //! [`WebAclEdit`] (put these rules and response bodies) rather than a whole specification, so the
 //! SDK implementation re-sends every other rule and setting exactly as AWS returned it.
@@ -104,6 +104,8 @@ pub enum RuleShape {
     IpSetMatch(IpSetRule),
     /// Exactly the rate-based shape waftune writes.
     RateBased(RateRule),
+    /// Exactly the ASN match shape waftune writes.
+    AsnMatch(AsnRule),
     /// Anything else. The summary is for people (a plan showing the rule waftune will replace);
     /// such rules are never rebuilt from it.
     Other { summary: String },
@@ -129,12 +131,35 @@ pub struct RateRule {
     pub cloudwatch_metrics: bool,
 }
 
+/// A rule matching the connecting address's ASN against a list, with a Block or Count action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsnRule {
+    /// 1 to 100 ASNs, sorted.
+    pub asns: Vec<u32>,
+    pub action: RuleAction,
+    pub metric_name: String,
+    pub sampled_requests: bool,
+    pub cloudwatch_metrics: bool,
+}
+
 /// A rule waftune writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ManagedRule {
     IpSet(IpSetRule),
     Rate(RateRule),
+    Asn(AsnRule),
+}
+
+impl RuleShape {
+    /// The ASNs a rule in one of waftune's ASN shapes matches (empty for any other rule).
+    pub fn asns(&self) -> &[u32] {
+        match self {
+            RuleShape::AsnMatch(r) => &r.asns,
+            RuleShape::RateBased(r) => r.statement.asn_scope(),
+            RuleShape::IpSetMatch(_) | RuleShape::Other { .. } => &[],
+        }
+    }
 }
 
 impl ManagedRule {
@@ -143,16 +168,19 @@ impl ManagedRule {
         match self {
             ManagedRule::IpSet(r) => RuleShape::IpSetMatch(r.clone()),
             ManagedRule::Rate(r) => RuleShape::RateBased(r.clone()),
+            ManagedRule::Asn(r) => RuleShape::AsnMatch(r.clone()),
         }
     }
 }
 
-/// A change to a web ACL: put (add or replace by name) these rules and response bodies; everything
+/// A change to a web ACL: put (add or replace by name) these rules and response bodies, remove the
+/// rules named in `remove` (an ASN rule whose list emptied: WAF takes no empty ASN list); everything
 /// else in the web ACL is kept as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebAclEdit {
     pub rules: Vec<PutRule>,
     pub bodies: BTreeMap<String, ResponseBody>,
+    pub remove: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use aws_sdk_wafv2 as sdk;
 use crate::model::acl::ContentType;
 use crate::model::waf::{BlockResponse, RateKey, RateStatement, RuleAction, ScopeDown};
 use crate::waf::capacity::cost;
-use crate::waf::{IpSetRule, ManagedRule, PutRule, RateRule, RuleShape};
+use crate::waf::{AsnRule, IpSetRule, ManagedRule, PutRule, RateRule, RuleShape};
 
 pub(super) fn content_type_to_sdk(c: ContentType) -> sdk::types::ResponseContentType {
     match c {
@@ -37,6 +37,13 @@ pub(super) fn sdk_rule(put: &PutRule) -> Result<sdk::types::Rule, sdk::error::Bu
         ),
         ManagedRule::Rate(r) => (
             rate_statement(&r.statement)?,
+            &r.action,
+            &r.metric_name,
+            r.sampled_requests,
+            r.cloudwatch_metrics,
+        ),
+        ManagedRule::Asn(r) => (
+            asn_statement(&r.asns)?,
             &r.action,
             &r.metric_name,
             r.sampled_requests,
@@ -117,6 +124,17 @@ fn ip_sets_statement(arns: &[String]) -> Result<sdk::types::Statement, sdk::erro
     joined(references, true)
 }
 
+fn asn_statement(asns: &[u32]) -> Result<sdk::types::Statement, sdk::error::BuildError> {
+    let list = asns.iter().map(|&a| i64::from(a)).collect();
+    Ok(sdk::types::Statement::builder()
+        .asn_match_statement(
+            sdk::types::AsnMatchStatement::builder()
+                .set_asn_list(Some(list))
+                .build()?,
+        )
+        .build())
+}
+
 fn rate_statement(r: &RateStatement) -> Result<sdk::types::Statement, sdk::error::BuildError> {
     let mut rate = sdk::types::RateBasedStatement::builder()
         .limit(i64::try_from(r.limit).unwrap_or(i64::MAX))
@@ -137,6 +155,13 @@ fn rate_statement(r: &RateStatement) -> Result<sdk::types::Statement, sdk::error
                         sdk::types::FallbackBehavior::NoMatch
                     })
                     .build()?,
+            ),
+        RateKey::Asn => rate
+            .aggregate_key_type(sdk::types::RateBasedStatementAggregateKeyType::CustomKeys)
+            .custom_keys(
+                sdk::types::RateBasedStatementCustomKey::builder()
+                    .asn(sdk::types::RateLimitAsn::builder().build())
+                    .build(),
             ),
     };
     if !r.scope_down.is_empty() {
@@ -178,6 +203,7 @@ fn scope_down_statement(s: &ScopeDown) -> Result<sdk::types::Statement, sdk::err
     };
     let statement = sdk::types::Statement::builder();
     match s {
+        ScopeDown::Asn(asns) => asn_statement(asns),
         ScopeDown::Country { countries, negate } => not(
             statement
                 .geo_match_statement(
@@ -286,6 +312,12 @@ fn parse_managed_rule(rule: &sdk::types::Rule) -> Option<ManagedRule> {
                         == &sdk::types::FallbackBehavior::Match,
                 }
             }
+            sdk::types::RateBasedStatementAggregateKeyType::CustomKeys => {
+                match rate.custom_keys() {
+                    [only] if only.asn().is_some() => RateKey::Asn,
+                    _ => return None,
+                }
+            }
             _ => return None,
         };
         let scope_down = match rate.scope_down_statement() {
@@ -306,6 +338,19 @@ fn parse_managed_rule(rule: &sdk::types::Rule) -> Option<ManagedRule> {
                 key,
                 scope_down,
             },
+            action,
+            metric_name,
+            sampled_requests,
+            cloudwatch_metrics,
+        }));
+    }
+    if let Some(asn) = statement.asn_match_statement() {
+        return Some(ManagedRule::Asn(AsnRule {
+            asns: asn
+                .asn_list()
+                .iter()
+                .map(|&a| u32::try_from(a).ok())
+                .collect::<Option<_>>()?,
             action,
             metric_name,
             sampled_requests,
@@ -347,6 +392,14 @@ fn parse_scope_down(s: &sdk::types::Statement) -> Option<ScopeDown> {
                 .collect(),
             negate,
         });
+    }
+    if let Some(asn) = inner.asn_match_statement().filter(|_| !negate) {
+        return Some(ScopeDown::Asn(
+            asn.asn_list()
+                .iter()
+                .map(|&a| u32::try_from(a).ok())
+                .collect::<Option<_>>()?,
+        ));
     }
     if let Some(label) = inner.label_match_statement() {
         return Some(ScopeDown::Label {
@@ -521,6 +574,42 @@ mod tests {
             assert_eq!(statement_wcu(rule.statement().unwrap()), Some(wcu));
             assert_eq!(p.rule.wcu(), wcu);
         }
+    }
+
+    #[test]
+    fn written_asn_rules_are_recognised_and_priced() {
+        let block = RuleAction::Block { response: None };
+        let asn_match = PutRule {
+            name: "waftune-asn".into(),
+            priority: 2,
+            rule: ManagedRule::Asn(AsnRule {
+                asns: vec![64496, 4_294_967_295],
+                action: block.clone(),
+                metric_name: "waftune-asn".into(),
+                sampled_requests: true,
+                cloudwatch_metrics: true,
+            }),
+        };
+        let rule = sdk_rule(&asn_match).unwrap();
+        let list = rule.statement().unwrap().asn_match_statement().unwrap();
+        assert_eq!(list.asn_list(), [64496, 4_294_967_295]);
+        assert_eq!(shape_of(&rule), asn_match.rule.shape());
+        assert_eq!(statement_wcu(rule.statement().unwrap()), Some(1));
+        let per_asn = rate(
+            RateKey::Asn,
+            vec![ScopeDown::Asn(vec![64496, 64511])],
+            block,
+        );
+        let rule = sdk_rule(&per_asn).unwrap();
+        let statement = rule.statement().unwrap().rate_based_statement().unwrap();
+        assert_eq!(
+            statement.aggregate_key_type(),
+            &sdk::types::RateBasedStatementAggregateKeyType::CustomKeys
+        );
+        assert!(statement.custom_keys()[0].asn().is_some());
+        assert_eq!(shape_of(&rule), per_asn.rule.shape());
+        assert_eq!(statement_wcu(rule.statement().unwrap()), Some(2 + 30 + 1));
+        assert_eq!(per_asn.rule.wcu(), 2 + 30 + 1);
     }
 
     #[test]

@@ -388,6 +388,7 @@ impl WafApi for AwsWaf {
             });
         }
         let mut rules: Vec<sdk::types::Rule> = acl.rules().to_vec();
+        rules.retain(|r| !edit.remove.iter().any(|n| n == r.name()));
         for put in &edit.rules {
             let rule = sdk_rule(put).map_err(|e| build_error(OP, name, e))?;
             match rules.iter_mut().find(|r| r.name() == put.name) {
