@@ -1365,7 +1365,9 @@ mod tests {
     }
 
     fn asn_rule(body: &str) -> String {
-        format!("{ACL}[[web_acl.asn_rule]]\nname = \"asn\"\nlist = \"hosting\"\npriority = 2\n{body}")
+        format!(
+            "{ACL}[[web_acl.asn_rule]]\nname = \"asn\"\nlist = \"hosting\"\npriority = 2\n{body}"
+        )
     }
 
     #[test]

@@ -241,7 +241,9 @@ impl Ledger {
             out.push_str(&toml::to_string(past).expect("a history entry always serialises"));
         }
         if !sorted.asns.is_empty() {
-            out.push_str("\n# ASNs for the ASN rules of waftune.toml, sorted by list and number.\n");
+            out.push_str(
+                "\n# ASNs for the ASN rules of waftune.toml, sorted by list and number.\n",
+            );
         }
         for asn in &sorted.asns {
             out.push('\n');
@@ -476,7 +478,11 @@ mod tests {
         let ledger = Ledger {
             entries: vec![entry("192.0.2.1/32", "g")],
             history: Vec::new(),
-            asns: vec![asn(64500, "hosting"), asn(64496, "hosting"), asn(1, "cloud")],
+            asns: vec![
+                asn(64500, "hosting"),
+                asn(64496, "hosting"),
+                asn(1, "cloud"),
+            ],
         };
         let text = ledger.to_toml();
         assert!(
@@ -519,7 +525,9 @@ mod tests {
         let twice = format!("{text}{}", &text[text.find("\n[[asn]]").unwrap()..]);
         assert_eq!(
             diagnostics(&twice, "b.toml"),
-            ["b.toml:14:1: error: asn entry for `AS64496` in list `hosting`: listed twice; keep one entry"]
+            [
+                "b.toml:14:1: error: asn entry for `AS64496` in list `hosting`: listed twice; keep one entry"
+            ]
         );
         let empty = text.replace("list = \"hosting\"", "list = \"\"");
         assert_eq!(

@@ -17,7 +17,9 @@ pub struct Asn(u32);
 pub enum AsnError {
     #[error("`{0}` is not an ASN: write `AS13335` or `13335`")]
     Syntax(String),
-    #[error("ASN `{0}` is out of range: ASNs run from 1 to 4294967295 (0 means \"unknown\" to WAF)")]
+    #[error(
+        "ASN `{0}` is out of range: ASNs run from 1 to 4294967295 (0 means \"unknown\" to WAF)"
+    )]
     Range(String),
 }
 

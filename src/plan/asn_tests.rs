@@ -85,7 +85,9 @@ async fn an_asn_rule_is_added_shown_then_in_place_and_removed_on_expiry() {
     assert_eq!(change.capacity.after, 2 + 2 + 1);
     let text = render::text(&first, false, false);
     assert!(
-        text.contains("      rule \"waftune-asn\" will be added:\n        + AS64496\n        + AS64500\n"),
+        text.contains(
+            "      rule \"waftune-asn\" will be added:\n        + AS64496\n        + AS64500\n"
+        ),
         "{text}"
     );
     assert!(text.contains("\"AsnMatchStatement\": {"), "{text}");
@@ -101,7 +103,10 @@ async fn an_asn_rule_is_added_shown_then_in_place_and_removed_on_expiry() {
     // AS64496 expires: the rule keeps AS64500 only, and the plan says which went.
     let expired = plan(&waf, &config, &ledger, at(10)).await;
     let rule = &acl_change(&expired).rules[0];
-    assert_eq!((rule.asns_added.len(), &rule.asns_removed[..]), (0, &[64496][..]));
+    assert_eq!(
+        (rule.asns_added.len(), &rule.asns_removed[..]),
+        (0, &[64496][..])
+    );
     apply_ok(&waf, &config, &ledger, &expired).await;
     assert!(matches!(live_asn_rule(&waf), Some(RuleShape::AsnMatch(r)) if r.asns == [64500]));
     assert!(!plan(&waf, &config, &ledger, at(11)).await.has_changes());
@@ -125,7 +130,12 @@ async fn an_asn_rule_is_added_shown_then_in_place_and_removed_on_expiry() {
     assert_eq!(live_asn_rule(&waf), None);
     assert!(!plan(&waf, &config, &empty, at(13)).await.has_changes());
     // The IP set rule was never touched.
-    assert!(waf.acl().rules.iter().any(|r| r.name == "waftune-blocklist"));
+    assert!(
+        waf.acl()
+            .rules
+            .iter()
+            .any(|r| r.name == "waftune-blocklist")
+    );
 }
 
 #[tokio::test]
@@ -172,9 +182,15 @@ async fn asn_lists_are_checked_when_planning_and_applying() {
     );
     let mut unknown = asn(64496, None);
     unknown.list = "cloud".into();
-    let err = try_plan_with(&waf, &config, &with_asns(vec![unknown]), at(2), &BTreeMap::new())
-        .await
-        .unwrap_err();
+    let err = try_plan_with(
+        &waf,
+        &config,
+        &with_asns(vec![unknown]),
+        at(2),
+        &BTreeMap::new(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "ledger ASN `AS64496` is in list `cloud`, which no asn_rule in the config uses (lists: `hosting`)"
@@ -186,7 +202,11 @@ async fn asn_lists_are_checked_when_planning_and_applying() {
     let ResourceChange::WebAcl(acl) = edited.changes.last_mut().unwrap() else {
         panic!("the web ACL change comes last");
     };
-    let rule = acl.rules.iter_mut().find(|r| r.name == "waftune-asn").unwrap();
+    let rule = acl
+        .rules
+        .iter_mut()
+        .find(|r| r.name == "waftune-asn")
+        .unwrap();
     rule.after.statement = PlannedStatement::AsnMatch {
         asns: (1..=101).collect(),
     };

@@ -68,8 +68,10 @@ pub fn desired_asns(
     now: Timestamp,
 ) -> Result<BTreeMap<String, Vec<u32>>, PlanError> {
     let lists = config.asn_lists();
-    let mut by_list: BTreeMap<String, Vec<u32>> =
-        lists.iter().map(|l| ((*l).to_owned(), Vec::new())).collect();
+    let mut by_list: BTreeMap<String, Vec<u32>> = lists
+        .iter()
+        .map(|l| ((*l).to_owned(), Vec::new()))
+        .collect();
     for entry in ledger.active_asns(now) {
         let Some(asns) = by_list.get_mut(&entry.list) else {
             return Err(PlanError::UnknownAsnList {

@@ -89,7 +89,13 @@ pub fn unblock_asn(
             .asns
             .iter()
             .find(|e| e.asn == asn)
-            .map(|e| format!(" list `{}`; it is in list `{}`", list.unwrap_or_default(), e.list))
+            .map(|e| {
+                format!(
+                    " list `{}`; it is in list `{}`",
+                    list.unwrap_or_default(),
+                    e.list
+                )
+            })
             .unwrap_or_default();
         return Err(AsnBlockError::NotInLedger { asn, hint });
     }
@@ -225,7 +231,11 @@ pub fn residents(asn: Asn, clients: &[(u32, &ClientStats)], guard: &AsnGuard<'_>
         r.clients += 1;
         r.requests += stats.requests;
         r.home_browsers += u64::from(home_browser);
-        if stats.labels.iter().any(|l| *l.value == *VERIFIED_CRAWLER_LABEL) {
+        if stats
+            .labels
+            .iter()
+            .any(|l| *l.value == *VERIFIED_CRAWLER_LABEL)
+        {
             let agent = stats.user_agents.first().map_or("-", |u| &*u.value);
             r.verified_crawlers.push(agent.to_owned());
         }
@@ -256,8 +266,7 @@ pub fn check(
         return Err(AsnRefusal::VerifiedCrawlers(r));
     }
     let share = guard.max_home_browser_share;
-    if r.home_browsers > 0 && (r.home_share_of_asn() >= share || r.home_share_of_site() >= share)
-    {
+    if r.home_browsers > 0 && (r.home_share_of_asn() >= share || r.home_share_of_site() >= share) {
         return Err(AsnRefusal::HomeBrowsers(r));
     }
     Ok(r)
@@ -394,7 +403,10 @@ mod tests {
             }
         });
         let r = check(asn(HOSTING), &pairs, &guard).unwrap_err();
-        assert!(matches!(r, AsnRefusal::HomeBrowsers(ref r) if r.home_browsers == 1), "{r}");
+        assert!(
+            matches!(r, AsnRefusal::HomeBrowsers(ref r) if r.home_browsers == 1),
+            "{r}"
+        );
         // Without a home country only the crawler rule applies.
         assert!(check(asn(ISP), &with_asns(&site, asn_of), &AsnGuard::default()).is_ok());
     }
@@ -406,7 +418,10 @@ mod tests {
                 "198.51.100.9",
                 "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
                 "US",
-                &[VERIFIED_CRAWLER_LABEL, "awswaf:managed:aws:bot-control:bot:name:googlebot"],
+                &[
+                    VERIFIED_CRAWLER_LABEL,
+                    "awswaf:managed:aws:bot-control:bot:name:googlebot",
+                ],
                 5,
             );
         let site = clients(&text);
@@ -433,10 +448,21 @@ mod tests {
             duration: days.map(|d| SignedDuration::from_hours(24 * d)),
             reason: "scraping from a hosting provider",
         };
-        let e = block_asn(&mut ledger, &req("AS64496", "hosting", Some(7)), &["hosting"], now)
-            .unwrap();
+        let e = block_asn(
+            &mut ledger,
+            &req("AS64496", "hosting", Some(7)),
+            &["hosting"],
+            now,
+        )
+        .unwrap();
         assert_eq!(e.expires, Some("2026-11-27T00:00:00Z".parse().unwrap()));
-        block_asn(&mut ledger, &req("64496", "hosting", None), &["hosting"], now).unwrap();
+        block_asn(
+            &mut ledger,
+            &req("64496", "hosting", None),
+            &["hosting"],
+            now,
+        )
+        .unwrap();
         assert_eq!(ledger.asns.len(), 1, "the same ASN and list is replaced");
         assert_eq!(ledger.asns[0].expires, None);
         let bad = block_asn(&mut ledger, &req("AS0", "hosting", None), &["hosting"], now);

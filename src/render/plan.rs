@@ -438,7 +438,11 @@ pub fn markdown(plan: &Plan) -> String {
                         c.rules
                             .iter()
                             .map(|r| format!("`{}`", r.name))
-                            .chain(c.removed_rules.iter().map(|r| format!("`{}` removed", r.name)))
+                            .chain(
+                                c.removed_rules
+                                    .iter()
+                                    .map(|r| format!("`{}` removed", r.name))
+                            )
                             .chain(c.bodies.iter().map(|b| format!("body `{}`", b.key)))
                             .collect::<Vec<_>>()
                             .join(", ")

@@ -13,8 +13,9 @@ use common::moto::Moto;
 use jiff::Timestamp;
 use waftune::apply::{ApplyInputs, ApplyReport, Outcome, apply};
 use waftune::config::Config;
-use waftune::ledger::{Ledger, LedgerEntry, MANUAL};
+use waftune::ledger::{AsnEntry, Ledger, LedgerEntry, MANUAL};
 use waftune::model::acl::Scope;
+use waftune::model::asn::Asn;
 use waftune::plan::{Action, DriftKind, Plan, PlanInputs, ResourceChange, build_plan};
 use waftune::render::plan as render;
 use waftune::waf::aws::{AwsWaf, CallPolicy};
@@ -1382,4 +1383,253 @@ async fn the_account_is_checked_even_without_ip_sets() {
     assert!(err.starts_with("the plan names no account"), "{err}");
     assert!(sdk_sets(&client, Scope::Regional).await.is_empty());
     assert!(run_apply(&waf, &config, &ledger, &plan).await.is_complete());
+}
+
+/// The test configuration's text with an ASN rule (`more`: TOML after its action) before
+/// `[guardrails]`.
+fn asn_config_text(more: &str) -> String {
+    config_text("REGIONAL", false).replace(
+        "[guardrails]",
+        &format!(
+            "[[web_acl.asn_rule]]\nname = \"waftune-asn\"\nlist = \"hosting\"\npriority = 5\naction = \"block\"\n{more}\n\n[guardrails]"
+        ),
+    )
+}
+
+fn asn_config(more: &str) -> Config {
+    Config::parse(&asn_config_text(more), Path::new("waftune.toml")).unwrap()
+}
+
+/// A ledger of ASNs in list `hosting`, each `(number, expires)`.
+fn asn_ledger(asns: &[(u32, Option<&str>)]) -> Ledger {
+    Ledger {
+        asns: asns
+            .iter()
+            .map(|(n, expires)| AsnEntry {
+                asn: Asn::new(*n).unwrap(),
+                list: "hosting".into(),
+                policy: MANUAL.into(),
+                reason: "scraping from a hosting provider".into(),
+                added: "2026-11-20T00:00:00Z".parse().unwrap(),
+                expires: expires.map(|e| e.parse().unwrap()),
+            })
+            .collect(),
+        ..Ledger::default()
+    }
+}
+
+/// waftune's ASN rule as moto holds it (if any), after checking the two rules waftune does not
+/// manage are exactly as they were.
+async fn asn_rule_in_moto(
+    client: &sdk::Client,
+    before: &sdk::types::WebAcl,
+) -> Option<sdk::types::Rule> {
+    let (acl, _) = sdk_acl(client, Scope::Regional).await;
+    assert_eq!(acl.rules()[..2], before.rules()[..]);
+    acl.rules()
+        .iter()
+        .find(|r| r.name() == "waftune-asn")
+        .cloned()
+}
+
+fn asn_list(rule: &sdk::types::Rule) -> Vec<i64> {
+    rule.statement()
+        .unwrap()
+        .asn_match_statement()
+        .unwrap()
+        .asn_list()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn asn_rule_plan_apply_replan_and_expiry_through_moto() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let (acl_before, _) = sdk_acl(&client, Scope::Regional).await;
+    let config = asn_config("");
+    let past = Some("2026-01-01T00:00:00Z");
+
+    let both = asn_ledger(&[(64500, None), (64496, None)]);
+    let plan = make_plan(&waf, &config, &both).await;
+    assert!(run_apply(&waf, &config, &both, &plan).await.is_complete());
+    let rule = asn_rule_in_moto(&client, &acl_before).await.unwrap();
+    assert_eq!(asn_list(&rule), [64496, 64500]);
+    assert!(rule.action().unwrap().block().is_some());
+    // Read back through moto, the rule is recognised as waftune's and in place.
+    let again = make_plan(&waf, &config, &both).await;
+    assert!(
+        !again.has_changes(),
+        "{}",
+        render::text(&again, false, false)
+    );
+
+    // AS64496 expired: the plan shows it going, apply writes the shorter list.
+    let one = asn_ledger(&[(64500, None), (64496, past)]);
+    let plan = make_plan(&waf, &config, &one).await;
+    let text = render::text(&plan, false, false);
+    assert!(text.contains("        - AS64496\n"), "{text}");
+    assert!(run_apply(&waf, &config, &one, &plan).await.is_complete());
+    let rule = asn_rule_in_moto(&client, &acl_before).await.unwrap();
+    assert_eq!(asn_list(&rule), [64500]);
+    assert!(!make_plan(&waf, &config, &one).await.has_changes());
+
+    // The last one expired: WAF takes no empty ASN list, so the rule goes, and stays gone.
+    let none = asn_ledger(&[(64500, past), (64496, past)]);
+    let plan = make_plan(&waf, &config, &none).await;
+    assert!(run_apply(&waf, &config, &none, &plan).await.is_complete());
+    assert_eq!(asn_rule_in_moto(&client, &acl_before).await, None);
+    assert!(!make_plan(&waf, &config, &none).await.has_changes());
+}
+
+#[tokio::test]
+async fn rate_limited_asn_rule_round_trips_through_moto() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let (acl_before, _) = sdk_acl(&client, Scope::Regional).await;
+    let config = asn_config("limit = 200\nwindow = \"5m\"\nkey = \"asn\"");
+    let ledger = asn_ledger(&[(64496, None), (64511, None)]);
+    let plan = make_plan(&waf, &config, &ledger).await;
+    assert!(run_apply(&waf, &config, &ledger, &plan).await.is_complete());
+    let rule = asn_rule_in_moto(&client, &acl_before).await.unwrap();
+    let rate = rule.statement().unwrap().rate_based_statement().unwrap();
+    assert_eq!(
+        rate.aggregate_key_type(),
+        &sdk::types::RateBasedStatementAggregateKeyType::CustomKeys
+    );
+    assert!(rate.custom_keys()[0].asn().is_some());
+    let scope = rate.scope_down_statement().unwrap();
+    assert_eq!(
+        scope.asn_match_statement().unwrap().asn_list(),
+        [64496, 64511]
+    );
+    let again = make_plan(&waf, &config, &ledger).await;
+    assert!(
+        !again.has_changes(),
+        "{}",
+        render::text(&again, false, false)
+    );
+}
+
+#[tokio::test]
+async fn an_asn_list_past_the_limit_is_refused_and_nothing_is_sent() {
+    let moto = Moto::start().await;
+    let (client, waf) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let (acl_before, _) = sdk_acl(&client, Scope::Regional).await;
+    let config = asn_config("");
+    let entries: Vec<(u32, Option<&str>)> = (1..=101).map(|n| (n, None)).collect();
+    let err = try_make_plan(&waf, &config, &asn_ledger(&entries))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has 101 active ASNs, more than the 100"),
+        "{err}"
+    );
+
+    // A plan file edited past the limit is refused before anything is sent.
+    let ledger = asn_ledger(&[(64496, None)]);
+    let plan = make_plan(&waf, &config, &ledger).await;
+    let tampered = edited(&plan, |json| {
+        let acl = json["changes"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|c| c["kind"] == "web_acl")
+            .unwrap();
+        let rule = acl["rules"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["name"] == "waftune-asn")
+            .unwrap();
+        rule["after"]["statement"]["asns"] = (1..=101).collect::<Vec<u32>>().into();
+    });
+    let err = try_apply(&waf, &config, &ledger, &tampered)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rule `waftune-asn` is not the rule the config and the ledger give"),
+        "{err}"
+    );
+    assert_eq!(asn_rule_in_moto(&client, &acl_before).await, None);
+}
+
+#[tokio::test]
+async fn cli_blocks_an_asn_and_applies_it() {
+    let moto = Moto::start().await;
+    let (client, _) = regional(&moto);
+    setup(&client, Scope::Regional).await;
+    let dir = cli_dir();
+    let cfg = dir.path().join("waftune.toml");
+    std::fs::write(&cfg, asn_config_text("")).unwrap();
+    let run = |args: &[&str]| waftune_on_moto(&moto, dir.path(), &cfg, args).assert();
+    let bad = run(&["block", "--init-ledger", "AS0", "--reason", "x"])
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let bad = String::from_utf8(bad).unwrap();
+    assert!(
+        bad.contains("ASN `AS0` is out of range: ASNs run from 1 to 4294967295"),
+        "{bad}"
+    );
+    let bad = run(&["block", "--init-ledger", "AS4294967296", "--reason", "x"])
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8(bad)
+            .unwrap()
+            .contains("`AS4294967296` is out of range")
+    );
+    run(&[
+        "block",
+        "--init-ledger",
+        "AS64496",
+        "--for",
+        "30d",
+        "--reason",
+        "scraping from a hosting provider",
+    ])
+    .success();
+    let ledger = std::fs::read_to_string(dir.path().join("state/blocklist.toml")).unwrap();
+    assert!(
+        ledger.contains("[[asn]]\nasn = \"AS64496\"\nlist = \"hosting\"\n"),
+        "{ledger}"
+    );
+    let planned = run(&["plan", "--detailed-exitcode", "--out", "plan.json"])
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let planned = String::from_utf8(planned).unwrap();
+    assert!(
+        planned.contains("rule \"waftune-asn\" will be added:\n        + AS64496\n"),
+        "{planned}"
+    );
+    run(&["apply", "plan.json"]).success();
+    run(&["plan", "--detailed-exitcode"]).code(0);
+    let (acl, _) = sdk_acl(&client, Scope::Regional).await;
+    let rule = acl
+        .rules()
+        .iter()
+        .find(|r| r.name() == "waftune-asn")
+        .unwrap();
+    assert_eq!(asn_list(rule), [64496]);
+    run(&["unblock", "AS64496"]).success();
+    let planned = run(&["plan", "--detailed-exitcode"])
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let planned = String::from_utf8(planned).unwrap();
+    assert!(
+        planned.contains("rule \"waftune-asn\" will be removed"),
+        "{planned}"
+    );
 }
