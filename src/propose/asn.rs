@@ -315,10 +315,10 @@ mod tests {
         scan_bytes("t", text.as_bytes(), &ScanOptions::default()).clients
     }
 
-    fn with_asns<'c>(
-        clients: &'c [ClientStats],
+    fn with_asns(
+        clients: &[ClientStats],
         asn_of: impl Fn(&str) -> u32,
-    ) -> Vec<(u32, &'c ClientStats)> {
+    ) -> Vec<(u32, &ClientStats)> {
         clients
             .iter()
             .map(|c| (asn_of(&c.key.to_string()), c))
