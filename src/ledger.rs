@@ -224,32 +224,19 @@ impl Ledger {
             "# waftune blocklist ledger: one [[entry]] per blocked range, sorted by group and address.\n\
              # Edit by hand or with `waftune block` / `waftune unblock`; `waftune propose` maintains it.\n",
         );
-        for entry in &sorted.entries {
-            out.push('\n');
-            out.push_str("[[entry]]\n");
-            // Serialising one entry at a time keeps each block self-contained and in field order.
-            out.push_str(&toml::to_string(entry).expect("a ledger entry always serialises"));
-        }
-        if !sorted.history.is_empty() {
-            out.push_str(
-                "\n# Expired blocks, remembered so that a returning offender gets a longer block.\n",
-            );
-        }
-        for past in &sorted.history {
-            out.push('\n');
-            out.push_str("[[history]]\n");
-            out.push_str(&toml::to_string(past).expect("a history entry always serialises"));
-        }
-        if !sorted.asns.is_empty() {
-            out.push_str(
-                "\n# ASNs for the ASN rules of waftune.toml, sorted by list and number.\n",
-            );
-        }
-        for asn in &sorted.asns {
-            out.push('\n');
-            out.push_str("[[asn]]\n");
-            out.push_str(&toml::to_string(asn).expect("an ASN entry always serialises"));
-        }
+        push_tables(&mut out, "entry", None, &sorted.entries);
+        push_tables(
+            &mut out,
+            "history",
+            Some("Expired blocks, remembered so that a returning offender gets a longer block."),
+            &sorted.history,
+        );
+        push_tables(
+            &mut out,
+            "asn",
+            Some("ASNs for the ASN rules of waftune.toml, sorted by list and number."),
+            &sorted.asns,
+        );
         out
     }
 
@@ -279,6 +266,23 @@ impl Ledger {
     /// ASN entries in force at `now` (not expired).
     pub fn active_asns(&self, now: Timestamp) -> impl Iterator<Item = &AsnEntry> {
         self.asns.iter().filter(move |e| !e.is_expired(now))
+    }
+}
+
+/// Appends one `[[name]]` block per item, after `heading` (a comment) when there is any.
+/// Serialising one item at a time keeps each block self-contained and in field order.
+fn push_tables<T: Serialize>(out: &mut String, name: &str, heading: Option<&str>, items: &[T]) {
+    if let (Some(heading), false) = (heading, items.is_empty()) {
+        out.push_str("\n# ");
+        out.push_str(heading);
+        out.push('\n');
+    }
+    for item in items {
+        out.push('\n');
+        out.push_str("[[");
+        out.push_str(name);
+        out.push_str("]]\n");
+        out.push_str(&toml::to_string(item).expect("a ledger table always serialises"));
     }
 }
 
