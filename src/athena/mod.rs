@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::scan::{ScanOptions, Traffic};
 use client::{AthenaApi, AthenaError};
-use rows::{ConvertError, PolicyRows, RowError};
+use rows::{ConvertError, RowError};
 use sql::Table;
 
 #[derive(Debug, thiserror::Error)]
@@ -110,19 +110,7 @@ pub async fn scan(
         held.retain(|h| !missing.contains(h));
         scanned.missing_hours.extend(missing);
     };
-    let policy_rows: Vec<_> = options
-        .policies
-        .iter()
-        .zip(rows.policies)
-        .map(|(p, rows)| PolicyRows::new(p, rows))
-        .collect();
-    let traffic = rows::traffic(
-        &rows.clients,
-        &rows.values,
-        &policy_rows,
-        options.home_country.clone(),
-    )?;
-    Ok((traffic, scanned))
+    Ok((rows.traffic(options)?, scanned))
 }
 
 /// What a fill did: the hours it filled and the bytes its statements scanned.
@@ -206,12 +194,17 @@ requests = 20
 type = "report"
 "#;
 
-    #[test]
-    fn the_statement_reads_the_raw_table_once_with_partition_and_timestamp_in_every_layout() {
-        let policies = crate::policy::parse_str(POLICIES, std::path::Path::new("t.toml"), None)
+    /// [`POLICIES`], parsed.
+    pub(super) fn policies() -> Vec<crate::policy::Policy> {
+        crate::policy::parse_str(POLICIES, std::path::Path::new("t.toml"), None)
             .expect("valid policies")
             .policies
-            .policies;
+            .policies
+    }
+
+    #[test]
+    fn the_statement_reads_the_raw_table_once_with_partition_and_timestamp_in_every_layout() {
+        let policies = policies();
         // 2026-11-20T00:12:34.5Z .. 2026-11-21T00:00:00Z
         let range = TimeRange {
             since: Some(1_795_133_554_500),

@@ -312,37 +312,11 @@ mod tests {
     use super::*;
     use crate::model::athena::Layout;
 
+    /// Two policies with the same matcher (`posts` and another keyed per /24): the same rows.
     fn policies() -> Vec<Policy> {
-        crate::policy::parse_str(
-            r#"
-[[policy]]
-name = "posts"
-description = "d"
-key = "ip"
-[policy.match]
-method = ["POST"]
-[policy.thresholds]
-requests = 1
-[policy.action]
-type = "report"
-
-[[policy]]
-name = "posts-again"
-description = "the same matcher: the same rollup rows"
-key = "prefix"
-[policy.match]
-method = ["POST"]
-[policy.thresholds]
-requests = 5
-[policy.action]
-type = "report"
-"#,
-            std::path::Path::new("t.toml"),
-            None,
-        )
-        .expect("valid policies")
-        .policies
-        .policies
+        let mut p = super::super::tests::policies();
+        p[1].matcher = p[0].matcher.clone();
+        p
     }
 
     fn table() -> Table {

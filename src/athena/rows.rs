@@ -17,7 +17,7 @@ use crate::policy::{KeyKind, Policy};
 use crate::scan::stats::{
     ClientAcc, ClientKey, ClientStats, Counts, Interner, Kind, finish_clients,
 };
-use crate::scan::{ActionCounts, GeoSplit, Traffic, minute_of};
+use crate::scan::{ActionCounts, GeoSplit, ScanOptions, Traffic, minute_of};
 
 /// A query result as Athena returns it: column names and text values (NULL as `None`), header row
 /// already removed.
@@ -215,6 +215,24 @@ impl ResultSet {
             });
         }
         Ok(out)
+    }
+}
+
+impl ScanRows {
+    /// The [`Traffic`] of these rows, for a run of `options` (see [`traffic`]).
+    pub fn traffic(self, options: &ScanOptions) -> Result<Traffic, RowError> {
+        let policy_rows: Vec<_> = options
+            .policies
+            .iter()
+            .zip(self.policies)
+            .map(|(p, rows)| PolicyRows::new(p, rows))
+            .collect();
+        traffic(
+            &self.clients,
+            &self.values,
+            &policy_rows,
+            options.home_country.clone(),
+        )
     }
 }
 

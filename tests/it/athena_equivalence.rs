@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use waftune::athena::rows::{self, PolicyRows, ResultSet, Scope};
+use waftune::athena::rows::{self, ResultSet, Scope};
 use waftune::athena::sql::{self, COLUMNS, Table};
 use waftune::athena::{Source, rollup};
 use waftune::log::{TimeRange, discover};
@@ -240,23 +240,10 @@ struct Run {
     rollup_hours: usize,
 }
 
-/// The traffic of one statement's result, as the Athena engine builds it.
+/// The traffic of one statement's result, as the Athena engine builds it, and its rows.
 fn traffic_of(set: &ResultSet, options: &ScanOptions) -> (Traffic, rows::ScanRows) {
     let rows = set.scan_rows(options.policies.len()).unwrap();
-    let policy_rows: Vec<PolicyRows> = options
-        .policies
-        .iter()
-        .zip(&rows.policies)
-        .map(|(p, r)| PolicyRows::new(p, r.clone()))
-        .collect();
-    let traffic = rows::traffic(
-        &rows.clients,
-        &rows.values,
-        &policy_rows,
-        options.home_country.clone(),
-    )
-    .unwrap();
-    (traffic, rows)
+    (rows.clone().traffic(options).unwrap(), rows)
 }
 
 /// The hours to fill and to read from the rollup for a scan of `range` over `local`'s data: every
