@@ -141,9 +141,7 @@ pub async fn fill(
             .await?;
         done.statements += 1;
         done.bytes += out.bytes_scanned;
-        let mut fingerprints = rollup::fingerprints(policies);
-        fingerprints.sort();
-        fingerprints.dedup();
+        let fingerprints = rollup::unique(&rollup::fingerprints(policies));
         let held = out
             .result
             .coverage_rows(fingerprints.len())

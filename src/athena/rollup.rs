@@ -1,8 +1,10 @@
 //! The rollup: the one statement's base ([`sql::BASE_COLUMNS`]) of closed hours, kept in a
 //! partitioned Parquet table, so a weekly run reads a few percent of the raw bytes.
 //!
-//! A row of the rollup is a row of the base of one hour: per policy, client, kind, value and (minute
-//! rows) minute, the requests of that hour. Sums, minimums and maximums merge across hours, so the
+//! A row of the rollup is a row of the base of one hour: per client, kind, value and (minute rows)
+//! minute, the requests of that hour, for the list of policies (`policies`) whose rows have exactly
+//! these counts: most requests count alike for all requests and for the policies that match
+//! everything, so one row serves them all instead of one each (a third of the rows). Sums, minimums and maximums merge across hours, so the
 //! base of a range is the merge of its hours' rows, read from the rollup for the hours it holds and
 //! from the raw table for the others; the statement's reshaping (top lists, /24s, HAVING) then runs
 //! on the merged base as on a raw one, and the result is the same.
@@ -14,9 +16,9 @@
 //! and `rate`, and a changed policy is never read from rows of its old matcher.
 //!
 //! The table is Iceberg (Parquet files): Athena runs `DELETE` only on Iceberg tables, and each
-//! statement commits atomically. A fill is delete-then-insert per range of hours and fingerprints,
-//! then one marker row per hour and fingerprint ([`MARKER_TAG`]); only hours with markers count as
-//! held. Re-running a fill replaces what was there, and a fill that failed halfway left no markers,
+//! statement commits atomically. A fill is delete-then-insert per range of hours (an hour holds the
+//! policies of its last fill), then one marker row per hour listing the fingerprints it holds
+//! ([`MARKER_TAG`]); only hours with markers count as held. Re-running a fill replaces what was there, and a fill that failed halfway left no markers,
 //! so the next run deletes its partial rows and fills again: no hour is ever counted twice.
 
 use std::fmt::Write as _;
@@ -36,9 +38,11 @@ pub const MARKER_TAG: char = '#';
 /// Hours one fill statement writes: Athena writes at most 100 partitions per `INSERT`.
 pub const FILL_HOURS: i64 = 24;
 
-/// The columns of the rollup table: the base's, then the partition column `hour` (epoch hour).
+/// The columns of the rollup table: the base's (the fingerprints a row holds for in place of the
+/// policy), then the partition column `hour` (epoch hour).
 pub fn columns() -> Vec<(&'static str, &'static str)> {
-    let mut c = BASE_COLUMNS.to_vec();
+    let mut c = vec![("policies", "array<string>")];
+    c.extend_from_slice(&BASE_COLUMNS[1..]);
     c.push(("hour", "bigint"));
     c
 }
@@ -64,11 +68,19 @@ pub fn fingerprint(policy: Option<&Policy>) -> String {
     })
 }
 
-/// The fingerprints of a run: all requests first, then each policy's, in order.
+/// The fingerprints of a run: all requests first, then each policy's, in order (see [`unique`]).
 pub fn fingerprints(policies: &[Policy]) -> Vec<String> {
     std::iter::once(fingerprint(None))
         .chain(policies.iter().map(Some).map(fingerprint))
         .collect()
+}
+
+/// Each fingerprint of `fingerprints` once, sorted.
+pub fn unique(fingerprints: &[String]) -> Vec<String> {
+    let mut unique = fingerprints.to_vec();
+    unique.sort();
+    unique.dedup();
+    unique
 }
 
 /// `CREATE TABLE` for the rollup, in `location` (`s3://bucket/prefix/`).
@@ -88,12 +100,9 @@ pub fn ddl(name: &str, location: &str) -> String {
     out
 }
 
-/// `policy IN (...)` for a set of fingerprints.
+/// The quoted list of a set of fingerprints.
 fn fingerprint_list(fingerprints: &[String]) -> String {
-    let mut unique: Vec<&String> = fingerprints.iter().collect();
-    unique.sort();
-    unique.dedup();
-    unique
+    unique(fingerprints)
         .iter()
         .map(|f| sql::quote(f))
         .collect::<Vec<_>>()
@@ -148,13 +157,25 @@ pub fn closed_hours(range: &TimeRange, now_ms: i64) -> Range<i64> {
     start..until.div_euclid(HOUR_MS).max(start)
 }
 
-/// The statements that fill `hours` for `policies`: delete what the rollup holds of them, insert
-/// the base of those hours from the raw table, then the markers.
+/// The statements that fill `hours` for `policies`: delete what the rollup holds of those hours,
+/// insert their base from the raw table (one row per set of fingerprints with the same counts), then
+/// the markers.
 pub fn fill(table: &Table, name: &str, hours: Range<i64>, policies: &[Policy]) -> Vec<String> {
-    let fingerprints = fingerprints(policies);
-    let list = fingerprint_list(&fingerprints);
+    // Each matcher once: policies that match alike have the same rows.
+    let mut seen = Vec::new();
+    let policies: Vec<Policy> = policies
+        .iter()
+        .filter(|p| {
+            let f = fingerprint(Some(p));
+            let new = !seen.contains(&f);
+            seen.push(f);
+            new
+        })
+        .cloned()
+        .collect();
+    let fingerprints = fingerprints(&policies);
     let delete = format!(
-        "DELETE FROM {name}\nWHERE hour >= {} AND hour < {} AND policy IN ({list})",
+        "DELETE FROM {name}\nWHERE hour >= {} AND hour < {}",
         hours.start, hours.end
     );
     let range = TimeRange {
@@ -166,36 +187,36 @@ pub fn fill(table: &Table, name: &str, hours: Range<i64>, policies: &[Policy]) -
         .enumerate()
         .map(|(i, f)| format!(" WHEN {i} THEN {}", sql::quote(f)))
         .collect();
-    let counts = BASE_COLUMNS[5..10]
+    let counts: Vec<&str> = BASE_COLUMNS[5..].iter().map(|(c, _)| *c).collect();
+    let merged = BASE_COLUMNS[5..10]
         .iter()
-        .map(|(c, _)| format!("sum({c})"))
+        .map(|(c, _)| format!("sum({c}) AS {c}"))
         .collect::<Vec<_>>()
         .join(", ");
     let insert = format!(
         "INSERT INTO {name}\n\
-         SELECT CASE policy{named} END, client, kind, value, minute, {counts},\n  \
-         min(first_ms), max(last_ms), hour\n\
-         FROM (\n  {}\n)\n\
-         GROUP BY hour, policy, client, kind, value, minute",
+         SELECT array_agg(fingerprint ORDER BY fingerprint), client, kind, value, minute, {counts}, hour\n\
+         FROM (\n  \
+         SELECT hour, CASE policy{named} END AS fingerprint, client, kind, value, minute, {merged},\n    \
+         min(first_ms) AS first_ms, max(last_ms) AS last_ms\n  \
+         FROM (\n    {}\n  )\n  \
+         GROUP BY hour, policy, client, kind, value, minute\n)\n\
+         GROUP BY hour, client, kind, value, minute, {counts}",
         sql::expanded(
             table,
             &sql::range_filter(table.layout, &range),
-            policies,
+            &policies,
             true
         )
-        .replace('\n', "\n  ")
+        .replace('\n', "\n    "),
+        counts = counts.join(", "),
     );
-    let mut unique = fingerprints.clone();
-    unique.sort();
-    unique.dedup();
+    let list = fingerprint_list(&fingerprints);
     let markers = hours
-        .flat_map(|h| {
-            unique.iter().map(move |f| {
-                format!(
-                    "({}, NULL, '{MARKER_TAG}', '', NULL, 0, 0, 0, 0, 0, NULL, NULL, {h})",
-                    sql::quote(f)
-                )
-            })
+        .map(|h| {
+            format!(
+                "(ARRAY[{list}], NULL, '{MARKER_TAG}', '', NULL, 0, 0, 0, 0, 0, NULL, NULL, {h})"
+            )
         })
         .collect::<Vec<_>>()
         .join(",\n  ");
@@ -210,8 +231,9 @@ pub fn fill(table: &Table, name: &str, hours: Range<i64>, policies: &[Policy]) -
 /// `athena rollup` command runs first (it reads only the rollup's smallest columns).
 pub fn coverage(name: &str, hours: Range<i64>, policies: &[Policy]) -> String {
     format!(
-        "SELECT hour, count(DISTINCT policy) AS policies\nFROM {name}\n\
-         WHERE kind = '{MARKER_TAG}' AND hour >= {} AND hour < {} AND policy IN ({})\n\
+        "SELECT hour, count(DISTINCT fingerprint) AS policies\n\
+         FROM {name}\nCROSS JOIN UNNEST(policies) AS f(fingerprint)\n\
+         WHERE kind = '{MARKER_TAG}' AND hour >= {} AND hour < {} AND fingerprint IN ({})\n\
          GROUP BY hour",
         hours.start,
         hours.end,
@@ -259,8 +281,9 @@ pub fn scan(
         "SELECT run_policy AS policy, client, kind, value,\n  \
          CASE WHEN kind = '{MARKER_TAG}' THEN hour ELSE minute END AS minute, {counts}\n\
          FROM {name}\n\
-         CROSS JOIN UNNEST(CASE policy{mapping} END) AS r(run_policy)\n\
-         WHERE policy IN ({})\n  AND ({})",
+         CROSS JOIN UNNEST(policies) AS f(fingerprint)\n\
+         CROSS JOIN UNNEST(CASE fingerprint{mapping} END) AS r(run_policy)\n\
+         WHERE fingerprint IN ({})\n  AND ({})",
         fingerprint_list(&fingerprints),
         hour_condition(held)
     );
@@ -358,13 +381,17 @@ mod tests {
         let p = policies();
         let statements = fill(&table(), "waf_rollup", 10..12, &p);
         assert_eq!(statements.len(), 3);
-        assert!(
-            statements[0].starts_with("DELETE FROM waf_rollup\nWHERE hour >= 10 AND hour < 12")
+        assert_eq!(
+            statements[0],
+            "DELETE FROM waf_rollup\nWHERE hour >= 10 AND hour < 12"
         );
         assert_eq!(statements[1].matches("FROM waf_logs").count(), 1);
         assert!(statements[1].contains("timestamp >= 36000000\n"));
-        // One marker per hour and distinct fingerprint.
-        assert_eq!(statements[2].matches("'#'").count(), 4);
+        // The two matchers alike are filled once; one marker per hour lists both fingerprints.
+        assert_eq!(statements[1].matches("THEN 2 END").count(), 0);
+        assert_eq!(statements[2].matches("'#'").count(), 2);
+        let f = fingerprints(&p);
+        assert!(statements[2].contains(&format!("(ARRAY[{}]", fingerprint_list(&f))));
         let hours: Vec<i64> = (0..30).chain(40..41).collect();
         assert_eq!(chunks(&hours), [0..24, 24..30, 40..41]);
     }

@@ -318,9 +318,8 @@ async fn rollup_command_creates_fills_and_then_skips_what_the_rollup_holds() {
     .unwrap()
     .policies
     .policies;
-    let mut fingerprints = waftune::athena::rollup::fingerprints(&shipped);
-    fingerprints.sort();
-    fingerprints.dedup();
+    let fingerprints =
+        waftune::athena::rollup::unique(&waftune::athena::rollup::fingerprints(&shipped));
 
     // Nothing held yet: create (its empty result first), then fill the day in one chunk.
     queue_result(&moto, &vec![text(&["created"])]);
