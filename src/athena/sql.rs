@@ -221,7 +221,8 @@ const DOTTED: &str = "coalesce(regexp_like(client, \
 /// The /24 of a [`DOTTED`] `client`, as the local engine prints it (`192.0.2.0/24`).
 const PREFIX_24: &str = "regexp_replace(client, '[0-9]+$', '0/24')";
 
-/// The values [`client_values`] counts per client, each with the letter its `kind` column holds.
+/// The values the statement counts per client (see [`reshape`]), each with the letter its `kind` column
+/// holds.
 pub const VALUE_KINDS: [(Kind, char); 7] = [
     (Kind::Rule, 'R'),
     (Kind::ResponseCode, 'S'),
@@ -232,7 +233,7 @@ pub const VALUE_KINDS: [(Kind, char); 7] = [
     (Kind::CountRule, 'K'),
 ];
 
-/// The kind a [`client_values`] `kind` column names.
+/// The kind a value row's `kind` column names.
 pub fn value_kind(tag: &str) -> Option<Kind> {
     let mut chars = tag.chars();
     let (Some(c), None) = (chars.next(), chars.next()) else {
