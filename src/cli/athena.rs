@@ -30,18 +30,10 @@ pub struct RollupArgs {
     pub config: ConfigArg,
     #[command(flatten)]
     pub policies: PoliciesArg,
-    /// Fill from this time (RFC 3339, a UTC date, or an age such as `7d`); whole hours only.
-    #[arg(long, value_name = "TIME")]
-    pub since: String,
-    /// Fill until this time (default: now); hours not closed yet are left to the logs.
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
-    /// The current time, for ages and reproducible runs (default: the clock).
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<String>,
-    /// The home country the report's rate-rule scopes use (as `report --home-country`).
-    #[arg(long, value_name = "CC")]
-    pub home_country: Option<String>,
+    /// The range to fill (`--since` required): its whole hours that are closed at `--now`;
+    /// `--home-country` as for `report` (its rate-rule scopes are filled too).
+    #[command(flatten)]
+    pub logs: LogArgs,
     /// Create the rollup table first (if it does not exist), with its files under this `s3://` URL.
     #[arg(long, value_name = "S3_URL")]
     pub location: Option<String>,
@@ -149,17 +141,19 @@ fn rollup_cmd(args: RollupArgs) -> Result<ExitCode> {
     {
         bail!("`--location {location}` is not an `s3://` URL");
     }
-    let now = now_from(args.now.as_deref())?.as_millisecond();
-    let range = time_range(&LogArgs {
-        logs: Vec::new(),
-        since: Some(args.since.clone()),
-        until: args.until.clone(),
-        now: args.now.clone(),
-        home_country: None,
-        strict: false,
-    })?;
+    if args.logs.since.is_none() || !args.logs.logs.is_empty() || args.logs.strict {
+        bail!(
+            "`athena rollup` needs `--since`, and reads the Athena table: no `--logs` or `--strict`"
+        );
+    }
+    let now = now_from(args.logs.now.as_deref())?.as_millisecond();
+    let range = time_range(&args.logs)?;
     // What `propose` and `report` evaluate, each matcher once: `analyze` needs none of its own.
-    let home = args.home_country.as_deref().map(str::to_ascii_uppercase);
+    let home = args
+        .logs
+        .home_country
+        .as_deref()
+        .map(str::to_ascii_uppercase);
     let mut policies = args.policies.load(&config)?.policies;
     policies.extend(crate::report::scan_policies(&config, home.as_deref())?);
     let mut seen = std::collections::HashSet::new();
