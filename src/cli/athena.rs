@@ -25,6 +25,8 @@ pub enum AthenaCommand {
 }
 
 #[derive(Debug, Args)]
+// The Athena table is the input: the local engine's input switches stay out of the help.
+#[command(mut_arg("logs", |a| a.hide(true)), mut_arg("strict", |a| a.hide(true)))]
 pub struct RollupArgs {
     #[command(flatten)]
     pub config: ConfigArg,
