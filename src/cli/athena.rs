@@ -129,6 +129,11 @@ fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
 }
 
 fn rollup_cmd(args: RollupArgs) -> Result<ExitCode> {
+    if args.logs.since.is_none() || !args.logs.logs.is_empty() || args.logs.strict {
+        bail!(
+            "`athena rollup` needs `--since`, and reads the Athena table: no `--logs` or `--strict`"
+        );
+    }
     let config = args.config.load()?;
     let (athena, source) = source(&config)?;
     let Some(name) = &source.rollup else {
@@ -142,11 +147,6 @@ fn rollup_cmd(args: RollupArgs) -> Result<ExitCode> {
         && !location.starts_with("s3://")
     {
         bail!("`--location {location}` is not an `s3://` URL");
-    }
-    if args.logs.since.is_none() || !args.logs.logs.is_empty() || args.logs.strict {
-        bail!(
-            "`athena rollup` needs `--since`, and reads the Athena table: no `--logs` or `--strict`"
-        );
     }
     let now = now_from(args.logs.now.as_deref())?.as_millisecond();
     let range = time_range(&args.logs)?;
