@@ -288,6 +288,23 @@ fn source_mistakes_are_named() {
         .assert()
         .failure()
         .stderr(contains("`--logs` is required"));
+    // `athena rollup` needs a range, and a rollup table in the configuration.
+    let (_dir, config) = with_config(CONFIG);
+    let rollup = |args: &[&str]| {
+        Command::cargo_bin("waftune")
+            .unwrap()
+            .args(["athena", "rollup", "--config"])
+            .arg(&config)
+            .args(args)
+            .assert()
+            .code(1)
+    };
+    rollup(&[]).stderr(contains(
+        "`athena rollup` needs `--since`, and reads the Athena table: no `--logs` or `--strict`",
+    ));
+    rollup(&["--since", "7d"]).stderr(contains(
+        "`athena rollup` needs `rollup = \"<table name>\"` in the `[athena]` section of",
+    ));
 }
 
 #[tokio::test]
