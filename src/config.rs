@@ -102,6 +102,8 @@ pub struct AthenaConfig {
     pub region: Option<String>,
     #[serde(default)]
     pub layout: Layout,
+    /// The rollup table (`waftune athena rollup`) runs read closed hours from; `None`: none.
+    pub rollup: Option<String>,
 }
 
 /// A pair of IP sets (IPv4 and IPv6) holding one ledger group.
@@ -689,7 +691,9 @@ impl Ctx<'_> {
     fn athena(&self, raw: Spanned<AthenaConfig>) -> Result<AthenaConfig, Reported> {
         let span = raw.span();
         let a = raw.into_inner();
-        for (what, name) in [("database", &a.database), ("table", &a.table)] {
+        let names = [("database", &a.database), ("table", &a.table)];
+        let rollup = a.rollup.iter().map(|r| ("rollup", r));
+        for (what, name) in names.into_iter().chain(rollup) {
             if let Err(e) = crate::model::athena::check_name(name) {
                 return Err(self.error(span.clone(), format!("athena {what} {e}")));
             }

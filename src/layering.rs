@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("waf", 3),
     ("athena::sql", 3),
     ("athena::rows", 3),
+    ("athena::rollup", 3),
     ("analyze", 4),
     ("rate", 4),
     ("plan", 4),

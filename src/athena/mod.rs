@@ -4,14 +4,16 @@
 //! their results into the local engine's types, so everything downstream is engine-agnostic.
 
 pub mod client;
+pub mod rollup;
 pub mod rows;
 pub mod sql;
 
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::scan::{ScanOptions, Traffic};
 use client::{AthenaApi, AthenaError};
-use rows::{ConvertError, PolicyRows, RowError};
+use rows::{ConvertError, RowError};
 use sql::Table;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,63 +24,140 @@ pub enum EngineError {
     Convert { id: String, source: ConvertError },
     #[error("inconsistent query result: {0}")]
     Rows(#[from] RowError),
+    #[error(
+        "the rollup `{rollup}` lost {hours} hours it held at the start of the run (a fill running at \
+         the same time?): run again"
+    )]
+    RollupChanged { rollup: String, hours: usize },
 }
 
-/// The queries one scan runs: every request per client and minute, the values per client of all
-/// requests and of each policy's, then one per policy for its requests per key and minute.
-pub fn queries(table: &Table, options: &ScanOptions) -> Vec<String> {
-    let mut queries = vec![
-        sql::client_minutes(table, &options.range),
-        sql::client_values(table, &options.range, &options.policies),
-    ];
-    queries.extend(
-        options
-            .policies
-            .iter()
-            .map(|p| sql::matched_minutes(table, &options.range, p)),
-    );
-    queries
+/// Where a run reads: the raw table of the logs, and the rollup table if there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub table: Table,
+    pub rollup: Option<String>,
 }
 
-/// Runs [`queries`] one after another (each already runs in parallel inside Athena) and builds the
-/// [`Traffic`] of [`rows::traffic`]. Returns it with the bytes all queries scanned.
-pub async fn scan(
-    api: &AthenaApi,
-    table: &Table,
-    options: &ScanOptions,
-    timeout: Duration,
-) -> Result<(Traffic, u64), EngineError> {
-    let mut minutes = Vec::new();
-    let mut values = Vec::new();
-    let mut scanned = 0;
-    for (i, sql) in queries(table, options).into_iter().enumerate() {
-        let out = api.run(&sql, timeout).await?;
-        scanned += out.bytes_scanned;
-        let convert = |source| EngineError::Convert {
-            id: out.id.clone(),
-            source,
-        };
-        // The second query is the only one of the values shape; see [`queries`].
-        if i == 1 {
-            values = out.result.value_rows().map_err(convert)?;
-        } else {
-            minutes.push(out.result.minute_rows().map_err(convert)?);
+impl Source {
+    /// The hours of `options`' range a run reads from the rollup: every whole hour closed at
+    /// `now_ms` (none without a rollup). The rollup command keeps them filled.
+    fn held(&self, options: &ScanOptions, now_ms: i64) -> Vec<i64> {
+        match self.rollup {
+            Some(_) => rollup::closed_hours(&options.range, now_ms).collect(),
+            None => Vec::new(),
         }
     }
-    let client_rows = minutes.remove(0);
-    let policy_rows: Vec<_> = options
-        .policies
-        .iter()
-        .zip(minutes)
-        .map(|(p, rows)| PolicyRows::new(p, rows))
-        .collect();
-    let traffic = rows::traffic(
-        &client_rows,
-        &values,
-        &policy_rows,
-        options.home_country.clone(),
-    )?;
-    Ok((traffic, scanned))
+
+    /// The one statement of a run: the whole range from the raw table, or with a rollup its held
+    /// hours from the rollup and the rest (the open tail, partial hours at the edges, hours the
+    /// rollup lacks) from the raw table.
+    pub fn statement(&self, options: &ScanOptions, held: &[i64]) -> String {
+        match &self.rollup {
+            Some(name) => rollup::scan(&self.table, name, &options.range, held, &options.policies),
+            None => sql::scan(&self.table, &options.range, &options.policies),
+        }
+    }
+
+    /// The statement a run at `now_ms` issues first (the one `--print-sql` shows).
+    pub fn first_statement(&self, options: &ScanOptions, now_ms: i64) -> String {
+        self.statement(options, &self.held(options, now_ms))
+    }
+}
+
+/// What a run cost: statements issued, bytes they scanned, and the hours the rollup lacked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scanned {
+    pub statements: usize,
+    pub bytes: u64,
+    pub missing_hours: Vec<i64>,
+}
+
+/// Runs the one statement (it runs in parallel inside Athena) and builds the [`Traffic`] of
+/// [`rows::traffic`]. With a rollup, the statement reads the closed hours from it; if the markers
+/// that come back show it lacks some (not filled yet, or filled for other policies), the statement
+/// runs once more, reading those hours from the raw table: a result is never missing an hour. Two
+/// statements at most: hours lost between them (a refill at the same time) fail the run.
+pub async fn scan(
+    api: &AthenaApi,
+    source: &Source,
+    options: &ScanOptions,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<(Traffic, Scanned), EngineError> {
+    let mut held = source.held(options, now_ms);
+    let mut scanned = Scanned::default();
+    let rows = loop {
+        let out = api.run(&source.statement(options, &held), timeout).await?;
+        scanned.statements += 1;
+        scanned.bytes += out.bytes_scanned;
+        let rows = out
+            .result
+            .scan_rows(options.policies.len())
+            .map_err(|source| EngineError::Convert {
+                id: out.id.clone(),
+                source,
+            })?;
+        let missing = rollup::missing(&held, &rows.markers, options.policies.len());
+        if missing.is_empty() {
+            break rows;
+        }
+        if let (Some(rollup), false) = (&source.rollup, scanned.missing_hours.is_empty()) {
+            return Err(EngineError::RollupChanged {
+                rollup: rollup.clone(),
+                hours: missing.len(),
+            });
+        }
+        held.retain(|h| !missing.contains(h));
+        scanned.missing_hours.extend(missing);
+    };
+    Ok((rows.traffic(options)?, scanned))
+}
+
+/// What a fill did: the hours it filled and the bytes its statements scanned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filled {
+    pub held: usize,
+    pub filled: Vec<Range<i64>>,
+    pub statements: usize,
+    pub bytes: u64,
+}
+
+/// Fills the rollup `name` with `hours` for `policies`: the hours it does not hold yet (all of them
+/// with `refill`), [`rollup::FILL_HOURS`] at most per statement.
+pub async fn fill(
+    api: &AthenaApi,
+    table: &Table,
+    name: &str,
+    hours: Range<i64>,
+    policies: &[crate::policy::Policy],
+    refill: bool,
+    timeout: Duration,
+) -> Result<Filled, EngineError> {
+    let mut done = Filled::default();
+    let mut todo: Vec<i64> = hours.clone().collect();
+    if !refill && !hours.is_empty() {
+        let out = api
+            .run(&rollup::coverage(name, hours, policies), timeout)
+            .await?;
+        done.statements += 1;
+        done.bytes += out.bytes_scanned;
+        let fingerprints = rollup::unique(&rollup::fingerprints(policies));
+        let held = out
+            .result
+            .coverage_rows(fingerprints.len())
+            .map_err(|source| EngineError::Convert { id: out.id, source })?;
+        done.held = held.len();
+        todo.retain(|h| !held.contains(h));
+    }
+    for chunk in rollup::chunks(&todo) {
+        for statement in rollup::fill(table, name, chunk.clone(), policies) {
+            let out = api.run(&statement, timeout).await?;
+            done.statements += 1;
+            done.bytes += out.bytes_scanned;
+        }
+        done.filled.push(chunk);
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -113,12 +192,17 @@ requests = 20
 type = "report"
 "#;
 
-    #[test]
-    fn every_query_constrains_the_partition_and_the_timestamp_in_every_layout() {
-        let policies = crate::policy::parse_str(POLICIES, std::path::Path::new("t.toml"), None)
+    /// [`POLICIES`], parsed.
+    pub(super) fn policies() -> Vec<crate::policy::Policy> {
+        crate::policy::parse_str(POLICIES, std::path::Path::new("t.toml"), None)
             .expect("valid policies")
             .policies
-            .policies;
+            .policies
+    }
+
+    #[test]
+    fn the_statement_reads_the_raw_table_once_with_partition_and_timestamp_in_every_layout() {
+        let policies = policies();
         // 2026-11-20T00:12:34.5Z .. 2026-11-21T00:00:00Z
         let range = TimeRange {
             since: Some(1_795_133_554_500),
@@ -136,30 +220,41 @@ type = "report"
             ),
             (Layout::None, ""),
         ] {
-            let table = Table {
-                name: "waf_logs".into(),
-                layout,
+            let source = Source {
+                table: Table {
+                    name: "waf_logs".into(),
+                    layout,
+                },
+                rollup: None,
             };
             let options = ScanOptions {
                 range,
                 policies: policies.clone(),
                 ..ScanOptions::default()
             };
-            let queries = queries(&table, &options);
-            assert_eq!(queries.len(), 4);
-            // The values query of a policy with a minimum, the wrapped minutes query of one.
-            assert!(queries[1].contains("key_requests >= CASE policy WHEN 2 THEN 20"));
-            assert!(queries[3].contains("WHERE NOT coalesce(regexp_like(client"));
+            let q = words(&source.first_statement(&options, 0));
+            // The minimum of the second policy, per /24, in the HAVING of the key window.
+            assert!(
+                q.contains("key_requests >= CASE policy WHEN 2 THEN 20"),
+                "{q}"
+            );
+            assert!(q.contains("WHEN policy IN (2) THEN ARRAY['prefix']"), "{q}");
+            assert_eq!(q.matches("waf_logs").count(), 1, "one read: {q}");
             let exact = "timestamp >= 1795133554500 AND timestamp < 1795219200000";
-            for q in &queries {
-                let q = words(q);
-                assert_eq!(q.matches("FROM waf_logs").count(), 1, "one scan: {q}");
-                let filter = format!(
-                    "WHERE {partition}{}{exact}",
-                    if partition.is_empty() { "" } else { " AND " }
-                );
-                assert!(q.contains(&filter), "{layout:?}: {q}");
-            }
+            let filter = format!(
+                "WHERE {partition}{}{exact}",
+                if partition.is_empty() { "" } else { " AND " }
+            );
+            assert!(q.contains(&filter), "{layout:?}: {q}");
+            // With a rollup, the closed hours come from it and the raw table is still read once.
+            let source = Source {
+                rollup: Some("waf_rollup".into()),
+                ..source
+            };
+            let q = words(&source.first_statement(&options, 1_795_219_200_000 + 3_600_000));
+            assert_eq!(q.matches("waf_logs").count(), 1, "{q}");
+            assert_eq!(q.matches("FROM waf_rollup").count(), 1, "{q}");
+            assert!(q.contains("(hour >= 498649 AND hour < 498672)"), "{q}");
         }
     }
 }

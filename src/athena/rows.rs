@@ -17,7 +17,7 @@ use crate::policy::{KeyKind, Policy};
 use crate::scan::stats::{
     ClientAcc, ClientKey, ClientStats, Counts, Interner, Kind, finish_clients,
 };
-use crate::scan::{ActionCounts, GeoSplit, Traffic, minute_of};
+use crate::scan::{ActionCounts, GeoSplit, ScanOptions, Traffic, minute_of};
 
 /// A query result as Athena returns it: column names and text values (NULL as `None`), header row
 /// already removed.
@@ -41,9 +41,13 @@ pub enum ConvertError {
     },
 }
 
-/// The columns of [`super::sql::client_minutes`] and [`super::sql::matched_minutes`].
-pub const MINUTE_COLUMNS: [&str; 9] = [
+/// The columns of the one statement's result ([`super::sql::reshape`]).
+pub const SCAN_COLUMNS: [&str; 14] = [
+    "policy",
+    "scope",
     "client",
+    "kind",
+    "value",
     "minute",
     "requests",
     "allow",
@@ -52,18 +56,21 @@ pub const MINUTE_COLUMNS: [&str; 9] = [
     "challenge",
     "first_ms",
     "last_ms",
-];
-
-/// The columns of [`super::sql::client_values`].
-pub const VALUE_COLUMNS: [&str; 7] = [
-    "policy",
-    "scope",
-    "client",
-    "kind",
-    "value",
-    "requests",
     "distinct_values",
 ];
+
+/// The rows of one statement, by shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanRows {
+    /// Every request per client and minute.
+    pub clients: Vec<MinuteRow>,
+    /// Per policy (in [`crate::scan::ScanOptions::policies`] order), its matched requests per client
+    /// and minute.
+    pub policies: Vec<Vec<MinuteRow>>,
+    pub values: Vec<ValueRow>,
+    /// The rollup's markers that came through: (policy number, epoch hour) held.
+    pub markers: Vec<(usize, i64)>,
+}
 
 impl ResultSet {
     fn index(&self, column: &str) -> Result<usize, ConvertError> {
@@ -76,24 +83,67 @@ impl ResultSet {
             })
     }
 
+    fn text(&self, row: usize, column: usize) -> Option<String> {
+        self.rows[row].get(column).cloned().flatten()
+    }
+
+    fn bad(
+        &self,
+        row: usize,
+        column: usize,
+        value: String,
+        expected: &'static str,
+    ) -> ConvertError {
+        ConvertError::Value {
+            // 1-based, as a person counts the rows of a result.
+            row: row + 1,
+            column: self.columns[column].clone(),
+            value,
+            expected,
+        }
+    }
+
     fn int(&self, row: usize, column: usize) -> Result<i64, ConvertError> {
-        let value = self.rows[row].get(column).cloned().flatten();
+        let value = self.text(row, column);
         value
             .as_deref()
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ConvertError::Value {
-                // 1-based, as a person counts the rows of a result.
-                row: row + 1,
-                column: self.columns[column].clone(),
-                value: value.unwrap_or_else(|| "NULL".into()),
-                expected: "an integer",
+            .ok_or_else(|| {
+                self.bad(
+                    row,
+                    column,
+                    value.unwrap_or_else(|| "NULL".into()),
+                    "an integer",
+                )
             })
     }
 
-    /// The rows of a per-(client, minute) query, by column name.
-    pub fn minute_rows(&self) -> Result<Vec<MinuteRow>, ConvertError> {
+    fn count(&self, row: usize, column: usize) -> Result<u64, ConvertError> {
+        self.int(row, column).map(|n| n.max(0) as u64)
+    }
+
+    /// The rows of the one statement of a run with `policies` policies, by column name: minute
+    /// rows (kind [`super::sql::MINUTE_TAG`]) of all requests and of each policy, value rows, and
+    /// the rollup's markers (kind [`super::rollup::MARKER_TAG`], `minute` the hour).
+    pub fn scan_rows(&self, policies: usize) -> Result<ScanRows, ConvertError> {
+        let mut out = ScanRows {
+            policies: vec![Vec::new(); policies],
+            ..ScanRows::default()
+        };
+        // No rows, no columns to check (moto sends no header for an empty result).
+        if self.rows.is_empty() {
+            return Ok(out);
+        }
+        let columns = SCAN_COLUMNS
+            .iter()
+            .map(|c| self.index(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let [
+            policy,
+            scope,
             client,
+            kind,
+            value,
             minute,
             requests,
             allow,
@@ -102,79 +152,104 @@ impl ResultSet {
             challenge,
             first,
             last,
-        ] = MINUTE_COLUMNS.map(|c| self.index(c));
-        let (client, minute, requests) = (client?, minute?, requests?);
-        let (allow, block, captcha, challenge) = (allow?, block?, captcha?, challenge?);
-        let (first, last) = (first?, last?);
-        let count = |row, column| self.int(row, column).map(|n| n.max(0) as u64);
-        (0..self.rows.len())
-            .map(|i| {
-                Ok(MinuteRow {
+            distinct,
+        ] = columns[..]
+        else {
+            unreachable!("one index per column")
+        };
+        for i in 0..self.rows.len() {
+            let p = self.int(i, policy)?;
+            let p = usize::try_from(p)
+                .ok()
+                .filter(|p| *p <= policies)
+                .ok_or_else(|| self.bad(i, policy, p.to_string(), "a policy number of this run"))?;
+            let tag = self.text(i, kind).unwrap_or_else(|| "NULL".into());
+            if tag.len() == 1 && tag.starts_with(super::rollup::MARKER_TAG) {
+                out.markers.push((p, self.int(i, minute)?));
+                continue;
+            }
+            if tag.len() == 1 && tag.starts_with(super::sql::MINUTE_TAG) {
+                let row = MinuteRow {
                     // A NULL `clientIp` is a text like any other placeholder to the local engine.
-                    client: self.rows[i]
-                        .get(client)
-                        .cloned()
-                        .flatten()
-                        .unwrap_or_default(),
+                    client: self.text(i, client).unwrap_or_default(),
                     minute: self.int(i, minute)?,
-                    requests: count(i, requests)?,
+                    requests: self.count(i, requests)?,
                     actions: ActionCounts {
-                        allow: count(i, allow)?,
-                        block: count(i, block)?,
-                        captcha: count(i, captcha)?,
-                        challenge: count(i, challenge)?,
+                        allow: self.count(i, allow)?,
+                        block: self.count(i, block)?,
+                        captcha: self.count(i, captcha)?,
+                        challenge: self.count(i, challenge)?,
                         other: 0,
                     },
                     first_ms: self.int(i, first)?,
                     last_ms: self.int(i, last)?,
-                })
-            })
-            .collect()
+                };
+                match p.checked_sub(1) {
+                    None => out.clients.push(row),
+                    Some(p) => out.policies[p].push(row),
+                }
+                continue;
+            }
+            out.values.push(ValueRow {
+                // 0 counts all requests; n the requests of the n-th policy.
+                policy: p.checked_sub(1),
+                scope: match self.text(i, scope).as_deref() {
+                    Some("client") => Scope::Client,
+                    Some("prefix") => Scope::Prefix,
+                    other => {
+                        let value = other.unwrap_or("NULL").to_owned();
+                        return Err(self.bad(i, scope, value, "`client` or `prefix`"));
+                    }
+                },
+                client: self.text(i, client).unwrap_or_default(),
+                kind: value_kind(&tag).ok_or_else(|| {
+                    self.bad(i, kind, tag, "a value kind (one of M R S U A C L K)")
+                })?,
+                // The query drops NULL values; an empty text is a value (an empty user agent).
+                value: self.text(i, value).unwrap_or_default(),
+                requests: self.count(i, requests)?,
+                distinct: match self.text(i, distinct) {
+                    None => None,
+                    Some(_) => Some(self.count(i, distinct)?),
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl ScanRows {
+    /// The [`Traffic`] of these rows, for a run of `options` (see [`traffic`]).
+    pub fn traffic(self, options: &ScanOptions) -> Result<Traffic, RowError> {
+        let policy_rows: Vec<_> = options
+            .policies
+            .iter()
+            .zip(self.policies)
+            .map(|(p, rows)| PolicyRows::new(p, rows))
+            .collect();
+        traffic(
+            &self.clients,
+            &self.values,
+            &policy_rows,
+            options.home_country.clone(),
+        )
     }
 }
 
 impl ResultSet {
-    /// The rows of [`super::sql::client_values`], by column name.
-    pub fn value_rows(&self) -> Result<Vec<ValueRow>, ConvertError> {
-        let [policy, scope, client, kind, value, requests, distinct] =
-            VALUE_COLUMNS.map(|c| self.index(c));
-        let (policy, scope, client, kind, value) = (policy?, scope?, client?, kind?, value?);
-        let (requests, distinct) = (requests?, distinct?);
-        let text = |row: usize, column: usize| self.rows[row].get(column).cloned().flatten();
-        let bad = |row: usize, column: usize, value: String, expected| ConvertError::Value {
-            row: row + 1,
-            column: self.columns[column].clone(),
-            value,
-            expected,
-        };
-        (0..self.rows.len())
-            .map(|i| {
-                let tag = text(i, kind).unwrap_or_else(|| "NULL".into());
-                let p = self.int(i, policy)?;
-                Ok(ValueRow {
-                    // 0 counts all requests; n the requests of the n-th policy.
-                    policy: usize::try_from(p - 1).ok(),
-                    scope: match text(i, scope).as_deref() {
-                        Some("client") => Scope::Client,
-                        Some("prefix") => Scope::Prefix,
-                        other => {
-                            let value = other.unwrap_or("NULL").to_owned();
-                            return Err(bad(i, scope, value, "`client` or `prefix`"));
-                        }
-                    },
-                    client: text(i, client).unwrap_or_default(),
-                    kind: value_kind(&tag)
-                        .ok_or_else(|| bad(i, kind, tag, "a value kind (one of R S U A C L K)"))?,
-                    // The query drops NULL values; an empty text is a value (an empty user agent).
-                    value: text(i, value).unwrap_or_default(),
-                    requests: self.int(i, requests)?.max(0) as u64,
-                    distinct: match text(i, distinct) {
-                        None => None,
-                        Some(_) => Some(self.int(i, distinct)?.max(0) as u64),
-                    },
-                })
-            })
-            .collect()
+    /// The hours [`super::rollup::coverage`] found with a marker of each of `fingerprints`.
+    pub fn coverage_rows(&self, fingerprints: usize) -> Result<Vec<i64>, ConvertError> {
+        if self.rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (hour, policies) = (self.index("hour")?, self.index("policies")?);
+        let mut held = Vec::new();
+        for i in 0..self.rows.len() {
+            if self.count(i, policies)? == fingerprints as u64 {
+                held.push(self.int(i, hour)?);
+            }
+        }
+        Ok(held)
     }
 }
 
@@ -185,7 +260,7 @@ pub enum Scope {
     Prefix,
 }
 
-/// One row of [`super::sql::client_values`]: how many of a client's requests had that value.
+/// A value row of [`super::sql::reshape`]: how many of a client's requests had that value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueRow {
     /// `None`: all requests; else the index of the policy whose matched requests these are.
@@ -246,7 +321,7 @@ fn apply_cuts<'c>(
     }
 }
 
-/// One row of [`super::sql::client_minutes`] or [`super::sql::matched_minutes`].
+/// A minute row of [`super::sql::reshape`] (kind [`super::sql::MINUTE_TAG`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MinuteRow {
     /// `httpRequest.clientIp` as logged.
@@ -321,7 +396,7 @@ impl MinuteRow {
 }
 
 /// The local engine's key for a logged `clientIp`: the parsed address, else the text itself.
-/// An IPv4 address must be written as the local engine prints it: [`super::sql::client_values`]
+/// An IPv4 address must be written as the local engine prints it: [`super::sql::reshape`]
 /// cuts such clients' lists, and a second spelling of the address would merge into a cut list.
 fn client_key(client: &str) -> Result<ClientKey, RowError> {
     match client.trim().parse() {
@@ -375,8 +450,8 @@ fn add_value<K: std::hash::Hash + Eq>(
     Ok(())
 }
 
-/// Per-client and per-prefix statistics from [`super::sql::client_minutes`] and
-/// [`super::sql::client_values`] rows, sorted like the local engine's, with the number of requests
+/// Per-client and per-prefix statistics from the minute rows of all requests and the value
+/// rows, sorted like the local engine's, with the number of requests
 /// whose client is not an address. `names` receives the values, for [`Counts`] to refer to.
 pub fn clients(
     rows: &[MinuteRow],
@@ -421,7 +496,7 @@ pub fn clients(
     Ok((clients, prefixes, unparseable))
 }
 
-/// One policy's [`super::sql::matched_minutes`] rows, with what [`policy_keys`] needs of it.
+/// One policy's minute rows, with what [`policy_keys`] needs of it.
 #[derive(Debug, Clone)]
 pub struct PolicyRows {
     pub key: KeyKind,
@@ -440,8 +515,8 @@ impl PolicyRows {
     }
 }
 
-/// Per-key statistics of one policy's matched requests from [`super::sql::matched_minutes`] rows
-/// and that policy's [`super::sql::client_values`] rows: the keys with at least `min_requests`
+/// Per-key statistics of one policy's matched requests from its minute rows
+/// and its value rows: the keys with at least `min_requests`
 /// matched requests (the ones the policy can fire for). Clients that are not addresses are
 /// skipped, as the local engine skips them for policies.
 pub fn policy_keys(
@@ -481,8 +556,8 @@ pub fn policy_keys(
 }
 
 /// The [`Traffic`] the local engine would report for the same range, from the rows of
-/// [`super::sql::client_minutes`], [`super::sql::client_values`] and
-/// [`super::sql::matched_minutes`] per policy (in [`crate::scan::ScanOptions::policies`] order).
+/// [`ScanRows`]: the minute rows of all requests, the value rows and the minute rows
+/// per policy (in [`crate::scan::ScanOptions::policies`] order).
 /// A policy's keys are those that can fire (see [`policy_keys`]); the local engine lists all.
 ///
 /// Not filled, because Athena reads the files itself: file and malformed counts (unreadable lines
@@ -599,33 +674,43 @@ mod tests {
 
     #[test]
     fn result_sets_convert_by_column_name_and_errors_name_row_and_column() {
-        let mut set = ResultSet {
-            columns: MINUTE_COLUMNS.map(String::from).to_vec(),
-            rows: vec![
-                [
-                    "192.0.2.1",
-                    "10",
-                    "2",
-                    "1",
-                    "1",
-                    "0",
-                    "0",
-                    "600000",
-                    "600500",
-                ]
-                .map(|v| Some(v.to_owned()))
+        let minute = [
+            "1",
+            "client",
+            "192.0.2.1",
+            "M",
+            "",
+            "10",
+            "2",
+            "1",
+            "1",
+            "0",
+            "0",
+            "600000",
+            "600500",
+            "",
+        ];
+        let mut set = values(&[]);
+        set.rows.push(
+            minute
+                .map(|v| (!v.is_empty()).then(|| v.to_owned()))
                 .to_vec(),
-            ],
-        };
-        assert_eq!(set.minute_rows().unwrap()[0].actions.block, 1);
-        set.rows[0][2] = Some("two".into());
+        );
+        let rows = set.scan_rows(1).unwrap();
+        assert!(rows.clients.is_empty() && rows.values.is_empty());
+        assert_eq!(rows.policies[0][0].actions.block, 1);
         assert_eq!(
-            set.minute_rows().unwrap_err().to_string(),
+            set.scan_rows(0).unwrap_err().to_string(),
+            "row 1, column `policy`: `1` is not a policy number of this run"
+        );
+        set.rows[0][6] = Some("two".into());
+        assert_eq!(
+            set.scan_rows(1).unwrap_err().to_string(),
             "row 1, column `requests`: `two` is not an integer"
         );
-        set.columns[1] = "m".into();
+        set.columns[5] = "m".into();
         assert!(matches!(
-            set.minute_rows(),
+            set.scan_rows(1),
             Err(ConvertError::NoColumn { column, .. }) if column == "minute"
         ));
     }
@@ -637,7 +722,7 @@ mod tests {
             ["0", "client", "2001:0db8::1", "U", "/b", "4", ""],
             ["1", "client", "2001:db8::1", "L", "bot", "2", ""],
         ]);
-        let values = set.value_rows().unwrap();
+        let values = value_rows(&set).unwrap();
         let t = traffic(
             &[row("2001:db8::1", 10, 3, 3), row("2001:0db8::1", 11, 4, 4)],
             &values,
@@ -656,12 +741,12 @@ mod tests {
         assert_eq!(t.geo, GeoSplit::default());
         set.rows[0][3] = Some("X".into());
         assert_eq!(
-            set.value_rows().unwrap_err().to_string(),
-            "row 1, column `kind`: `X` is not a value kind (one of R S U A C L K)"
+            value_rows(&set).unwrap_err().to_string(),
+            "row 1, column `kind`: `X` is not a value kind (one of M R S U A C L K)"
         );
         set.rows[0][3] = Some("U".into());
         set.rows[0][2] = Some("192.0.2.9".into());
-        let values = set.value_rows().unwrap();
+        let values = value_rows(&set).unwrap();
         assert_eq!(
             traffic(&[row("2001:db8::1", 10, 3, 3)], &values, &[], None)
                 .unwrap_err()
@@ -670,15 +755,29 @@ mod tests {
         );
     }
 
-    /// A values result; an empty `distinct_values` is NULL.
+    /// A result of value rows `[policy, scope, client, kind, value, requests, distinct_values]`;
+    /// an empty text is NULL.
     fn values(rows: &[[&str; 7]]) -> ResultSet {
+        let null = |v: &str| (!v.is_empty()).then(|| v.to_owned());
         ResultSet {
-            columns: VALUE_COLUMNS.map(String::from).to_vec(),
+            columns: SCAN_COLUMNS.map(String::from).to_vec(),
             rows: rows
                 .iter()
-                .map(|r| r.map(|v| (!v.is_empty()).then(|| v.to_owned())).to_vec())
+                .map(|r| {
+                    let mut row: Vec<Option<String>> = r[..5].iter().map(|v| null(v)).collect();
+                    row.push(None);
+                    row.push(null(r[5]));
+                    row.extend(["0"; 4].map(null));
+                    row.extend([None, None, null(r[6])]);
+                    row
+                })
                 .collect(),
         }
+    }
+
+    /// The value rows of a result.
+    fn value_rows(set: &ResultSet) -> Result<Vec<ValueRow>, ConvertError> {
+        set.scan_rows(1).map(|rows| rows.values)
     }
 
     #[test]
@@ -703,7 +802,7 @@ mod tests {
                 row("192.0.2.2", 10, 2, 2),
                 row("198.51.100.9", 10, 1, 1),
             ],
-            &set.value_rows().unwrap(),
+            &value_rows(&set).unwrap(),
             std::slice::from_ref(&policy),
             None,
         )

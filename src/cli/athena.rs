@@ -6,9 +6,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
-use super::{exit, print};
+use super::{ConfigArg, LogArgs, PoliciesArg, exit, now_from, parse_timeout, print, time_range};
 use crate::athena::client::{AthenaApi, QueryContext, cost_usd, human_bytes};
 use crate::athena::sql::{self, LogLocation, Table};
+use crate::athena::{EngineError, Source, rollup};
 use crate::config::Config;
 use crate::model::athena::Layout;
 use crate::scan::{ScanOptions, Traffic};
@@ -18,6 +19,35 @@ use crate::util::term::{self, info};
 pub enum AthenaCommand {
     /// Print the CREATE EXTERNAL TABLE for one web ACL's logs, with partition projection.
     Ddl(DdlArgs),
+    /// Fill the rollup table (`[athena]` `rollup`) with the closed hours of a range that it does
+    /// not hold yet, so runs read them from it instead of the logs (docs/athena.md, "Rollup").
+    Rollup(RollupArgs),
+}
+
+#[derive(Debug, Args)]
+// The Athena table is the input: the local engine's input switches stay out of the help.
+#[command(mut_arg("logs", |a| a.hide(true)), mut_arg("strict", |a| a.hide(true)))]
+pub struct RollupArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
+    /// The range to fill (`--since` required): its whole hours that are closed at `--now`;
+    /// `--home-country` as for `report` (its rate-rule scopes are filled too).
+    #[command(flatten)]
+    pub logs: LogArgs,
+    /// Create the rollup table first (if it does not exist), with its files under this `s3://` URL.
+    #[arg(long, value_name = "S3_URL")]
+    pub location: Option<String>,
+    /// Fill every closed hour of the range again, also those the rollup holds.
+    #[arg(long)]
+    pub refill: bool,
+    /// Print the statements instead of running them (every closed hour, as with `--refill`).
+    #[arg(long)]
+    pub print_sql: bool,
+    /// Stop a statement still running after this long.
+    #[arg(long, default_value = "30m", value_name = "DURATION")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +78,7 @@ pub struct DdlArgs {
 pub fn athena_cmd(command: AthenaCommand) -> Result<ExitCode> {
     match command {
         AthenaCommand::Ddl(args) => ddl_cmd(args),
+        AthenaCommand::Rollup(args) => rollup_cmd(args),
     }
 }
 
@@ -97,36 +128,118 @@ fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-/// `--source athena`: the traffic from the config's `[athena]` table, or `None` after printing the
-/// queries for `print_sql`.
-pub(super) fn traffic(
-    config: &Config,
-    options: &ScanOptions,
-    print_sql: bool,
-    timeout: Duration,
-) -> Result<Option<Traffic>> {
+fn rollup_cmd(args: RollupArgs) -> Result<ExitCode> {
+    if args.logs.since.is_none() || !args.logs.logs.is_empty() || args.logs.strict {
+        bail!(
+            "`athena rollup` needs `--since`, and reads the Athena table: no `--logs` or `--strict`"
+        );
+    }
+    let config = args.config.load()?;
+    let (athena, source) = source(&config)?;
+    let Some(name) = &source.rollup else {
+        bail!(
+            "`athena rollup` needs `rollup = \"<table name>\"` in the `[athena]` section of `{}` \
+             (see docs/athena.md)",
+            config.path.display()
+        );
+    };
+    if let Some(location) = &args.location
+        && !location.starts_with("s3://")
+    {
+        bail!("`--location {location}` is not an `s3://` URL");
+    }
+    let now = now_from(args.logs.now.as_deref())?.as_millisecond();
+    let range = time_range(&args.logs)?;
+    // What `propose` and `report` evaluate, each matcher once: `analyze` needs none of its own.
+    let home = args
+        .logs
+        .home_country
+        .as_deref()
+        .map(str::to_ascii_uppercase);
+    let mut policies = args.policies.load(&config)?.policies;
+    policies.extend(crate::report::scan_policies(&config, home.as_deref())?);
+    let mut seen = std::collections::HashSet::new();
+    policies.retain(|p| seen.insert(rollup::fingerprint(Some(p))));
+    let hours = rollup::closed_hours(&range, now);
+    if hours.is_empty() {
+        bail!(
+            "no whole hour of the range is closed yet (an hour is closed {} minutes after its end)",
+            sql::PARTITION_SLACK_MS / 60_000
+        );
+    }
+    let ddl = args.location.as_deref().map(|l| rollup::ddl(name, l));
+    let timeout = parse_timeout(&args.timeout)?;
+    if args.print_sql {
+        let all: Vec<i64> = hours.collect();
+        let fills = rollup::chunks(&all)
+            .into_iter()
+            .flat_map(|chunk| rollup::fill(&source.table, name, chunk, &policies));
+        for statement in ddl.into_iter().chain(fills) {
+            print(&format!("{statement};\n\n"))?;
+        }
+        return Ok(ExitCode::from(exit::OK));
+    }
+    let total = hours.end - hours.start;
+    let done = with_api(&config, athena, async |api| {
+        if let Some(ddl) = &ddl {
+            api.run(ddl, timeout).await?;
+        }
+        crate::athena::fill(
+            api,
+            &source.table,
+            name,
+            hours.clone(),
+            &policies,
+            args.refill,
+            timeout,
+        )
+        .await
+    })?;
+    let filled: i64 = done.filled.iter().map(|r| r.end - r.start).sum();
+    print(&format!(
+        "rollup `{name}`: {total} closed hours from {} to {}, {} held, {filled} filled for {} \
+         policies; {} statements scanned {}, estimated USD {:.4}\n",
+        crate::analyze::iso_ms(hours.start * rollup::HOUR_MS),
+        crate::analyze::iso_ms(hours.end * rollup::HOUR_MS),
+        done.held,
+        policies.len(),
+        done.statements + usize::from(ddl.is_some()),
+        human_bytes(done.bytes),
+        cost_usd(done.bytes)
+    ))?;
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// The Athena source of the configuration's `[athena]` section.
+fn source(config: &Config) -> Result<(&crate::config::AthenaConfig, Source)> {
     let Some(athena) = &config.athena else {
         bail!(
             "`--source athena` needs an `[athena]` section in `{}` (see docs/athena.md)",
             config.path.display()
         );
     };
-    // The database is the query context's, so the table is named alone.
-    let table = Table {
-        name: athena.table.clone(),
-        layout: athena.layout,
+    // The database is the query context's, so the tables are named alone.
+    let source = Source {
+        table: Table {
+            name: athena.table.clone(),
+            layout: athena.layout,
+        },
+        rollup: athena.rollup.clone(),
     };
-    if print_sql {
-        for sql in crate::athena::queries(&table, options) {
-            print(&format!("{sql};\n\n"))?;
-        }
-        return Ok(None);
-    }
+    Ok((athena, source))
+}
+
+/// Runs `body` with an Athena client for `athena`, on a runtime of its own.
+fn with_api<T>(
+    config: &Config,
+    athena: &crate::config::AthenaConfig,
+    body: impl AsyncFnOnce(&AthenaApi) -> Result<T, EngineError>,
+) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (traffic, scanned) = runtime.block_on(async {
+    Ok(runtime.block_on(async {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = athena.region.as_ref().or(config.region.as_ref()) {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -140,13 +253,41 @@ pub(super) fn traffic(
             },
         );
         api.progress = term::shows_info();
-        crate::athena::scan(&api, &table, options, timeout).await
+        body(&api).await
+    })?)
+}
+
+/// `--source athena`: the traffic from the config's `[athena]` table (and rollup), or `None` after
+/// printing the statement for `print_sql`.
+pub(super) fn traffic(
+    config: &Config,
+    options: &ScanOptions,
+    now_ms: i64,
+    print_sql: bool,
+    timeout: Duration,
+) -> Result<Option<Traffic>> {
+    let (athena, source) = source(config)?;
+    if print_sql {
+        print(&format!("{};\n", source.first_statement(options, now_ms)))?;
+        return Ok(None);
+    }
+    let (traffic, scanned) = with_api(config, athena, async |api| {
+        crate::athena::scan(api, &source, options, now_ms, timeout).await
     })?;
+    if let Some(first) = scanned.missing_hours.first() {
+        info!(
+            "athena: the rollup lacked {} hours of the range (the first from {}): read them from \
+             the logs; `waftune athena rollup` fills them",
+            scanned.missing_hours.len(),
+            crate::analyze::iso_ms(first * rollup::HOUR_MS)
+        );
+    }
     info!(
-        "athena: {} queries scanned {} in all, estimated USD {:.4}",
-        crate::athena::queries(&table, options).len(),
-        human_bytes(scanned),
-        cost_usd(scanned)
+        "athena: {} statement{} scanned {} in all, estimated USD {:.4}",
+        scanned.statements,
+        if scanned.statements == 1 { "" } else { "s" },
+        human_bytes(scanned.bytes),
+        cost_usd(scanned.bytes)
     );
     Ok(Some(traffic))
 }

@@ -460,13 +460,19 @@ pub fn traffic(
                 bail!("`--logs` and `--strict` are for `--source local`; Athena reads its table");
             }
             let config = config.context("`--source athena` needs the configuration")?;
-            let timeout = crate::util::time::parse_duration(&source.timeout)?;
-            let timeout = std::time::Duration::try_from(timeout)
-                .with_context(|| format!("`--timeout {}` is not a duration", source.timeout))?;
+            let timeout = parse_timeout(&source.timeout)?;
             let options = scan_options(logs, time_range(logs)?, policies);
-            athena::traffic(config, &options, source.print_sql, timeout)
+            let now = now_from(logs.now.as_deref())?.as_millisecond();
+            athena::traffic(config, &options, now, source.print_sql, timeout)
         }
     }
+}
+
+/// A `--timeout` for Athena statements.
+fn parse_timeout(text: &str) -> Result<std::time::Duration> {
+    let timeout = crate::util::time::parse_duration(text)?;
+    std::time::Duration::try_from(timeout)
+        .with_context(|| format!("`--timeout {text}` is not a duration"))
 }
 
 /// Scans the logs named by `args`, with a progress bar on an interactive stderr.

@@ -4,8 +4,9 @@
 use crate::common;
 
 use assert_cmd::Command;
-use common::athena::{REGION, minute_result, queue_result, value_result};
+use common::athena::{REGION, minute_rows, queue_result, scan_result, text, value_rows};
 use common::moto::Moto;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 fn ddl(start: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
@@ -122,27 +123,28 @@ fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
     };
     let analyze = out("analyze", "--print-sql");
     assert_eq!(out("analyze", "--dry-run"), analyze);
-    // Per client and minute, then the values; analyze evaluates no policies. Each reads the date
-    // partitions of the day with 15 minutes of slack, and the exact range.
-    assert_eq!(analyze.matches("FROM shop_logs").count(), 2, "{analyze}");
+    // One statement, reading the table once: the date partitions of the day with 15 minutes of
+    // slack, and the exact range; analyze evaluates no policies.
+    assert_eq!(analyze.matches(';').count(), 1, "{analyze}");
+    assert_eq!(analyze.matches("shop_logs").count(), 1, "{analyze}");
     for filter in [
         "\"date\" >= '2026/11/19'",
         "\"date\" <= '2026/11/21'",
         "timestamp >= 1795132800000",
         "timestamp < 1795219200000",
     ] {
-        assert_eq!(analyze.matches(filter).count(), 2, "{filter}: {analyze}");
+        assert_eq!(analyze.matches(filter).count(), 1, "{filter}: {analyze}");
     }
+    assert!(analyze.contains("filter(ARRAY[\n          0\n        ], p -> p IS NOT NULL)"));
     let propose = out("propose", "--print-sql");
     let shipped = 8;
-    assert_eq!(
-        propose.matches("FROM shop_logs").count(),
-        2 + shipped,
+    assert_eq!(propose.matches(';').count(), 1, "{propose}");
+    assert_eq!(propose.matches("shop_logs").count(), 1, "{propose}");
+    assert_eq!(propose.matches("timestamp < 1795219200000").count(), 1);
+    // Each shipped policy is one conditional element of the request's policy array.
+    assert!(
+        propose.contains(&format!("THEN {shipped} END")),
         "{propose}"
-    );
-    assert_eq!(
-        propose.matches("timestamp < 1795219200000").count(),
-        2 + shipped
     );
     assert!(propose.contains("row_number() OVER (PARTITION BY policy, scope, key, kind"));
 }
@@ -172,12 +174,15 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
     std::fs::write(policies.join("posts.toml"), POLICY).unwrap();
     // 2026-11-20T00:10Z is epoch minute 29918890.
     let minute = 29_918_890;
-    let minutes = minute_result(&[
-        ("192.0.2.7", minute, 0, 4),
-        ("192.0.2.7", minute + 1, 1, 0),
-        ("198.51.100.1", minute, 2, 0),
-    ]);
-    let values = value_result(&[
+    let minutes = minute_rows(
+        0,
+        &[
+            ("192.0.2.7", minute, 0, 4),
+            ("192.0.2.7", minute + 1, 1, 0),
+            ("198.51.100.1", minute, 2, 0),
+        ],
+    );
+    let values = value_rows(&[
         (0, "192.0.2.7", "R", "Default_Action", 5),
         (0, "192.0.2.7", "C", "US", 5),
         (0, "192.0.2.7", "U", "/login", 5),
@@ -186,19 +191,21 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
         (0, "198.51.100.1", "C", "JP", 2),
         (0, "198.51.100.1", "U", "/", 2),
         (0, "198.51.100.1", "A", "Mozilla/5.0", 2),
+    ]);
+    // The policy's: only `propose` evaluates it.
+    let matched_values = value_rows(&[
         (1, "192.0.2.7", "R", "Default_Action", 4),
         (1, "192.0.2.7", "U", "/login", 4),
         (1, "192.0.2.7", "A", "python-requests/2.31", 4),
     ]);
 
-    queue_result(&moto, &minutes);
-    queue_result(&moto, &values);
+    queue_result(&moto, &scan_result(&[minutes.clone(), values.clone()]));
     let analyze = athena_run("analyze", &config)
         .args(["--format", "json", "--home-country", "JP"])
         .envs(moto.aws_env(REGION))
         .assert()
         .success()
-        .stderr(contains("athena: 2 queries scanned"));
+        .stderr(contains("athena: 1 statement scanned"));
     let report: serde_json::Value = serde_json::from_slice(&analyze.get_output().stdout).unwrap();
     assert_eq!(report["records"], 7, "{report}");
     let top = &report["clients"][0];
@@ -219,9 +226,11 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
         (&2.into(), &5.into())
     );
 
-    queue_result(&moto, &minutes);
-    queue_result(&moto, &values);
-    queue_result(&moto, &minute_result(&[("192.0.2.7", minute, 0, 4)]));
+    let matched = minute_rows(1, &[("192.0.2.7", minute, 0, 4)]);
+    queue_result(
+        &moto,
+        &scan_result(&[minutes, values, matched_values, matched]),
+    );
     athena_run("propose", &config)
         .args([
             "--now",
@@ -233,7 +242,7 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
         .envs(moto.aws_env(REGION))
         .assert()
         .success()
-        .stderr(contains("athena: 3 queries scanned"))
+        .stderr(contains("athena: 1 statement scanned"))
         .stderr(contains("updated `"));
     let ledger = std::fs::read_to_string(dir.path().join("state/blocklist.toml")).unwrap();
     assert_eq!(
@@ -279,4 +288,97 @@ fn source_mistakes_are_named() {
         .assert()
         .failure()
         .stderr(contains("`--logs` is required"));
+    // `athena rollup` needs a range, and a rollup table in the configuration.
+    let (_dir, config) = with_config(CONFIG);
+    let rollup = |args: &[&str]| {
+        Command::cargo_bin("waftune")
+            .unwrap()
+            .args(["athena", "rollup", "--config"])
+            .arg(&config)
+            .args(args)
+            .assert()
+            .code(1)
+    };
+    rollup(&[]).stderr(contains(
+        "`athena rollup` needs `--since`, and reads the Athena table: no `--logs` or `--strict`",
+    ));
+    rollup(&["--since", "7d"]).stderr(contains(
+        "`athena rollup` needs `rollup = \"<table name>\"` in the `[athena]` section of",
+    ));
+}
+
+#[tokio::test]
+async fn rollup_command_creates_fills_and_then_skips_what_the_rollup_holds() {
+    let moto = Moto::start().await;
+    let (_dir, config) = with_config(&format!("{CONFIG}rollup = \"waf_rollup\"\n"));
+    let rollup = |extra: &[&str]| {
+        let mut cmd = Command::cargo_bin("waftune").unwrap();
+        cmd.args(["athena", "rollup", "--config"])
+            .arg(&config)
+            .args([
+                "--since",
+                "2026-11-20T00:00:00Z",
+                "--until",
+                "2026-11-21T00:00:00Z",
+            ])
+            .args(["--now", "2026-11-21T01:00:00Z"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .envs(moto.aws_env(REGION));
+        cmd
+    };
+    // The shipped policies (the configuration has no rules for the report's own), each matcher once.
+    let shipped = waftune::policy::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        None,
+    )
+    .unwrap()
+    .policies
+    .policies;
+    let fingerprints =
+        waftune::athena::rollup::unique(&waftune::athena::rollup::fingerprints(&shipped));
+
+    // Nothing held yet: create (its empty result first), then fill the day in one chunk.
+    queue_result(&moto, &vec![text(&["created"])]);
+    queue_result(&moto, &vec![text(&["hour", "policies"])]);
+    rollup(&["--location", "s3://rollup-bucket/waf/"])
+        .assert()
+        .success()
+        .stdout(contains(format!(
+            "rollup `waf_rollup`: 24 closed hours from 2026-11-20T00:00:00Z to \
+             2026-11-21T00:00:00Z, 0 held, 24 filled for {} policies; 5 statements scanned",
+            fingerprints.len() - 1
+        )));
+    // Everything held: only the coverage query runs.
+    let mut held = vec![text(&["hour", "policies"])];
+    let h0 = 1_795_132_800_000 / waftune::athena::rollup::HOUR_MS;
+    held.extend((h0..h0 + 24).map(|h| text(&[h.to_string(), fingerprints.len().to_string()])));
+    queue_result(&moto, &held);
+    rollup(&[])
+        .assert()
+        .success()
+        .stdout(contains("24 held, 0 filled").and(contains("; 1 statements scanned")));
+    // `--print-sql` runs nothing: the fill statements of every closed hour.
+    let printed = rollup(&["--print-sql"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let printed = String::from_utf8(printed).unwrap();
+    assert_eq!(printed.matches("DELETE FROM waf_rollup").count(), 1);
+    assert_eq!(printed.matches("FROM shop_logs").count(), 1);
+
+    // A run over the closed day reads only the rollup: no byte of the raw table.
+    let analyze = athena_run("analyze", &config)
+        .args(["--print-sql", "--now", "2026-11-21T01:00:00Z"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let analyze = String::from_utf8(analyze).unwrap();
+    assert_eq!(analyze.matches("FROM waf_rollup").count(), 1, "{analyze}");
+    assert!(!analyze.contains("shop_logs"), "{analyze}");
 }

@@ -10,8 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use waftune::athena::rows::{self, PolicyRows, ResultSet, Scope};
+use waftune::athena::rows::{self, ResultSet, Scope};
 use waftune::athena::sql::{self, COLUMNS, Table};
+use waftune::athena::{Source, rollup};
 use waftune::log::{TimeRange, discover};
 use waftune::model::athena::Layout;
 use waftune::policy::Policy;
@@ -28,20 +29,40 @@ fn python() -> PathBuf {
     }
 }
 
-/// Runs Trino queries on DuckDB over `files`; one result per query, as text like Athena's.
-fn duckdb(files: &[PathBuf], queries: &[String]) -> Vec<ResultSet> {
+/// A rollup for [`duckdb`] to fill before the queries: its fill statements, and where to write it
+/// as Parquet.
+struct RollupFill<'a> {
+    statements: &'a [String],
+    parquet: Option<&'a Path>,
+}
+
+/// Runs Trino queries on DuckDB over `files` (after filling `rollup`); one result per query, as
+/// text like Athena's, and the bytes of the rollup's Parquet files if written.
+fn duckdb(
+    files: &[PathBuf],
+    queries: &[String],
+    rollup: Option<RollupFill>,
+) -> (Vec<ResultSet>, Option<u64>) {
     let python = python();
     assert!(
         python.exists(),
         "`{}` not found: set WAFTUNE_PYTHON, or run .ci/test (it installs duckdb and sqlglot into .venv)",
         python.display()
     );
-    let request = json!({
+    let mut request = json!({
         "table": "waf_logs",
         "columns": COLUMNS,
         "files": files,
         "queries": queries,
     });
+    if let Some(r) = rollup {
+        request["rollup"] = json!({
+            "table": ROLLUP,
+            "columns": rollup::columns(),
+            "statements": r.statements,
+            "parquet": r.parquet,
+        });
+    }
     let mut child = Command::new(&python)
         .arg(root().join("tests/support/trino_on_duckdb.py"))
         .stdin(Stdio::piped())
@@ -57,7 +78,7 @@ fn duckdb(files: &[PathBuf], queries: &[String]) -> Vec<ResultSet> {
         String::from_utf8_lossy(&out.stderr)
     );
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
-    reply["results"]
+    let results = reply["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -65,12 +86,11 @@ fn duckdb(files: &[PathBuf], queries: &[String]) -> Vec<ResultSet> {
             columns: serde_json::from_value(r["columns"].clone()).unwrap(),
             rows: serde_json::from_value(r["rows"].clone()).unwrap(),
         })
-        .collect()
+        .collect();
+    (results, reply["parquet_bytes"].as_u64())
 }
 
-fn minute_rows(set: &ResultSet) -> Vec<rows::MinuteRow> {
-    set.minute_rows().unwrap()
-}
+const ROLLUP: &str = "waf_rollup";
 
 /// What the minute queries provide: everything but the top lists and distinct counts.
 fn minutes_of(v: &[ClientStats]) -> Vec<String> {
@@ -205,10 +225,10 @@ fn policies() -> Vec<Policy> {
     all
 }
 
-/// What a run returned: queries, result rows, the requests each policy matched, and how many value
-/// rows had each shape of the pushdown.
+/// What a run returned: statements, result rows, the requests each policy matched, and how many
+/// value rows had each shape of the pushdown.
 struct Run {
-    queries: usize,
+    statements: usize,
     rows: usize,
     matched: Vec<u64>,
     /// Rows of a list Athena cut (more distinct values than kept), of a /24 shared by several
@@ -216,10 +236,45 @@ struct Run {
     cut: usize,
     shared_prefix: usize,
     policy_prefix: usize,
+    /// Hours of data the rollup path read from the rollup.
+    rollup_hours: usize,
 }
 
-/// Scans `paths` locally and with the generated SQL on DuckDB, and compares everything the queries
-/// provide.
+/// The traffic of one statement's result, as the Athena engine builds it, and its rows.
+fn traffic_of(set: &ResultSet, options: &ScanOptions) -> (Traffic, rows::ScanRows) {
+    let rows = set.scan_rows(options.policies.len()).unwrap();
+    (rows.clone().traffic(options).unwrap(), rows)
+}
+
+/// The hours to fill and to read from the rollup for a scan of `range` over `local`'s data: every
+/// whole hour of the range with data is held, all but the last of them filled (so the statement
+/// also reads one hour of data from the raw table), and one hour without data held but not filled
+/// (the markers must show it missing). `None` when the range has no whole hour of data.
+fn rollup_hours(local: &Traffic, range: &TimeRange) -> Option<(Vec<i64>, Vec<i64>)> {
+    let whole = |h: &i64| {
+        range.since.is_none_or(|s| s <= h * rollup::HOUR_MS)
+            && range.until.is_none_or(|u| (h + 1) * rollup::HOUR_MS <= u)
+    };
+    let mut data: Vec<i64> = local
+        .per_minute
+        .keys()
+        .map(|m| i64::from(*m) / 60)
+        .filter(whole)
+        .collect();
+    data.dedup();
+    let mut filled = data.clone();
+    if filled.len() > 1 {
+        filled.pop();
+    }
+    let mut held = data;
+    held.extend(held.first().map(|h| h - 1).filter(whole));
+    held.sort();
+    (!filled.is_empty()).then_some((filled, held))
+}
+
+/// Scans `paths` locally and with the generated statement on DuckDB, and compares everything the
+/// statement provides; then the same through a rollup built by the fill statements (run twice: a
+/// refill must not double-count), read for whole hours with the rest from the raw table.
 fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
     let policies = policies();
     let options = ScanOptions {
@@ -239,22 +294,88 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
         name: "waf_logs".into(),
         layout,
     };
-    let queries = waftune::athena::queries(&table, &options);
-    let results = duckdb(&files, &queries);
+    let source = Source {
+        table: table.clone(),
+        rollup: None,
+    };
+    let mut queries = vec![source.first_statement(&options, 0)];
+    let mut fill = Vec::new();
+    let plan = rollup_hours(&local, &range);
+    if let Some((filled, held)) = &plan {
+        for chunk in rollup::chunks(filled) {
+            fill.extend(rollup::fill(&table, ROLLUP, chunk, &policies));
+        }
+        fill.extend(fill.clone());
+        let read: Vec<i64> = held
+            .iter()
+            .filter(|h| filled.contains(h))
+            .copied()
+            .collect();
+        for held in [held, &read] {
+            queries.push(rollup::scan(&table, ROLLUP, &range, held, &policies));
+        }
+    }
+    let (results, _) = duckdb(
+        &files,
+        &queries,
+        plan.is_some().then_some(RollupFill {
+            statements: &fill,
+            parquet: None,
+        }),
+    );
     let label = format!("{paths:?} {layout:?}");
-
-    let policy_rows: Vec<PolicyRows> = policies
+    let (athena, rows) = traffic_of(&results[0], &options);
+    compare(&label, &athena, &local, &policies);
+    let mut rollup_hours = 0;
+    if let Some((filled, held)) = &plan {
+        // The first statement assumed every held hour filled; its markers name the one that is not.
+        let (_, first) = traffic_of(&results[1], &options);
+        let missing = rollup::missing(held, &first.markers, policies.len());
+        let expected: Vec<i64> = held
+            .iter()
+            .filter(|h| !filled.contains(h))
+            .copied()
+            .collect();
+        assert_eq!(missing, expected, "{label}: hours the rollup lacks");
+        let (through_rollup, _) = traffic_of(&results[2], &options);
+        compare(
+            &format!("{label} rollup"),
+            &through_rollup,
+            &local,
+            &policies,
+        );
+        rollup_hours = filled.len();
+    }
+    let matched = local
+        .policy_keys
         .iter()
-        .zip(&results[2..])
-        .map(|(p, r)| PolicyRows::new(p, minute_rows(r)))
+        .map(|keys| keys.iter().map(|k| k.requests).sum())
         .collect();
-    let athena = rows::traffic(
-        &minute_rows(&results[0]),
-        &results[1].value_rows().unwrap(),
-        &policy_rows,
-        options.home_country.clone(),
-    )
-    .unwrap();
+    eprintln!("{label}: {} rows of the statement", results[0].rows.len());
+    let values = rows.values;
+    let prefix = |policy: bool| {
+        values
+            .iter()
+            .filter(|v| v.scope == Scope::Prefix && v.policy.is_some() == policy)
+            .count()
+    };
+    Run {
+        statements: 1,
+        rows: results[0].rows.len(),
+        matched,
+        cut: values
+            .iter()
+            .filter(|v| v.distinct > sql::kept(v.kind).map(|n| n as u64))
+            .count(),
+        shared_prefix: prefix(false),
+        policy_prefix: prefix(true),
+        rollup_hours,
+    }
+}
+
+/// Asserts the Athena engine's `athena` equals the local engine's `local`, in everything the
+/// statement provides, and that `propose` decides the same from either.
+fn compare(label: &str, athena: &Traffic, local: &Traffic, policies: &[Policy]) {
     assert_eq!(
         (
             athena.records,
@@ -308,9 +429,8 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
         assert_eq!(
             comparable(&athena.policy_keys[i]),
             comparable(&reachable),
-            "{label}: policy `{}`\n{}",
-            p.name,
-            queries[i + 2]
+            "{label}: policy `{}`",
+            p.name
         );
     }
     // What `propose --source athena` decides: the shipped policies' findings (thresholds, the
@@ -328,36 +448,9 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
             jiff::Timestamp::from_second(1_800_000_000).unwrap(),
         )
     };
-    let (athena_findings, local_findings) = (findings(&athena), findings(&local));
+    let (athena_findings, local_findings) = (findings(athena), findings(local));
     assert_eq!(athena_findings, local_findings, "{label}: propose findings");
     eprintln!("{label}: {} findings agree", local_findings.len());
-    let matched = local
-        .policy_keys
-        .iter()
-        .map(|keys| keys.iter().map(|k| k.requests).sum())
-        .collect();
-    eprintln!(
-        "{label}: {} rows of the values query",
-        results[1].rows.len()
-    );
-    let values = results[1].value_rows().unwrap();
-    let prefix = |policy: bool| {
-        values
-            .iter()
-            .filter(|v| v.scope == Scope::Prefix && v.policy.is_some() == policy)
-            .count()
-    };
-    Run {
-        queries: queries.len(),
-        rows: results.iter().map(|r| r.rows.len()).sum(),
-        matched,
-        cut: values
-            .iter()
-            .filter(|v| v.distinct > sql::kept(v.kind).map(|n| n as u64))
-            .count(),
-        shared_prefix: prefix(false),
-        policy_prefix: prefix(true),
-    }
 }
 
 /// Samples Athena cannot read as the local engine does, and why. Real WAF logs never look like this.
@@ -388,9 +481,9 @@ fn every_public_sample_gives_the_local_engines_aggregates() {
             Layout::None,
         );
         eprintln!(
-            "{}: {} queries, {} rows",
+            "{}: {} statement, {} rows",
             path.display(),
-            run.queries,
+            run.statements,
             run.rows
         );
         matched.resize(run.matched.len(), 0);
@@ -425,14 +518,23 @@ fn s3_layout_sample_with_a_range_prunes_partitions_and_cuts_exactly() {
     for layout in [Layout::Projection, Layout::Date, Layout::None] {
         let run = check(std::slice::from_ref(&sample), range, layout);
         eprintln!(
-            "sample {layout:?}: {} queries, {} rows",
-            run.queries, run.rows
+            "sample {layout:?}: {} statement, {} rows",
+            run.statements, run.rows
         );
     }
+    // Hours of another sample from the rollup, the sample's hour from the raw table.
+    let other = root().join("tests/fixtures/public-waf-logs/aws-waf-security-automations.jsonl");
+    let run = check(
+        &[sample.clone(), other],
+        TimeRange::default(),
+        Layout::Projection,
+    );
+    eprintln!("two samples: {} hours from the rollup", run.rollup_hours);
+    assert!(run.rollup_hours > 0);
     let run = check(&[sample], TimeRange::default(), Layout::Projection);
     eprintln!(
-        "sample, whole: {} queries, {} rows ({} of cut lists, {} of shared /24s, {} of policy /24s)",
-        run.queries, run.rows, run.cut, run.shared_prefix, run.policy_prefix
+        "sample, whole: {} statement, {} rows ({} of cut lists, {} of shared /24s, {} of policy /24s)",
+        run.statements, run.rows, run.cut, run.shared_prefix, run.policy_prefix
     );
     // The comparison covers every shape of the pushdown only if the sample produces each.
     assert!(

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use aws_sdk_athena::types::QueryExecutionState;
 use common::athena::{
-    FakeAthena, api, column_info, hold_queries, minute_result, queue_result, row, sdk, text,
-    value_result,
+    FakeAthena, api, column_info, hold_queries, minute_result, minute_rows, queue_result, row,
+    scan_result, sdk, text, value_rows,
 };
 use common::moto::Moto;
 use serde_json::{Value, json};
 use waftune::athena::client::AthenaError;
-use waftune::athena::rows::MINUTE_COLUMNS;
+use waftune::athena::rows::SCAN_COLUMNS;
 
 async fn state(moto: &Moto, id: &str) -> Option<QueryExecutionState> {
     sdk(&moto.endpoint)
@@ -41,8 +41,8 @@ async fn queued_result_skips_the_header_and_converts() {
         .run("SELECT 1", Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(out.result.columns, MINUTE_COLUMNS);
-    let rows = out.result.minute_rows().unwrap();
+    assert_eq!(out.result.columns, SCAN_COLUMNS);
+    let rows = out.result.scan_rows(0).unwrap().clients;
     assert_eq!(rows.len(), 2);
     let (clients, _, _) =
         waftune::athena::rows::clients(&rows, &[], &mut waftune::scan::stats::Interner::default())
@@ -56,14 +56,14 @@ async fn queued_result_skips_the_header_and_converts() {
 async fn bad_values_name_row_and_column() {
     let moto = Moto::start().await;
     let mut result = minute_result(&[("192.0.2.1", 10, 1, 2)]);
-    result[1][2] = Some("many".into());
+    result[1][6] = Some("many".into());
     queue_result(&moto, &result);
     let out = api(&moto.endpoint)
         .run("SELECT 1", Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(
-        out.result.minute_rows().unwrap_err().to_string(),
+        out.result.scan_rows(0).unwrap_err().to_string(),
         "row 1, column `requests`: `many` is not an integer"
     );
 }
@@ -191,7 +191,7 @@ async fn a_failed_query_reports_athenas_reason() {
 
 #[tokio::test]
 async fn results_are_read_page_by_page_with_the_header_only_on_the_first() {
-    let header = text(&MINUTE_COLUMNS);
+    let header = text(&SCAN_COLUMNS);
     let rows = minute_result(&[
         ("192.0.2.1", 10, 1, 0),
         ("192.0.2.2", 10, 2, 0),
@@ -229,7 +229,7 @@ async fn results_are_read_page_by_page_with_the_header_only_on_the_first() {
         .await
         .unwrap();
     assert_eq!(out.bytes_scanned, 123_456);
-    let got = out.result.minute_rows().unwrap();
+    let got = out.result.scan_rows(0).unwrap().clients;
     assert_eq!(
         got.iter().map(|r| r.client.as_str()).collect::<Vec<_>>(),
         ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
@@ -244,7 +244,7 @@ async fn results_are_read_page_by_page_with_the_header_only_on_the_first() {
 }
 
 #[tokio::test]
-async fn engine_runs_one_query_per_policy_and_builds_traffic() {
+async fn engine_runs_one_statement_and_builds_traffic() {
     let moto = Moto::start().await;
     let policies = waftune::policy::parse_str(
         r#"
@@ -265,28 +265,26 @@ type = "report"
     .unwrap()
     .policies
     .policies;
-    // Results are handed out in query order: every request per minute, their values, then the
-    // policy's.
+    // One statement: every request per minute, the values, the policy's requests per minute.
     queue_result(
         &moto,
-        &minute_result(&[("192.0.2.1", 10, 3, 0), ("192.0.2.2", 10, 0, 1)]),
-    );
-    queue_result(
-        &moto,
-        &value_result(&[
-            (
-                0,
-                "192.0.2.1",
-                "L",
-                "awswaf:managed:aws:bot-control:bot:verified",
-                3,
-            ),
-            (0, "192.0.2.1", "A", "Googlebot", 3),
-            (0, "192.0.2.2", "C", "JP", 1),
-            (1, "192.0.2.1", "U", "/login", 2),
+        &scan_result(&[
+            minute_rows(0, &[("192.0.2.1", 10, 3, 0), ("192.0.2.2", 10, 0, 1)]),
+            value_rows(&[
+                (
+                    0,
+                    "192.0.2.1",
+                    "L",
+                    "awswaf:managed:aws:bot-control:bot:verified",
+                    3,
+                ),
+                (0, "192.0.2.1", "A", "Googlebot", 3),
+                (0, "192.0.2.2", "C", "JP", 1),
+                (1, "192.0.2.1", "U", "/login", 2),
+            ]),
+            minute_rows(1, &[("192.0.2.1", 10, 2, 0)]),
         ]),
     );
-    queue_result(&moto, &minute_result(&[("192.0.2.1", 10, 2, 0)]));
     let table = waftune::athena::sql::Table {
         name: "waf_logs".into(),
         layout: waftune::model::athena::Layout::Projection,
@@ -295,14 +293,20 @@ type = "report"
         policies,
         ..Default::default()
     };
-    let (traffic, _) = waftune::athena::scan(
+    let source = waftune::athena::Source {
+        table,
+        rollup: None,
+    };
+    let (traffic, scanned) = waftune::athena::scan(
         &api(&moto.endpoint),
-        &table,
+        &source,
         &options,
+        0,
         Duration::from_secs(10),
     )
     .await
     .unwrap();
+    assert_eq!(scanned.statements, 1);
     assert_eq!(traffic.records, 4);
     assert_eq!(traffic.actions.block, 1);
     assert_eq!(traffic.per_minute[&10].total(), 4);
@@ -335,5 +339,196 @@ async fn an_endpoint_that_is_not_athena_is_said_plainly() {
     assert!(
         !text.contains("ServiceError") && !text.contains("{"),
         "{text}"
+    );
+}
+
+/// The statements moto ran, oldest first.
+async fn executed(moto: &Moto) -> Vec<String> {
+    let client = sdk(&moto.endpoint);
+    let ids = client
+        .list_query_executions()
+        .send()
+        .await
+        .unwrap()
+        .query_execution_ids
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for id in ids {
+        let e = client
+            .get_query_execution()
+            .query_execution_id(id)
+            .send()
+            .await
+            .unwrap();
+        out.push(e.query_execution.and_then(|e| e.query).unwrap_or_default());
+    }
+    out
+}
+
+/// Marker rows of a result: every hour of `hours` held for policy numbers `0..=policies`.
+fn marker_rows(hours: std::ops::Range<i64>, policies: u32) -> common::athena::Rows {
+    hours
+        .flat_map(|h| {
+            (0..=policies).map(move |p| {
+                let mut row = text(&[&p.to_string(), "client", "", "#", "", &h.to_string()]);
+                row[2] = None;
+                row.extend(text(&["0"; 5]));
+                row.extend([None, None, None]);
+                row
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rollup_is_created_filled_read_and_refilled_on_moto() {
+    use waftune::athena::rollup::{self, HOUR_MS};
+    use waftune::athena::{Source, sql::Table};
+    let moto = Moto::start().await;
+    let api = api(&moto.endpoint);
+    let timeout = Duration::from_secs(10);
+    let policies = waftune::policy::parse_str(
+        "[[policy]]\nname = \"posts\"\ndescription = \"d\"\nkey = \"ip\"\n[policy.match]\n\
+         method = \"POST\"\n[policy.thresholds]\nrequests = 1\n[policy.action]\ntype = \"report\"\n",
+        std::path::Path::new("p.toml"),
+        None,
+    )
+    .unwrap()
+    .policies
+    .policies;
+    let table = Table {
+        name: "waf_logs".into(),
+        layout: waftune::model::athena::Layout::Projection,
+    };
+    // 2026-11-20T00:00Z.
+    let h0 = 1_795_132_800_000 / HOUR_MS;
+
+    // Create, then fill 30 hours of which the rollup holds the first 10 for both fingerprints
+    // (all requests, `posts`) and the 11th for one only.
+    api.run(&rollup::ddl("waf_rollup", "s3://rollup/waf/"), timeout)
+        .await
+        .unwrap();
+    let mut coverage = vec![text(&["hour", "policies"])];
+    coverage.extend((h0..h0 + 10).map(|h| text(&[h.to_string(), "2".into()])));
+    coverage.push(text(&[(h0 + 10).to_string(), "1".into()]));
+    queue_result(&moto, &coverage);
+    let done = waftune::athena::fill(
+        &api,
+        &table,
+        "waf_rollup",
+        h0..h0 + 30,
+        &policies,
+        false,
+        timeout,
+    )
+    .await
+    .unwrap();
+    assert_eq!((done.held, done.statements), (10, 4));
+    assert_eq!(done.filled, vec![h0 + 10..h0 + 30]);
+    let ran = executed(&moto).await;
+    assert_eq!(ran.len(), 5, "{ran:#?}");
+    assert!(ran[0].starts_with("CREATE TABLE IF NOT EXISTS waf_rollup ("));
+    assert!(ran[0].contains("'table_type' = 'ICEBERG'"));
+    assert!(ran[1].contains(&format!("hour >= {h0} AND hour < {}", h0 + 30)));
+    // Delete, insert, mark: a refill replaces rather than adds.
+    assert!(ran[2].starts_with(&format!(
+        "DELETE FROM waf_rollup\nWHERE hour >= {} AND hour < {}",
+        h0 + 10,
+        h0 + 30
+    )));
+    assert!(ran[3].starts_with("INSERT INTO waf_rollup\nSELECT"));
+    assert_eq!(ran[3].matches("FROM waf_logs").count(), 1);
+    assert!(ran[3].contains(&format!("timestamp >= {}", (h0 + 10) * HOUR_MS)));
+    // One marker per hour, listing both fingerprints.
+    assert_eq!(ran[4].matches("'#'").count(), 20);
+
+    // `--refill` of two hours: no coverage query, the same three statements.
+    let done = waftune::athena::fill(
+        &api,
+        &table,
+        "waf_rollup",
+        h0..h0 + 2,
+        &policies,
+        true,
+        timeout,
+    )
+    .await
+    .unwrap();
+    assert_eq!((done.held, done.statements), (0, 3));
+
+    // A run over the 30 hours and half an hour more, 45 minutes after: one statement, the closed
+    // hours from the rollup, the open tail from the logs.
+    let source = Source {
+        table: table.clone(),
+        rollup: Some("waf_rollup".into()),
+    };
+    let options = waftune::scan::ScanOptions {
+        range: waftune::log::TimeRange {
+            since: Some(h0 * HOUR_MS),
+            until: Some((h0 + 30) * HOUR_MS + 1_800_000),
+        },
+        policies: policies.clone(),
+        ..Default::default()
+    };
+    let now = (h0 + 31) * HOUR_MS - 900_000;
+    let minute = h0 * 60 + 5;
+    let data = || {
+        vec![
+            minute_rows(0, &[("192.0.2.1", minute, 3, 0)]),
+            value_rows(&[
+                (0, "192.0.2.1", "C", "JP", 3),
+                (1, "192.0.2.1", "U", "/login", 2),
+            ]),
+            minute_rows(1, &[("192.0.2.1", minute, 2, 0)]),
+        ]
+    };
+    let mut all = data();
+    all.push(marker_rows(h0..h0 + 30, 1));
+    queue_result(&moto, &scan_result(&all));
+    let (traffic, scanned) = waftune::athena::scan(&api, &source, &options, now, timeout)
+        .await
+        .unwrap();
+    assert_eq!((scanned.statements, traffic.records), (1, 3));
+    assert_eq!(traffic.policy_keys[0][0].requests, 2);
+    let ran = executed(&moto).await;
+    let statement = ran.last().unwrap();
+    assert_eq!(statement.matches("FROM waf_rollup").count(), 1);
+    assert_eq!(statement.matches("FROM waf_logs").count(), 1);
+    assert!(statement.contains(&format!("(hour >= {h0} AND hour < {})", h0 + 30)));
+    assert!(statement.contains(&format!("timestamp >= {}", (h0 + 30) * HOUR_MS)));
+
+    // The rollup lacks hour 5 (its markers do not come back): the statement runs again with that
+    // hour from the logs, and the run's result comes from the second statement.
+    let mut lacking = data();
+    lacking.push(marker_rows(h0..h0 + 5, 1));
+    lacking.push(marker_rows(h0 + 6..h0 + 30, 1));
+    queue_result(&moto, &scan_result(&lacking));
+    queue_result(&moto, &scan_result(&lacking));
+    let (traffic, scanned) = waftune::athena::scan(&api, &source, &options, now, timeout)
+        .await
+        .unwrap();
+    assert_eq!((scanned.statements, traffic.records), (2, 3));
+    assert_eq!(scanned.missing_hours, [h0 + 5]);
+    let ran = executed(&moto).await;
+    let statement = ran.last().unwrap();
+    assert!(statement.contains(&format!(
+        "(hour >= {h0} AND hour < {}) OR (hour >= {} AND hour < {})",
+        h0 + 5,
+        h0 + 6,
+        h0 + 30
+    )));
+    assert!(statement.contains(&format!("timestamp >= {}", (h0 + 5) * HOUR_MS)));
+    // Hours lost between the two statements fail the run rather than read as empty.
+    let mut lost = data();
+    lost.push(marker_rows(h0..h0 + 5, 1));
+    queue_result(&moto, &scan_result(&lacking));
+    queue_result(&moto, &scan_result(&lost));
+    let err = waftune::athena::scan(&api, &source, &options, now, timeout)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the rollup `waf_rollup` lost 24 hours it held at the start of the run (a fill running at \
+         the same time?): run again"
     );
 }

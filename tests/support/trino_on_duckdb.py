@@ -1,9 +1,15 @@
 """Runs Athena (Trino) queries on DuckDB over local WAF log files, for the equivalence tests.
 
 Reads one JSON object on stdin:
-  {"table": "waf_logs", "columns": [[name, hive_type], ...], "files": [...], "queries": [trino_sql, ...]}
-and writes {"results": [{"duckdb": sql, "columns": [...], "rows": [[text or null, ...], ...]}, ...]}
-on stdout.
+  {"table": "waf_logs", "columns": [[name, hive_type], ...], "files": [...], "queries": [trino_sql, ...],
+   "rollup": {"table": name, "columns": [[name, hive_type], ...], "statements": [trino_sql, ...],
+              "parquet": directory or absent}}
+and writes {"results": [{"duckdb": sql, "columns": [...], "rows": [[text or null, ...], ...]}, ...],
+"parquet_bytes": n} on stdout.
+
+`rollup` (optional) creates an empty table for the rollup and runs its fill statements (DELETE, INSERT)
+before the queries; with `parquet`, the filled table is also written there as Parquet partitioned by
+hour (zstd, as the rollup DDL asks), and `parquet_bytes` is the size of those files.
 
 The table gives DuckDB what Athena has: the DDL's columns and types (so a field absent from every
 file is NULL, not a binder error), and the partition columns taken from the S3 key
@@ -11,6 +17,7 @@ file is NULL, not a binder error), and the partition columns taken from the S3 k
 """
 
 import json
+import os
 import re
 import sys
 
@@ -68,6 +75,21 @@ def main():
                 strftime(make_timestamp(timestamp * 1000), '%Y/%m/%d/%H/%M')) AS log_time
               FROM raw)"""
     )
+    parquet_bytes = None
+    rollup = req.get("rollup")
+    if rollup:
+        cols = ", ".join(f'"{n}" {duck_type(t)}' for n, t in rollup["columns"])
+        con.execute(f"CREATE TABLE {rollup['table']} ({cols})")
+        for sql in rollup["statements"]:
+            con.execute(sqlglot.transpile(sql, read="trino", write="duckdb")[0])
+        if rollup.get("parquet"):
+            out = rollup["parquet"].replace("'", "''")
+            con.execute(
+                f"COPY {rollup['table']} TO '{out}' (FORMAT PARQUET, PARTITION_BY (hour), COMPRESSION zstd)"
+            )
+            parquet_bytes = sum(
+                os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(rollup["parquet"]) for f in fs
+            )
     results = []
     for sql in req["queries"]:
         duck = sqlglot.transpile(sql, read="trino", write="duckdb")[0]
@@ -76,7 +98,7 @@ def main():
         # Text values, as Athena's GetQueryResults returns them.
         rows = [[None if v is None else str(v) for v in r] for r in cur.fetchall()]
         results.append({"duckdb": duck, "columns": columns, "rows": rows})
-    json.dump({"results": results}, sys.stdout)
+    json.dump({"results": results, "parquet_bytes": parquet_bytes}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ use aws_sdk_athena::config::retry::RetryConfig;
 use aws_sdk_athena::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 use waftune::athena::client::{AthenaApi, Backoff, QueryContext};
-use waftune::athena::rows::{MINUTE_COLUMNS, VALUE_COLUMNS};
+use waftune::athena::rows::SCAN_COLUMNS;
 
 use super::moto::Moto;
 
@@ -107,44 +107,57 @@ impl Drop for Held<'_> {
     }
 }
 
-/// A per-(client, minute) result: header, then per row `(client, minute, allow, block)` with
-/// requests = allow + block, inside the minute.
-pub fn minute_result(rows: &[(&str, i64, u64, u64)]) -> Rows {
-    let mut out = vec![text(&MINUTE_COLUMNS)];
-    out.extend(rows.iter().map(|&(client, minute, allow, block)| {
-        let first = minute * 60_000;
-        text(&[
-            client.to_owned(),
-            minute.to_string(),
-            (allow + block).to_string(),
-            allow.to_string(),
-            block.to_string(),
-            "0".into(),
-            "0".into(),
-            first.to_string(),
-            (first + 59_000).to_string(),
-        ])
-    }));
+/// Minute rows of one statement's result for `policy` (0: all requests): per row `(client,
+/// minute, allow, block)` with requests = allow + block, inside the minute.
+pub fn minute_rows(policy: u32, rows: &[(&str, i64, u64, u64)]) -> Rows {
+    rows.iter()
+        .map(|&(client, minute, allow, block)| {
+            let first = minute * 60_000;
+            let mut row = text(&[
+                policy.to_string(),
+                "client".into(),
+                client.to_owned(),
+                "M".into(),
+                String::new(),
+                minute.to_string(),
+                (allow + block).to_string(),
+                allow.to_string(),
+                block.to_string(),
+                "0".into(),
+                "0".into(),
+                first.to_string(),
+                (first + 59_000).to_string(),
+            ]);
+            row.push(None);
+            row
+        })
+        .collect()
+}
+
+/// Value rows of one statement's result: per row `(policy, client, kind, value, requests)`, all of
+/// scope `client` and uncut.
+pub fn value_rows(rows: &[(u32, &str, &str, &str, u64)]) -> Rows {
+    rows.iter()
+        .map(|&(policy, client, kind, value, requests)| {
+            let mut row = text(&[&policy.to_string(), "client", client, kind, value]);
+            row.push(None);
+            row.push(Some(requests.to_string()));
+            row.extend([None, None, None, None, None, None, None]);
+            row
+        })
+        .collect()
+}
+
+/// One statement's result: the header, then `parts`' rows in order.
+pub fn scan_result(parts: &[Rows]) -> Rows {
+    let mut out = vec![text(&SCAN_COLUMNS)];
+    out.extend(parts.iter().flatten().cloned());
     out
 }
 
-/// A values result: header, then per row `(policy, client, kind, value, requests)`, all of
-/// scope `client` and uncut.
-pub fn value_result(rows: &[(u32, &str, &str, &str, u64)]) -> Rows {
-    let mut out = vec![text(&VALUE_COLUMNS)];
-    out.extend(rows.iter().map(|&(policy, client, kind, value, requests)| {
-        let mut row = text(&[
-            &policy.to_string(),
-            "client",
-            client,
-            kind,
-            value,
-            &requests.to_string(),
-        ]);
-        row.push(None);
-        row
-    }));
-    out
+/// A result of minute rows of all requests (see [`minute_rows`]).
+pub fn minute_result(rows: &[(&str, i64, u64, u64)]) -> Rows {
+    scan_result(&[minute_rows(0, rows)])
 }
 
 /// A stand-in Athena endpoint for what moto cannot produce (a FAILED query with a reason, results
