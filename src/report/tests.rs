@@ -127,6 +127,14 @@ fn block_effect_on_logs() {
         "other",
     ));
     let config = config();
+    let policies = crate::policy::parse_str(
+        "[[policy]]\nname = \"busy\"\ndescription = \"d\"\nkey = \"ip\"\n\
+         [policy.thresholds]\nrequests = 2\n[policy.action]\ntype = \"report\"\n",
+        Path::new("p.toml"),
+        None,
+    )
+    .unwrap()
+    .policies;
     let options = ScanOptions {
         range: crate::log::TimeRange {
             since: Some(T0),
@@ -135,7 +143,7 @@ fn block_effect_on_logs() {
         home_country: Some("JP".into()),
         ..ScanOptions::default()
     }
-    .with_policies(scan_policies(&config, Some("JP")).unwrap());
+    .with_policies(scan_policies(&config, Some("JP"), &policies).unwrap());
     let t = scan_bytes("t", lines.join("\n").as_bytes(), &options);
     let ledger = ledger(&[
         ("198.51.100.1/32", added),
@@ -157,8 +165,27 @@ fn block_effect_on_logs() {
         period,
         ledger: &ledger,
         config: &config,
+        policies: &policies,
         now,
     });
+    // Findings of the policy, as campaigns: one per user agent, every member listed.
+    let c = &r.campaigns;
+    let shape: Vec<(Option<&str>, usize, usize)> = c
+        .campaigns
+        .iter()
+        .map(|c| {
+            let c = (&c.campaign, c.top_members.len());
+            (c.0.signature.user_agent.as_deref(), c.0.size, c.1)
+        })
+        .collect();
+    assert_eq!(c.findings, shape.iter().map(|s| s.1 as u64).sum::<u64>());
+    assert!(shape.contains(&(Some("stayer"), 1, 1)), "{shape:?}");
+    let stayer = c
+        .campaigns
+        .iter()
+        .find(|c| c.campaign.signature.user_agent.as_deref() == Some("stayer"))
+        .unwrap();
+    assert_eq!(stayer.top_members[0].key.to_string(), "198.51.100.2/32");
     let b = &r.block_effect;
     let verdicts: Vec<(&str, Verdict)> = b
         .entries

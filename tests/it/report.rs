@@ -61,6 +61,23 @@ fn sample_report_json_and_terminal() {
     let b = &json["block_effect"];
     assert_eq!(b["no_data"], 37);
     assert_eq!(json["ledger"]["added"].as_array().unwrap().len(), 37);
+    // The policies' findings as campaigns, each finding in one, every member listed.
+    let c = &json["campaigns"];
+    let campaigns = c["campaigns"].as_array().unwrap();
+    assert_eq!((c["findings"].as_u64(), campaigns.len()), (Some(56), 26));
+    let members: usize = campaigns
+        .iter()
+        .map(|x| x["members"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(members, 56);
+    let first = &campaigns[0];
+    assert_eq!(first["size"], 6);
+    assert_eq!(
+        first["signature"]["ja4"],
+        "t13d1311h1_e8f1e7e78f70_b26ce05bbdd6"
+    );
+    assert_eq!(first["shared_networks"][0]["value"], "203.0.113.0/24");
+    assert_eq!(first["top_members"].as_array().unwrap().len(), 3);
     let rate = &json["rate_rules"][0];
     assert_eq!(rate["rule"], "waftune-rate-overseas");
     assert!(rate["limit"].as_u64().unwrap() >= 10);
