@@ -9,15 +9,17 @@ use jiff::Timestamp;
 
 use super::{
     ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, policy_allowlist,
-    print, traffic,
+    print, time_range, traffic,
 };
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::model::waf::MAX_SET_ENTRIES;
+use crate::propose::escalate::{Limits, escalate};
 use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
 use crate::render::{self, Format, propose_markdown};
+use crate::report::block::{Observed, block_effect};
 use crate::util::atomic_file;
 use crate::util::term::info;
 use crate::util::time::parse_duration;
@@ -127,13 +129,11 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         args.logs.home_country = config.home_country.clone();
     }
     let now = now_from(args.logs.now.as_deref())?;
-    let Some(traffic) = traffic(
-        &args.logs,
-        &args.source,
-        Some(&config),
-        policies.policies.clone(),
-    )?
-    else {
+    // The policies' own counts first (`evaluate` reads them in order), then what waftune's rules
+    // answered, for the block-effect verdicts that escalate.
+    let mut counted = policies.policies.clone();
+    counted.extend(crate::report::answered_policies(&config));
+    let Some(traffic) = traffic(&args.logs, &args.source, Some(&config), counted)? else {
         return Ok(ExitCode::from(exit::OK));
     };
     let findings = evaluate(&policies, &traffic, now);
@@ -144,6 +144,41 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         .transpose()?;
     let ledger = Ledger::load(&ledger_path, args.init.init_ledger)?;
     let proposal = update_ledger(&ledger, &findings, &policies, &capacity(&config), now)?;
+    let answered: Vec<(&str, &[_])> = crate::report::managed_rules(&config)
+        .zip(
+            traffic
+                .policy_keys
+                .get(policies.policies.len()..)
+                .unwrap_or_default(),
+        )
+        .map(|((group, _), keys)| (group, keys.as_slice()))
+        .collect();
+    let effect = block_effect(
+        &ledger,
+        &Observed {
+            traffic: &traffic,
+            answered: &answered,
+            period: super::report::period(
+                time_range(&args.logs)?,
+                now.as_millisecond(),
+                traffic.first_ms,
+                traffic.last_ms,
+            ),
+        },
+    );
+    let mut allow = config.allowlist.clone();
+    allow.extend(policies.allowlist.cidrs(now));
+    let proposal = escalate(
+        proposal,
+        &effect.escalations(),
+        &policies,
+        &Limits {
+            allow: &allow,
+            guardrails: &config.guardrails,
+        },
+        &capacity(&config),
+        now,
+    )?;
     let report = ProposeReport::new(&traffic, findings, proposal.changes, now);
     let evidence_name = args
         .evidence

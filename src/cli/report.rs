@@ -46,7 +46,12 @@ pub struct ReportArgs {
 
 /// The period the report covers: `--since/--until`; without `--until`, up to `now` (or the last
 /// record, if later); without `--since`, from the first record.
-fn period(range: TimeRange, now_ms: i64, first: Option<i64>, last: Option<i64>) -> Period {
+pub(super) fn period(
+    range: TimeRange,
+    now_ms: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Period {
     let end_ms = range
         .until
         .unwrap_or_else(|| last.map_or(now_ms, |l| now_ms.max(l + 1)));

@@ -376,14 +376,14 @@ fn campaign_details(out: &mut String, c: &CampaignReport) {
                 num(e.peak_5m),
                 num(e.actions.block),
                 text(&paths.join(" ")),
-                text(&e.user_agents.first().map_or("", |u| &*u.value)),
+                text(e.user_agents.first().map_or("", |u| &*u.value)),
             )
         }),
     );
     let members: Vec<String> = k.members.iter().map(ToString::to_string).collect();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p>Every member, most requests first: <code>{}</code></p></details>\n",
+        "<p>Every member, most requests first: <code>{}</code></p></details>",
         esc(&members.join(" "))
     );
 }

@@ -99,7 +99,7 @@ pub fn scan_policies(
 }
 
 /// The (group, name) of every IP-set rule waftune owns, in configuration order.
-fn managed_rules(config: &Config) -> impl Iterator<Item = (&str, &str)> {
+pub fn managed_rules(config: &Config) -> impl Iterator<Item = (&str, &str)> {
     config
         .web_acls
         .iter()
