@@ -47,7 +47,8 @@ fn shorten(s: &str, max: usize) -> String {
     s.chars().take(head).collect::<String>() + "…" + &s.chars().skip(n - tail).collect::<String>()
 }
 
-fn user_agent(c: &Campaign) -> String {
+/// A campaign's user agent as text, saying when none was sent or logged.
+pub(super) fn user_agent(c: &Campaign) -> String {
     match &c.signature.user_agent {
         Some(ua) if ua.is_empty() => "(none sent)".into(),
         Some(ua) => ua.clone(),

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::propose_markdown::user_agent;
 use super::report_charts::{self as charts, Series};
 use super::report_text::change_text;
 use super::{percent, thousands};
@@ -313,14 +314,6 @@ fn tally(list: &[Count], distinct: usize) -> String {
     s.join(", ")
 }
 
-fn user_agent(c: &CampaignReport) -> String {
-    match &c.campaign.signature.user_agent {
-        Some(ua) if ua.is_empty() => "(none sent)".into(),
-        Some(ua) => ua.clone(),
-        None => "(not logged)".into(),
-    }
-}
-
 /// One campaign in full: its fingerprint, its top members' evidence and every member.
 fn campaign_details(out: &mut String, c: &CampaignReport) {
     let k = &c.campaign;
@@ -339,7 +332,7 @@ fn campaign_details(out: &mut String, c: &CampaignReport) {
             let _ = write!(out, "<li>{}: {}</li>", esc(name), esc(&value));
         }
     };
-    item("user agent", user_agent(c));
+    item("user agent", user_agent(&c.campaign));
     item("JA4", k.signature.ja4.clone().unwrap_or_default());
     item("JA3", k.signature.ja3.clone().unwrap_or_default());
     item("seen", format!("{} .. {}", k.first_seen, k.last_seen));
@@ -430,7 +423,7 @@ fn campaigns(out: &mut String, r: &Report) {
                     text(&tally(&k.asns, k.asns.len())),
                     text(&tally(&x.shared_networks, 0)),
                     text(&tally(&k.paths, k.distinct_paths)),
-                    text(&user_agent(x)),
+                    text(&user_agent(&x.campaign)),
                     id = esc(&k.id),
                 )
             }),

@@ -198,6 +198,8 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
     let mut report = waftune();
     report
         .arg("report")
+        .arg("--policies")
+        .arg(root().join("policies"))
         .arg("--markdown")
         .arg(d.join("summary.md"));
     common(&mut report);
@@ -205,6 +207,10 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
     let md = std::fs::read_to_string(d.join("summary.md")).unwrap();
     assert!(md.chars().count() <= 60_000, "{}", md.chars().count());
     assert!(md.contains("blocked clients stopped within 24 h"));
+    assert!(
+        md.contains("### Campaigns") && md.contains("#### Campaign `c-"),
+        "{md}"
+    );
     assert_tables_whole(&md);
 }
 
@@ -309,6 +315,7 @@ fn html_report_opens_cleanly_in_a_browser() {
             "1,070",
             "0 of 0 blocked clients stopped within 24 h",
             "waftune-rate-overseas",
+            "56 findings in 26 campaigns",
         ] {
             assert!(dom.contains(text), "{text} not on the page");
         }
