@@ -84,6 +84,10 @@ fn sample_report_json_and_terminal() {
     let text = run(sample(&mut waftune()).env("LC_ALL", "C.UTF-8"));
     assert!(text.contains("requests/h"), "{text}");
     assert!(text.contains('█'), "{text}");
+    assert!(
+        text.contains("campaigns: 56 findings in 26 campaigns"),
+        "{text}"
+    );
     let ascii = run(sample(&mut waftune()).env("LC_ALL", "C"));
     assert!(!ascii.contains('█') && ascii.contains("0 of 0 blocked clients stopped within 24 h"));
 }
