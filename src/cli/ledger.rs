@@ -19,7 +19,6 @@ use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
 use crate::render::{self, Format, propose_markdown};
-use crate::report::block::{Observed, block_effect};
 use crate::util::atomic_file;
 use crate::util::term::info;
 use crate::util::time::parse_duration;
@@ -144,27 +143,20 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         .transpose()?;
     let ledger = Ledger::load(&ledger_path, args.init.init_ledger)?;
     let proposal = update_ledger(&ledger, &findings, &policies, &capacity(&config), now)?;
-    let answered: Vec<(&str, &[_])> = crate::report::managed_rules(&config)
-        .zip(
-            traffic
-                .policy_keys
-                .get(policies.policies.len()..)
-                .unwrap_or_default(),
-        )
-        .map(|((group, _), keys)| (group, keys.as_slice()))
-        .collect();
-    let effect = block_effect(
+    let effect = crate::report::block_effect(
         &ledger,
-        &Observed {
-            traffic: &traffic,
-            answered: &answered,
-            period: super::report::period(
-                time_range(&args.logs)?,
-                now.as_millisecond(),
-                traffic.first_ms,
-                traffic.last_ms,
-            ),
-        },
+        &config,
+        &traffic,
+        traffic
+            .policy_keys
+            .get(policies.policies.len()..)
+            .unwrap_or_default(),
+        super::report::period(
+            time_range(&args.logs)?,
+            now.as_millisecond(),
+            traffic.first_ms,
+            traffic.last_ms,
+        ),
     );
     let mut allow = config.allowlist.clone();
     allow.extend(policies.allowlist.cidrs(now));

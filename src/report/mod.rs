@@ -99,7 +99,7 @@ pub fn scan_policies(
 }
 
 /// The (group, name) of every IP-set rule waftune owns, in configuration order.
-pub fn managed_rules(config: &Config) -> impl Iterator<Item = (&str, &str)> {
+fn managed_rules(config: &Config) -> impl Iterator<Item = (&str, &str)> {
     config
         .web_acls
         .iter()
@@ -555,6 +555,29 @@ fn ledger_summary(ledger: &Ledger, period: Period, now: Timestamp) -> LedgerSumm
     }
 }
 
+/// The block-effect verdicts on `ledger`'s entries over `t`, given the keys the scan counted for
+/// [`answered_policies`] (in their order): for the report, and for `propose` to escalate.
+pub fn block_effect(
+    ledger: &Ledger,
+    config: &Config,
+    t: &Traffic,
+    answered: &[Vec<ClientStats>],
+    period: Period,
+) -> BlockEffect {
+    let answered: Vec<(&str, &[ClientStats])> = managed_rules(config)
+        .zip(answered)
+        .map(|((group, _), keys)| (group, keys.as_slice()))
+        .collect();
+    block::block_effect(
+        ledger,
+        &block::Observed {
+            traffic: t,
+            answered: &answered,
+            period,
+        },
+    )
+}
+
 /// Builds the report. `inputs.traffic.policy_keys` must hold the counts of [`scan_policies`].
 pub fn build(inputs: &Inputs<'_>) -> Report {
     let t = inputs.traffic;
@@ -599,18 +622,7 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
         },
         who: who(t, first_hour, n),
         campaigns: campaigns(&findings),
-        block_effect: block::block_effect(
-            inputs.ledger,
-            &block::Observed {
-                traffic: t,
-                answered: &managed
-                    .iter()
-                    .zip(answered)
-                    .map(|(&(group, _), keys)| (group, keys.as_slice()))
-                    .collect::<Vec<_>>(),
-                period: inputs.period,
-            },
-        ),
+        block_effect: block_effect(inputs.ledger, inputs.config, t, answered, inputs.period),
         rate_rules: rates::rate_reports(inputs.config, scopes, t),
         ledger: ledger_summary(inputs.ledger, inputs.period, inputs.now),
         notes,
