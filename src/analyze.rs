@@ -79,6 +79,14 @@ pub struct ClientRow {
     pub rules: Vec<Count>,
     pub count_rules: Vec<Count>,
     pub response_codes: Vec<Count>,
+    /// The client's TLS fingerprints and ASN where logged (see [`ClientStats`]): they link and
+    /// describe campaigns; not in the JSON, whose schema predates them.
+    #[serde(skip)]
+    pub ja4: Option<String>,
+    #[serde(skip)]
+    pub ja3: Option<String>,
+    #[serde(skip)]
+    pub asn: Option<u32>,
 }
 
 /// How much of each list to keep.
@@ -136,6 +144,9 @@ pub fn client_row(c: &ClientStats, per_client: usize) -> ClientRow {
         rules: take(&c.rules, per_client),
         count_rules: take(&c.count_rules, per_client),
         response_codes: take(&c.response_codes, per_client),
+        ja4: c.ja4.as_deref().map(str::to_owned),
+        ja3: c.ja3.as_deref().map(str::to_owned),
+        asn: c.asn,
     }
 }
 

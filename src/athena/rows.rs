@@ -301,6 +301,7 @@ impl Cut {
                 Kind::UserAgent => {
                     (stats.user_agents, stats.distinct_user_agents) = (top, distinct)
                 }
+                Kind::Ja3 => stats.ja3 = self.counts.ja3(names).filter(|_| distinct == 1),
                 _ => {}
             }
         }

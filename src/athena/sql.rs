@@ -223,7 +223,7 @@ const PREFIX_24: &str = "regexp_replace(client, '[0-9]+$', '0/24')";
 
 /// The values the statement counts per client (see [`reshape`]), each with the letter its `kind` column
 /// holds.
-pub const VALUE_KINDS: [(Kind, char); 7] = [
+pub const VALUE_KINDS: [(Kind, char); 10] = [
     (Kind::Rule, 'R'),
     (Kind::ResponseCode, 'S'),
     (Kind::Uri, 'U'),
@@ -231,6 +231,9 @@ pub const VALUE_KINDS: [(Kind, char); 7] = [
     (Kind::Country, 'C'),
     (Kind::Label, 'L'),
     (Kind::CountRule, 'K'),
+    (Kind::Ja4, 'J'),
+    (Kind::Asn, 'N'),
+    (Kind::Ja3, '3'),
 ];
 
 /// The kind a value row's `kind` column names.
@@ -257,15 +260,25 @@ fn value_expr(kind: Kind) -> String {
              flatten(transform(coalesce(rulegrouplist, ARRAY[]), g -> \
              transform(coalesce(g.nonterminatingmatchingrules, ARRAY[]), r -> r.ruleid))))"
             .into(),
+        Kind::Ja4 => "ja4fingerprint".into(),
+        // A 32-bit number or its text, as the local reader takes them (`007` is 7).
+        Kind::Asn => "CASE WHEN regexp_like(trim(clientasn), '^[0-9]{1,10}$') \
+             AND CAST(trim(clientasn) AS bigint) <= 4294967295 \
+             THEN CAST(CAST(trim(clientasn) AS bigint) AS varchar) END"
+            .into(),
+        Kind::Ja3 => "ja3fingerprint".into(),
     }
 }
 
 /// The values of one kind a client or key keeps after a scan, `None` for all of them (see
-/// [`crate::scan::ClientStats`]): only paths and user agents are cut to a top list.
+/// [`crate::scan::ClientStats`]): only paths and user agents are cut to a top list, and JA3s to
+/// one, since a client's JA3 is kept only when it had one (`distinct_values` tells) and Chromium's
+/// is new on nearly every request.
 pub fn kept(kind: Kind) -> Option<usize> {
     match kind {
         Kind::Uri => Some(TOP_URIS),
         Kind::UserAgent => Some(TOP_USER_AGENTS),
+        Kind::Ja3 => Some(1),
         _ => None,
     }
 }

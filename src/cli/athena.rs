@@ -156,8 +156,8 @@ fn rollup_cmd(args: RollupArgs) -> Result<ExitCode> {
         .home_country
         .as_deref()
         .map(str::to_ascii_uppercase);
-    let mut policies = args.policies.load(&config)?.policies;
-    policies.extend(crate::report::scan_policies(&config, home.as_deref())?);
+    let mut policies =
+        crate::report::scan_policies(&config, home.as_deref(), &args.policies.load(&config)?)?;
     let mut seen = std::collections::HashSet::new();
     policies.retain(|p| seen.insert(rollup::fingerprint(Some(p))));
     let hours = rollup::closed_hours(&range, now);

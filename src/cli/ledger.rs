@@ -9,13 +9,14 @@ use jiff::Timestamp;
 
 use super::{
     ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, policy_allowlist,
-    print, traffic,
+    print, time_range, traffic,
 };
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::model::asn::Asn;
 use crate::model::waf::MAX_SET_ENTRIES;
 use crate::propose::asn::{ManualAsnBlock, block_asn, unblock_asn};
+use crate::propose::escalate::{Limits, escalate};
 use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
@@ -136,13 +137,11 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         args.logs.home_country = config.home_country.clone();
     }
     let now = now_from(args.logs.now.as_deref())?;
-    let Some(traffic) = traffic(
-        &args.logs,
-        &args.source,
-        Some(&config),
-        policies.policies.clone(),
-    )?
-    else {
+    // The policies' own counts first (`evaluate` reads them in order), then what waftune's rules
+    // answered, for the block-effect verdicts that escalate.
+    let mut counted = policies.policies.clone();
+    counted.extend(crate::report::answered_policies(&config));
+    let Some(traffic) = traffic(&args.logs, &args.source, Some(&config), counted)? else {
         return Ok(ExitCode::from(exit::OK));
     };
     let findings = evaluate(&policies, &traffic, now);
@@ -153,6 +152,34 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         .transpose()?;
     let ledger = Ledger::load(&ledger_path, args.init.init_ledger)?;
     let proposal = update_ledger(&ledger, &findings, &policies, &capacity(&config), now)?;
+    let effect = crate::report::block_effect(
+        &ledger,
+        &config,
+        &traffic,
+        traffic
+            .policy_keys
+            .get(policies.policies.len()..)
+            .unwrap_or_default(),
+        super::report::period(
+            time_range(&args.logs)?,
+            now.as_millisecond(),
+            traffic.first_ms,
+            traffic.last_ms,
+        ),
+    );
+    let mut allow = config.allowlist.clone();
+    allow.extend(policies.allowlist.cidrs(now));
+    let proposal = escalate(
+        proposal,
+        &effect.escalations(),
+        &policies,
+        &Limits {
+            allow: &allow,
+            guardrails: &config.guardrails,
+        },
+        &capacity(&config),
+        now,
+    )?;
     let report = ProposeReport::new(&traffic, findings, proposal.changes, now);
     let evidence_name = args
         .evidence

@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::{
-    ConfigArg, LogArgs, Source, SourceArgs, exit, now_from, print, scan_logs_split, time_range,
-    traffic,
+    ConfigArg, LogArgs, PoliciesArg, Source, SourceArgs, exit, now_from, print, scan_logs_split,
+    time_range, traffic,
 };
 use crate::ledger::Ledger;
 use crate::log::TimeRange;
@@ -22,6 +22,8 @@ use crate::util::time::parse_instant;
 pub struct ReportArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub policies: PoliciesArg,
     #[command(flatten)]
     pub logs: LogArgs,
     #[command(flatten)]
@@ -44,7 +46,12 @@ pub struct ReportArgs {
 
 /// The period the report covers: `--since/--until`; without `--until`, up to `now` (or the last
 /// record, if later); without `--since`, from the first record.
-fn period(range: TimeRange, now_ms: i64, first: Option<i64>, last: Option<i64>) -> Period {
+pub(super) fn period(
+    range: TimeRange,
+    now_ms: i64,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Period {
     let end_ms = range
         .until
         .unwrap_or_else(|| last.map_or(now_ms, |l| now_ms.max(l + 1)));
@@ -112,7 +119,16 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|c| compare_period(c, range, now.as_millisecond()))
         .transpose()?;
-    let policies = report::scan_policies(&config, home.as_deref())?;
+    // Read-only, like the ledger: without policies (none named, none where the configuration
+    // points) the report has no findings to group, and says so.
+    let default_policies = config.policies_path();
+    let missing_policies = args.policies.policies.is_none() && !default_policies.exists();
+    let policy_set = if missing_policies {
+        crate::policy::PolicySet::default()
+    } else {
+        args.policies.load(&config)?
+    };
+    let policies = report::scan_policies(&config, home.as_deref(), &policy_set)?;
     let (traffic, before) = match args.source.source {
         Source::Local => {
             if args.source.print_sql {
@@ -144,7 +160,7 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
     };
     // Read-only: with no ledger yet (a first run) the report simply has no blocks to judge.
     let ledger = Ledger::load(&config.ledger_path(), true)?;
-    let report = report::build(&Inputs {
+    let mut report = report::build(&Inputs {
         traffic: &traffic,
         previous: before.as_ref().zip(previous),
         period: period(
@@ -155,8 +171,15 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
         ),
         ledger: &ledger,
         config: &config,
+        policies: &policy_set,
         now,
     });
+    if missing_policies {
+        report.notes.push(format!(
+            "campaigns: no policies at `{}`, so no findings to group",
+            default_policies.display()
+        ));
+    }
     if let Some(path) = &args.html {
         write(path, &render::report_html::render(&report), "HTML report")?;
     }

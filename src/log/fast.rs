@@ -132,6 +132,7 @@ const RECORD_KEYS: &[Key] = &[
     key("requestBodySizeInspectedByWAF"),
     key("ja3Fingerprint"),
     key("ja4Fingerprint"),
+    key("clientAsn"),
 ];
 const REQUEST_KEYS: &[Key] = &[
     key("clientIp"),
@@ -495,6 +496,7 @@ impl<'a> Parser<'a, '_> {
         let mut response_code_sent = None;
         let mut ja3_fingerprint = None;
         let mut ja4_fingerprint = None;
+        let mut client_asn = None;
         let mut labels = None;
         let mut non_terminating = None;
         let mut group_count_rules = Vec::new();
@@ -534,6 +536,18 @@ impl<'a> Parser<'a, '_> {
                 "ja4Fingerprint" => {
                     seen.first(7)?;
                     ja4_fingerprint = p.opt_str()?;
+                }
+                "clientAsn" => {
+                    seen.first(12)?;
+                    // A number, or its text (the Athena table reads it as a string): both as
+                    // `lenient_u64` takes them.
+                    client_asn = if p.peek()? == b'"' {
+                        p.plain_string()?.trim().parse().ok()
+                    } else if p.null()? {
+                        None
+                    } else {
+                        Some(p.integer()?)
+                    };
                 }
                 "labels" => {
                     seen.first(8)?;
@@ -577,6 +591,7 @@ impl<'a> Parser<'a, '_> {
             response_code_sent,
             ja3_fingerprint,
             ja4_fingerprint,
+            client_asn,
             labels,
             non_terminating_matching_rules: non_terminating,
             group_count_rules,
@@ -831,7 +846,7 @@ mod tests {
               {"ruleGroupId":"h","nonTerminatingMatchingRules":null}],
             "rateBasedRuleList":[{"evaluationWindowSec":"120","maxRateAllowed":100}],
             "nonTerminatingMatchingRules":[{"ruleId":"watch","action":"COUNT"}],
-            "responseCodeSent":403,"ja3Fingerprint":null,"ja4Fingerprint":"t13d",
+            "responseCodeSent":403,"ja3Fingerprint":null,"ja4Fingerprint":"t13d","clientAsn":64496,
             "httpRequest":{"clientIp":"2001:db8::1","country":"JP","headers":[{"name":"Host","value":"a.example"},
               {"name":"cookie","value":"x=\"y\" \u00e9 \n"},{"name":"User-Agent","value":"Mozilla/5.0 (日本)"},
               {"name":"user-agent","value":"second"}],"uri":"/a","httpMethod":"GET","requestId":"1-2"},
@@ -848,6 +863,11 @@ mod tests {
         assert!(agrees(
             r#"{"timestamp":1,"httpRequest":{"clientIp":"1.2.3.4","headers":[]}}"#
         ));
+        for asn in [r#""64496""#, r#"" 7 ""#, r#""AS1""#, "null"] {
+            assert!(agrees(&format!(
+                r#"{{"timestamp":1,"clientAsn":{asn},"httpRequest":{{"clientIp":"1.2.3.4"}}}}"#
+            )));
+        }
         assert!(agrees(
             "{\"timestamp\":1,\"x\":\"\u{7f}\",\"httpRequest\":{\"clientIp\":\"1.2.3.4\"}}"
         ));

@@ -37,6 +37,9 @@ pub struct ScanRecord<'a> {
     pub ja3_fingerprint: Option<Str<'a>>,
     #[serde(default, borrow, deserialize_with = "opt_str")]
     pub ja4_fingerprint: Option<Str<'a>>,
+    /// `clientAsn`: logged only while the web ACL has an ASN match statement.
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub client_asn: Option<u64>,
     /// Inline up to four: nearly every record has a few labels, and a vector was an allocation
     /// per record.
     #[serde(default, borrow)]
@@ -258,6 +261,7 @@ impl<'a> LogRecord<'a> {
             response_code_sent: self.response_code_sent,
             ja3_fingerprint: b(&self.ja3_fingerprint),
             ja4_fingerprint: b(&self.ja4_fingerprint),
+            client_asn: self.client_asn,
             labels: self.labels.as_ref().map(|ls| {
                 ls.iter()
                     .map(|l| Label {

@@ -60,8 +60,9 @@ pub struct Signature {
     /// The member's most frequent user agent; `""` is a client that sent none, `None` a log
     /// without the header.
     pub user_agent: Option<String>,
-    /// The most frequent JA4 / JA3 fingerprint where the logs carry it (`ja4Fingerprint`,
-    /// `ja3Fingerprint`). `None` until the scan keeps it per client.
+    /// The most frequent JA4 fingerprint where the logs carry it (`ja4Fingerprint`), and the
+    /// JA3 (`ja3Fingerprint`) when the member's requests carried only one: Chromium's changes per
+    /// connection and links nothing (see [`crate::scan::ClientStats::ja3`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,8 +78,7 @@ pub struct Fingerprint {
     pub network: IpNet,
     /// The most frequent country.
     pub country: Option<String>,
-    /// `clientAsn`, logged only while the web ACL has an ASN match statement; `None` until the
-    /// scan keeps it per client.
+    /// The most frequent `clientAsn`, logged only while the web ACL has an ASN match statement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
     /// The paths probed, as far as the evidence lists them (its top paths), sorted.
@@ -100,12 +100,12 @@ impl Fingerprint {
         Fingerprint {
             signature: Signature {
                 user_agent: first(&e.user_agents),
-                ja4: None,
-                ja3: None,
+                ja4: e.ja4.clone(),
+                ja3: e.ja3.clone(),
             },
             network,
             country: first(&e.countries),
-            asn: None,
+            asn: e.asn,
             paths,
         }
     }
@@ -326,6 +326,9 @@ pub(crate) mod tests {
                 rules: Vec::new(),
                 count_rules: Vec::new(),
                 response_codes: Vec::new(),
+                ja4: None,
+                ja3: None,
+                asn: None,
             },
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod asn;
 pub mod campaign;
+pub mod escalate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -372,17 +373,31 @@ pub fn update_ledger(
             )),
             strikes,
         };
-        // Address entries of the same group inside a new network entry are folded into it.
-        next.entries.retain(|old| {
-            let folded = old.group == *group && old.cidr != f.key && f.key.contains(&old.cidr);
-            if folded {
-                changes.push(Change::of(ChangeKind::Merge, old));
-            }
-            !folded
-        });
-        changes.push(Change::of(ChangeKind::Add, &entry));
-        next.entries.push(entry);
+        add_entry(&mut next, &mut changes, entry);
     }
+    finish(next, changes, capacity)
+}
+
+/// Adds a new entry, folding the address entries of its group inside it (when it is a network).
+fn add_entry(next: &mut Ledger, changes: &mut Vec<Change>, entry: LedgerEntry) {
+    next.entries.retain(|old| {
+        let folded =
+            old.group == entry.group && old.cidr != entry.cidr && entry.cidr.contains(&old.cidr);
+        if folded {
+            changes.push(Change::of(ChangeKind::Merge, old));
+        }
+        !folded
+    });
+    changes.push(Change::of(ChangeKind::Add, &entry));
+    next.entries.push(entry);
+}
+
+/// Checks the capacity and puts the ledger and the changes in their stable order.
+fn finish(
+    mut next: Ledger,
+    mut changes: Vec<Change>,
+    capacity: &Capacity,
+) -> Result<Proposal, ProposeError> {
     check_capacity(&next, capacity)?;
     next.sort();
     changes.sort_by(|a, b| {

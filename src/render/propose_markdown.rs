@@ -17,7 +17,7 @@ pub const BUDGET: usize = 60_000;
 /// Kept free until the end, for the note on what was left out.
 const RESERVE: usize = 1_500;
 /// Member addresses named per campaign in the summary.
-const MEMBERS_NAMED: usize = 20;
+pub(super) const MEMBERS_NAMED: usize = 20;
 /// Longest user agent in a table cell (the campaign's own block shows it whole).
 const UA_CELL: usize = 60;
 
@@ -30,7 +30,7 @@ fn row(cells: &[String]) -> String {
     format!("| {} |\n", cells.join(" | "))
 }
 
-fn header(cells: &[&str]) -> String {
+pub(super) fn header(cells: &[&str]) -> String {
     let owned: Vec<String> = cells.iter().map(|c| (*c).to_owned()).collect();
     row(&owned) + &format!("|{}\n", "---|".repeat(cells.len()))
 }
@@ -47,7 +47,8 @@ fn shorten(s: &str, max: usize) -> String {
     s.chars().take(head).collect::<String>() + "…" + &s.chars().skip(n - tail).collect::<String>()
 }
 
-fn user_agent(c: &Campaign) -> String {
+/// A campaign's user agent as text, saying when none was sent or logged.
+pub(super) fn user_agent(c: &Campaign) -> String {
     match &c.signature.user_agent {
         Some(ua) if ua.is_empty() => "(none sent)".into(),
         Some(ua) => ua.clone(),
@@ -67,7 +68,7 @@ fn tally_line(v: &[Count], distinct: usize, unit: &str) -> String {
     line
 }
 
-const CAMPAIGN_HEADER: [&str; 10] = [
+pub(super) const CAMPAIGN_HEADER: [&str; 10] = [
     "campaign",
     "policy",
     "outcome",
@@ -80,7 +81,7 @@ const CAMPAIGN_HEADER: [&str; 10] = [
     "user agent",
 ];
 
-fn campaign_row(c: &Campaign) -> String {
+pub(super) fn campaign_row(c: &Campaign) -> String {
     let countries: Vec<&str> = c.countries.iter().take(3).map(|n| &*n.value).collect();
     let mut countries = countries.join(" ");
     if c.distinct_countries > 3 {
@@ -101,7 +102,7 @@ fn campaign_row(c: &Campaign) -> String {
 }
 
 /// A campaign's heading and fingerprint, naming at most `named` members (all with `usize::MAX`).
-fn campaign_head(c: &Campaign, named: usize) -> String {
+pub(super) fn campaign_head(c: &Campaign, named: usize) -> String {
     let mut out = format!(
         "#### Campaign `{}`: {}, {}: {} findings, {} addresses, {} requests\n\n",
         c.id,

@@ -4,10 +4,11 @@
 
 use std::fmt::Write as _;
 
+use super::propose_markdown::user_agent;
 use super::report_charts::{self as charts, Series};
 use super::report_text::change_text;
 use super::{percent, thousands};
-use crate::report::{Report, TopClient, Verdict};
+use crate::report::{CampaignReport, Report, TopClient, Verdict};
 use crate::scan::Count;
 
 /// Entries of the block-effect table drawn with a sparkline (all are listed).
@@ -301,6 +302,139 @@ fn who(out: &mut String, r: &Report) {
     out.push_str("</section>\n");
 }
 
+/// Values and how many members had each, as one cell's text.
+fn tally(list: &[Count], distinct: usize) -> String {
+    let mut s: Vec<String> = list
+        .iter()
+        .map(|c| format!("{} ({})", c.value, thousands(c.count)))
+        .collect();
+    if distinct > list.len() {
+        s.push(format!("of {} distinct", thousands(distinct as u64)));
+    }
+    s.join(", ")
+}
+
+/// One campaign in full: its fingerprint, its top members' evidence and every member.
+fn campaign_details(out: &mut String, c: &CampaignReport) {
+    let k = &c.campaign;
+    let _ = write!(
+        out,
+        r#"<details id="{id}"><summary><code>{id}</code> {} · {} · {} findings · {} addresses · {} requests</summary><ul>"#,
+        esc(&k.policy),
+        esc(&k.outcome.to_string()),
+        thousands(k.size as u64),
+        thousands(k.addresses as u64),
+        thousands(k.requests),
+        id = esc(&k.id),
+    );
+    let mut item = |name: &str, value: String| {
+        if !value.is_empty() {
+            let _ = write!(out, "<li>{}: {}</li>", esc(name), esc(&value));
+        }
+    };
+    item("user agent", user_agent(&c.campaign));
+    item("JA4", k.signature.ja4.clone().unwrap_or_default());
+    item("JA3", k.signature.ja3.clone().unwrap_or_default());
+    item("seen", format!("{} .. {}", k.first_seen, k.last_seen));
+    item("countries", tally(&k.countries, k.distinct_countries));
+    item("ASNs", tally(&k.asns, k.asns.len()));
+    item("networks", tally(&k.networks, k.distinct_networks));
+    item("shared networks", tally(&c.shared_networks, 0));
+    item("paths probed", tally(&k.paths, k.distinct_paths));
+    out.push_str("</ul>");
+    table(
+        out,
+        &format!("{}-top", k.id),
+        &[
+            "member",
+            "requests",
+            "fired",
+            "first seen",
+            "last seen",
+            "peak 5m",
+            "blocked",
+            "top paths",
+            "user agent",
+        ],
+        c.top_members.iter().map(|f| {
+            let e = &f.evidence;
+            let paths: Vec<&str> = e.top_uris.iter().map(|u| &*u.value).collect();
+            format!(
+                "{}{}{}{}{}{}{}{}{}",
+                text(&f.key.to_string()),
+                num(e.requests),
+                text(&f.fired.join(", ")),
+                text(&e.first_seen),
+                text(&e.last_seen),
+                num(e.peak_5m),
+                num(e.actions.block),
+                text(&paths.join(" ")),
+                text(e.user_agents.first().map_or("", |u| &*u.value)),
+            )
+        }),
+    );
+    let members: Vec<String> = k.members.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "<p>Every member, most requests first: <code>{}</code></p></details>",
+        esc(&members.join(" "))
+    );
+}
+
+fn campaigns(out: &mut String, r: &Report) {
+    let c = &r.campaigns;
+    let _ = write!(
+        out,
+        r#"<section id="campaigns"><h2>Campaigns</h2><p>{} findings in {} campaigns: one policy and outcome, one client signature (user agent, JA4, JA3).</p>"#,
+        thousands(c.findings),
+        thousands(c.campaigns.len() as u64)
+    );
+    if !c.campaigns.is_empty() {
+        table(
+            out,
+            "campaign-list",
+            &[
+                "campaign",
+                "policy",
+                "outcome",
+                "findings",
+                "addresses",
+                "requests",
+                "first seen",
+                "last seen",
+                "countries",
+                "ASNs",
+                "shared networks",
+                "paths probed",
+                "user agent",
+            ],
+            c.campaigns.iter().map(|x| {
+                let k = &x.campaign;
+                format!(
+                    r##"<td><a href="#{id}"><code>{id}</code></a></td>{}{}{}{}{}{}{}{}{}{}{}{}"##,
+                    text(&k.policy),
+                    text(&k.outcome.to_string()),
+                    num(k.size as u64),
+                    num(k.addresses as u64),
+                    num(k.requests),
+                    text(&k.first_seen),
+                    text(&k.last_seen),
+                    text(&tally(&k.countries, k.distinct_countries)),
+                    text(&tally(&k.asns, k.asns.len())),
+                    text(&tally(&x.shared_networks, 0)),
+                    text(&tally(&k.paths, k.distinct_paths)),
+                    text(&user_agent(&x.campaign)),
+                    id = esc(&k.id),
+                )
+            }),
+        );
+        for x in &c.campaigns {
+            campaign_details(out, x);
+        }
+    }
+    out.push_str("</section>\n");
+}
+
 fn block_effect(out: &mut String, r: &Report) {
     let b = &r.block_effect;
     let _ = write!(
@@ -525,6 +659,7 @@ pub fn render(r: &Report) -> String {
     );
     overview(&mut out, r);
     who(&mut out, r);
+    campaigns(&mut out, r);
     block_effect(&mut out, r);
     rate_rules(&mut out, r);
     ledger(&mut out, r);

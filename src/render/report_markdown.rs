@@ -6,8 +6,11 @@
 
 use std::fmt::Write as _;
 
+use super::propose_markdown::{
+    CAMPAIGN_HEADER, MEMBERS_NAMED, campaign_head, campaign_row, header,
+};
 use super::report_text::{Blocks, change_text, figure_rows, sparkline};
-use super::{percent, thousands};
+use super::{finding_details, percent, thousands};
 use crate::report::{BlockRow, Report, Verdict};
 use crate::scan::Count;
 
@@ -168,6 +171,55 @@ fn block_effect(r: &Report) -> Section {
     }
     Section {
         short: format!("### Block effect\n\n**{}**.\n", b.headline()),
+        full: s,
+    }
+}
+
+/// Campaigns shown with their fingerprint and top members' evidence (the table lists [`ROWS`]).
+const CAMPAIGNS_DETAILED: usize = 3;
+
+/// The campaigns as `propose --report` shows them: the largest in a table, the first few with
+/// their fingerprint and top members' evidence; the HTML report and the JSON list every member.
+fn campaigns(r: &Report) -> Section {
+    let c = &r.campaigns;
+    let intro = format!(
+        "### Campaigns\n\n{} findings in {} campaigns (one policy and outcome, one client \
+         signature: see docs/campaigns.md).\n",
+        thousands(c.findings),
+        thousands(c.campaigns.len() as u64)
+    );
+    if c.campaigns.is_empty() {
+        return Section {
+            short: intro.clone(),
+            full: intro,
+        };
+    }
+    let mut s = intro.clone() + "\n" + &header(&CAMPAIGN_HEADER);
+    for x in c.campaigns.iter().take(ROWS) {
+        s += &campaign_row(&x.campaign);
+    }
+    if c.campaigns.len() > ROWS {
+        let _ = writeln!(
+            s,
+            "\n… and {} more in the full report.",
+            thousands((c.campaigns.len() - ROWS) as u64)
+        );
+    }
+    s.push('\n');
+    for x in c.campaigns.iter().take(CAMPAIGNS_DETAILED) {
+        s += &campaign_head(&x.campaign, MEMBERS_NAMED);
+        for f in &x.top_members {
+            s += &finding_details(f);
+        }
+    }
+    let largest = &c.campaigns[0].campaign;
+    Section {
+        short: format!(
+            "{intro}\nThe largest: `{}` ({}, {} findings); all of them are in the full report.\n",
+            largest.id,
+            cell(&largest.policy),
+            thousands(largest.size as u64)
+        ),
         full: s,
     }
 }
@@ -361,6 +413,7 @@ pub fn render(r: &Report, html: Option<&str>) -> String {
     let mut sections = [
         overview(r),
         block_effect(r),
+        campaigns(r),
         who(r),
         rate_rules(r),
         ledger(r),

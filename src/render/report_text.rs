@@ -177,6 +177,46 @@ pub fn render(r: &Report, blocks: Blocks) -> String {
         );
         out.push('\n');
     }
+    let c = &r.campaigns;
+    if !c.campaigns.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ncampaigns: {} findings in {} campaigns",
+            thousands(c.findings),
+            thousands(c.campaigns.len() as u64)
+        );
+        let rows: Vec<Vec<String>> = c
+            .campaigns
+            .iter()
+            .take(10)
+            .map(|x| {
+                let k = &x.campaign;
+                vec![
+                    k.id.clone(),
+                    k.policy.clone(),
+                    k.outcome.to_string(),
+                    thousands(k.size as u64),
+                    thousands(k.requests),
+                    format!("{} .. {}", k.first_seen, k.last_seen),
+                    k.signature.user_agent.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        out += &table(
+            &[
+                "campaign",
+                "policy",
+                "outcome",
+                "findings",
+                "requests",
+                "seen",
+                "user agent",
+            ],
+            rows,
+            Format::Table,
+        );
+        out.push('\n');
+    }
     for note in &r.notes {
         let _ = writeln!(out, "note: {note}");
     }

@@ -2,7 +2,7 @@
 //! before and after it was added, how often waftune's rule answered it, and whether that made it
 //! stop (the verdicts are defined in `docs/report.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{Period, hourly};
 use crate::analyze::iso_ms;
 use crate::ledger::{Ledger, LedgerEntry};
+use crate::propose::escalate::{Effect, Observed as Escalation};
 use crate::scan::stats::merge_minutes;
 use crate::scan::{ClientKey, ClientStats, MINUTE_MS};
 
@@ -25,8 +26,8 @@ pub enum Verdict {
     Stopped,
     /// Still sending 24 h or more after the first answer, and being answered.
     Persisting,
-    /// Went quiet after being answered, but a new address with the same fingerprint (user agent)
-    /// appeared in the same /24 (/64) after the first answer.
+    /// Went quiet after being answered, but a new address with the same fingerprint (user agent,
+    /// JA4 and JA3 where logged) appeared in the same /24 (/64) or ASN after the first answer.
     Rotated,
     /// Sent requests after it was added, none of them answered by waftune's rule: the block is not
     /// applied yet, or the rule counts.
@@ -81,6 +82,14 @@ impl BlockEffect {
         )
     }
 
+    /// The persisting and rotated entries, for `propose` to escalate.
+    pub fn escalations(&self) -> Vec<Escalation> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.escalation.clone())
+            .collect()
+    }
+
     pub fn count(&self, v: Verdict) -> u64 {
         match v {
             Verdict::Stopped => self.stopped,
@@ -112,12 +121,24 @@ pub struct BlockRow {
     pub answered: u64,
     pub first_answer: Option<String>,
     pub last_seen: Option<String>,
-    /// The range's most used user agent: with the /24 (/64), the fingerprint rotation looks for.
+    /// The range's most used user agent (of its busiest address): with its JA4 and JA3, the
+    /// fingerprint rotation looks for.
     pub user_agent: Option<String>,
-    /// New addresses with that fingerprint that appeared after the first answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<String>,
+    /// Its `clientAsn`, where logged: rotation is looked for in it as well as in the /24 (/64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    /// New addresses with that fingerprint, in its /24 (/64) or ASN, that appeared after the first
+    /// answer.
     pub rotated_to: Vec<String>,
     /// Requests per hour of the period.
     pub hourly: Vec<u64>,
+    /// What `propose` escalates on (persisting and rotated entries).
+    #[serde(skip)]
+    pub escalation: Option<Escalation>,
 }
 
 /// What the logs show about one range: the input of [`judge`].
@@ -127,8 +148,8 @@ pub struct RangeTraffic {
     pub answered: u64,
     pub first_answer_ms: Option<i64>,
     pub last_seen_ms: Option<i64>,
-    /// Addresses outside the range, in its /24 (/64), with its fingerprint, first seen after the
-    /// first answer.
+    /// Addresses outside the range, in its /24 (/64) or ASN, with its fingerprint, first seen after
+    /// the first answer.
     pub rotated_to: Vec<String>,
 }
 
@@ -161,7 +182,7 @@ pub fn judge(r: &RangeTraffic, end_ms: i64) -> (Verdict, String) {
         (
             Verdict::Rotated,
             format!(
-                "quiet after the first answer, then {} new address(es) with the same user agent in its /24 (/64)",
+                "quiet after the first answer, then {} new address(es) with the same fingerprint in its /24 (/64) or ASN",
                 r.rotated_to.len()
             ),
         )
@@ -199,6 +220,19 @@ pub struct Observed<'a> {
 /// Clients by address, for range lookups.
 type ByAddr<'a> = BTreeMap<IpAddr, Vec<&'a ClientStats>>;
 
+/// Clients by `clientAsn`, where logged.
+type ByAsn<'a> = HashMap<u32, Vec<&'a ClientStats>>;
+
+/// What links a client to a blocked one: its most used user agent, its JA4 and its JA3 (the
+/// signature campaigns are grouped by).
+fn fingerprint(c: &ClientStats) -> (Option<&str>, Option<&str>, Option<&str>) {
+    (
+        c.user_agents.first().map(|u| &*u.value),
+        c.ja4.as_deref(),
+        c.ja3.as_deref(),
+    )
+}
+
 fn index<'a>(clients: impl Iterator<Item = &'a ClientStats>) -> ByAddr<'a> {
     let mut by: ByAddr<'a> = BTreeMap::new();
     for c in clients {
@@ -230,6 +264,12 @@ pub fn block_effect(ledger: &Ledger, o: &Observed<'_>) -> BlockEffect {
     let period = o.period;
     let (first_hour, n) = period.hours();
     let clients = index(o.traffic.clients.iter());
+    let mut by_asn: ByAsn<'_> = HashMap::new();
+    for c in &o.traffic.clients {
+        if let Some(asn) = c.asn {
+            by_asn.entry(asn).or_default().push(c);
+        }
+    }
     let mut answered: BTreeMap<&str, ByAddr<'_>> = BTreeMap::new();
     for &(group, keys) in o.answered {
         let by = answered.entry(group).or_default();
@@ -250,6 +290,7 @@ pub fn block_effect(ledger: &Ledger, o: &Observed<'_>) -> BlockEffect {
             row(
                 e,
                 &clients,
+                &by_asn,
                 answered.get(e.group.as_str()),
                 period,
                 first_hour,
@@ -290,6 +331,7 @@ pub fn block_effect(ledger: &Ledger, o: &Observed<'_>) -> BlockEffect {
 fn row(
     e: &LedgerEntry,
     clients: &ByAddr<'_>,
+    by_asn: &ByAsn<'_>,
     answered: Option<&ByAddr<'_>>,
     period: Period,
     first_hour: i64,
@@ -316,22 +358,41 @@ fn row(
     let first_answer_ms = answered_minutes
         .first()
         .map(|&(m, _)| i64::from(m) * MINUTE_MS);
-    let user_agent = members
+    let busiest = members
         .iter()
-        .max_by(|a, b| a.requests.cmp(&b.requests).then_with(|| b.key.cmp(&a.key)))
-        .and_then(|c| c.user_agents.first())
-        .map(|u| u.value.to_string());
-    let rotated_to = match (first_answer_ms, &user_agent) {
-        (Some(first), Some(ua)) => within(clients, neighbourhood(e.cidr))
-            .filter(|c| {
-                !matches!(&c.key, ClientKey::Addr(a) if e.cidr.contains(a))
-                    && c.first_ms >= first
-                    && c.user_agents.first().is_some_and(|u| *u.value == **ua)
-            })
-            .map(|c| c.key.to_string())
-            .collect(),
+        .max_by(|a, b| a.requests.cmp(&b.requests).then_with(|| b.key.cmp(&a.key)));
+    let print = busiest.map(|c| fingerprint(c));
+    let asn = busiest.and_then(|c| c.asn);
+    let rotated_to = match (first_answer_ms, print) {
+        (Some(first), Some(print)) if print.0.is_some() => {
+            let near = within(clients, neighbourhood(e.cidr));
+            let same_asn = asn
+                .and_then(|a| by_asn.get(&a))
+                .into_iter()
+                .flatten()
+                .copied();
+            let mut to: Vec<&ClientStats> = near
+                .chain(same_asn)
+                .filter(|c| {
+                    !matches!(&c.key, ClientKey::Addr(a) if e.cidr.contains(a))
+                        && c.first_ms >= first
+                        && fingerprint(c) == print
+                })
+                .collect();
+            to.sort_by(|a, b| a.key.cmp(&b.key));
+            to.dedup_by(|a, b| a.key == b.key);
+            to
+        }
         _ => Vec::new(),
     };
+    let rotated_nets: Vec<IpNet> = rotated_to
+        .iter()
+        .filter_map(|c| match c.key {
+            ClientKey::Addr(a) => Some(IpNet::from(a)),
+            _ => None,
+        })
+        .collect();
+    let rotated_to: Vec<String> = rotated_to.iter().map(|c| c.key.to_string()).collect();
     let traffic = RangeTraffic {
         requests_after: after,
         answered: answered_minutes.iter().map(|&(_, c)| u64::from(c)).sum(),
@@ -340,6 +401,20 @@ fn row(
         rotated_to,
     };
     let (verdict, why) = judge(&traffic, period.end_ms);
+    let effect = match verdict {
+        Verdict::Persisting => traffic
+            .last_seen_ms
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .map(|last_seen| Effect::Persisting { last_seen }),
+        Verdict::Rotated => Some(Effect::Rotated { to: rotated_nets }),
+        _ => None,
+    };
+    let escalation = effect.map(|effect| Escalation {
+        cidr: e.cidr,
+        group: e.group.clone(),
+        effect,
+        why: why.clone(),
+    });
     let split = added.clamp(period.start_ms, period.end_ms);
     let per_hour =
         |requests: u64, ms: i64| (ms > 0).then(|| requests as f64 * 3_600_000.0 / ms as f64);
@@ -358,8 +433,12 @@ fn row(
         answered: traffic.answered,
         first_answer: first_answer_ms.map(iso_ms),
         last_seen: traffic.last_seen_ms.map(iso_ms),
-        user_agent,
+        user_agent: print.and_then(|p| p.0).map(str::to_owned),
+        ja4: print.and_then(|p| p.1).map(str::to_owned),
+        ja3: print.and_then(|p| p.2).map(str::to_owned),
+        asn,
         rotated_to: traffic.rotated_to,
         hourly: hourly(&minutes, first_hour, n),
+        escalation,
     }
 }

@@ -2,7 +2,7 @@
 //! ledger's blocks worked, how the rate rules sit against the traffic, and what the ledger did.
 //!
 //! Everything here is pure: the scan's [`Traffic`] of the period (and of the previous period, to
-//! compare), the ledger, the configuration and `now` go in; a [`Report`] comes out, which
+//! compare), the ledger, the configuration, the policies and `now` go in; a [`Report`] comes out, which
 //! [`crate::render::report_html`], [`crate::render::report_markdown`] and
 //! [`crate::render::report_text`] lay out. The sections and verdicts are described in
 //! `docs/report.md`; the JSON in `docs/json-schema.md`.
@@ -17,7 +17,9 @@ use crate::analyze::iso_ms;
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::model::rate::RateError;
-use crate::policy::{Condition, Expr, Matcher, Pattern, Policy, TextMatch};
+use crate::policy::{Condition, Expr, Matcher, Pattern, Policy, PolicySet, TextMatch};
+use crate::propose::Finding;
+use crate::propose::campaign::{self, Campaign};
 use crate::scan::{ActionCounts, ClientKey, ClientStats, Count, GeoSplit, MINUTE_MS, Traffic};
 
 pub use block::{BlockEffect, BlockRow, Verdict};
@@ -75,18 +77,21 @@ pub struct Inputs<'a> {
     pub period: Period,
     pub ledger: &'a Ledger,
     pub config: &'a Config,
+    /// The policies whose findings the campaigns section groups (as `propose` would find them).
+    pub policies: &'a PolicySet,
     pub now: Timestamp,
 }
 
 /// The policies the scan must count for a report, in the order [`build`] reads
-/// `Traffic::policy_keys`: first each managed rule's answers, then each rate rule's scope.
+/// `Traffic::policy_keys`: first `policies` (for the findings), then each managed rule's answers,
+/// then each rate rule's scope.
 pub fn scan_policies(
     config: &Config,
     home_country: Option<&str>,
+    policies: &PolicySet,
 ) -> Result<Vec<Policy>, RateError> {
-    let mut policies: Vec<Policy> = managed_rules(config)
-        .map(|(_, name)| answered_policy(name))
-        .collect();
+    let mut policies = policies.policies.clone();
+    policies.extend(answered_policies(config));
     for (_, rule) in rates::rate_rules(config) {
         policies.push(crate::rate::scopes_policy(&rule.scope, home_country)?);
     }
@@ -100,6 +105,12 @@ fn managed_rules(config: &Config) -> impl Iterator<Item = (&str, &str)> {
         .iter()
         .flat_map(|acl| acl.rules.iter())
         .map(|r| (r.group.as_str(), r.name.as_str()))
+}
+
+/// Per managed rule (in configuration order), a policy counting per address the requests it
+/// answered. `propose` counts them too, to escalate from the block-effect verdicts.
+pub fn answered_policies(config: &Config) -> impl Iterator<Item = Policy> + '_ {
+    managed_rules(config).map(|(_, name)| answered_policy(name))
 }
 
 /// Counts, per address, the requests a rule of waftune answered: the log's `terminatingRuleId` is
@@ -123,6 +134,7 @@ pub struct Report {
     pub home_country: Option<String>,
     pub overview: Overview,
     pub who: Who,
+    pub campaigns: Campaigns,
     pub block_effect: BlockEffect,
     pub rate_rules: Vec<RateRuleReport>,
     pub ledger: LedgerSummary,
@@ -393,6 +405,44 @@ fn who(t: &Traffic, first_hour_ms: i64, n: usize) -> Who {
     }
 }
 
+/// Section 3: the period's findings grouped into campaigns (see `docs/campaigns.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Campaigns {
+    /// Findings of the policies over the period, each in exactly one campaign.
+    pub findings: u64,
+    pub campaigns: Vec<CampaignReport>,
+}
+
+/// One campaign: its size, time span, tallies and every member (in `members`), with the full
+/// evidence of its top members.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignReport {
+    #[serde(flatten)]
+    pub campaign: Campaign,
+    /// Networks (/24 or /64) holding more than one member: where a campaign concentrates.
+    pub shared_networks: Vec<Count>,
+    /// The findings of its first [`campaign::TOP_MEMBERS`] members, most requests first.
+    pub top_members: Vec<Finding>,
+}
+
+fn campaigns(findings: &[Finding]) -> Campaigns {
+    Campaigns {
+        findings: findings.len() as u64,
+        campaigns: campaign::group(findings)
+            .into_iter()
+            .map(|c| CampaignReport {
+                shared_networks: c.networks.iter().filter(|n| n.count > 1).cloned().collect(),
+                top_members: c
+                    .top_members()
+                    .iter()
+                    .map(|&i| findings[i].clone())
+                    .collect(),
+                campaign: c,
+            })
+            .collect(),
+    }
+}
+
 /// Section 6.
 #[derive(Debug, Clone, Serialize)]
 pub struct LedgerSummary {
@@ -505,14 +555,42 @@ fn ledger_summary(ledger: &Ledger, period: Period, now: Timestamp) -> LedgerSumm
     }
 }
 
+/// The block-effect verdicts on `ledger`'s entries over `t`, given the keys the scan counted for
+/// [`answered_policies`] (in their order): for the report, and for `propose` to escalate.
+pub fn block_effect(
+    ledger: &Ledger,
+    config: &Config,
+    t: &Traffic,
+    answered: &[Vec<ClientStats>],
+    period: Period,
+) -> BlockEffect {
+    let answered: Vec<(&str, &[ClientStats])> = managed_rules(config)
+        .zip(answered)
+        .map(|((group, _), keys)| (group, keys.as_slice()))
+        .collect();
+    block::block_effect(
+        ledger,
+        &block::Observed {
+            traffic: t,
+            answered: &answered,
+            period,
+        },
+    )
+}
+
 /// Builds the report. `inputs.traffic.policy_keys` must hold the counts of [`scan_policies`].
 pub fn build(inputs: &Inputs<'_>) -> Report {
     let t = inputs.traffic;
     let (first_hour, n) = inputs.period.hours();
     let managed: Vec<(&str, &str)> = managed_rules(inputs.config).collect();
-    let (answered, scopes) = t
+    // Findings read the first keys (one list per policy); the rest are the managed rules' answers
+    // and the rate rules' scopes.
+    let findings = crate::propose::evaluate(inputs.policies, t, inputs.now);
+    let own = t
         .policy_keys
-        .split_at(managed.len().min(t.policy_keys.len()));
+        .get(inputs.policies.policies.len()..)
+        .unwrap_or_default();
+    let (answered, scopes) = own.split_at(managed.len().min(own.len()));
     let mut notes = Vec::new();
     if t.per_minute_detail.is_none() {
         notes.push(
@@ -543,18 +621,8 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
             previous_hourly: previous.map(|p| p.1),
         },
         who: who(t, first_hour, n),
-        block_effect: block::block_effect(
-            inputs.ledger,
-            &block::Observed {
-                traffic: t,
-                answered: &managed
-                    .iter()
-                    .zip(answered)
-                    .map(|(&(group, _), keys)| (group, keys.as_slice()))
-                    .collect::<Vec<_>>(),
-                period: inputs.period,
-            },
-        ),
+        campaigns: campaigns(&findings),
+        block_effect: block_effect(inputs.ledger, inputs.config, t, answered, inputs.period),
         rate_rules: rates::rate_reports(inputs.config, scopes, t),
         ledger: ledger_summary(inputs.ledger, inputs.period, inputs.now),
         notes,

@@ -33,6 +33,18 @@ fn ledger(entries: &[(&str, i64)]) -> Ledger {
     Ledger::parse(&text, Path::new("l.toml")).unwrap()
 }
 
+/// A policy reporting every client with two requests or more.
+fn busy() -> PolicySet {
+    crate::policy::parse_str(
+        "[[policy]]\nname = \"busy\"\ndescription = \"d\"\nkey = \"ip\"\n\
+         [policy.thresholds]\nrequests = 2\n[policy.action]\ntype = \"report\"\n",
+        Path::new("p.toml"),
+        None,
+    )
+    .unwrap()
+    .policies
+}
+
 #[test]
 fn verdicts_follow_the_definitions() {
     let base = RangeTraffic {
@@ -127,6 +139,7 @@ fn block_effect_on_logs() {
         "other",
     ));
     let config = config();
+    let policies = busy();
     let options = ScanOptions {
         range: crate::log::TimeRange {
             since: Some(T0),
@@ -135,7 +148,7 @@ fn block_effect_on_logs() {
         home_country: Some("JP".into()),
         ..ScanOptions::default()
     }
-    .with_policies(scan_policies(&config, Some("JP")).unwrap());
+    .with_policies(scan_policies(&config, Some("JP"), &policies).unwrap());
     let t = scan_bytes("t", lines.join("\n").as_bytes(), &options);
     let ledger = ledger(&[
         ("198.51.100.1/32", added),
@@ -157,8 +170,27 @@ fn block_effect_on_logs() {
         period,
         ledger: &ledger,
         config: &config,
+        policies: &policies,
         now,
     });
+    // Findings of the policy, as campaigns: one per user agent, every member listed.
+    let c = &r.campaigns;
+    let shape: Vec<(Option<&str>, usize, usize)> = c
+        .campaigns
+        .iter()
+        .map(|c| {
+            let c = (&c.campaign, c.top_members.len());
+            (c.0.signature.user_agent.as_deref(), c.0.size, c.1)
+        })
+        .collect();
+    assert_eq!(c.findings, shape.iter().map(|s| s.1 as u64).sum::<u64>());
+    assert!(shape.contains(&(Some("stayer"), 1, 1)), "{shape:?}");
+    let stayer = c
+        .campaigns
+        .iter()
+        .find(|c| c.campaign.signature.user_agent.as_deref() == Some("stayer"))
+        .unwrap();
+    assert_eq!(stayer.top_members[0].key.to_string(), "198.51.100.2/32");
     let b = &r.block_effect;
     let verdicts: Vec<(&str, Verdict)> = b
         .entries
@@ -204,4 +236,57 @@ fn hourly_series_and_histogram() {
     assert_eq!(p.previous().end_ms, T0 + 1);
     assert_eq!(change(150, 100), Some(0.5));
     assert_eq!(change(1, 0), None);
+}
+
+/// The markdown budget at a volume beyond a generated week (which gives 1,900 findings in 45
+/// campaigns): 20,000 clients, each a finding with its own user agent (so 20,000 campaigns), and
+/// 5,000 ledger entries persisting. Built in memory: a debug-build test of the week's 3.85M
+/// records would take minutes (its numbers are measured in docs/report.md).
+#[test]
+fn markdown_stays_within_the_budget_at_any_volume() {
+    let n = 20_000;
+    let mut lines = Vec::new();
+    for i in 0..n {
+        let ip = format!("10.{}.{}.{}", i / 65_536, (i / 256) % 256, i % 256);
+        let ua = format!("scanner-{i}/1.0 (+https://example.test/a-long-user-agent-|-{i})");
+        lines.push(rec(T0 + i, &ip, "ALLOW", "Default_Action", &ua));
+        for at in [2 * H, 30 * H] {
+            lines.push(rec(T0 + at + i, &ip, "BLOCK", "waftune-blocklist", &ua));
+        }
+    }
+    let config = config();
+    let policies = busy();
+    let options = ScanOptions::default()
+        .with_policies(scan_policies(&config, Some("JP"), &policies).unwrap());
+    let t = scan_bytes("t", lines.join("\n").as_bytes(), &options);
+    let entries: Vec<(String, i64)> = (0..5_000)
+        .map(|i| (format!("10.0.{}.{}/32", i / 256, i % 256), T0 + H))
+        .collect();
+    let entries: Vec<(&str, i64)> = entries.iter().map(|(c, a)| (c.as_str(), *a)).collect();
+    let ledger = ledger(&entries);
+    let period = Period {
+        start_ms: T0,
+        end_ms: T0 + 48 * H,
+    };
+    let r = build(&Inputs {
+        traffic: &t,
+        previous: None,
+        period,
+        ledger: &ledger,
+        config: &config,
+        policies: &policies,
+        now: Timestamp::from_millisecond(period.end_ms).unwrap(),
+    });
+    assert_eq!(r.campaigns.campaigns.len(), n as usize);
+    assert_eq!(r.block_effect.persisting, 5_000);
+    let md = crate::render::report_markdown::render(&r, Some("report.html"));
+    let chars = md.chars().count();
+    assert!(chars <= crate::render::report_markdown::BUDGET, "{chars}");
+    eprintln!("markdown of 20,000 campaigns and 5,000 entries: {chars} characters");
+    assert!(md.contains("20,000 findings in 20,000 campaigns"), "{md}");
+    assert!(md.contains("0 of 5000 blocked clients stopped"), "{md}");
+    // Whole rows only: every table line ends its row.
+    for line in md.lines().filter(|l| l.starts_with('|')) {
+        assert!(line.ends_with('|'), "cut row: {line}");
+    }
 }

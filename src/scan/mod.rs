@@ -347,16 +347,25 @@ impl RecordSink for TrafficBuilder {
             country: names.intern(country),
             labels: &self.label_ids,
             count_rules: &self.count_rule_ids,
+            ja4: r.ja4_fingerprint.as_deref().map(|j| names.intern(j)),
+            // ASNs are 32-bit numbers; anything else is not one.
+            asn: r
+                .client_asn
+                .and_then(|a| u32::try_from(a).ok())
+                .map(|a| names.intern(itoa::Buffer::new().format(a))),
         };
+        let ja3 = r.ja3_fingerprint.as_deref();
         // An IPv4-mapped IPv6 address (`::ffff:192.0.2.10`) is the IPv4 client it maps: keyed,
         // aggregated (/24, not /64) and allowlisted as that address.
         let ip = r.client_ip().map(|ip| ip.to_canonical());
         if let Some(ip) = ip {
             for (policy, keys) in self.policies.iter().zip(&mut self.policy_keys) {
                 if policy.matcher.matches(r) {
-                    keys.entry(policy.key.key(ip))
-                        .or_default()
-                        .add(r.timestamp, action, &ids);
+                    let acc = keys.entry(policy.key.key(ip)).or_default();
+                    acc.add(r.timestamp, action, &ids);
+                    if let Some(ja3) = ja3 {
+                        acc.counts.add_ja3(ja3, names);
+                    }
                 }
             }
         }
@@ -367,10 +376,11 @@ impl RecordSink for TrafficBuilder {
                 ClientKey::Unparsed(r.http_request.client_ip.as_ref().into())
             }
         };
-        self.clients
-            .entry(key)
-            .or_default()
-            .add(r.timestamp, action, &ids);
+        let acc = self.clients.entry(key).or_default();
+        acc.add(r.timestamp, action, &ids);
+        if let Some(ja3) = ja3 {
+            acc.counts.add_ja3(ja3, names);
+        }
     }
 
     fn malformed(&mut self, problem: Malformed) {

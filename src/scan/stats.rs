@@ -264,11 +264,17 @@ pub enum Kind {
     Country,
     Label,
     CountRule,
+    /// `ja4Fingerprint`.
+    Ja4,
+    /// `clientAsn`, as decimal text.
+    Asn,
+    /// `ja3Fingerprint`: kept apart from the other kinds (see [`OnlyValue`]).
+    Ja3,
 }
 
 impl Kind {
     /// In the order of their numbers.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Rule,
         Kind::ResponseCode,
         Kind::Uri,
@@ -276,6 +282,9 @@ impl Kind {
         Kind::Country,
         Kind::Label,
         Kind::CountRule,
+        Kind::Ja4,
+        Kind::Asn,
+        Kind::Ja3,
     ];
 
     /// The kinds the traffic-wide lists keep (see [`RecordIds::add_summary`]).
@@ -295,13 +304,66 @@ pub struct Counts {
     /// Key to position, built when a list outgrows [`INDEX_AT`]; a remap, sum or bulk merge drops it
     /// and the next new key rebuilds it (until then lookups scan the list: slower, still exact).
     index: Option<Box<HashMap<u32, u32>>>,
+    /// The [`Kind::Ja3`] values, which are not counted like the others.
+    ja3: OnlyValue,
 }
 
 const INDEX_AT: usize = 24;
 
+/// A value kept only while it is the only one seen: a client's JA3 identifies its TLS stack only
+/// when it does not change, and Chromium permutes its TLS extensions per connection, so its JA3
+/// is new on nearly every request. Counting those would grow with requests rather than clients;
+/// this keeps one id and its count, or the fact that there were several. Order-independent: the
+/// result is the same however records are split between workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnlyValue {
+    #[default]
+    None,
+    One {
+        id: u32,
+        count: u32,
+    },
+    Several,
+}
+
+impl OnlyValue {
+    fn add(&mut self, id: u32, n: u32) {
+        *self = match *self {
+            OnlyValue::None => OnlyValue::One { id, count: n },
+            OnlyValue::One { id: mine, count } if mine == id => OnlyValue::One {
+                id,
+                count: count.saturating_add(n),
+            },
+            _ => OnlyValue::Several,
+        };
+    }
+
+    fn merge(&mut self, other: OnlyValue) {
+        match other {
+            OnlyValue::None => {}
+            OnlyValue::One { id, count } => self.add(id, count),
+            OnlyValue::Several => *self = OnlyValue::Several,
+        }
+    }
+
+    /// Adds `value` if it is the one kept (or the first): only then is it interned, so a client's
+    /// per-connection values cost a comparison each, not a string.
+    fn add_text(&mut self, value: &str, names: &mut Interner) {
+        match *self {
+            OnlyValue::Several => {}
+            OnlyValue::One { id, .. } if names.name(id) == value => self.add(id, 1),
+            _ => self.add(names.intern(value), 1),
+        }
+    }
+}
+
 impl Counts {
     pub fn add(&mut self, kind: Kind, id: u32, n: u64) {
         debug_assert!(id <= ID_MASK);
+        if kind == Kind::Ja3 {
+            self.ja3.add(id, u32::try_from(n).unwrap_or(u32::MAX));
+            return;
+        }
         self.add_key(((kind as u32) << KIND_SHIFT) | id, n);
     }
 
@@ -341,6 +403,9 @@ impl Counts {
         for e in &mut self.entries {
             e.0 = (e.0 & !ID_MASK) | remap[(e.0 & ID_MASK) as usize];
         }
+        if let OnlyValue::One { id, .. } = &mut self.ja3 {
+            *id = remap[*id as usize];
+        }
         self.index = None;
     }
 
@@ -348,6 +413,7 @@ impl Counts {
     /// arrive one by one) or when this list is indexed (a lookup per entry costs less than a
     /// sort), else by one sort of both lists.
     pub fn merge(&mut self, other: &Counts) {
+        self.ja3.merge(other.ja3);
         if other.entries.len() <= INDEX_AT || self.index.is_some() {
             for &(key, n) in &other.entries {
                 self.add_key(key, u64::from(n));
@@ -363,10 +429,28 @@ impl Counts {
     /// /24's clients, or two workers' halves of a crawler's 50,000 paths, costs no hash lookups or
     /// per-entry allocations. The index is rebuilt lazily by the next new key.
     pub fn sum(parts: &[&Counts]) -> Counts {
+        let mut ja3 = OnlyValue::None;
+        for p in parts {
+            ja3.merge(p.ja3);
+        }
         Counts {
             entries: combined(parts.iter().map(|c| &c.entries[..])),
             index: None,
+            ja3,
         }
+    }
+
+    /// The JA3 counted, if there was only one (see [`OnlyValue`]).
+    pub fn ja3(&self, names: &Interner) -> Option<Arc<str>> {
+        match self.ja3 {
+            OnlyValue::One { id, .. } => Some(names.shared(id)),
+            _ => None,
+        }
+    }
+
+    /// Counts a request's JA3 (see [`OnlyValue`]).
+    pub fn add_ja3(&mut self, ja3: &str, names: &mut Interner) {
+        self.ja3.add_text(ja3, names);
     }
 
     /// The values of one kind, most frequent first, ties by value (the same output on every run).
@@ -399,6 +483,19 @@ impl Counts {
             lists.distinct[kind as usize] = group.len() as u64;
             lists.counts[kind as usize] = ranked(group, names, keep(kind));
         }
+        let ja3 = Kind::Ja3 as usize;
+        (lists.counts[ja3], lists.distinct[ja3]) = match self.ja3 {
+            OnlyValue::None => (Vec::new(), 0),
+            OnlyValue::One { id, count } => (
+                vec![Count {
+                    value: names.shared(id),
+                    count: count.into(),
+                }],
+                1,
+            ),
+            // At least two; how many more is not kept.
+            OnlyValue::Several => (Vec::new(), 2),
+        };
         lists
     }
 
@@ -494,6 +591,8 @@ pub struct RecordIds<'r> {
     pub country: u32,
     pub labels: &'r [u32],
     pub count_rules: &'r [u32],
+    pub ja4: Option<u32>,
+    pub asn: Option<u32>,
 }
 
 impl RecordIds<'_> {
@@ -540,6 +639,11 @@ impl ClientAcc {
         }
         c.add(Kind::Uri, ids.uri, 1);
         c.add(Kind::UserAgent, ids.user_agent, 1);
+        for (kind, id) in [(Kind::Ja4, ids.ja4), (Kind::Asn, ids.asn)] {
+            if let Some(id) = id {
+                c.add(kind, id, 1);
+            }
+        }
     }
 
     /// Adds `other` (ids in the same numbering).
@@ -613,6 +717,12 @@ impl ClientAcc {
             countries: lists.take(Kind::Country),
             labels: lists.take(Kind::Label),
             count_rules: lists.take(Kind::CountRule),
+            ja4: lists.take(Kind::Ja4).first().map(|c| c.value.clone()),
+            ja3: lists.take(Kind::Ja3).first().map(|c| c.value.clone()),
+            asn: lists
+                .take(Kind::Asn)
+                .first()
+                .and_then(|c| c.value.parse().ok()),
             minutes: self.minutes,
         }
     }
@@ -650,6 +760,13 @@ pub struct ClientStats {
     pub labels: Vec<Count>,
     /// Rules matched in COUNT mode.
     pub count_rules: Vec<Count>,
+    /// The most frequent `ja4Fingerprint`, where logged.
+    pub ja4: Option<Arc<str>>,
+    /// The `ja3Fingerprint`, when every request that carried one carried the same (see
+    /// [`OnlyValue`]).
+    pub ja3: Option<Arc<str>>,
+    /// The most frequent `clientAsn`, where logged.
+    pub asn: Option<u32>,
 }
 
 impl ClientStats {
@@ -855,6 +972,8 @@ mod tests {
             country: 0,
             labels: &[],
             count_rules: &[],
+            ja4: None,
+            asn: None,
         };
         let mut a = ClientAcc::default();
         let mut b = ClientAcc::default();

@@ -1,6 +1,7 @@
 //! The report's block-effect verdicts against the generator's ground truth: a ledger covering the
 //! offenders of a generated run is enforced by the generator (they are answered 403 by waftune's
-//! rule, then stop, persist or rotate with known shares), and `waftune report` must tell which.
+//! rule, then stop, persist or rotate with known shares), and `waftune report` must tell which;
+//! `waftune propose` then escalates the persisting (another strike) and the rotated (their /24).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -13,6 +14,10 @@ use waftune_generate::{ActorClass, GenerateOptions, Outcome, Truth, generate};
 
 const START: &str = "2026-11-18T00:00:00Z";
 const ADDED: &str = "2026-11-18T12:00:00Z";
+/// A day's block from `added` would be over before the logs end; two days' is not.
+const EXPIRES: &str = "2026-11-20T12:00:00Z";
+/// A blocking policy of `examples/policies` (1 d, doubled per strike): the entries' policy.
+const POLICY: &str = "path-scanner";
 /// Two days: 36 h of logs after `added`, so that "24 h after the first answer" is inside them.
 const MINUTES: u32 = 2880;
 const RECORDS: u64 = 20_000;
@@ -54,8 +59,8 @@ fn ledger(nets: &[IpNet]) -> String {
     for net in nets {
         writeln!(
             out,
-            "[[entry]]\ncidr = \"{net}\"\ngroup = \"blocklist\"\npolicy = \"test\"\nreason = \"offender\"\n\
-             first_seen = \"{START}\"\nlast_seen = \"{START}\"\nadded = \"{ADDED}\"\nstrikes = 1\n"
+            "[[entry]]\ncidr = \"{net}\"\ngroup = \"blocklist\"\npolicy = \"{POLICY}\"\nreason = \"offender\"\n\
+             first_seen = \"{START}\"\nlast_seen = \"{START}\"\nadded = \"{ADDED}\"\nexpires = \"{EXPIRES}\"\nstrikes = 1\n"
         )
         .unwrap();
     }
@@ -176,6 +181,11 @@ fn block_effect_verdicts_match_the_generated_truth() {
     }
 
     std::fs::copy(root().join("examples/waftune.toml"), d.join("waftune.toml")).unwrap();
+    std::fs::create_dir_all(d.join("policies")).unwrap();
+    for f in std::fs::read_dir(root().join("examples/policies")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, d.join("policies").join(f.file_name().unwrap())).unwrap();
+    }
     let end = truth.end.to_string();
     let report = |extra: &[&str]| {
         run(Command::cargo_bin("waftune")
@@ -246,4 +256,74 @@ fn block_effect_verdicts_match_the_generated_truth() {
     let text = report(&[]);
     let headline = format!("{stopped} of {blocked} blocked clients stopped within 24 h");
     assert!(text.contains(&headline), "{headline} not in\n{text}");
+
+    // `propose` escalates from the same verdicts: the persisting get another strike and a block
+    // to `now` + 2 d (the policy's 1 d doubled), the rotated their /24 (/64) with the linked
+    // addresses in the reason; the stopped are left alone.
+    let propose = run(Command::cargo_bin("waftune")
+        .unwrap()
+        .current_dir(d)
+        .arg("propose")
+        .arg("-c")
+        .arg(d.join("waftune.toml"))
+        .arg("--logs")
+        .arg(d.join("gen/AWSLogs"))
+        .args(["--now", &end, "--dry-run", "--format", "json"]));
+    let propose: serde_json::Value = serde_json::from_str(&propose).unwrap();
+    let changes = propose["changes"].as_array().unwrap();
+    let change = |kind: &str, cidr: &str| {
+        changes
+            .iter()
+            .find(|c| c["kind"] == kind && c["cidr"] == cidr)
+            .cloned()
+    };
+    let later = (truth.end + jiff::SignedDuration::from_hours(48)).to_string();
+    let mut escalated = (0, 0);
+    for row in rows {
+        let cidr = row["cidr"].as_str().unwrap();
+        let net: IpNet = cidr.parse().unwrap();
+        let around = IpNet::new(net.addr(), if net.addr().is_ipv4() { 24 } else { 64 })
+            .unwrap()
+            .trunc()
+            .to_string();
+        match row["verdict"].as_str().unwrap() {
+            "persisting" => {
+                let c = change("extend", cidr).unwrap_or_else(|| panic!("{cidr} not extended"));
+                assert_eq!(c["strikes"], 2, "{c}");
+                assert_eq!(c["expires"], later.as_str(), "{c}");
+                escalated.0 += 1;
+            }
+            "rotated" => {
+                let c = change("add", &around).unwrap_or_else(|| panic!("{around} not proposed"));
+                let reason = c["reason"].as_str().unwrap();
+                assert!(reason.contains(&format!("rotated after the block of `{cidr}`")));
+                for to in row["rotated_to"].as_array().unwrap() {
+                    assert!(
+                        reason.contains(&format!("`{}`", to.as_str().unwrap())),
+                        "{reason}"
+                    );
+                }
+                // One more than the entry's, which a new offence may have raised in this run.
+                assert!(c["strikes"].as_u64().unwrap() >= 2, "{c}");
+                escalated.1 += 1;
+            }
+            _ => {
+                assert!(
+                    change("add", &around).is_none(),
+                    "{around} proposed for {cidr}"
+                );
+                let extended = change("extend", cidr);
+                assert!(
+                    extended
+                        .is_none_or(|c| !c["reason"].as_str().unwrap().starts_with("persisting")),
+                    "{cidr}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        escalated,
+        (count("persisting"), count("rotated")),
+        "every persisting and rotated entry escalated"
+    );
 }

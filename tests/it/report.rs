@@ -61,12 +61,33 @@ fn sample_report_json_and_terminal() {
     let b = &json["block_effect"];
     assert_eq!(b["no_data"], 37);
     assert_eq!(json["ledger"]["added"].as_array().unwrap().len(), 37);
+    // The policies' findings as campaigns, each finding in one, every member listed.
+    let c = &json["campaigns"];
+    let campaigns = c["campaigns"].as_array().unwrap();
+    assert_eq!((c["findings"].as_u64(), campaigns.len()), (Some(56), 26));
+    let members: usize = campaigns
+        .iter()
+        .map(|x| x["members"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(members, 56);
+    let first = &campaigns[0];
+    assert_eq!(first["size"], 6);
+    assert_eq!(
+        first["signature"]["ja4"],
+        "t13d1311h1_e8f1e7e78f70_b26ce05bbdd6"
+    );
+    assert_eq!(first["shared_networks"][0]["value"], "203.0.113.0/24");
+    assert_eq!(first["top_members"].as_array().unwrap().len(), 3);
     let rate = &json["rate_rules"][0];
     assert_eq!(rate["rule"], "waftune-rate-overseas");
     assert!(rate["limit"].as_u64().unwrap() >= 10);
     let text = run(sample(&mut waftune()).env("LC_ALL", "C.UTF-8"));
     assert!(text.contains("requests/h"), "{text}");
     assert!(text.contains('█'), "{text}");
+    assert!(
+        text.contains("campaigns: 56 findings in 26 campaigns"),
+        "{text}"
+    );
     let ascii = run(sample(&mut waftune()).env("LC_ALL", "C"));
     assert!(!ascii.contains('█') && ascii.contains("0 of 0 blocked clients stopped within 24 h"));
 }
@@ -181,6 +202,8 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
     let mut report = waftune();
     report
         .arg("report")
+        .arg("--policies")
+        .arg(root().join("policies"))
         .arg("--markdown")
         .arg(d.join("summary.md"));
     common(&mut report);
@@ -188,6 +211,10 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
     let md = std::fs::read_to_string(d.join("summary.md")).unwrap();
     assert!(md.chars().count() <= 60_000, "{}", md.chars().count());
     assert!(md.contains("blocked clients stopped within 24 h"));
+    assert!(
+        md.contains("### Campaigns") && md.contains("#### Campaign `c-"),
+        "{md}"
+    );
     assert_tables_whole(&md);
 }
 
@@ -292,6 +319,7 @@ fn html_report_opens_cleanly_in_a_browser() {
             "1,070",
             "0 of 0 blocked clients stopped within 24 h",
             "waftune-rate-overseas",
+            "56 findings in 26 campaigns",
         ] {
             assert!(dom.contains(text), "{text} not on the page");
         }
