@@ -17,6 +17,7 @@ mod generate;
 mod hostile_input;
 mod ledger_safety;
 mod logs;
+mod origin;
 mod policy_check;
 mod propose_e2e;
 mod rate;
