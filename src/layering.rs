@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("waf", 3),
     ("athena::sql", 3),
     ("athena::rows", 3),
+    ("athena::origin", 3),
     ("origin::scan", 3),
     ("analyze", 4),
     ("rate", 4),

@@ -258,6 +258,10 @@ pub struct GenerateArgs {
     /// A ledger entry the web ACL does not answer (not applied yet, or the rule counts); repeatable.
     #[arg(long, value_name = "CIDR", requires = "ledger")]
     pub not_enforced: Vec<IpNet>,
+    /// Also write the origin's ALB access logs for the same traffic (what WAF allowed), under
+    /// `AWSLogs/<account>/elasticloadbalancing/`, with the origin's truth in truth.json.
+    #[arg(long)]
+    pub origin_logs: bool,
 }
 
 /// Which logs to read and which part of them.
@@ -687,6 +691,7 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
         target_records: args.records,
         home_country: args.home_country.to_ascii_uppercase(),
         blocks,
+        origin_logs: args.origin_logs,
         ..GenerateOptions::default()
     };
     let summary = generate(&options, &args.out)?;

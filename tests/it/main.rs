@@ -8,6 +8,7 @@
 mod athena_cli;
 mod athena_equivalence;
 mod athena_moto;
+mod athena_origin;
 mod block_effect;
 mod campaign;
 mod cli;

@@ -184,7 +184,8 @@ fn malformed_lines_are_counted_and_named_never_fatal() {
         "{shown:?}"
     );
     assert_eq!(t.kinds.cloudfront, 2);
-    assert!(t.kinds.alb >= 2);
+    // 2 good lines of alb.log and the 49 before the damage of cut.log.gz.
+    assert_eq!(t.kinds.alb, 51);
     assert_eq!(t.totals.errors_5xx.e504, 1);
 }
 
@@ -208,4 +209,88 @@ fn logs_are_told_apart_by_content_not_name() {
     assert!(waf[0].name.ends_with("x_elasticloadbalancing_y.log"));
     let kinds: Vec<OriginKind> = origin.iter().map(|(_, k)| *k).collect();
     assert_eq!(kinds, [OriginKind::Cloudfront, OriginKind::Alb]);
+}
+
+/// The generator's origin logs joined with its WAF logs: the origin sees exactly what WAF allowed,
+/// per client, and the clients that met the most 5xx are the scrapers the truth names.
+#[test]
+fn generated_origin_joins_with_waf_as_the_truth_says() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use waftune::origin::report::build;
+    use waftune::scan::{ScanOptions, scan as scan_waf};
+    use waftune_generate::{ActorClass, GenerateOptions, generate};
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenerateOptions {
+        target_records: 20_000,
+        duration_minutes: 120,
+        origin_logs: true,
+        ..GenerateOptions::default()
+    };
+    let truth = generate(&opts, dir.path()).unwrap().truth;
+    let origin_truth = truth.origin.clone().unwrap();
+    let found = discover(&[dir.path().join("AWSLogs")], &TimeRange::default()).unwrap();
+    let (waf_files, origin_files) = split(found.files);
+    assert!(origin_files.iter().all(|(_, k)| *k == OriginKind::Alb));
+    let waf = scan_waf(&waf_files, &ScanOptions::default(), Arc::new(|_| {}));
+    let o = scan(&origin_files, OriginOptions::default());
+    assert_eq!(o.malformed, 0, "{:?}", o.malformed_examples);
+    assert_eq!(
+        (o.records, waf.actions.allow),
+        (origin_truth.requests, origin_truth.requests)
+    );
+    assert_eq!(o.totals.status.s5xx, origin_truth.errors_5xx);
+    assert!(
+        origin_truth.strained_minutes > 0
+            && origin_truth.errors_5xx_in_strained_minutes * 2 > origin_truth.errors_5xx
+    );
+
+    // Per client: origin requests == WAF ALLOW; a client WAF only blocked never reaches the origin.
+    let origin_by_ip: BTreeMap<String, u64> = o
+        .clients
+        .iter()
+        .map(|c| (c.key.to_string(), c.summary.requests))
+        .collect();
+    for c in &waf.clients {
+        let seen = origin_by_ip.get(&c.key.to_string()).copied().unwrap_or(0);
+        assert_eq!(seen, c.actions.allow, "{}", c.key);
+    }
+    // Per actor, as the truth counts them.
+    let mut per_actor: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for c in &o.clients {
+        let actor = truth
+            .actor_of(&c.key.to_string())
+            .expect("every address has an actor");
+        let e = per_actor.entry(actor.name.as_str()).or_default();
+        e.0 += c.summary.requests;
+        e.1 += c.summary.status.s5xx;
+    }
+    for a in &origin_truth.actors {
+        assert_eq!(
+            per_actor.get(a.name.as_str()).copied().unwrap_or_default(),
+            (a.requests, a.errors_5xx),
+            "{}",
+            a.name
+        );
+    }
+
+    let report = build(&o, &waf, 3);
+    assert_eq!(report.waf_join.clients_not_seen_by_waf, 0);
+    assert_eq!(report.top_by_5xx.len(), 3);
+    for row in &report.top_by_5xx {
+        let actor = truth.actor_of(&row.ip).unwrap();
+        assert_eq!(
+            actor.class,
+            ActorClass::Scraper,
+            "{} is {}",
+            row.ip,
+            actor.name
+        );
+        assert!(
+            row.waf
+                .as_ref()
+                .is_some_and(|w| w.actions.allow == row.summary.requests)
+        );
+    }
 }
