@@ -102,6 +102,11 @@ pub struct AthenaConfig {
     pub region: Option<String>,
     #[serde(default)]
     pub layout: Layout,
+    /// The table of the origin's access logs (`waftune athena ddl --kind alb|cloudfront`), read by
+    /// `analyze --source athena` beside the WAF table.
+    pub origin_table: Option<String>,
+    /// What `origin_table` holds: `alb` (default) or `cloudfront`.
+    pub origin_kind: Option<String>,
 }
 
 /// A pair of IP sets (IPv4 and IPv6) holding one ledger group.
@@ -611,7 +616,19 @@ impl Ctx<'_> {
     fn athena(&self, raw: Spanned<AthenaConfig>) -> Result<AthenaConfig, Reported> {
         let span = raw.span();
         let a = raw.into_inner();
-        for (what, name) in [("database", &a.database), ("table", &a.table)] {
+        if let Some(kind) = &a.origin_kind
+            && !["alb", "cloudfront"].contains(&kind.as_str())
+        {
+            return Err(self.error(
+                span,
+                format!("athena origin_kind `{kind}` is not `alb` or `cloudfront`"),
+            ));
+        }
+        let origin = a.origin_table.iter().map(|t| ("origin_table", t));
+        for (what, name) in [("database", &a.database), ("table", &a.table)]
+            .into_iter()
+            .chain(origin)
+        {
             if let Err(e) = crate::model::athena::check_name(name) {
                 return Err(self.error(span.clone(), format!("athena {what} {e}")));
             }

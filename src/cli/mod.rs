@@ -469,13 +469,17 @@ pub fn traffic(
                 bail!("`--logs` and `--strict` are for `--source local`; Athena reads its table");
             }
             let config = config.context("`--source athena` needs the configuration")?;
-            let timeout = crate::util::time::parse_duration(&source.timeout)?;
-            let timeout = std::time::Duration::try_from(timeout)
-                .with_context(|| format!("`--timeout {}` is not a duration", source.timeout))?;
             let options = scan_options(logs, time_range(logs)?, policies);
-            athena::traffic(config, &options, source.print_sql, timeout)
+            athena::traffic(config, &options, source.print_sql, timeout(source)?)
         }
     }
+}
+
+/// `--timeout` of an Athena query.
+fn timeout(source: &SourceArgs) -> Result<std::time::Duration> {
+    let timeout = crate::util::time::parse_duration(&source.timeout)?;
+    std::time::Duration::try_from(timeout)
+        .with_context(|| format!("`--timeout {}` is not a duration", source.timeout))
 }
 
 /// Scans the logs named by `args`, with a progress bar on an interactive stderr.
@@ -652,10 +656,22 @@ fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
             let (traffic, _, origin) = scan_inputs(&args.logs, Vec::new(), None, Some(options))?;
             (traffic, origin)
         }
-        _ => match traffic(&args.logs, &args.source, config.as_ref(), Vec::new())? {
-            Some(traffic) => (traffic, None),
-            None => return Ok(ExitCode::from(exit::OK)),
-        },
+        _ => {
+            let waf = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())?;
+            let origin = match (&config, args.source.source) {
+                (Some(config), Source::Athena) => athena::origin_traffic(
+                    config,
+                    &time_range(&args.logs)?,
+                    args.source.print_sql,
+                    timeout(&args.source)?,
+                )?,
+                _ => None,
+            };
+            match waf {
+                Some(traffic) => (traffic, origin),
+                None => return Ok(ExitCode::from(exit::OK)),
+            }
+        }
     };
     let mut report = analyze::report(
         &traffic,

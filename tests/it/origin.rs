@@ -294,3 +294,190 @@ fn generated_origin_joins_with_waf_as_the_truth_says() {
         );
     }
 }
+
+#[test]
+fn analyze_shows_the_origin_beside_waf() {
+    use crate::cli::waftune;
+    let out = waftune()
+        .args([
+            "analyze",
+            "--logs",
+            "examples/sample-logs/AWSLogs",
+            "examples/sample-origin-logs/AWSLogs",
+            "--format",
+            "json",
+            "--top",
+            "3",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let r: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    // The WAF side is what it was without origin logs.
+    assert_eq!(
+        (r["records"].as_u64(), r["files"].as_u64()),
+        (Some(45_000), Some(24))
+    );
+    let o = &r["origin"];
+    assert_eq!(o["records"], 43_772);
+    assert_eq!(o["kinds"]["alb"], 43_772);
+    assert_eq!(o["status"]["5xx"], 1_940);
+    assert_eq!(o["waf_join"]["clients_not_seen_by_waf"], 0);
+    assert_eq!(o["per_hour"].as_array().unwrap().len(), 3);
+    assert_eq!(o["top_by_5xx"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        o["top_by_5xx"][0]["waf"]["actions"]["ALLOW"],
+        o["top_by_5xx"][0]["requests"]
+    );
+
+    let md = waftune()
+        .args([
+            "analyze",
+            "--logs",
+            "examples/sample-logs/AWSLogs",
+            "examples/sample-origin-logs/AWSLogs",
+            "--format",
+            "markdown",
+            "--top",
+            "2",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let md = String::from_utf8(md).unwrap();
+    for heading in [
+        "### Origin (ALB and CloudFront access logs)",
+        "### Origin per hour",
+        "### Top clients by origin time",
+        "### Top clients by origin 5xx",
+    ] {
+        assert!(md.contains(heading), "{heading} missing:\n{md}");
+    }
+    assert!(md.contains("- status: 2xx "), "{md}");
+}
+
+#[test]
+fn other_commands_leave_origin_logs_out_with_a_note() {
+    use crate::cli::waftune;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alb.log"), format!("{ALB_LINE}\n")).unwrap();
+    waftune()
+        .args(["rate", "recommend", "--logs"])
+        .arg(dir.path())
+        .arg("examples/sample-logs/AWSLogs")
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "note: 1 ALB/CloudFront log files are read by `analyze` only",
+        ));
+    // `--strict` fails on a malformed origin line as on a WAF one.
+    std::fs::write(
+        dir.path().join("alb.log"),
+        format!("{ALB_LINE}\nhttps 2026-11-20T00:00:00Z x\n"),
+    )
+    .unwrap();
+    waftune()
+        .args(["analyze", "--strict", "--logs"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(":2: ALB entry has 3 fields"))
+        .stderr(predicates::str::contains(
+            "1 malformed input items and `--strict` was given",
+        ));
+}
+
+#[test]
+fn athena_ddl_and_sql_for_origin_tables() {
+    use crate::cli::waftune;
+    let out = waftune()
+        .args([
+            "athena",
+            "ddl",
+            "--kind",
+            "alb",
+            "--bucket",
+            "logs-bucket",
+            "--account",
+            "123456789012",
+            "--region",
+            "ap-northeast-1",
+            "--table",
+            "alb_logs",
+            "--start",
+            "2026/01/01",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let ddl = String::from_utf8(out).unwrap();
+    assert!(
+        ddl.starts_with("CREATE EXTERNAL TABLE IF NOT EXISTS alb_logs ("),
+        "{ddl}"
+    );
+    assert!(ddl.ends_with("/${day}'\n);\n"), "{ddl}");
+    waftune()
+        .args([
+            "athena",
+            "ddl",
+            "--kind",
+            "cloudfront",
+            "--bucket",
+            "b",
+            "--account",
+            "123456789012",
+            "--region",
+            "us-east-1",
+            "--start",
+            "2026/01/01",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--distribution"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("waftune.toml");
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/waftune.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!("{base}\n[athena]\ndatabase = \"waf\"\ntable = \"shop_logs\"\norigin_table = \"alb_logs\"\noutput_location = \"s3://r/\"\n"),
+    )
+    .unwrap();
+    let out = waftune()
+        .args([
+            "analyze",
+            "--source",
+            "athena",
+            "--print-sql",
+            "--since",
+            "2026-11-20T00:00:00Z",
+            "--until",
+            "2026-11-20T02:00:00Z",
+            "-c",
+        ])
+        .arg(&config)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let sql = String::from_utf8(out).unwrap();
+    assert!(
+        sql.contains("GROUP BY GROUPING SETS ((client, minute), (client), (hour), ())"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(
+            "FROM alb_logs WHERE substr(time, 1, 23) IS NOT NULL AND \"day\" >= '2026/11/19'"
+        ),
+        "{sql}"
+    );
+}
