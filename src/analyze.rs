@@ -103,11 +103,7 @@ impl Default for Limits {
     }
 }
 
-pub fn iso_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
+pub use crate::util::time::iso_ms;
 
 fn take<T: Clone>(v: &[T], n: usize) -> Vec<T> {
     if n == 0 {

@@ -166,7 +166,7 @@ pub fn ddl(table: &str, at: &OriginLocation, start: &str) -> String {
 }
 
 /// `2026-11-20T00:00:00.000` of epoch milliseconds (the text ALB's `time` starts with).
-fn iso_ms(ms: i64) -> String {
+fn alb_time(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S.%3f").to_string())
         .unwrap_or_default()
@@ -203,11 +203,11 @@ pub fn aggregates(kind: OriginKind, table: &str, range: &TimeRange) -> String {
     let mut filters = vec![format!("{time} IS NOT NULL")];
     if let Some(since) = range.since {
         filters.push(format!("\"day\" >= '{}'", day(since - DAY_MS)));
-        filters.push(format!("{time} >= '{}'", iso_ms(since)));
+        filters.push(format!("{time} >= '{}'", alb_time(since)));
     }
     if let Some(until) = range.until {
         filters.push(format!("\"day\" <= '{}'", day(until + DAY_MS)));
-        filters.push(format!("{time} < '{}'", iso_ms(until)));
+        filters.push(format!("{time} < '{}'", alb_time(until)));
     }
     let rank = |q: &str| {
         format!(

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::log::Malformed;
 use crate::scan::{ActionCounts, ClientKey, ClientStats, MINUTE_MS, Traffic};
+use crate::util::time::iso_ms;
 
 use super::scan::{KindCounts, OriginClient, OriginTraffic, Summary};
 
@@ -82,12 +83,6 @@ pub struct PeakMinute {
     pub origin_ms: u64,
 }
 
-fn iso(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
-
 fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -112,7 +107,7 @@ fn row(
         origin_time_share: share(c.summary.origin_ms, o.totals.origin_ms),
         share_of_5xx: share(c.summary.status.s5xx, o.totals.status.s5xx),
         peak_minute: peak.map(|(m, s)| PeakMinute {
-            minute: iso(i64::from(*m) * MINUTE_MS),
+            minute: iso_ms(i64::from(*m) * MINUTE_MS),
             requests: s.requests,
             s5xx: s.status.s5xx,
             origin_ms: s.origin_ms,
@@ -173,19 +168,83 @@ pub fn build(o: &OriginTraffic, waf: &Traffic, top: usize) -> OriginReport {
         unparseable_client_ips: o.unparseable_client_ips,
         kinds: o.kinds,
         distinct_clients: o.clients.len() as u64,
-        first: o.first_ms.map(iso),
-        last: o.last_ms.map(iso),
+        first: o.first_ms.map(iso_ms),
+        last: o.last_ms.map(iso_ms),
         totals: o.totals,
         per_hour: o
             .per_hour
             .iter()
             .map(|(h, s)| OriginHour {
-                hour: iso(i64::from(*h) * 60 * MINUTE_MS),
+                hour: iso_ms(i64::from(*h) * 60 * MINUTE_MS),
                 summary: *s,
             })
             .collect(),
         waf_join: join,
         top_by_origin_time: take(by_time),
         top_by_5xx: take(by_5xx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::origin::scan::StatusCounts;
+
+    fn client(ip: &str, requests: u64, s5xx: u64, origin_ms: u64) -> OriginClient {
+        let summary = Summary {
+            requests,
+            status: StatusCounts {
+                s2xx: requests - s5xx,
+                s5xx,
+                ..StatusCounts::default()
+            },
+            origin_ms,
+            timed: requests,
+            ..Summary::default()
+        };
+        OriginClient {
+            key: ClientKey::Addr(ip.parse().unwrap()),
+            summary,
+            minutes: vec![(29_918_880, summary)],
+        }
+    }
+
+    #[test]
+    fn tops_shares_and_the_join() {
+        let o = OriginTraffic {
+            clients: vec![
+                client("192.0.2.1", 100, 0, 9_000),
+                client("192.0.2.2", 10, 8, 500),
+                client("192.0.2.3", 5, 2, 500),
+            ],
+            totals: Summary {
+                requests: 115,
+                origin_ms: 10_000,
+                status: StatusCounts {
+                    s5xx: 10,
+                    ..StatusCounts::default()
+                },
+                ..Summary::default()
+            },
+            ..OriginTraffic::default()
+        };
+        let r = build(&o, &Traffic::default(), 1);
+        assert_eq!(r.top_by_origin_time.len(), 1);
+        assert_eq!(r.top_by_origin_time[0].ip, "192.0.2.1");
+        assert_eq!(r.top_by_origin_time[0].origin_time_share, 0.9);
+        assert_eq!(r.top_by_5xx[0].ip, "192.0.2.2");
+        assert_eq!(r.top_by_5xx[0].share_of_5xx, 0.8);
+        let peak = r.top_by_5xx[0].peak_minute.as_ref().unwrap();
+        assert_eq!(peak.minute, "2026-11-20T00:00:00Z");
+        assert!(r.top_by_5xx[0].waf.is_none());
+        assert_eq!(
+            (
+                r.waf_join.clients_not_seen_by_waf,
+                r.waf_join.requests_not_seen_by_waf
+            ),
+            (3, 115)
+        );
+        // Without a limit every client with 5xx is listed.
+        assert_eq!(build(&o, &Traffic::default(), 0).top_by_5xx.len(), 2);
     }
 }

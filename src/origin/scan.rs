@@ -250,10 +250,7 @@ impl Builder {
         let mut cf = cloudfront::Reader::default();
         let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(|_| {});
         for chunk in ChunkReader::new(index, file, progress) {
-            let mut line_no = chunk.first_line;
-            for raw in chunk.data.split(|&b| b == b'\n') {
-                let n = line_no;
-                line_no += 1;
+            for (n, raw) in (chunk.first_line..).zip(chunk.data.split(|&b| b == b'\n')) {
                 let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
                 if raw.iter().all(u8::is_ascii_whitespace) {
                     continue;
@@ -387,4 +384,86 @@ pub fn scan(files: &[(InputFile, OriginKind)], options: OriginOptions) -> Origin
         )
         .reduce(|| Builder::new(options), Builder::merge);
     builder.finish(files.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(
+        client: &'a str,
+        xff: Option<&str>,
+        status: Option<u16>,
+        ms: Option<u32>,
+    ) -> OriginRecord<'a> {
+        OriginRecord {
+            kind: OriginKind::Cloudfront,
+            time_ms: 1_795_132_800_000,
+            client,
+            forwarded_for: xff.map(str::to_owned),
+            status,
+            origin_ms: ms,
+            bytes_sent: 10,
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(percentiles(&mut []), (None, None));
+        assert_eq!(percentiles(&mut [7]), (Some(7), Some(7)));
+        let mut v: Vec<u32> = (1..=100).rev().collect();
+        assert_eq!(percentiles(&mut v), (Some(50), Some(99)));
+        let mut v = vec![5, 1, 3, 2];
+        assert_eq!(percentiles(&mut v), (Some(2), Some(5)));
+    }
+
+    #[test]
+    fn classes_codes_and_forwarded_clients() {
+        let mut b = Builder::new(OriginOptions {
+            forwarded_for: true,
+            ..OriginOptions::default()
+        });
+        b.record(&record(
+            "10.0.0.1",
+            Some("203.0.113.9, 10.0.0.1"),
+            Some(503),
+            Some(900),
+        ));
+        b.record(&record("10.0.0.1", None, Some(200), Some(100)));
+        b.record(&record("10.0.0.1", None, None, None));
+        b.record(&record("not-an-ip", None, Some(599), None));
+        let mut other = Builder::new(b.options);
+        other.record(&record(
+            "10.0.0.1",
+            Some("203.0.113.9"),
+            Some(504),
+            Some(300),
+        ));
+        let t = b.merge(other).finish(2);
+        let s = t.totals;
+        assert_eq!(
+            (s.requests, s.status.s2xx, s.status.s5xx, s.status.other),
+            (5, 1, 3, 1)
+        );
+        assert_eq!(
+            (s.errors_5xx.e503, s.errors_5xx.e504, s.errors_5xx.other),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (s.origin_ms, s.timed, s.origin_p50_ms, s.origin_p99_ms),
+            (1300, 3, Some(300), Some(900))
+        );
+        assert_eq!(t.unparseable_client_ips, 1);
+        let viewer = t
+            .clients
+            .iter()
+            .find(|c| c.key.to_string() == "203.0.113.9")
+            .unwrap();
+        assert_eq!(
+            (viewer.summary.requests, viewer.summary.status.s5xx),
+            (2, 2)
+        );
+        assert_eq!(viewer.minutes.len(), 1);
+        assert_eq!(t.per_hour.len(), 1);
+    }
 }

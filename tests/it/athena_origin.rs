@@ -4,10 +4,8 @@
 //! regex), and its rows, converted, must equal the local engine's per client and minute, per client,
 //! per hour and for the site.
 
+use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use serde_json::{Value, json};
 use waftune::athena::origin::{ALB_COLUMNS, ALB_REGEX, CLOUDFRONT_COLUMNS, aggregates, traffic};
 use waftune::athena::rows::ResultSet;
 use waftune::log::{TimeRange, discover};
@@ -19,20 +17,7 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn python() -> PathBuf {
-    match std::env::var_os("WAFTUNE_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => root().join(".venv/bin/python"),
-    }
-}
-
 fn duckdb(kind: OriginKind, files: &[PathBuf], queries: &[String]) -> Vec<ResultSet> {
-    let python = python();
-    assert!(
-        python.exists(),
-        "`{}` not found: set WAFTUNE_PYTHON, or run .ci/test (it installs duckdb and sqlglot into .venv)",
-        python.display()
-    );
     let (name, columns) = match kind {
         OriginKind::Alb => ("alb", ALB_COLUMNS),
         OriginKind::Cloudfront => ("cloudfront", CLOUDFRONT_COLUMNS),
@@ -45,30 +30,7 @@ fn duckdb(kind: OriginKind, files: &[PathBuf], queries: &[String]) -> Vec<Result
         "files": files,
         "queries": queries,
     });
-    let mut child = Command::new(&python)
-        .arg(root().join("tests/support/origin_on_duckdb.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    serde_json::to_writer(child.stdin.take().unwrap(), &request).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "DuckDB run failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
-    reply["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| ResultSet {
-            columns: serde_json::from_value(r["columns"].clone()).unwrap(),
-            rows: serde_json::from_value(r["rows"].clone()).unwrap(),
-        })
-        .collect()
+    crate::common::python::results("origin_on_duckdb.py", &request)
 }
 
 fn ms(s: &str) -> i64 {

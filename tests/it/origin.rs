@@ -295,26 +295,24 @@ fn generated_origin_joins_with_waf_as_the_truth_says() {
     }
 }
 
+fn stdout(cmd: &mut assert_cmd::Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
 #[test]
 fn analyze_shows_the_origin_beside_waf() {
     use crate::cli::waftune;
-    let out = waftune()
-        .args([
-            "analyze",
-            "--logs",
-            "examples/sample-logs/AWSLogs",
-            "examples/sample-origin-logs/AWSLogs",
-            "--format",
-            "json",
-            "--top",
-            "3",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let r: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let out = stdout(waftune().args([
+        "analyze",
+        "--logs",
+        "examples/sample-logs/AWSLogs",
+        "examples/sample-origin-logs/AWSLogs",
+        "--format",
+        "json",
+        "--top",
+        "3",
+    ]));
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     // The WAF side is what it was without origin logs.
     assert_eq!(
         (r["records"].as_u64(), r["files"].as_u64()),
@@ -332,23 +330,16 @@ fn analyze_shows_the_origin_beside_waf() {
         o["top_by_5xx"][0]["requests"]
     );
 
-    let md = waftune()
-        .args([
-            "analyze",
-            "--logs",
-            "examples/sample-logs/AWSLogs",
-            "examples/sample-origin-logs/AWSLogs",
-            "--format",
-            "markdown",
-            "--top",
-            "2",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let md = String::from_utf8(md).unwrap();
+    let md = stdout(waftune().args([
+        "analyze",
+        "--logs",
+        "examples/sample-logs/AWSLogs",
+        "examples/sample-origin-logs/AWSLogs",
+        "--format",
+        "markdown",
+        "--top",
+        "2",
+    ]));
     for heading in [
         "### Origin (ALB and CloudFront access logs)",
         "### Origin per hour",
@@ -394,29 +385,23 @@ fn other_commands_leave_origin_logs_out_with_a_note() {
 #[test]
 fn athena_ddl_and_sql_for_origin_tables() {
     use crate::cli::waftune;
-    let out = waftune()
-        .args([
-            "athena",
-            "ddl",
-            "--kind",
-            "alb",
-            "--bucket",
-            "logs-bucket",
-            "--account",
-            "123456789012",
-            "--region",
-            "ap-northeast-1",
-            "--table",
-            "alb_logs",
-            "--start",
-            "2026/01/01",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let ddl = String::from_utf8(out).unwrap();
+    let out = stdout(waftune().args([
+        "athena",
+        "ddl",
+        "--kind",
+        "alb",
+        "--bucket",
+        "logs-bucket",
+        "--account",
+        "123456789012",
+        "--region",
+        "ap-northeast-1",
+        "--table",
+        "alb_logs",
+        "--start",
+        "2026/01/01",
+    ]));
+    let ddl = out;
     assert!(
         ddl.starts_with("CREATE EXTERNAL TABLE IF NOT EXISTS alb_logs ("),
         "{ddl}"
@@ -451,25 +436,20 @@ fn athena_ddl_and_sql_for_origin_tables() {
         format!("{base}\n[athena]\ndatabase = \"waf\"\ntable = \"shop_logs\"\norigin_table = \"alb_logs\"\noutput_location = \"s3://r/\"\n"),
     )
     .unwrap();
-    let out = waftune()
-        .args([
-            "analyze",
-            "--source",
-            "athena",
-            "--print-sql",
-            "--since",
-            "2026-11-20T00:00:00Z",
-            "--until",
-            "2026-11-20T02:00:00Z",
-            "-c",
-        ])
-        .arg(&config)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let sql = String::from_utf8(out).unwrap();
+    let mut cmd = waftune();
+    cmd.args([
+        "analyze",
+        "--source",
+        "athena",
+        "--print-sql",
+        "--since",
+        "2026-11-20T00:00:00Z",
+        "--until",
+        "2026-11-20T02:00:00Z",
+        "-c",
+    ])
+    .arg(&config);
+    let sql = stdout(&mut cmd);
     assert!(
         sql.contains("GROUP BY GROUPING SETS ((client, minute), (client), (hour), ())"),
         "{sql}"

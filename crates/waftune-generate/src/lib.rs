@@ -446,19 +446,26 @@ fn alb_file_path(opts: &GenerateOptions, w: i64) -> PathBuf {
     PathBuf::from(start.strftime("%Y/%m/%d").to_string()).join(name)
 }
 
-/// Writes `bytes` gzipped (fixed level, no time in the header) to `path`, creating its folder.
-fn write_gz(path: &Path, bytes: &[u8]) -> Result<(), GenerateError> {
+/// Creates `path` and its folder.
+fn create(path: &Path) -> Result<File, GenerateError> {
     let parent = path.parent().expect("file path has a parent");
     fs::create_dir_all(parent).map_err(|source| GenerateError::CreateDir {
         path: parent.to_path_buf(),
         source,
     })?;
+    File::create(path).map_err(|source| GenerateError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` gzipped (fixed level, no time in the header) to `path`, creating its folder.
+fn write_gz(path: &Path, bytes: &[u8]) -> Result<(), GenerateError> {
     let write_err = |source| GenerateError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::create(path).map_err(write_err)?;
-    let mut gz = GzEncoder::new(BufWriter::new(file), Compression::new(GZIP_LEVEL));
+    let mut gz = GzEncoder::new(BufWriter::new(create(path)?), Compression::new(GZIP_LEVEL));
     gz.write_all(bytes).map_err(write_err)?;
     gz.finish().map_err(write_err)?.flush().map_err(write_err)
 }
@@ -507,16 +514,11 @@ fn write_window(
     events: &[traffic::Event],
 ) -> Result<(u64, Option<origin::Counts>), GenerateError> {
     let path = root.join(file_path(opts, w));
-    let parent = path.parent().expect("file path has a parent");
-    fs::create_dir_all(parent).map_err(|source| GenerateError::CreateDir {
-        path: parent.to_path_buf(),
-        source,
-    })?;
+    let file = create(&path)?;
     let write_err = |source| GenerateError::Write {
         path: path.clone(),
         source,
     };
-    let file = File::create(&path).map_err(write_err)?;
     let mut gz = GzEncoder::new(
         BufWriter::with_capacity(CHUNK, file),
         Compression::new(GZIP_LEVEL),

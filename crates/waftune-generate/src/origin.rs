@@ -76,7 +76,7 @@ impl Strain {
         let median = f64::from(busy.get(busy.len() / 2).copied().unwrap_or(1).max(1));
         let by_minute = scraper
             .iter()
-            .map(|&s| (f64::from(s) / median - STRAIN_SHARE).max(0.0).min(3.0))
+            .map(|&s| (f64::from(s) / median - STRAIN_SHARE).clamp(0.0, 3.0))
             .collect();
         Strain {
             first_minute,
