@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::log::Malformed;
 use crate::model::waf::VERIFIED_CRAWLER_LABEL;
+use crate::origin::report::OriginReport;
 use crate::scan::{ActionCounts, ClientStats, Count, GeoSplit, MINUTE_MS, Traffic};
 
 /// Bumped whenever a field is removed or changes meaning; adding fields keeps the version.
@@ -30,6 +31,9 @@ pub struct AnalyzeReport {
     pub count_rules: Vec<Count>,
     pub clients: Vec<ClientRow>,
     pub prefixes: Vec<ClientRow>,
+    /// The origin's side (ALB or CloudFront access logs), when any were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,11 +111,7 @@ impl Default for Limits {
     }
 }
 
-pub fn iso_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
+pub use crate::util::time::iso_ms;
 
 fn take<T: Clone>(v: &[T], n: usize) -> Vec<T> {
     if n == 0 {
@@ -202,6 +202,7 @@ pub fn report(t: &Traffic, limits: Limits) -> AnalyzeReport {
             .iter()
             .map(|c| client_row(c, limits.per_client))
             .collect(),
+        origin: None,
     }
 }
 

@@ -104,6 +104,11 @@ pub struct AthenaConfig {
     pub layout: Layout,
     /// The rollup table (`waftune athena rollup`) runs read closed hours from; `None`: none.
     pub rollup: Option<String>,
+    /// The table of the origin's access logs (`waftune athena ddl --kind alb|cloudfront`), read by
+    /// `analyze --source athena` beside the WAF table.
+    pub origin_table: Option<String>,
+    /// What `origin_table` holds: `alb` (default) or `cloudfront`.
+    pub origin_kind: Option<String>,
 }
 
 /// A pair of IP sets (IPv4 and IPv6) holding one ledger group.
@@ -691,9 +696,18 @@ impl Ctx<'_> {
     fn athena(&self, raw: Spanned<AthenaConfig>) -> Result<AthenaConfig, Reported> {
         let span = raw.span();
         let a = raw.into_inner();
+        if let Some(kind) = &a.origin_kind
+            && !["alb", "cloudfront"].contains(&kind.as_str())
+        {
+            return Err(self.error(
+                span,
+                format!("athena origin_kind `{kind}` is not `alb` or `cloudfront`"),
+            ));
+        }
         let names = [("database", &a.database), ("table", &a.table)];
         let rollup = a.rollup.iter().map(|r| ("rollup", r));
-        for (what, name) in names.into_iter().chain(rollup) {
+        let origin = a.origin_table.iter().map(|t| ("origin_table", t));
+        for (what, name) in names.into_iter().chain(rollup).chain(origin) {
             if let Err(e) = crate::model::athena::check_name(name) {
                 return Err(self.error(span.clone(), format!("athena {what} {e}")));
             }

@@ -6,10 +6,11 @@
 //!
 //! 0. [`util`]: CIDRs, time arguments, text helpers and the one [`util::diag::Diagnostic`] type.
 //! 1. [`model`]: plain value types (ACL scope, WAF statements and limits, rate windows and scopes).
-//! 2. inputs: [`log`], [`config`], [`ledger`], [`policy`] (the generator is the crate `waftune-generate`).
-//! 3. engines: [`scan`]; [`waf`] (trait, live state, snapshot, capacity); [`athena::sql`],
+//! 2. inputs: [`log`], [`origin`] (ALB and CloudFront readers), [`config`], [`ledger`], [`policy`]
+//!    (the generator is the crate `waftune-generate`).
+//! 3. engines: [`scan`], [`origin::scan`]; [`waf`] (trait, live state, snapshot, capacity); [`athena::sql`],
 //!    [`athena::rows`].
-//! 4. analyses: [`analyze`], [`rate`], [`plan`], [`propose`].
+//! 4. analyses: [`analyze`], [`origin::report`], [`rate`], [`plan`], [`propose`].
 //! 5. output and effects: [`render`], [`apply`], [`waf::aws`], [`athena`] with [`athena::client`].
 //! 6. [`cli`]: arguments (the only place clap types live) and commands.
 
@@ -20,6 +21,7 @@ pub mod model;
 pub mod config;
 pub mod ledger;
 pub mod log;
+pub mod origin;
 pub mod policy;
 
 pub mod scan;

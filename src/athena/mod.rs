@@ -4,6 +4,7 @@
 //! their results into the local engine's types, so everything downstream is engine-agnostic.
 
 pub mod client;
+pub mod origin;
 pub mod rollup;
 pub mod rows;
 pub mod sql;

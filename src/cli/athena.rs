@@ -8,10 +8,13 @@ use clap::{Args, Subcommand};
 
 use super::{ConfigArg, LogArgs, PoliciesArg, exit, now_from, parse_timeout, print, time_range};
 use crate::athena::client::{AthenaApi, QueryContext, cost_usd, human_bytes};
+use crate::athena::origin::{self, OriginLocation};
 use crate::athena::sql::{self, LogLocation, Table};
-use crate::athena::{EngineError, Source, rollup};
+use crate::athena::{Source, rollup};
 use crate::config::Config;
 use crate::model::athena::Layout;
+use crate::origin::OriginKind;
+use crate::origin::scan::OriginTraffic;
 use crate::scan::{ScanOptions, Traffic};
 use crate::util::term::{self, info};
 
@@ -50,6 +53,14 @@ pub struct RollupArgs {
     pub timeout: String,
 }
 
+/// What `waftune athena ddl` makes a table for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogKind {
+    Waf,
+    Alb,
+    Cloudfront,
+}
+
 #[derive(Debug, Args)]
 pub struct DdlArgs {
     /// The log bucket (`aws-waf-logs-...`).
@@ -58,9 +69,18 @@ pub struct DdlArgs {
     /// The AWS account id in the log keys.
     #[arg(long)]
     pub account: String,
-    /// The web ACL's name in the log keys.
-    #[arg(long = "web-acl", value_name = "NAME")]
-    pub web_acl: String,
+    /// Which logs the table holds: WAF's, or the origin's ALB or CloudFront access logs.
+    #[arg(long, value_enum, default_value_t = LogKind::Waf)]
+    pub kind: LogKind,
+    /// The web ACL's name in the log keys (`--kind waf`).
+    #[arg(long = "web-acl", value_name = "NAME", required_if_eq("kind", "waf"))]
+    pub web_acl: Option<String>,
+    /// The CloudFront distribution id, the first folder under `--prefix` (`--kind cloudfront`).
+    #[arg(long, value_name = "ID", required_if_eq("kind", "cloudfront"))]
+    pub distribution: Option<String>,
+    /// A key prefix before `AWSLogs/` (ALB) or the distribution's folder (CloudFront), ending in `/`.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
     /// The web ACL's region, or `cloudfront`.
     #[arg(long)]
     pub region: String,
@@ -99,9 +119,26 @@ fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
     };
-    if !plain(&args.region) || !plain(&args.web_acl) || !plain(&args.bucket) {
+    let web_acl = args.web_acl.clone().unwrap_or_default();
+    let distribution = args.distribution.clone().unwrap_or_default();
+    if !plain(&args.region) || !plain(&args.bucket) {
         bail!(
             "bucket, region and web ACL name must be plain S3 key segments (letters, digits, `_-.`)"
+        );
+    }
+    let key_ok = |s: &str| s.is_empty() || plain(s);
+    if !key_ok(&web_acl) || !key_ok(&distribution) {
+        bail!(
+            "bucket, region and web ACL name must be plain S3 key segments (letters, digits, `_-.`)"
+        );
+    }
+    if !args.prefix.is_empty()
+        && (!args.prefix.ends_with('/')
+            || !args.prefix.split('/').all(|p| p.is_empty() || plain(p)))
+    {
+        bail!(
+            "`--prefix {}` must be plain S3 key segments ending in `/`",
+            args.prefix
         );
     }
     // `name` or `database.name`, each part a plain name.
@@ -111,19 +148,40 @@ fn ddl_cmd(args: DdlArgs) -> Result<ExitCode> {
             bail!("`--table {}`: the name {e}", args.table);
         }
     }
-    let text = sql::ddl(
-        &Table {
-            name: args.table,
-            layout: args.layout,
-        },
-        &LogLocation {
-            bucket: args.bucket,
-            account: args.account,
-            region: args.region,
-            web_acl: args.web_acl,
-        },
-        &args.start,
-    );
+    let text = match args.kind {
+        LogKind::Waf => sql::ddl(
+            &Table {
+                name: args.table,
+                layout: args.layout,
+            },
+            &LogLocation {
+                bucket: args.bucket,
+                account: args.account,
+                region: args.region,
+                web_acl,
+            },
+            &args.start,
+        ),
+        LogKind::Alb => origin::ddl(
+            &args.table,
+            &OriginLocation::Alb {
+                bucket: args.bucket,
+                prefix: args.prefix,
+                account: args.account,
+                region: args.region,
+            },
+            &args.start,
+        ),
+        LogKind::Cloudfront => origin::ddl(
+            &args.table,
+            &OriginLocation::Cloudfront {
+                bucket: args.bucket,
+                prefix: args.prefix,
+                distribution,
+            },
+            &args.start,
+        ),
+    };
     print(&format!("{text};\n"))?;
     Ok(ExitCode::from(exit::OK))
 }
@@ -230,10 +288,10 @@ fn source(config: &Config) -> Result<(&crate::config::AthenaConfig, Source)> {
 }
 
 /// Runs `body` with an Athena client for `athena`, on a runtime of its own.
-fn with_api<T>(
+fn with_api<T, E: std::error::Error + Send + Sync + 'static>(
     config: &Config,
     athena: &crate::config::AthenaConfig,
-    body: impl AsyncFnOnce(&AthenaApi) -> Result<T, EngineError>,
+    body: impl AsyncFnOnce(&AthenaApi) -> Result<T, E>,
 ) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -289,5 +347,39 @@ pub(super) fn traffic(
         human_bytes(scanned.bytes),
         cost_usd(scanned.bytes)
     );
+    Ok(Some(traffic))
+}
+
+/// `--source athena` with an `origin_table` in `[athena]`: the origin's aggregates from that table
+/// (one query), or `None` without one or after printing the query for `print_sql`.
+pub(super) fn origin_traffic(
+    config: &Config,
+    range: &crate::log::TimeRange,
+    print_sql: bool,
+    timeout: Duration,
+) -> Result<Option<OriginTraffic>> {
+    let Some(athena) = &config.athena else {
+        return Ok(None);
+    };
+    let Some(table) = &athena.origin_table else {
+        return Ok(None);
+    };
+    let kind = match athena.origin_kind.as_deref() {
+        Some("cloudfront") => OriginKind::Cloudfront,
+        _ => OriginKind::Alb,
+    };
+    let sql = origin::aggregates(kind, table, range);
+    if print_sql {
+        print(&format!("{sql};\n\n"))?;
+        return Ok(None);
+    }
+    let out = with_api(config, athena, async |api| api.run(&sql, timeout).await)?;
+    info!(
+        "athena: the origin query scanned {}, estimated USD {:.4}",
+        human_bytes(out.bytes_scanned),
+        cost_usd(out.bytes_scanned)
+    );
+    let traffic =
+        origin::traffic(kind, &out.result).with_context(|| format!("origin query `{}`", out.id))?;
     Ok(Some(traffic))
 }

@@ -14,7 +14,8 @@ use waftune_generate::{Blocks, GenerateOptions, generate, read_ledger};
 use crate::analyze::{self, Limits};
 use crate::config::{Config, ConfigError};
 use crate::ledger::LedgerError;
-use crate::log::{TimeRange, discover};
+use crate::log::{Malformed, TimeRange, discover};
+use crate::origin::scan::{OriginOptions, OriginTraffic};
 use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
 use crate::scan::{self, ScanOptions, Traffic};
@@ -257,6 +258,10 @@ pub struct GenerateArgs {
     /// A ledger entry the web ACL does not answer (not applied yet, or the rule counts); repeatable.
     #[arg(long, value_name = "CIDR", requires = "ledger")]
     pub not_enforced: Vec<IpNet>,
+    /// Also write the origin's ALB access logs for the same traffic (what WAF allowed), under
+    /// `AWSLogs/<account>/elasticloadbalancing/`, with the origin's truth in truth.json.
+    #[arg(long)]
+    pub origin_logs: bool,
 }
 
 /// Which logs to read and which part of them.
@@ -323,6 +328,10 @@ pub struct AnalyzeArgs {
     pub top: usize,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Key CloudFront access log requests by their first `X-Forwarded-For` address (a proxy in
+    /// front of CloudFront) instead of `c-ip`, to join them with WAF logs that see the viewer.
+    #[arg(long)]
+    pub forwarded_for: bool,
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -486,6 +495,17 @@ pub fn scan_logs_split(
     policies: Vec<Policy>,
     previous: Option<TimeRange>,
 ) -> Result<(Traffic, Option<Traffic>)> {
+    scan_inputs(args, policies, previous, None).map(|(now, before, _)| (now, before))
+}
+
+/// Scans the WAF logs among `args.logs` and, with `origin`, the ALB and CloudFront logs among
+/// them too (told apart by content). Without `origin`, origin logs are left out with a note.
+pub fn scan_inputs(
+    args: &LogArgs,
+    policies: Vec<Policy>,
+    previous: Option<TimeRange>,
+    origin: Option<OriginOptions>,
+) -> Result<(Traffic, Option<Traffic>, Option<OriginTraffic>)> {
     if args.logs.is_empty() {
         bail!("`--logs` is required: the log files or directories to scan");
     }
@@ -495,7 +515,7 @@ pub fn scan_logs_split(
         since: range.since.zip(p.since).map(|(a, b)| a.min(b)),
         until: range.until.zip(p.until).map(|(a, b)| a.max(b)),
     });
-    let found = discover(&args.logs, &wanted)?;
+    let mut found = discover(&args.logs, &wanted)?;
     if found.files.is_empty() {
         bail!(
             "no log files found under {}",
@@ -506,6 +526,29 @@ pub fn scan_logs_split(
                 .join(", ")
         );
     }
+    let (waf_files, origin_files) = crate::origin::detect::split(std::mem::take(&mut found.files));
+    found.files = waf_files;
+    let origin = match origin {
+        _ if origin_files.is_empty() => None,
+        None => {
+            info!(
+                "note: {} ALB/CloudFront log files are read by `analyze` only",
+                thousands(origin_files.len() as u64)
+            );
+            None
+        }
+        Some(options) => {
+            let options = OriginOptions { range, ..options };
+            let o = crate::origin::scan::scan(&origin_files, options);
+            verbose!(
+                "read {} origin records from {} ALB/CloudFront log files",
+                thousands(o.records),
+                thousands(o.files)
+            );
+            report_malformed(o.malformed, &o.malformed_examples, args.strict)?;
+            Some(o)
+        }
+    };
     let total: u64 = found.files.iter().map(|f| f.size).sum();
     verbose!(
         "reading {} log files, {} bytes",
@@ -535,23 +578,27 @@ pub fn scan_logs_split(
             found.pruned_dirs
         );
     }
-    if traffic.malformed > 0 {
-        eprintln!(
-            "warning: {} malformed input items (first {} shown)",
-            traffic.malformed,
-            traffic.malformed_examples.len()
-        );
-        for m in &traffic.malformed_examples {
-            eprintln!("  {m}");
-        }
-        if args.strict {
-            bail!(
-                "{} malformed input items and `--strict` was given",
-                traffic.malformed
-            );
-        }
+    report_malformed(traffic.malformed, &traffic.malformed_examples, args.strict)?;
+    Ok((traffic, before, origin))
+}
+
+/// Warns of malformed input on stderr; with `--strict`, it is an error.
+fn report_malformed(count: u64, examples: &[Malformed], strict: bool) -> Result<()> {
+    if count == 0 {
+        return Ok(());
     }
-    Ok((traffic, before))
+    eprintln!(
+        "warning: {} malformed input items (first {} shown)",
+        count,
+        examples.len()
+    );
+    for m in examples {
+        eprintln!("  {m}");
+    }
+    if strict {
+        bail!("{count} malformed input items and `--strict` was given");
+    }
+    Ok(())
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
@@ -602,20 +649,46 @@ fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
         args.source.print_sql = true;
     }
     let config = config_for(&args.source, &args.config)?;
-    let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())? else {
-        return Ok(ExitCode::from(exit::OK));
+    let (traffic, origin) = match args.source.source {
+        Source::Local if !args.source.print_sql => {
+            let options = OriginOptions {
+                forwarded_for: args.forwarded_for,
+                ..OriginOptions::default()
+            };
+            let (traffic, _, origin) = scan_inputs(&args.logs, Vec::new(), None, Some(options))?;
+            (traffic, origin)
+        }
+        _ => {
+            let waf = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())?;
+            let origin = match (&config, args.source.source) {
+                (Some(config), Source::Athena) => athena::origin_traffic(
+                    config,
+                    &time_range(&args.logs)?,
+                    args.source.print_sql,
+                    parse_timeout(&args.source.timeout)?,
+                )?,
+                _ => None,
+            };
+            match waf {
+                Some(traffic) => (traffic, origin),
+                None => return Ok(ExitCode::from(exit::OK)),
+            }
+        }
     };
-    let report = analyze::report(
+    let mut report = analyze::report(
         &traffic,
         Limits {
             top: args.top,
             ..Limits::default()
         },
     );
+    report.origin = origin
+        .as_ref()
+        .map(|o| crate::origin::report::build(o, &traffic, args.top));
     print(&render::analyze(&report, args.format))?;
     // The process exits next: freeing every client's lists one by one would add tens of
     // milliseconds to a day's analysis for memory the exit returns at once.
-    std::mem::forget((report, traffic));
+    std::mem::forget((report, traffic, origin));
     Ok(ExitCode::from(exit::OK))
 }
 
@@ -636,6 +709,7 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
         target_records: args.records,
         home_country: args.home_country.to_ascii_uppercase(),
         blocks,
+        origin_logs: args.origin_logs,
         ..GenerateOptions::default()
     };
     let summary = generate(&options, &args.out)?;

@@ -246,6 +246,7 @@ escalation = { factor = 2, max = "3d" }
             ledger: Ledger {
                 entries,
                 history: Vec::new(),
+                asns: Vec::new(),
             },
             changes: Vec::new(),
         };

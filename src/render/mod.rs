@@ -12,6 +12,7 @@ use crate::propose::{Change, ChangeKind, Finding, ProposeReport, Verdict};
 use crate::scan::{ActionCounts, Count};
 use crate::util::text::{percent, thousands};
 
+pub mod origin;
 pub mod plan;
 pub mod propose_markdown;
 pub mod rate;
@@ -195,6 +196,9 @@ pub fn analyze(r: &AnalyzeReport, format: Format) -> String {
         for m in &r.malformed_examples {
             let _ = writeln!(out, "{bullet}{m}");
         }
+    }
+    if let Some(o) = &r.origin {
+        out += &origin::section(o, format, &heading);
     }
     out
 }

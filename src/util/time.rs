@@ -49,6 +49,13 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, DurationError> {
     }
 }
 
+/// Epoch milliseconds as RFC 3339 (`2026-11-20T00:00:00.632Z`), or the number when out of range.
+pub fn iso_ms(ms: i64) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 /// `t + d`, at the latest the last representable time (a duration from [`parse_duration`] never
 /// gets there from a real clock; a hand-set one could).
 pub fn add_saturating(t: Timestamp, d: SignedDuration) -> Timestamp {

@@ -8,6 +8,7 @@
 mod athena_cli;
 mod athena_equivalence;
 mod athena_moto;
+mod athena_origin;
 mod block_effect;
 mod campaign;
 mod cli;
@@ -17,6 +18,7 @@ mod generate;
 mod hostile_input;
 mod ledger_safety;
 mod logs;
+mod origin;
 mod policy_check;
 mod propose_e2e;
 mod rate;

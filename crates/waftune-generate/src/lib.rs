@@ -34,6 +34,7 @@
 
 mod catalog;
 mod ip;
+mod origin;
 mod render;
 mod traffic;
 
@@ -48,6 +49,7 @@ use jiff::Timestamp;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use origin::{OriginActor, OriginTruth};
 use render::{RenderCtx, Scratch};
 use traffic::World;
 
@@ -78,6 +80,8 @@ pub struct GenerateOptions {
     pub home_country: String,
     /// A ledger to enforce: its offenders are answered by waftune's rule and react to it.
     pub blocks: Option<Blocks>,
+    /// Also write the origin's Application Load Balancer access logs (see `origin.rs`).
+    pub origin_logs: bool,
 }
 
 /// The ledger the simulated web ACL enforces. Every actor address inside an entry comes back after
@@ -134,6 +138,7 @@ impl Default for GenerateOptions {
             web_acl: "shop-prod".to_string(),
             home_country: "JP".to_string(),
             blocks: None,
+            origin_logs: false,
         }
     }
 }
@@ -173,6 +178,9 @@ pub struct Truth {
     /// What the enforced ledger did (only with [`GenerateOptions::blocks`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<BlockTruth>,
+    /// What the origin answered (only with [`GenerateOptions::origin_logs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginTruth>,
 }
 
 /// The ground truth of the ledger's blocks: per entry, its offenders and how each reacted.
@@ -356,12 +364,36 @@ pub fn generate(opts: &GenerateOptions, out_dir: &Path) -> Result<GenerateSummar
         .join("WAFLogs")
         .join(&opts.region)
         .join(&opts.web_acl);
-    let results: Vec<u64> = windows
+    let strain = opts.origin_logs.then(|| origin::Strain::of(&world));
+    let alb_root = out_dir
+        .join("AWSLogs")
+        .join(&opts.account)
+        .join("elasticloadbalancing")
+        .join(&opts.region);
+    let origin_out = strain.as_ref().map(|s| (s, alb_root.as_path()));
+    let results: Vec<(u64, Option<origin::Counts>)> = windows
         .par_iter()
-        .map(|&(w, lo, hi)| write_window(opts, &ctx, &world, &dir_root, w, &world.events[lo..hi]))
+        .map(|&(w, lo, hi)| {
+            write_window(
+                opts,
+                &ctx,
+                &world,
+                &dir_root,
+                origin_out,
+                w,
+                &world.events[lo..hi],
+            )
+        })
         .collect::<Result<_, _>>()?;
 
-    let truth = truth(opts, &world);
+    let mut truth = truth(opts, &world);
+    if let Some(strain) = &strain {
+        truth.origin = Some(origin_truth(
+            &world,
+            strain,
+            results.iter().filter_map(|r| r.1.as_ref()),
+        ));
+    }
     let truth_path = out_dir.join("truth.json");
     let mut text = serde_json::to_vec_pretty(&truth).expect("truth serializes");
     text.push(b'\n');
@@ -373,7 +405,7 @@ pub fn generate(opts: &GenerateOptions, out_dir: &Path) -> Result<GenerateSummar
     Ok(GenerateSummary {
         records: world.events.len() as u64,
         files: windows.len() as u64,
-        bytes_uncompressed: results.iter().sum(),
+        bytes_uncompressed: results.iter().map(|r| r.0).sum(),
         truth,
     })
 }
@@ -399,26 +431,94 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Renders and writes one file; returns its uncompressed size.
-fn write_window(
-    opts: &GenerateOptions,
-    ctx: &RenderCtx,
-    world: &World,
-    root: &Path,
-    w: i64,
-    events: &[traffic::Event],
-) -> Result<u64, GenerateError> {
-    let path = root.join(file_path(opts, w));
+/// The S3 key (relative to the region folder) of the ALB log file for window `w`: named by the end
+/// of its interval, like ELB's.
+fn alb_file_path(opts: &GenerateOptions, w: i64) -> PathBuf {
+    let end = Timestamp::from_millisecond((w + 1) * FILE_WINDOW_MS).expect("validated time range");
+    let start = Timestamp::from_millisecond(w * FILE_WINDOW_MS).expect("validated time range");
+    let hash = splitmix(opts.seed ^ 0xa1b ^ (w as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)) as u32;
+    let name = format!(
+        "{}_elasticloadbalancing_{}_app.shop-prod-alb.5f2e1a0b9c8d7e6f_{}_10.0.0.21_{hash:08x}.log.gz",
+        opts.account,
+        opts.region,
+        end.strftime("%Y%m%dT%H%MZ")
+    );
+    PathBuf::from(start.strftime("%Y/%m/%d").to_string()).join(name)
+}
+
+/// Creates `path` and its folder.
+fn create(path: &Path) -> Result<File, GenerateError> {
     let parent = path.parent().expect("file path has a parent");
     fs::create_dir_all(parent).map_err(|source| GenerateError::CreateDir {
         path: parent.to_path_buf(),
         source,
     })?;
+    File::create(path).map_err(|source| GenerateError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` gzipped (fixed level, no time in the header) to `path`, creating its folder.
+fn write_gz(path: &Path, bytes: &[u8]) -> Result<(), GenerateError> {
+    let write_err = |source| GenerateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut gz = GzEncoder::new(BufWriter::new(create(path)?), Compression::new(GZIP_LEVEL));
+    gz.write_all(bytes).map_err(write_err)?;
+    gz.finish().map_err(write_err)?.flush().map_err(write_err)
+}
+
+/// The origin's ground truth from the per-window counts.
+fn origin_truth<'a>(
+    world: &World,
+    strain: &origin::Strain,
+    windows: impl Iterator<Item = &'a origin::Counts>,
+) -> OriginTruth {
+    let mut per_actor = vec![[0u64; 3]; world.actors.len()];
+    for counts in windows {
+        for (sum, c) in per_actor.iter_mut().zip(counts) {
+            for (s, v) in sum.iter_mut().zip(c) {
+                *s += v;
+            }
+        }
+    }
+    OriginTruth {
+        requests: per_actor.iter().map(|c| c[0]).sum(),
+        errors_5xx: per_actor.iter().map(|c| c[1]).sum(),
+        strained_minutes: strain.strained_minutes(),
+        errors_5xx_in_strained_minutes: per_actor.iter().map(|c| c[2]).sum(),
+        actors: world
+            .actors
+            .iter()
+            .zip(&per_actor)
+            .map(|(a, c)| OriginActor {
+                name: a.name.clone(),
+                requests: c[0],
+                errors_5xx: c[1],
+            })
+            .collect(),
+    }
+}
+
+/// Renders and writes one file (and with `origin`, its ALB log); returns its uncompressed size
+/// and the origin's counts per actor.
+fn write_window(
+    opts: &GenerateOptions,
+    ctx: &RenderCtx,
+    world: &World,
+    root: &Path,
+    origin: Option<(&origin::Strain, &Path)>,
+    w: i64,
+    events: &[traffic::Event],
+) -> Result<(u64, Option<origin::Counts>), GenerateError> {
+    let path = root.join(file_path(opts, w));
+    let file = create(&path)?;
     let write_err = |source| GenerateError::Write {
         path: path.clone(),
         source,
     };
-    let file = File::create(&path).map_err(write_err)?;
     let mut gz = GzEncoder::new(
         BufWriter::with_capacity(CHUNK, file),
         Compression::new(GZIP_LEVEL),
@@ -427,8 +527,25 @@ fn write_window(
     let mut scratch = Scratch::default();
     let mut buf = Vec::with_capacity(CHUNK + 16 * 1024);
     let mut total = 0u64;
+    let mut origin_rng = traffic::rng_for(opts.seed, 3_000_000 + w as u64);
+    let mut alb = String::new();
+    let mut counts: origin::Counts = vec![[0; 3]; world.actors.len()];
     for ev in events {
-        render::write_record(ctx, world, ev, &mut rng, &mut scratch, &mut buf);
+        let line = render::write_record(ctx, world, ev, &mut rng, &mut scratch, &mut buf);
+        if let Some((strain, _)) = origin
+            && ev.verdict == traffic::Verdict::Allow
+        {
+            let status = origin::write_line(world, ev, &line, strain, &mut origin_rng, &mut alb);
+            let actor = world.ips[world.clients[ev.client as usize].ip as usize].actor;
+            let c = &mut counts[usize::from(actor)];
+            c[0] += 1;
+            if status >= 500 {
+                c[1] += 1;
+                if strain.strained(ev.ts) {
+                    c[2] += 1;
+                }
+            }
+        }
         if buf.len() >= CHUNK {
             gz.write_all(&buf).map_err(write_err)?;
             total += buf.len() as u64;
@@ -439,7 +556,11 @@ fn write_window(
     total += buf.len() as u64;
     let mut inner = gz.finish().map_err(write_err)?;
     inner.flush().map_err(write_err)?;
-    Ok(total)
+    let Some((_, alb_root)) = origin else {
+        return Ok((total, None));
+    };
+    write_gz(&alb_root.join(alb_file_path(opts, w)), alb.as_bytes())?;
+    Ok((total, Some(counts)))
 }
 
 fn truth(opts: &GenerateOptions, world: &World) -> Truth {
@@ -479,6 +600,7 @@ fn truth(opts: &GenerateOptions, world: &World) -> Truth {
         end: Timestamp::from_millisecond(world.end_ms).expect("validated time range"),
         actors,
         blocks: world.blocks.clone(),
+        origin: None,
     }
 }
 
@@ -539,6 +661,77 @@ mod tests {
                 (p, recs)
             })
             .collect()
+    }
+
+    #[test]
+    fn origin_logs_leave_the_waf_side_unchanged() {
+        let (plain, with) = (tmp("origin-off"), tmp("origin-on"));
+        let off = generate(&small(), &plain).unwrap();
+        let opts = GenerateOptions {
+            origin_logs: true,
+            ..small()
+        };
+        let on = generate(&opts, &with).unwrap();
+        let alb: Vec<PathBuf> = files(&with)
+            .into_iter()
+            .filter(|f| f.to_string_lossy().contains("/elasticloadbalancing/"))
+            .collect();
+        assert!(!alb.is_empty());
+        assert!(
+            files(&plain)
+                .iter()
+                .all(|f| !f.to_string_lossy().contains("elasticloadbalancing"))
+        );
+        // Every WAF file is byte-identical; truth gains only `origin`.
+        for f in files(&plain)
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "gz"))
+        {
+            assert_eq!(
+                fs::read(plain.join(f)).unwrap(),
+                fs::read(with.join(f)).unwrap(),
+                "{f:?}"
+            );
+        }
+        let origin = on.truth.origin.clone().unwrap();
+        assert_eq!(
+            Truth {
+                origin: None,
+                ..on.truth
+            },
+            off.truth
+        );
+        // The ALB log holds exactly what WAF allowed.
+        let mut lines = 0u64;
+        for f in &alb {
+            let mut text = String::new();
+            GzDecoder::new(File::open(with.join(f)).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            lines += text.lines().count() as u64;
+        }
+        let allowed: u64 = records(&plain)
+            .iter()
+            .flat_map(|(_, r)| r)
+            .filter(|r| r["action"] == "ALLOW")
+            .count() as u64;
+        assert_eq!((lines, origin.requests), (allowed, allowed));
+        assert_eq!(
+            origin.actors.iter().map(|a| a.requests).sum::<u64>(),
+            allowed
+        );
+        // Same seed, same ALB bytes.
+        let again = tmp("origin-again");
+        generate(&opts, &again).unwrap();
+        for f in &alb {
+            assert_eq!(
+                fs::read(with.join(f)).unwrap(),
+                fs::read(again.join(f)).unwrap()
+            );
+        }
+        for d in [plain, with, again] {
+            fs::remove_dir_all(d).unwrap();
+        }
     }
 
     #[test]

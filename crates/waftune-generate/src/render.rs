@@ -452,6 +452,20 @@ pub(super) struct Scratch {
 }
 
 /// Appends one JSON line for `ev` to `out`.
+/// What an origin access log line needs of a request the WAF record describes.
+pub(super) struct RequestLine {
+    pub method: &'static str,
+    /// Path and query, as sent.
+    pub target: String,
+    pub host: String,
+    pub http2: bool,
+    pub user_agent: &'static str,
+    pub body: Option<u32>,
+    /// The WAF record's request id, which ALB logs as its trace id.
+    pub request_id: String,
+}
+
+/// Writes the WAF record of `ev` and returns what its origin log line needs.
 pub(super) fn write_record<R: Rng>(
     ctx: &RenderCtx,
     world: &World,
@@ -459,7 +473,7 @@ pub(super) fn write_record<R: Rng>(
     rng: &mut R,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
-) {
+) -> RequestLine {
     let client = &world.clients[ev.client as usize];
     let ip = &world.ips[client.ip as usize];
     let agent = client.agent;
@@ -950,6 +964,19 @@ pub(super) fn write_record<R: Rng>(
     };
     serde_json::to_writer(&mut *out, &record).expect("serializing to a Vec cannot fail");
     out.push(b'\n');
+    RequestLine {
+        method: parts.method,
+        target: if parts.args.is_empty() {
+            parts.uri
+        } else {
+            format!("{}?{}", parts.uri, parts.args)
+        },
+        host: host.to_owned(),
+        http2: agent.http2,
+        user_agent: agent.ua,
+        body: parts.body,
+        request_id,
+    }
 }
 
 /// Bot Control's labels and (count-overridden) rule matches for this client.

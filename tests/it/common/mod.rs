@@ -3,3 +3,4 @@
 pub mod athena;
 pub mod moto;
 pub mod not_aws;
+pub mod python;
