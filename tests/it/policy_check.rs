@@ -143,6 +143,7 @@ impl Acc {
             peaks: Window::ALL.map(peak),
             distinct_uris: self.uris.len() as u64,
             blocked: self.blocked,
+            ..KeyCounts::default()
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::log::ScanRecord;
 use crate::policy::{
-    AllowRule, KeyCounts, KeyKind, Loaded, Mode, PolicyAction, Severity, Threshold, Window,
+    AllowRule, KeyCounts, KeyKind, Loaded, Measure, Mode, PolicyAction, Severity, Threshold, Window,
     load_dir, parse_str,
 };
 
@@ -209,7 +209,7 @@ label = "awswaf:managed:aws:bot-control:bot:verified"
         errors(text),
         [
             "policies/test.toml:2:8: error: policy name `Bad Name` must be 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit",
-            "policies/test.toml:4:7: error: unknown key `subnet`\n  help: expected one of `ip`, `prefix`",
+            "policies/test.toml:4:7: error: unknown key `subnet`\n  help: expected one of `ip`, `prefix`, `campaign`",
             "policies/test.toml:7:18: error: unknown method `FETCH`\n  help: did you mean `PATCH`?",
             "policies/test.toml:8:23: error: country `jp` is not an ISO 3166 alpha-2 code\n  help: did you mean `JP`?",
             "policies/test.toml:8:29: error: country `Japan` is not an ISO 3166 alpha-2 code\n  help: write two capital letters, like `JP`, or `-` for requests without a known country",
@@ -262,14 +262,14 @@ fn missing_parts_are_errors_at_the_policy() {
     assert_eq!(
         errors("[[policy]]\nname = \"p\"\ndescription = \"d\"\n"),
         [
-            "policies/test.toml:1:1: error: policy `p` has no `thresholds`\n  help: add at least one of `peak`, `requests`, `distinct_uris` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`",
+            "policies/test.toml:1:1: error: policy `p` has no `thresholds`\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`",
             "policies/test.toml:1:1: error: policy `p` has no `action`\n  help: add `action = { type = \"report\" }` to watch it before blocking",
         ]
     );
     assert_eq!(
         errors(&with("mode = \"any\"", REPORT)),
         [
-            "policies/test.toml:4:1: error: policy `p` has no thresholds\n  help: add at least one of `peak`, `requests`, `distinct_uris` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`"
+            "policies/test.toml:4:1: error: policy `p` has no thresholds\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`"
         ]
     );
 }
@@ -588,14 +588,8 @@ action = { type = "report" }
     assert_eq!(
         login.thresholds.list,
         [
-            Threshold::Peak {
-                window: Window::M1,
-                requests: 10
-            },
-            Threshold::Peak {
-                window: Window::M10,
-                requests: 30
-            },
+            Threshold::at_least(Measure::Peak(Window::M1), 10),
+            Threshold::at_least(Measure::Peak(Window::M10), 30),
             Threshold::Blocked {
                 ratio: 0.5,
                 min_blocked: 5
@@ -631,6 +625,7 @@ action = { type = "report" }
             peaks: [12, 20, 30, 40],
             distinct_uris: 1,
             blocked: 0,
+            ..KeyCounts::default()
         })
         .unwrap();
     let fired: Vec<String> = fired.iter().map(ToString::to_string).collect();
