@@ -3,7 +3,8 @@
 //! The scan counts, per policy and key, what [`KeyCounts`] holds; thresholds only compare those
 //! numbers, so they cost nothing per record and read the same whichever engine did the counting.
 //! A limit may be relative to the site: a multiple of a percentile of the same measure over the
-//! site's keys of the same kind ([`Site`]), resolved once per run before any key is checked.
+//! keys of the same kind that sent a request the policy matched ([`Site`]), as `rate recommend`
+//! takes a rule's limit from the clients in its scope; it is resolved before any key is checked.
 
 use std::fmt;
 
@@ -90,7 +91,7 @@ impl fmt::Display for Measure {
 }
 
 /// A limit written relative to the site: `max(min, ceil(factor x the percentile of the measure
-/// over the site's keys of the same kind))`.
+/// over the keys the policy matched))`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Relative {
     pub factor: f64,
@@ -104,9 +105,9 @@ pub struct Relative {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Basis {
     pub relative: Relative,
-    /// The percentile's value over the site's keys.
+    /// The percentile's value over the keys.
     pub value: u64,
-    /// How many keys the site had.
+    /// How many keys there were.
     pub population: u64,
     /// What the keys are (`addresses`, `networks`).
     pub scope: &'static str,
@@ -153,8 +154,8 @@ impl Limit {
     }
 }
 
-/// The site's keys of one kind (every address, or every /24 and /64), over all their requests:
-/// what relative limits are resolved against.
+/// The keys a policy matched requests from (addresses, or /24 and /64 networks): what its
+/// relative limits are resolved against.
 #[derive(Debug, Clone, Copy)]
 pub struct Site<'a> {
     pub keys: &'a [KeyCounts],
@@ -320,8 +321,18 @@ impl Thresholds {
         (fires && !fired.is_empty()).then_some(fired)
     }
 
-    /// The fewest matched requests a key needs before the policy can fire.
+    /// The fewest matched requests a key needs before the policy can fire; 1 with a relative
+    /// limit, whose percentile is taken over every key the policy matched.
     pub fn min_requests(&self) -> u64 {
+        if self.is_relative() {
+            return 1;
+        }
+        self.fewest_to_fire()
+    }
+
+    /// The fewest matched requests with which the policy can fire, judged by the limits as
+    /// written (a relative limit by its floor): what a reviewer asks of a `block` policy.
+    pub fn fewest_to_fire(&self) -> u64 {
         let each = self.list.iter().map(Threshold::min_requests);
         match self.mode {
             Mode::All => each.max(),
@@ -584,8 +595,10 @@ mod tests {
         };
         let t = relative(2.5, 60);
         assert!(t.is_relative());
-        // Before resolution the floor is all that is known.
-        assert_eq!(t.min_requests(), 60);
+        // The percentile needs every key the policy matched; the floor is what it takes to fire.
+        assert_eq!(t.min_requests(), 1);
+        assert_eq!(t.fewest_to_fire(), 60);
+        assert_eq!(t.list[0].min_requests(), 60);
         let key = KeyCounts {
             active_minutes: 250,
             ..KeyCounts::default()

@@ -121,36 +121,6 @@ fn values(v: &[crate::scan::Count]) -> Vec<&str> {
     v.iter().map(|c| &*c.value).collect()
 }
 
-/// The site's addresses and networks over all their requests, counted once per run and only when
-/// a policy has a relative limit.
-struct SiteCounts {
-    clients: Vec<KeyCounts>,
-    prefixes: Vec<KeyCounts>,
-}
-
-impl SiteCounts {
-    fn of(traffic: &Traffic, period_hours: u64) -> SiteCounts {
-        let counts = |v: &[ClientStats]| v.iter().map(|c| key_counts(c, period_hours)).collect();
-        SiteCounts {
-            clients: counts(&traffic.clients),
-            prefixes: counts(&traffic.prefixes),
-        }
-    }
-
-    fn site(&self, key: KeyKind) -> Site<'_> {
-        match key {
-            KeyKind::Ip => Site {
-                keys: &self.clients,
-                scope: "addresses",
-            },
-            KeyKind::Prefix => Site {
-                keys: &self.prefixes,
-                scope: "networks",
-            },
-        }
-    }
-}
-
 /// What evaluation needs besides a policy's own keys.
 struct Context<'a> {
     policies: &'a PolicySet,
@@ -206,7 +176,8 @@ impl Context<'_> {
 ///
 /// Allowlist entries for labels and user agents look at *all* of a key's requests, not only the ones
 /// the policy matched. A key that Bot Control verified as a crawler on any request is never blocked.
-/// Relative limits are resolved over the site's addresses (or networks) and all their requests.
+/// Relative limits are resolved over the policy's keys: every address (or network) that sent a
+/// request it matched.
 pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<Finding> {
     let allow_cidrs = policies.allowlist.cidrs(now);
     let period_hours = period_hours(traffic);
@@ -224,25 +195,28 @@ pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<
             .collect(),
         now,
     };
-    let site = policies
-        .policies
-        .iter()
-        .any(|p| p.thresholds.is_relative())
-        .then(|| SiteCounts::of(traffic, period_hours));
     let mut findings = Vec::new();
     for (policy, keys) in policies.policies.iter().zip(&traffic.policy_keys) {
-        let thresholds = match &site {
-            Some(site) if policy.thresholds.is_relative() => {
-                policy.thresholds.resolve(&site.site(policy.key))
-            }
-            _ => policy.thresholds.clone(),
+        let counts: Vec<KeyCounts> = keys.iter().map(|s| key_counts(s, period_hours)).collect();
+        // Relative limits compare with the other keys the policy matched, as `rate recommend`
+        // compares with the clients in a rule's scope.
+        let thresholds = if policy.thresholds.is_relative() {
+            policy.thresholds.resolve(&Site {
+                keys: &counts,
+                scope: match policy.key {
+                    KeyKind::Ip => "addresses",
+                    KeyKind::Prefix => "networks",
+                },
+            })
+        } else {
+            policy.thresholds.clone()
         };
         let mut own = Vec::new();
-        for stats in keys {
+        for (stats, counts) in keys.iter().zip(&counts) {
             let ClientKey::Prefix(key) = stats.key else {
                 continue;
             };
-            let Some(fired) = thresholds.check(&key_counts(stats, period_hours)) else {
+            let Some(fired) = thresholds.check(counts) else {
                 continue;
             };
             let fired = fired.iter().map(ToString::to_string).collect();
@@ -854,6 +828,112 @@ comment = "office"
         assert_eq!(keys, ["198.51.100.1/32", "203.0.113.0/24"]);
         assert_eq!(f[1].members.len(), 3);
         assert!(f[1].reason().contains("3 offending addresses"));
+    }
+
+    /// `n` login POSTs from `ip` with user agent `ua`, one every `gap` seconds from `start`.
+    fn logins(ip: &str, ua: &str, n: usize, gap: i64, start: &str) -> String {
+        let t0 = ts(start).as_millisecond();
+        (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"timestamp":{},"action":"ALLOW","httpRequest":{{"clientIp":"{ip}","uri":"/login","httpMethod":"POST","headers":[{{"name":"User-Agent","value":"{ua}"}}]}}}}"#,
+                    t0 + i as i64 * gap * 1000
+                ) + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_campaign_proposes_every_member_of_a_group_that_meets_the_thresholds() {
+        let set = crate::policy::parse_str(
+            r#"
+[[policy]]
+name = "stuffing-campaign"
+description = "d"
+key = "campaign"
+match = { method = "POST" }
+members = { requests = 3 }
+thresholds = { addresses = 3, requests = 12 }
+action = { type = "block", group = "blocklist", duration = "1d" }
+"#,
+            Path::new("p.toml"),
+            None,
+        )
+        .unwrap()
+        .policies;
+        let start = "2026-11-20T00:00:00Z";
+        // Three thin addresses of one pool (4 attempts each), one person who mistyped twice
+        // with the same browser, and two addresses of another pool: too few for a campaign.
+        let text = logins("203.0.113.1", "Pool/1.0", 4, 60, start)
+            + &logins("198.51.100.2", "Pool/1.0", 4, 60, start)
+            + &logins("192.0.2.3", "Pool/1.0", 4, 60, start)
+            + &logins("198.51.100.9", "Pool/1.0", 2, 60, start)
+            + &logins("203.0.113.50", "Other/2.0", 9, 60, start)
+            + &logins("203.0.113.51", "Other/2.0", 9, 60, start);
+        let f = evaluate(&set, &traffic(&text, &set), ts("2026-11-20T01:00:00Z"));
+        let keys: Vec<String> = f.iter().map(|f| f.key.to_string()).collect();
+        assert_eq!(keys, ["192.0.2.3/32", "198.51.100.2/32", "203.0.113.1/32"]);
+        assert_eq!(
+            f[0].fired,
+            [
+                "campaign of 3 addresses with user agent `Pool/1.0`, 12 requests together",
+                "requests 12 >= 12",
+                "addresses 3 >= 3",
+                "member: requests 4 >= 3",
+            ]
+        );
+        assert!(f.iter().all(|f| matches!(f.verdict, Verdict::Block { .. })));
+        assert!(f[0].reason().starts_with("stuffing-campaign: campaign of 3 addresses"));
+    }
+
+    #[test]
+    fn relative_limits_and_sustained_activity_read_the_policy_keys() {
+        let set = crate::policy::parse_str(
+            r#"
+[[policy]]
+name = "many-logins"
+description = "d"
+match = { method = "POST" }
+thresholds = { requests = { percentile = 50, factor = 3, min = 2 } }
+action = { type = "report" }
+
+[[policy]]
+name = "all-day"
+description = "d"
+match = { method = "POST" }
+thresholds = { active_hours = 3, active_minutes = 4 }
+action = { type = "report" }
+"#,
+            Path::new("p.toml"),
+            None,
+        )
+        .unwrap()
+        .policies;
+        let start = "2026-11-20T00:00:00Z";
+        // Four people with one or two attempts, one address with 7 spread over three hours.
+        let text = logins("192.0.2.1", "B", 1, 60, start)
+            + &logins("192.0.2.2", "B", 2, 60, start)
+            + &logins("192.0.2.3", "B", 2, 60, start)
+            + &logins("192.0.2.4", "B", 1, 60, start)
+            + &logins("203.0.113.7", "B", 7, 1500, start);
+        let f = evaluate(&set, &traffic(&text, &set), ts("2026-11-20T04:00:00Z"));
+        let fired: Vec<(&str, String)> = f
+            .iter()
+            .map(|f| (f.policy.as_str(), f.fired.join("; ")))
+            .collect();
+        assert_eq!(
+            fired,
+            [
+                (
+                    "all-day",
+                    "active minutes 7 >= 4; active hours 3 >= 3".to_owned()
+                ),
+                (
+                    "many-logins",
+                    "requests 7 >= 6 (3 x p50 2 of 5 addresses, min 2)".to_owned()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -710,7 +710,7 @@ impl<'a> Checker<'a> {
                 Some("allow `BLOCK` in the `action` condition, or remove `blocked`".into()),
             );
         }
-        let min = thresholds.0.min_requests();
+        let min = thresholds.0.fewest_to_fire();
         if matches!(action, PolicyAction::Block(_)) && min < LOW_THRESHOLD {
             let span = t.get("thresholds").map(|v| v.span()).unwrap_or(0..0);
             let requests = if min == 1 { "request" } else { "requests" };

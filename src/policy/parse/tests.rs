@@ -669,3 +669,79 @@ fn an_empty_file_warns() {
         ["policies/test.toml:1:1: warning: no `[[policy]]` or `[[allow]]` in this file"]
     );
 }
+
+#[test]
+fn sustained_relative_and_campaign_thresholds_are_checked_in_place() {
+    assert_eq!(
+        errors(&with(
+            "active_share = 1.5\nactive_minutes = 0\nrequests = { percentile = 120, factor = 2 }\npeak = { window = \"10m\", requests = { percentile = 99, factor = -1 } }\ndistinct_uris = { factor = 2, min = 3, pct = 9 }\naddresses = 5",
+            REPORT
+        )),
+        [
+            "policies/test.toml:5:16: error: `active_share` must be greater than 0 and at most 1, not `1.5`\n  help: it is a share of the hours the logs span: `0.5` means half of them",
+            "policies/test.toml:6:18: error: `active_minutes` must be a whole number >= 1, not `0`",
+            "policies/test.toml:7:27: error: `requests.percentile` must be greater than 0 and at most 100, not `120`\n  help: `99` compares with the site's 99th percentile",
+            "policies/test.toml:8:65: error: `peak.requests.factor` must be greater than 0, not `-1`",
+            "policies/test.toml:9:17: error: `distinct_uris` without `percentile`",
+            "policies/test.toml:9:40: error: unknown key `pct` in `distinct_uris`\n  help: expected one of `percentile`, `factor`, `min`",
+            "policies/test.toml:10:13: error: `addresses` counts a campaign's members: it needs `key = \"campaign\"`\n  help: a campaign's `[policy.thresholds]` apply to its members together",
+        ]
+    );
+    let campaign = |members: &str, thresholds: &str| {
+        format!(
+            "[[policy]]\nname = \"c\"\ndescription = \"d\"\nkey = \"campaign\"\n{members}\n[policy.thresholds]\n{thresholds}\n[policy.action]\ntype = \"report\"\n"
+        )
+    };
+    assert_eq!(
+        errors(&campaign(
+            "members = { addresses = 2 }",
+            "requests = { percentile = 99, factor = 2 }"
+        )),
+        [
+            "policies/test.toml:5:25: error: `addresses` counts a campaign's members: it needs `key = \"campaign\"`\n  help: a campaign's `[policy.thresholds]` apply to its members together",
+            "policies/test.toml:7:12: error: `requests` of a campaign cannot be relative to the site\n  help: relative limits compare a key with the site's addresses or networks; put them in `[policy.members]`",
+        ]
+    );
+    assert_eq!(
+        errors(&with("requests = 10", REPORT).replace(
+            "[policy.thresholds]",
+            "members = { requests = 2 }\n[policy.thresholds]"
+        )),
+        [
+            "policies/test.toml:4:11: error: `members` needs `key = \"campaign\"`\n  help: members are the addresses of a campaign; other policies judge each key by `[policy.thresholds]`"
+        ]
+    );
+    // A valid campaign: members are judged per address, the thresholds on the group.
+    let set = load(&campaign(
+        "members = { requests = { percentile = 90, factor = 3, min = 5 } }",
+        "addresses = 5\nrequests = 200",
+    ))
+    .unwrap()
+    .policies;
+    let p = &set.policies[0];
+    assert_eq!(p.key, KeyKind::Ip);
+    assert!(p.thresholds.is_relative());
+    assert_eq!(p.thresholds.min_requests(), 1);
+    let group = p.campaign.as_ref().unwrap();
+    assert_eq!(
+        group.list,
+        [
+            Threshold::at_least(Measure::Requests, 200),
+            Threshold::at_least(Measure::Addresses, 5)
+        ]
+    );
+    // Without `members`, every address that sent a matched request is one.
+    let set = load(&campaign("", "addresses = 5")).unwrap().policies;
+    assert_eq!(
+        set.policies[0].thresholds.list,
+        [Threshold::at_least(Measure::Requests, 1)]
+    );
+    // A relative limit's floor is what the low-threshold warning judges.
+    assert_eq!(
+        warnings(&with(
+            "requests = { percentile = 95, factor = 5, min = 2 }",
+            "type = \"block\"\ngroup = \"blocklist\"\nduration = \"1h\""
+        )),
+        ["policies/test.toml:4:1: warning: policy `p` can block a client after 2 requests\n  help: one stray request is not evidence: raise the thresholds, or use `type = \"report\"`"]
+    );
+}
