@@ -80,7 +80,8 @@ def main():
         with open(os.path.join(d, "truth.json")) as f:
             truth = json.load(f)
         logs = os.path.join(d, "AWSLogs")
-        name = os.path.basename(os.path.normpath(d))
+        records = sum(a["requests"] for a in truth["actors"])
+        name = f"seed {truth['seed']}, {records:,} records, {truth['start'][:10]} to {truth['end'][:10]}"
         for rule, proposed in [
             ("policies", blocked_keys(waftune, config, policies, logs, truth["end"])),
             (f">= {REFERENCE_PER_MINUTE}/min", reference(waftune, logs)),

@@ -135,7 +135,10 @@ pub enum Limit {
     Fixed(u64),
     /// Not resolved yet: checks against its floor.
     Relative(Relative),
-    Resolved { value: u64, basis: Basis },
+    Resolved {
+        value: u64,
+        basis: Basis,
+    },
 }
 
 impl Limit {
@@ -206,8 +209,8 @@ impl Threshold {
                 })
             }
             Threshold::ActiveShare(ratio) => {
-                let reached = c.period_hours > 0
-                    && c.active_hours as f64 / c.period_hours as f64 >= ratio;
+                let reached =
+                    c.period_hours > 0 && c.active_hours as f64 / c.period_hours as f64 >= ratio;
                 reached.then_some(FiredThreshold::ActiveShare {
                     ratio,
                     active_hours: c.active_hours,
@@ -482,15 +485,27 @@ mod tests {
     fn requests_distinct_uris_and_blocked_share() {
         let c = counts(12_004, [0; 4], 312, 0);
         assert_eq!(
-            Threshold::at_least(Measure::Requests, 5_000).check(&c).unwrap().to_string(),
+            Threshold::at_least(Measure::Requests, 5_000)
+                .check(&c)
+                .unwrap()
+                .to_string(),
             "requests 12,004 >= 5,000"
         );
-        assert_eq!(Threshold::at_least(Measure::Requests, 12_005).check(&c), None);
         assert_eq!(
-            Threshold::at_least(Measure::DistinctUris, 100).check(&c).unwrap().to_string(),
+            Threshold::at_least(Measure::Requests, 12_005).check(&c),
+            None
+        );
+        assert_eq!(
+            Threshold::at_least(Measure::DistinctUris, 100)
+                .check(&c)
+                .unwrap()
+                .to_string(),
             "distinct URIs 312 >= 100"
         );
-        assert_eq!(Threshold::at_least(Measure::DistinctUris, 313).check(&c), None);
+        assert_eq!(
+            Threshold::at_least(Measure::DistinctUris, 313).check(&c),
+            None
+        );
 
         let blocked = Threshold::Blocked {
             ratio: 0.8,
@@ -513,7 +528,10 @@ mod tests {
 
     #[test]
     fn mode_all_needs_every_threshold_and_any_needs_one() {
-        let list = vec![peak(Window::M1, 100), Threshold::at_least(Measure::DistinctUris, 10)];
+        let list = vec![
+            peak(Window::M1, 100),
+            Threshold::at_least(Measure::DistinctUris, 10),
+        ];
         let all = Thresholds {
             mode: Mode::All,
             list: list.clone(),
@@ -566,7 +584,10 @@ mod tests {
         );
         assert_eq!(fired(Threshold::ActiveShare(0.96)), None);
         // No period (nothing scanned): never active.
-        assert_eq!(Threshold::ActiveShare(0.1).check(&KeyCounts::default()), None);
+        assert_eq!(
+            Threshold::ActiveShare(0.1).check(&KeyCounts::default()),
+            None
+        );
         assert_eq!(Threshold::ActiveShare(0.5).min_requests(), 1);
     }
 

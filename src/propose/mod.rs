@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::analyze::{ClientRow, client_row, iso_ms};
 use crate::config::Guardrails;
 use crate::ledger::{HistoryEntry, Ledger, LedgerEntry, MANUAL};
-use crate::model::waf::{MAX_SET_ENTRIES, VERIFIED_CRAWLER_LABEL};
 use crate::model::rate::Window;
+use crate::model::waf::{MAX_SET_ENTRIES, VERIFIED_CRAWLER_LABEL};
 use crate::policy::{KeyCounts, KeyKind, Policy, PolicyAction, PolicySet, Site, Thresholds};
 use crate::scan::stats::{merge_minutes, window_peak};
 use crate::scan::{ClientKey, ClientStats, Traffic};
@@ -131,7 +131,13 @@ struct Context<'a> {
 
 impl Context<'_> {
     /// The finding for `key`, with its verdict.
-    fn finding(&self, policy: &Policy, key: IpNet, stats: &ClientStats, fired: Vec<String>) -> Finding {
+    fn finding(
+        &self,
+        policy: &Policy,
+        key: IpNet,
+        stats: &ClientStats,
+        fired: Vec<String>,
+    ) -> Finding {
         let all = self.overall.get(&key).copied().unwrap_or(stats);
         let suppressed = self.policies.suppresses(
             policy,
@@ -746,7 +752,11 @@ comment = "office"
 "#;
 
     fn policies() -> PolicySet {
-        crate::policy::parse_str(POLICIES, Path::new("p.toml"), None)
+        policy_set(POLICIES)
+    }
+
+    fn policy_set(text: &str) -> PolicySet {
+        crate::policy::parse_str(text, Path::new("p.toml"), None)
             .unwrap()
             .policies
     }
@@ -845,7 +855,7 @@ comment = "office"
 
     #[test]
     fn a_campaign_proposes_every_member_of_a_group_that_meets_the_thresholds() {
-        let set = crate::policy::parse_str(
+        let set = policy_set(
             r#"
 [[policy]]
 name = "stuffing-campaign"
@@ -856,11 +866,7 @@ members = { requests = 3 }
 thresholds = { addresses = 3, requests = 12 }
 action = { type = "block", group = "blocklist", duration = "1d" }
 "#,
-            Path::new("p.toml"),
-            None,
-        )
-        .unwrap()
-        .policies;
+        );
         let start = "2026-11-20T00:00:00Z";
         // Three thin addresses of one pool (4 attempts each), one person who mistyped twice
         // with the same browser, and two addresses of another pool: too few for a campaign.
@@ -883,12 +889,15 @@ action = { type = "block", group = "blocklist", duration = "1d" }
             ]
         );
         assert!(f.iter().all(|f| matches!(f.verdict, Verdict::Block { .. })));
-        assert!(f[0].reason().starts_with("stuffing-campaign: campaign of 3 addresses"));
+        assert!(
+            f[0].reason()
+                .starts_with("stuffing-campaign: campaign of 3 addresses")
+        );
     }
 
     #[test]
     fn relative_limits_and_sustained_activity_read_the_policy_keys() {
-        let set = crate::policy::parse_str(
+        let set = policy_set(
             r#"
 [[policy]]
 name = "many-logins"
@@ -904,11 +913,7 @@ match = { method = "POST" }
 thresholds = { active_hours = 3, active_minutes = 4 }
 action = { type = "report" }
 "#,
-            Path::new("p.toml"),
-            None,
-        )
-        .unwrap()
-        .policies;
+        );
         let start = "2026-11-20T00:00:00Z";
         // Four people with one or two attempts, one address with 7 spread over three hours.
         let text = logins("192.0.2.1", "B", 1, 60, start)
@@ -1155,7 +1160,7 @@ action = { type = "report" }
 
     #[test]
     fn a_policy_on_another_header_switches_the_scan_to_full_records() {
-        let set = crate::policy::parse_str(
+        let set = policy_set(
             r#"
 [[policy]]
 name = "no-key"
@@ -1169,11 +1174,7 @@ requests = 2
 [policy.action]
 type = "report"
 "#,
-            Path::new("p.toml"),
-            None,
-        )
-        .unwrap()
-        .policies;
+        );
         let options = ScanOptions::default().with_policies(set.policies.clone());
         assert!(options.validate);
         let line = |ip: &str, key: &str| {

@@ -243,7 +243,6 @@ impl ClientClass {
     }
 }
 
-
 /// Rounds up to two significant digits (147 -> 150, 1234 -> 1300), so limits read as chosen numbers
 /// and small changes in the traffic do not change the rule (which would reset its counters).
 pub fn round_up_2sig(n: u64) -> u64 {

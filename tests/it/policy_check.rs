@@ -54,12 +54,15 @@ fn shipped_policies_load_without_errors_or_warnings() {
         [
             "crawler-excess",
             "credential-stuffing",
+            "credential-stuffing-campaign",
             "fake-crawler",
             "flood",
             "flood-overseas",
             "managed-rule-repeat",
             "path-scanner",
+            "path-scanner-campaign",
             "scraper",
+            "scraper-sustained",
         ]
     );
     // Verified crawlers are reported, never blocked.

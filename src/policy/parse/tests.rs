@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::log::ScanRecord;
 use crate::policy::{
-    AllowRule, KeyCounts, KeyKind, Loaded, Measure, Mode, PolicyAction, Severity, Threshold, Window,
-    load_dir, parse_str,
+    AllowRule, KeyCounts, KeyKind, Loaded, Measure, Mode, PolicyAction, Severity, Threshold,
+    Window, load_dir, parse_str,
 };
 
 const FILE: &str = "policies/test.toml";
@@ -742,6 +742,8 @@ fn sustained_relative_and_campaign_thresholds_are_checked_in_place() {
             "requests = { percentile = 95, factor = 5, min = 2 }",
             "type = \"block\"\ngroup = \"blocklist\"\nduration = \"1h\""
         )),
-        ["policies/test.toml:4:1: warning: policy `p` can block a client after 2 requests\n  help: one stray request is not evidence: raise the thresholds, or use `type = \"report\"`"]
+        [
+            "policies/test.toml:4:1: warning: policy `p` can block a client after 2 requests\n  help: one stray request is not evidence: raise the thresholds, or use `type = \"report\"`"
+        ]
     );
 }

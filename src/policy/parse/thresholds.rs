@@ -95,8 +95,7 @@ impl Checker<'_> {
             if measure == Measure::Addresses && scope != Scope::Campaign {
                 self.error(
                     &value.span(),
-                    "`addresses` counts a campaign's members: it needs `key = \"campaign\"`"
-                        .into(),
+                    "`addresses` counts a campaign's members: it needs `key = \"campaign\"`".into(),
                     Some("a campaign's `[policy.thresholds]` apply to its members together".into()),
                 );
                 continue;
