@@ -134,7 +134,7 @@ fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
         assert_eq!(analyze.matches(filter).count(), 2, "{filter}: {analyze}");
     }
     let propose = out("propose", "--print-sql");
-    let shipped = 8;
+    let shipped = 11;
     assert_eq!(
         propose.matches("FROM shop_logs").count(),
         2 + shipped,
