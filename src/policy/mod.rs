@@ -26,7 +26,9 @@ pub use matcher::{
     Condition, CountryMatch, Expr, HeaderMatch, HeaderTest, LabelMatch, LabelPattern, Matcher,
     Pattern, TextMatch,
 };
-pub use threshold::{FiredThreshold, KeyCounts, Mode, Threshold, Thresholds};
+pub use threshold::{
+    Basis, FiredThreshold, KeyCounts, Limit, Measure, Mode, Relative, Site, Threshold, Thresholds,
+};
 
 use crate::model::rate::Window;
 use crate::util::diag::{Diagnostic, Severity};
@@ -42,7 +44,12 @@ pub struct Policy {
     pub file: PathBuf,
     pub matcher: Matcher,
     pub key: KeyKind,
+    /// What each key the scan counts must reach: for a campaign, each member address
+    /// (`[policy.members]`).
     pub thresholds: Thresholds,
+    /// With `key = "campaign"`: the members' addresses grouped by [`crate::propose::campaign`]'s
+    /// signature, and what the group's counts together must reach (`[policy.thresholds]`).
+    pub campaign: Option<Thresholds>,
     pub action: PolicyAction,
     pub aggregate: Option<Aggregate>,
     /// The policy's own `[[policy.allow]]` entries: keys this policy never proposes, judged like

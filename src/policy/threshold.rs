@@ -2,14 +2,18 @@
 //!
 //! The scan counts, per policy and key, what [`KeyCounts`] holds; thresholds only compare those
 //! numbers, so they cost nothing per record and read the same whichever engine did the counting.
+//! A limit may be relative to the site: a multiple of a percentile of the same measure over the
+//! keys of the same kind that sent a request the policy matched ([`Site`]), as `rate recommend`
+//! takes a rule's limit from the clients in its scope; it is resolved before any key is checked.
 
 use std::fmt;
 
 use crate::model::rate::Window;
+use crate::util::stats::percentile;
 use crate::util::text::{share, thousands};
 
-/// What the scan counted for one policy and one key (an address or a prefix), over the requests
-/// the policy matched.
+/// What the scan counted for one policy and one key (an address, a prefix, or a campaign's
+/// members together), over the requests the policy matched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyCounts {
     pub requests: u64,
@@ -18,43 +22,199 @@ pub struct KeyCounts {
     pub distinct_uris: u64,
     /// requests WAF answered with BLOCK
     pub blocked: u64,
+    /// Minutes with at least one matched request.
+    pub active_minutes: u64,
+    /// Clock hours (UTC) with at least one matched request.
+    pub active_hours: u64,
+    /// The most matched requests in any 24 hours (sliding by the minute).
+    pub day_requests: u64,
+    /// Clock hours the analysed traffic spans (every key's), for `active_share`.
+    pub period_hours: u64,
+    /// Addresses behind the counts: 1 for an address, the members for a campaign.
+    pub addresses: u64,
+}
+
+/// A number a threshold compares: one of [`KeyCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Measure {
+    /// The busiest window.
+    Peak(Window),
+    Requests,
+    DistinctUris,
+    ActiveMinutes,
+    ActiveHours,
+    /// The busiest 24 hours.
+    DayRequests,
+    /// A campaign's member addresses.
+    Addresses,
+}
+
+impl Measure {
+    pub fn of(self, c: &KeyCounts) -> u64 {
+        match self {
+            Measure::Peak(w) => c.peaks[w.index()],
+            Measure::Requests => c.requests,
+            Measure::DistinctUris => c.distinct_uris,
+            Measure::ActiveMinutes => c.active_minutes,
+            Measure::ActiveHours => c.active_hours,
+            Measure::DayRequests => c.day_requests,
+            Measure::Addresses => c.addresses,
+        }
+    }
+
+    /// Position in a policy's canonical threshold order.
+    pub fn order(self) -> usize {
+        match self {
+            Measure::Peak(w) => w.index(),
+            Measure::Requests => 4,
+            Measure::DistinctUris => 5,
+            Measure::ActiveMinutes => 6,
+            Measure::ActiveHours => 7,
+            Measure::DayRequests => 8,
+            Measure::Addresses => 9,
+        }
+    }
+}
+
+impl fmt::Display for Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Measure::Peak(w) => write!(f, "peak {w}"),
+            Measure::Requests => f.write_str("requests"),
+            Measure::DistinctUris => f.write_str("distinct URIs"),
+            Measure::ActiveMinutes => f.write_str("active minutes"),
+            Measure::ActiveHours => f.write_str("active hours"),
+            Measure::DayRequests => f.write_str("requests in 24h"),
+            Measure::Addresses => f.write_str("addresses"),
+        }
+    }
+}
+
+/// A limit written relative to the site: `max(min, ceil(factor x the percentile of the measure
+/// over the keys the policy matched))`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Relative {
+    pub factor: f64,
+    /// 0 < percentile <= 100
+    pub percentile: f64,
+    /// A floor, so a quiet site does not bring the limit down to a person's pace.
+    pub min: u64,
+}
+
+/// How a relative limit was resolved, for the evidence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Basis {
+    pub relative: Relative,
+    /// The percentile's value over the keys.
+    pub value: u64,
+    /// How many keys there were.
+    pub population: u64,
+    /// What the keys are (`addresses`, `networks`).
+    pub scope: &'static str,
+}
+
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.relative;
+        write!(
+            f,
+            "{} x p{} {} of {} {}, min {}",
+            r.factor,
+            r.percentile,
+            thousands(self.value),
+            thousands(self.population),
+            self.scope,
+            thousands(r.min)
+        )
+    }
+}
+
+/// A threshold's limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Fixed(u64),
+    /// Not resolved yet: checks against its floor.
+    Relative(Relative),
+    Resolved {
+        value: u64,
+        basis: Basis,
+    },
+}
+
+impl Limit {
+    pub fn value(&self) -> u64 {
+        match *self {
+            Limit::Fixed(n) | Limit::Resolved { value: n, .. } => n,
+            Limit::Relative(r) => r.min,
+        }
+    }
+
+    fn basis(&self) -> Option<Basis> {
+        match *self {
+            Limit::Resolved { basis, .. } => Some(basis),
+            _ => None,
+        }
+    }
+}
+
+/// The keys a policy matched requests from (addresses, or /24 and /64 networks): what its
+/// relative limits are resolved against.
+#[derive(Debug, Clone, Copy)]
+pub struct Site<'a> {
+    pub keys: &'a [KeyCounts],
+    /// What the keys are, for the evidence (`addresses`, `networks`).
+    pub scope: &'static str,
+}
+
+impl Site<'_> {
+    /// The value of `p` of `measure` over the site's keys.
+    pub fn percentile(&self, measure: Measure, p: f64) -> u64 {
+        let mut values: Vec<u64> = self.keys.iter().map(|k| measure.of(k)).collect();
+        values.sort_unstable();
+        percentile(&values, p)
+    }
 }
 
 /// One condition on a key's counts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Threshold {
-    /// The busiest `window` held at least `requests` matched requests.
-    Peak { window: Window, requests: u64 },
-    /// At least this many matched requests in the analysed period.
-    Requests(u64),
-    /// At least this many distinct URIs among the matched requests.
-    DistinctUris(u64),
+    /// The measure reached the limit.
+    AtLeast { measure: Measure, limit: Limit },
+    /// The key was active in at least this share (0 < share <= 1) of the clock hours the
+    /// traffic spans.
+    ActiveShare(f64),
     /// WAF blocked at least `ratio` (0 < ratio <= 1) of the matched requests, and at least
     /// `min_blocked` of them: a share alone would fire on one blocked request out of one.
     Blocked { ratio: f64, min_blocked: u64 },
 }
 
 impl Threshold {
+    /// A fixed limit on a measure.
+    pub fn at_least(measure: Measure, n: u64) -> Threshold {
+        Threshold::AtLeast {
+            measure,
+            limit: Limit::Fixed(n),
+        }
+    }
+
     pub fn check(&self, c: &KeyCounts) -> Option<FiredThreshold> {
         match *self {
-            Threshold::Peak { window, requests } => {
-                let observed = c.peaks[window.index()];
-                (observed >= requests).then_some(FiredThreshold::Peak {
-                    window,
-                    limit: requests,
+            Threshold::AtLeast { measure, limit } => {
+                let observed = measure.of(c);
+                (observed >= limit.value()).then_some(FiredThreshold::AtLeast {
+                    measure,
+                    limit: limit.value(),
                     observed,
+                    basis: limit.basis(),
                 })
             }
-            Threshold::Requests(limit) => {
-                (c.requests >= limit).then_some(FiredThreshold::Requests {
-                    limit,
-                    observed: c.requests,
-                })
-            }
-            Threshold::DistinctUris(limit) => {
-                (c.distinct_uris >= limit).then_some(FiredThreshold::DistinctUris {
-                    limit,
-                    observed: c.distinct_uris,
+            Threshold::ActiveShare(ratio) => {
+                let reached =
+                    c.period_hours > 0 && c.active_hours as f64 / c.period_hours as f64 >= ratio;
+                reached.then_some(FiredThreshold::ActiveShare {
+                    ratio,
+                    active_hours: c.active_hours,
+                    period_hours: c.period_hours,
                 })
             }
             Threshold::Blocked { ratio, min_blocked } => {
@@ -70,13 +230,60 @@ impl Threshold {
         }
     }
 
-    /// The fewest matched requests a key needs before this threshold can fire.
+    /// The fewest matched requests a key needs before this threshold can fire (a relative limit
+    /// is never below its floor).
     pub fn min_requests(&self) -> u64 {
         match *self {
-            Threshold::Peak { requests, .. } => requests,
-            Threshold::Requests(n) | Threshold::DistinctUris(n) => n,
+            // Every active minute or hour, and every campaign member, holds a request.
+            Threshold::AtLeast { limit, .. } => limit.value(),
+            // The period is only known after the scan.
+            Threshold::ActiveShare(_) => 1,
             Threshold::Blocked { min_blocked, .. } => min_blocked,
         }
+    }
+
+    /// Position in a policy's canonical order.
+    pub fn order(&self) -> usize {
+        match self {
+            Threshold::AtLeast { measure, .. } => measure.order(),
+            Threshold::ActiveShare(_) => 10,
+            Threshold::Blocked { .. } => 11,
+        }
+    }
+
+    fn resolve(&self, site: &Site) -> Threshold {
+        match *self {
+            Threshold::AtLeast {
+                measure,
+                limit: Limit::Relative(relative),
+            } => {
+                let value = site.percentile(measure, relative.percentile);
+                let scaled = (value as f64 * relative.factor).ceil() as u64;
+                Threshold::AtLeast {
+                    measure,
+                    limit: Limit::Resolved {
+                        value: scaled.max(relative.min),
+                        basis: Basis {
+                            relative,
+                            value,
+                            population: site.keys.len() as u64,
+                            scope: site.scope,
+                        },
+                    },
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_relative(&self) -> bool {
+        matches!(
+            self,
+            Threshold::AtLeast {
+                limit: Limit::Relative(_),
+                ..
+            }
+        )
     }
 }
 
@@ -117,8 +324,18 @@ impl Thresholds {
         (fires && !fired.is_empty()).then_some(fired)
     }
 
-    /// The fewest matched requests a key needs before the policy can fire.
+    /// The fewest matched requests a key needs before the policy can fire; 1 with a relative
+    /// limit, whose percentile is taken over every key the policy matched.
     pub fn min_requests(&self) -> u64 {
+        if self.is_relative() {
+            return 1;
+        }
+        self.fewest_to_fire()
+    }
+
+    /// The fewest matched requests with which the policy can fire, judged by the limits as
+    /// written (a relative limit by its floor): what a reviewer asks of a `block` policy.
+    pub fn fewest_to_fire(&self) -> u64 {
         let each = self.list.iter().map(Threshold::min_requests);
         match self.mode {
             Mode::All => each.max(),
@@ -126,23 +343,35 @@ impl Thresholds {
         }
         .unwrap_or(0)
     }
+
+    /// Whether any limit is relative to the site.
+    pub fn is_relative(&self) -> bool {
+        self.list.iter().any(Threshold::is_relative)
+    }
+
+    /// The same thresholds with every relative limit resolved over `site`.
+    pub fn resolve(&self, site: &Site) -> Thresholds {
+        Thresholds {
+            mode: self.mode,
+            list: self.list.iter().map(|t| t.resolve(site)).collect(),
+        }
+    }
 }
 
 /// A threshold that fired: which one, its limit, and what was observed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FiredThreshold {
-    Peak {
-        window: Window,
+    AtLeast {
+        measure: Measure,
         limit: u64,
         observed: u64,
+        /// Where a relative limit came from.
+        basis: Option<Basis>,
     },
-    Requests {
-        limit: u64,
-        observed: u64,
-    },
-    DistinctUris {
-        limit: u64,
-        observed: u64,
+    ActiveShare {
+        ratio: f64,
+        active_hours: u64,
+        period_hours: u64,
     },
     Blocked {
         ratio: f64,
@@ -155,29 +384,34 @@ pub enum FiredThreshold {
 impl fmt::Display for FiredThreshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            FiredThreshold::Peak {
-                window,
+            FiredThreshold::AtLeast {
+                measure,
                 limit,
                 observed,
-            } => write!(
-                f,
-                "peak {window} {} >= {}",
-                thousands(observed),
-                thousands(limit)
-            ),
-            FiredThreshold::Requests { limit, observed } => {
+                basis,
+            } => {
                 write!(
                     f,
-                    "requests {} >= {}",
+                    "{measure} {} >= {}",
                     thousands(observed),
                     thousands(limit)
-                )
+                )?;
+                match basis {
+                    Some(b) => write!(f, " ({b})"),
+                    None => Ok(()),
+                }
             }
-            FiredThreshold::DistinctUris { limit, observed } => write!(
+            FiredThreshold::ActiveShare {
+                ratio,
+                active_hours,
+                period_hours,
+            } => write!(
                 f,
-                "distinct URIs {} >= {}",
-                thousands(observed),
-                thousands(limit)
+                "active {} of {} hours ({}) >= {}",
+                thousands(active_hours),
+                thousands(period_hours),
+                share(active_hours as f64 / period_hours as f64),
+                share(ratio)
             ),
             FiredThreshold::Blocked {
                 ratio,
@@ -207,11 +441,12 @@ mod tests {
             peaks,
             distinct_uris,
             blocked,
+            ..KeyCounts::default()
         }
     }
 
     fn peak(window: Window, requests: u64) -> Threshold {
-        Threshold::Peak { window, requests }
+        Threshold::at_least(Measure::Peak(window), requests)
     }
 
     #[test]
@@ -250,15 +485,27 @@ mod tests {
     fn requests_distinct_uris_and_blocked_share() {
         let c = counts(12_004, [0; 4], 312, 0);
         assert_eq!(
-            Threshold::Requests(5_000).check(&c).unwrap().to_string(),
+            Threshold::at_least(Measure::Requests, 5_000)
+                .check(&c)
+                .unwrap()
+                .to_string(),
             "requests 12,004 >= 5,000"
         );
-        assert_eq!(Threshold::Requests(12_005).check(&c), None);
         assert_eq!(
-            Threshold::DistinctUris(100).check(&c).unwrap().to_string(),
+            Threshold::at_least(Measure::Requests, 12_005).check(&c),
+            None
+        );
+        assert_eq!(
+            Threshold::at_least(Measure::DistinctUris, 100)
+                .check(&c)
+                .unwrap()
+                .to_string(),
             "distinct URIs 312 >= 100"
         );
-        assert_eq!(Threshold::DistinctUris(313).check(&c), None);
+        assert_eq!(
+            Threshold::at_least(Measure::DistinctUris, 313).check(&c),
+            None
+        );
 
         let blocked = Threshold::Blocked {
             ratio: 0.8,
@@ -281,7 +528,10 @@ mod tests {
 
     #[test]
     fn mode_all_needs_every_threshold_and_any_needs_one() {
-        let list = vec![peak(Window::M1, 100), Threshold::DistinctUris(10)];
+        let list = vec![
+            peak(Window::M1, 100),
+            Threshold::at_least(Measure::DistinctUris, 10),
+        ];
         let all = Thresholds {
             mode: Mode::All,
             list: list.clone(),
@@ -302,5 +552,97 @@ mod tests {
         assert_eq!(any.check(&neither), None);
         assert_eq!(all.min_requests(), 100);
         assert_eq!(any.min_requests(), 10);
+    }
+
+    #[test]
+    fn sustained_activity_and_share_of_the_period() {
+        let c = KeyCounts {
+            requests: 30_000,
+            active_minutes: 1_300,
+            active_hours: 23,
+            day_requests: 29_000,
+            period_hours: 24,
+            ..KeyCounts::default()
+        };
+        let fired = |t: Threshold| t.check(&c).map(|f| f.to_string());
+        assert_eq!(
+            fired(Threshold::at_least(Measure::ActiveMinutes, 600)).unwrap(),
+            "active minutes 1,300 >= 600"
+        );
+        assert_eq!(
+            fired(Threshold::at_least(Measure::ActiveHours, 23)).unwrap(),
+            "active hours 23 >= 23"
+        );
+        assert_eq!(fired(Threshold::at_least(Measure::ActiveHours, 24)), None);
+        assert_eq!(
+            fired(Threshold::at_least(Measure::DayRequests, 20_000)).unwrap(),
+            "requests in 24h 29,000 >= 20,000"
+        );
+        assert_eq!(
+            fired(Threshold::ActiveShare(0.5)).unwrap(),
+            "active 23 of 24 hours (95.8%) >= 50%"
+        );
+        assert_eq!(fired(Threshold::ActiveShare(0.96)), None);
+        // No period (nothing scanned): never active.
+        assert_eq!(
+            Threshold::ActiveShare(0.1).check(&KeyCounts::default()),
+            None
+        );
+        assert_eq!(Threshold::ActiveShare(0.5).min_requests(), 1);
+    }
+
+    #[test]
+    fn relative_limits_resolve_over_the_site_with_a_floor() {
+        let site: Vec<KeyCounts> = (1..=100)
+            .map(|n| KeyCounts {
+                active_minutes: n,
+                ..KeyCounts::default()
+            })
+            .collect();
+        let site = Site {
+            keys: &site,
+            scope: "addresses",
+        };
+        let relative = |factor, min| Thresholds {
+            mode: Mode::All,
+            list: vec![Threshold::AtLeast {
+                measure: Measure::ActiveMinutes,
+                limit: Limit::Relative(Relative {
+                    factor,
+                    percentile: 99.0,
+                    min,
+                }),
+            }],
+        };
+        let t = relative(2.5, 60);
+        assert!(t.is_relative());
+        // The percentile needs every key the policy matched; the floor is what it takes to fire.
+        assert_eq!(t.min_requests(), 1);
+        assert_eq!(t.fewest_to_fire(), 60);
+        assert_eq!(t.list[0].min_requests(), 60);
+        let key = KeyCounts {
+            active_minutes: 250,
+            ..KeyCounts::default()
+        };
+        let resolved = t.resolve(&site);
+        assert!(!resolved.is_relative());
+        let fired = resolved.check(&key).unwrap();
+        assert_eq!(
+            fired[0].to_string(),
+            "active minutes 250 >= 248 (2.5 x p99 99 of 100 addresses, min 60)"
+        );
+        let below = KeyCounts {
+            active_minutes: 247,
+            ..KeyCounts::default()
+        };
+        assert_eq!(resolved.check(&below), None);
+        // The floor wins on a quiet site.
+        let floor = relative(0.5, 60).resolve(&site);
+        assert_eq!(floor.list[0].min_requests(), 60);
+        let empty = relative(3.0, 5).resolve(&Site {
+            keys: &[],
+            scope: "networks",
+        });
+        assert_eq!(empty.list[0].min_requests(), 5);
     }
 }

@@ -15,11 +15,14 @@ use serde::Serialize;
 use crate::analyze::{ClientRow, client_row, iso_ms};
 use crate::config::Guardrails;
 use crate::ledger::{HistoryEntry, Ledger, LedgerEntry, MANUAL};
+use crate::model::rate::Window;
 use crate::model::waf::{MAX_SET_ENTRIES, VERIFIED_CRAWLER_LABEL};
-use crate::policy::{KeyCounts, PolicyAction, PolicySet};
+use crate::policy::{KeyCounts, KeyKind, Policy, PolicyAction, PolicySet, Site, Thresholds};
+use crate::scan::stats::{merge_minutes, window_peak};
 use crate::scan::{ClientKey, ClientStats, Traffic};
 use crate::util::cidr;
-use campaign::Campaign;
+use crate::util::text::thousands;
+use campaign::{Campaign, Fingerprint, Signature};
 
 /// Why a verified crawler is never proposed for a block.
 pub const VERIFIED_NEVER_BLOCKED: &str = "verified crawler (Bot Control `bot:verified` on its requests): never IP-blocked; rate-limit it instead";
@@ -72,12 +75,47 @@ impl Finding {
     }
 }
 
-fn key_counts(s: &ClientStats) -> KeyCounts {
-    KeyCounts {
+/// What a key's thresholds compare, from its per-minute counts: the same for both engines.
+fn key_counts(s: &ClientStats, period_hours: u64) -> KeyCounts {
+    let mut c = KeyCounts {
         requests: s.requests,
         peaks: s.peaks.map(|p| p.requests),
         distinct_uris: s.distinct_uris,
         blocked: s.actions.block,
+        period_hours,
+        addresses: 1,
+        ..KeyCounts::default()
+    };
+    add_activity(&mut c, &s.minutes);
+    c
+}
+
+/// Sustained activity from sorted `(minute, requests)`: active minutes and clock hours, and the
+/// busiest 24 hours.
+fn add_activity(c: &mut KeyCounts, minutes: &[(u32, u32)]) {
+    let mut last_hour = None;
+    c.active_hours = 0;
+    for &(minute, _) in minutes {
+        let hour = minute / 60;
+        if last_hour != Some(hour) {
+            c.active_hours += 1;
+            last_hour = Some(hour);
+        }
+    }
+    c.active_minutes = minutes.len() as u64;
+    c.day_requests = window_peak(minutes, DAY_MINUTES).requests;
+}
+
+const DAY_MINUTES: u32 = 24 * 60;
+
+/// The clock hours (UTC) the traffic spans, first and last included.
+fn period_hours(traffic: &Traffic) -> u64 {
+    const HOUR_MS: i64 = 3_600_000;
+    match (traffic.first_ms, traffic.last_ms) {
+        (Some(first), Some(last)) => {
+            (last.div_euclid(HOUR_MS) - first.div_euclid(HOUR_MS) + 1).max(0) as u64
+        }
+        _ => 0,
     }
 }
 
@@ -85,69 +123,115 @@ fn values(v: &[crate::scan::Count]) -> Vec<&str> {
     v.iter().map(|c| &*c.value).collect()
 }
 
+/// What evaluation needs besides a policy's own keys.
+struct Context<'a> {
+    policies: &'a PolicySet,
+    /// Every address and network over all its requests, for allowlists and verification.
+    overall: HashMap<IpNet, &'a ClientStats>,
+    now: Timestamp,
+}
+
+impl Context<'_> {
+    /// The finding for `key`, with its verdict.
+    fn finding(
+        &self,
+        policy: &Policy,
+        key: IpNet,
+        stats: &ClientStats,
+        fired: Vec<String>,
+    ) -> Finding {
+        let all = self.overall.get(&key).copied().unwrap_or(stats);
+        let suppressed = self.policies.suppresses(
+            policy,
+            &key,
+            &values(&all.labels),
+            &values(&all.user_agents),
+            self.now,
+        );
+        let verified = all
+            .labels
+            .iter()
+            .any(|l| *l.value == *VERIFIED_CRAWLER_LABEL);
+        let verdict = match (suppressed, &policy.action) {
+            (Some(entry), _) => Verdict::Suppressed {
+                by: entry.to_string(),
+            },
+            // Bot Control verified this client on some request (it skips static assets, so
+            // not every request carries the label): it is the crawler it claims to be.
+            (None, PolicyAction::Block(_)) if verified => Verdict::Suppressed {
+                by: VERIFIED_NEVER_BLOCKED.to_owned(),
+            },
+            (None, PolicyAction::Block(b)) => Verdict::Block {
+                group: b.group.clone(),
+            },
+            (None, PolicyAction::Report(r)) => Verdict::Report {
+                note: r.note.clone(),
+                rate_limit: r.rate_limit.map(|h| h.to_string()),
+            },
+        };
+        Finding {
+            policy: policy.name.clone(),
+            key,
+            members: Vec::new(),
+            fired,
+            verdict,
+            evidence: client_row(stats, 5),
+        }
+    }
+}
+
 /// Evaluates every policy over the traffic it counted (`traffic.policy_keys`, in policy order).
 ///
 /// Allowlist entries for labels and user agents look at *all* of a key's requests, not only the ones
 /// the policy matched. A key that Bot Control verified as a crawler on any request is never blocked.
+/// Relative limits are resolved over the policy's keys: every address (or network) that sent a
+/// request it matched.
 pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<Finding> {
     let allow_cidrs = policies.allowlist.cidrs(now);
-    let overall: HashMap<IpNet, &ClientStats> = traffic
-        .clients
-        .iter()
-        .chain(&traffic.prefixes)
-        .filter_map(|c| match c.key {
-            ClientKey::Addr(a) => Some((IpNet::from(a), c)),
-            ClientKey::Prefix(n) => Some((n, c)),
-            ClientKey::Unparsed(_) => None,
-        })
-        .collect();
+    let period_hours = period_hours(traffic);
+    let ctx = Context {
+        policies,
+        overall: traffic
+            .clients
+            .iter()
+            .chain(&traffic.prefixes)
+            .filter_map(|c| match c.key {
+                ClientKey::Addr(a) => Some((IpNet::from(a), c)),
+                ClientKey::Prefix(n) => Some((n, c)),
+                ClientKey::Unparsed(_) => None,
+            })
+            .collect(),
+        now,
+    };
     let mut findings = Vec::new();
     for (policy, keys) in policies.policies.iter().zip(&traffic.policy_keys) {
+        let counts: Vec<KeyCounts> = keys.iter().map(|s| key_counts(s, period_hours)).collect();
+        // Relative limits compare with the other keys the policy matched, as `rate recommend`
+        // compares with the clients in a rule's scope.
+        let thresholds = if policy.thresholds.is_relative() {
+            policy.thresholds.resolve(&Site {
+                keys: &counts,
+                scope: match policy.key {
+                    KeyKind::Ip => "addresses",
+                    KeyKind::Prefix => "networks",
+                },
+            })
+        } else {
+            policy.thresholds.clone()
+        };
         let mut own = Vec::new();
-        for stats in keys {
+        for (stats, counts) in keys.iter().zip(&counts) {
             let ClientKey::Prefix(key) = stats.key else {
                 continue;
             };
-            let Some(fired) = policy.thresholds.check(&key_counts(stats)) else {
+            let Some(fired) = thresholds.check(counts) else {
                 continue;
             };
-            let all = overall.get(&key).copied().unwrap_or(stats);
-            let suppressed = policies.suppresses(
-                policy,
-                &key,
-                &values(&all.labels),
-                &values(&all.user_agents),
-                now,
-            );
-            let verified = all
-                .labels
-                .iter()
-                .any(|l| *l.value == *VERIFIED_CRAWLER_LABEL);
-            let verdict = match (suppressed, &policy.action) {
-                (Some(entry), _) => Verdict::Suppressed {
-                    by: entry.to_string(),
-                },
-                // Bot Control verified this client on some request (it skips static assets, so
-                // not every request carries the label): it is the crawler it claims to be.
-                (None, PolicyAction::Block(_)) if verified => Verdict::Suppressed {
-                    by: VERIFIED_NEVER_BLOCKED.to_owned(),
-                },
-                (None, PolicyAction::Block(b)) => Verdict::Block {
-                    group: b.group.clone(),
-                },
-                (None, PolicyAction::Report(r)) => Verdict::Report {
-                    note: r.note.clone(),
-                    rate_limit: r.rate_limit.map(|h| h.to_string()),
-                },
-            };
-            own.push(Finding {
-                policy: policy.name.clone(),
-                key,
-                members: Vec::new(),
-                fired: fired.iter().map(ToString::to_string).collect(),
-                verdict,
-                evidence: client_row(stats, 5),
-            });
+            let fired = fired.iter().map(ToString::to_string).collect();
+            own.push(ctx.finding(policy, key, stats, fired));
+        }
+        if let Some(group) = &policy.campaign {
+            own = campaigns(own, keys, group, period_hours);
         }
         if let Some(agg) = policy.aggregate {
             own = aggregate(own, agg.min_offenders as usize, &allow_cidrs);
@@ -155,6 +239,81 @@ pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<
         findings.extend(own);
     }
     findings
+}
+
+/// A campaign policy's findings: its members (the addresses that met `[policy.members]`) grouped by
+/// [`campaign::Signature`], and of each group whose counts together meet `group`, every member,
+/// with the link and the group's fired thresholds in front of the member's own. `keys` are the
+/// policy's per-address counts the members came from.
+fn campaigns(
+    members: Vec<Finding>,
+    keys: &[ClientStats],
+    group: &Thresholds,
+    period_hours: u64,
+) -> Vec<Finding> {
+    let stats: HashMap<IpNet, &ClientStats> = keys
+        .iter()
+        .filter_map(|s| match s.key {
+            ClientKey::Prefix(k) => Some((k, s)),
+            _ => None,
+        })
+        .collect();
+    let mut groups: BTreeMap<Signature, Vec<Finding>> = BTreeMap::new();
+    for f in members {
+        groups
+            .entry(Fingerprint::of(&f).signature)
+            .or_default()
+            .push(f);
+    }
+    let mut out = Vec::new();
+    for (signature, members) in groups {
+        let mut together = KeyCounts {
+            addresses: members.len() as u64,
+            period_hours,
+            ..KeyCounts::default()
+        };
+        let mut minutes: Vec<(u32, u32)> = Vec::new();
+        for m in &members {
+            let s = stats[&m.key];
+            together.requests += s.requests;
+            together.blocked += s.actions.block;
+            // Distinct paths do not add up across members; the largest is a lower bound.
+            together.distinct_uris = together.distinct_uris.max(s.distinct_uris);
+            merge_minutes(&mut minutes, &s.minutes);
+        }
+        together.peaks = Window::ALL.map(|w| window_peak(&minutes, w.minutes()).requests);
+        add_activity(&mut together, &minutes);
+        let Some(fired) = group.check(&together) else {
+            continue;
+        };
+        let link = format!(
+            "campaign of {} addresses with {}, {} requests together",
+            thousands(together.addresses),
+            describe(&signature),
+            thousands(together.requests)
+        );
+        for mut m in members {
+            let own = std::mem::take(&mut m.fired);
+            m.fired = std::iter::once(link.clone())
+                .chain(fired.iter().map(ToString::to_string))
+                .chain(own.into_iter().map(|f| format!("member: {f}")))
+                .collect();
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// A signature as evidence: `user agent `python-requests/2.31`, JA4 `t13d...``.
+fn describe(s: &Signature) -> String {
+    let mut parts = vec![match &s.user_agent {
+        Some(ua) if ua.is_empty() => "no user agent".to_owned(),
+        Some(ua) => format!("user agent `{ua}`"),
+        None => "no user agent logged".to_owned(),
+    }];
+    parts.extend(s.ja4.as_ref().map(|j| format!("JA4 `{j}`")));
+    parts.extend(s.ja3.as_ref().map(|j| format!("JA3 `{j}`")));
+    parts.join(", ")
 }
 
 /// Folds blocked addresses into their /24 or /64 when at least `min` of them share it, unless an
@@ -611,7 +770,11 @@ comment = "office"
 "#;
 
     fn policies() -> PolicySet {
-        crate::policy::parse_str(POLICIES, Path::new("p.toml"), None)
+        policy_set(POLICIES)
+    }
+
+    fn policy_set(text: &str) -> PolicySet {
+        crate::policy::parse_str(text, Path::new("p.toml"), None)
             .unwrap()
             .policies
     }
@@ -693,6 +856,107 @@ comment = "office"
         assert_eq!(keys, ["198.51.100.1/32", "203.0.113.0/24"]);
         assert_eq!(f[1].members.len(), 3);
         assert!(f[1].reason().contains("3 offending addresses"));
+    }
+
+    /// `n` login POSTs from `ip` with user agent `ua`, one every `gap` seconds from `start`.
+    fn logins(ip: &str, ua: &str, n: usize, gap: i64, start: &str) -> String {
+        let t0 = ts(start).as_millisecond();
+        (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"timestamp":{},"action":"ALLOW","httpRequest":{{"clientIp":"{ip}","uri":"/login","httpMethod":"POST","headers":[{{"name":"User-Agent","value":"{ua}"}}]}}}}"#,
+                    t0 + i as i64 * gap * 1000
+                ) + "\n"
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_campaign_proposes_every_member_of_a_group_that_meets_the_thresholds() {
+        let set = policy_set(
+            r#"
+[[policy]]
+name = "stuffing-campaign"
+description = "d"
+key = "campaign"
+match = { method = "POST" }
+members = { requests = 3 }
+thresholds = { addresses = 3, requests = 12 }
+action = { type = "block", group = "blocklist", duration = "1d" }
+"#,
+        );
+        let start = "2026-11-20T00:00:00Z";
+        // Three thin addresses of one pool (4 attempts each), one person who mistyped twice
+        // with the same browser, and two addresses of another pool: too few for a campaign.
+        let text = logins("203.0.113.1", "Pool/1.0", 4, 60, start)
+            + &logins("198.51.100.2", "Pool/1.0", 4, 60, start)
+            + &logins("192.0.2.3", "Pool/1.0", 4, 60, start)
+            + &logins("198.51.100.9", "Pool/1.0", 2, 60, start)
+            + &logins("203.0.113.50", "Other/2.0", 9, 60, start)
+            + &logins("203.0.113.51", "Other/2.0", 9, 60, start);
+        let f = evaluate(&set, &traffic(&text, &set), ts("2026-11-20T01:00:00Z"));
+        let keys: Vec<String> = f.iter().map(|f| f.key.to_string()).collect();
+        assert_eq!(keys, ["192.0.2.3/32", "198.51.100.2/32", "203.0.113.1/32"]);
+        assert_eq!(
+            f[0].fired,
+            [
+                "campaign of 3 addresses with user agent `Pool/1.0`, 12 requests together",
+                "requests 12 >= 12",
+                "addresses 3 >= 3",
+                "member: requests 4 >= 3",
+            ]
+        );
+        assert!(f.iter().all(|f| matches!(f.verdict, Verdict::Block { .. })));
+        assert!(
+            f[0].reason()
+                .starts_with("stuffing-campaign: campaign of 3 addresses")
+        );
+    }
+
+    #[test]
+    fn relative_limits_and_sustained_activity_read_the_policy_keys() {
+        let set = policy_set(
+            r#"
+[[policy]]
+name = "many-logins"
+description = "d"
+match = { method = "POST" }
+thresholds = { requests = { percentile = 50, factor = 3, min = 2 } }
+action = { type = "report" }
+
+[[policy]]
+name = "all-day"
+description = "d"
+match = { method = "POST" }
+thresholds = { active_hours = 3, active_minutes = 4 }
+action = { type = "report" }
+"#,
+        );
+        let start = "2026-11-20T00:00:00Z";
+        // Four people with one or two attempts, one address with 7 spread over three hours.
+        let text = logins("192.0.2.1", "B", 1, 60, start)
+            + &logins("192.0.2.2", "B", 2, 60, start)
+            + &logins("192.0.2.3", "B", 2, 60, start)
+            + &logins("192.0.2.4", "B", 1, 60, start)
+            + &logins("203.0.113.7", "B", 7, 1500, start);
+        let f = evaluate(&set, &traffic(&text, &set), ts("2026-11-20T04:00:00Z"));
+        let fired: Vec<(&str, String)> = f
+            .iter()
+            .map(|f| (f.policy.as_str(), f.fired.join("; ")))
+            .collect();
+        assert_eq!(
+            fired,
+            [
+                (
+                    "all-day",
+                    "active minutes 7 >= 4; active hours 3 >= 3".to_owned()
+                ),
+                (
+                    "many-logins",
+                    "requests 7 >= 6 (3 x p50 2 of 5 addresses, min 2)".to_owned()
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -914,7 +1178,7 @@ comment = "office"
 
     #[test]
     fn a_policy_on_another_header_switches_the_scan_to_full_records() {
-        let set = crate::policy::parse_str(
+        let set = policy_set(
             r#"
 [[policy]]
 name = "no-key"
@@ -928,11 +1192,7 @@ requests = 2
 [policy.action]
 type = "report"
 "#,
-            Path::new("p.toml"),
-            None,
-        )
-        .unwrap()
-        .policies;
+        );
         let options = ScanOptions::default().with_policies(set.policies.clone());
         assert!(options.validate);
         let line = |ip: &str, key: &str| {

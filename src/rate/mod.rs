@@ -19,6 +19,7 @@ use crate::policy::{
     Policy, PolicyAction, ReportAction, TextMatch, Thresholds,
 };
 use crate::scan::{ClientKey, ClientStats};
+pub use crate::util::stats::percentile;
 use crate::util::text;
 
 /// `overseas and path:/login`; `all` for no scope.
@@ -148,6 +149,7 @@ pub fn per_address_policy(name: String, description: String, matcher: Matcher) -
             mode: Default::default(),
             list: Vec::new(),
         },
+        campaign: None,
         action: PolicyAction::Report(ReportAction::default()),
         aggregate: None,
         allowlist: Allowlist::default(),
@@ -239,17 +241,6 @@ impl ClientClass {
             ClientClass::Unknown => "unknown",
         }
     }
-}
-
-/// Nearest-rank percentile (`p` in 0..=100) of ascending `sorted`; 0 when empty.
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    // The epsilon keeps binary rounding (99.9 / 100 * 1000 = 999.0000000000001) from moving the
-    // rank up by one.
-    let rank = (p / 100.0 * sorted.len() as f64 - 1e-9).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Rounds up to two significant digits (147 -> 150, 1234 -> 1300), so limits read as chosen numbers

@@ -3,6 +3,7 @@
 pub mod atomic_file;
 pub mod cidr;
 pub mod diag;
+pub mod stats;
 pub mod term;
 pub mod text;
 pub mod time;

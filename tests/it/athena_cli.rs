@@ -137,7 +137,7 @@ fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
     }
     assert!(analyze.contains("filter(ARRAY[\n          0\n        ], p -> p IS NOT NULL)"));
     let propose = out("propose", "--print-sql");
-    let shipped = 8;
+    let shipped = 11;
     assert_eq!(propose.matches(';').count(), 1, "{propose}");
     assert_eq!(propose.matches("shop_logs").count(), 1, "{propose}");
     assert_eq!(propose.matches("timestamp < 1795219200000").count(), 1);

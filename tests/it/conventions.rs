@@ -108,7 +108,7 @@ fn verbose_says_which_files_were_read() {
     assert_eq!(out, propose(&[]).0);
     for line in [
         "read the configuration `examples/waftune.toml`\n",
-        "read 8 policies and 2 allow entries from `examples/policies`\n",
+        "read 11 policies and 2 allow entries from `examples/policies`\n",
         "reading 24 log files, 4,537,041 bytes\n",
         "read 45,000 records from 24 log files\n",
         "dry run: `",

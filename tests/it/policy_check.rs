@@ -54,12 +54,15 @@ fn shipped_policies_load_without_errors_or_warnings() {
         [
             "crawler-excess",
             "credential-stuffing",
+            "credential-stuffing-campaign",
             "fake-crawler",
             "flood",
             "flood-overseas",
             "managed-rule-repeat",
             "path-scanner",
+            "path-scanner-campaign",
             "scraper",
+            "scraper-sustained",
         ]
     );
     // Verified crawlers are reported, never blocked.
@@ -143,6 +146,7 @@ impl Acc {
             peaks: Window::ALL.map(peak),
             distinct_uris: self.uris.len() as u64,
             blocked: self.blocked,
+            ..KeyCounts::default()
         }
     }
 }

@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::allow::AllowEntry;
 use super::matcher::{Matcher, action_bit};
-use super::threshold::{Mode, Thresholds};
+use super::threshold::{Limit, Measure, Mode, Threshold, Thresholds};
 use super::{Allowlist, KeyKind, Loaded, Policy, PolicyAction, PolicySet};
 use crate::log::Action;
 use crate::util::diag::{Diagnostic, Severity};
@@ -29,6 +29,8 @@ mod actions;
 mod allowlist;
 mod conditions;
 mod thresholds;
+
+use thresholds::Scope;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -43,6 +45,7 @@ const POLICY_KEYS: &[&str] = &[
     "action",
     "aggregate",
     "allow",
+    "members",
 ];
 const PEAK_KEYS: &[&str] = &["window", "requests"];
 
@@ -523,16 +526,16 @@ impl<'a> Checker<'a> {
         if let Some(e) = t.get("enabled") {
             parsed.enabled = self.boolean(e, "enabled").unwrap_or(true);
         }
-        let key = match t.get("key") {
-            Some(k) => self.choice(k, "key", &["ip", "prefix"]).map(|k| {
-                if k == "ip" {
-                    KeyKind::Ip
-                } else {
-                    KeyKind::Prefix
-                }
-            }),
-            None => Some(KeyKind::Ip),
+        let key_name = match t.get("key") {
+            Some(k) => self.choice(k, "key", &["ip", "prefix", "campaign"]),
+            None => Some("ip"),
         };
+        let campaign = key_name == Some("campaign");
+        // A campaign is counted per address; its members are grouped after the scan.
+        let key = key_name.map(|k| match k {
+            "prefix" => KeyKind::Prefix,
+            _ => KeyKind::Ip,
+        });
         let matcher = match t.get("match") {
             Some(m) => self
                 .table(m, "match")
@@ -540,8 +543,39 @@ impl<'a> Checker<'a> {
                 .map(Matcher::new),
             None => Some(Matcher::everything()),
         };
-        let thresholds = match t.get("thresholds") {
-            Some(th) => self.thresholds(th, &label),
+        let scope = if campaign {
+            Scope::Campaign
+        } else {
+            Scope::Key
+        };
+        let thresholds = t
+            .get("thresholds")
+            .map(|th| self.thresholds(th, &label, "thresholds", scope));
+        // `Some(None)`: not a campaign; `None`: an error in `members`.
+        let members = match (campaign, t.get("members")) {
+            (true, Some(m)) => self
+                .thresholds(m, &label, "members", Scope::Key)
+                .map(|(m, _)| Some(m)),
+            // Every address that sent a matched request is a member.
+            (true, None) => Some(Some(Thresholds {
+                mode: Mode::All,
+                list: vec![Threshold::AtLeast {
+                    measure: Measure::Requests,
+                    limit: Limit::Fixed(1),
+                }],
+            })),
+            (false, Some(m)) => {
+                self.error(
+                    &m.span(),
+                    "`members` needs `key = \"campaign\"`".into(),
+                    Some("members are the addresses of a campaign; other policies judge each key by `[policy.thresholds]`".into()),
+                );
+                None
+            }
+            (false, None) => Some(None),
+        };
+        let thresholds = match thresholds {
+            Some(th) => th,
             None => {
                 self.error(
                     &span,
@@ -583,6 +617,7 @@ impl<'a> Checker<'a> {
             Some(thresholds),
             Some(action),
             Some(aggregate),
+            Some(members),
         ) = (
             name,
             description,
@@ -591,19 +626,26 @@ impl<'a> Checker<'a> {
             thresholds,
             action,
             aggregate,
+            members,
         )
         else {
             return parsed;
         };
         self.semantic_warnings(t, &name, &matcher, &thresholds, &action);
         if self.errors() == errors_before {
+            // A campaign's scan counts each member; the group's thresholds apply after it.
+            let (thresholds, campaign) = match members {
+                Some(members) => (members, Some(thresholds.0)),
+                None => (thresholds.0, None),
+            };
             parsed.policy = Some(Policy {
                 name,
                 description,
                 file: self.file.to_owned(),
                 matcher,
                 key,
-                thresholds: thresholds.0,
+                thresholds,
+                campaign,
                 action,
                 aggregate,
                 allowlist,
@@ -668,7 +710,7 @@ impl<'a> Checker<'a> {
                 Some("allow `BLOCK` in the `action` condition, or remove `blocked`".into()),
             );
         }
-        let min = thresholds.0.min_requests();
+        let min = thresholds.0.fewest_to_fire();
         if matches!(action, PolicyAction::Block(_)) && min < LOW_THRESHOLD {
             let span = t.get("thresholds").map(|v| v.span()).unwrap_or(0..0);
             let requests = if min == 1 { "request" } else { "requests" };
@@ -690,7 +732,7 @@ fn quoted(items: &[&str]) -> String {
 }
 
 fn threshold_help() -> String {
-    "add at least one of `peak`, `requests`, `distinct_uris` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`".into()
+    "add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`".into()
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::log::ScanRecord;
 use crate::policy::{
-    AllowRule, KeyCounts, KeyKind, Loaded, Mode, PolicyAction, Severity, Threshold, Window,
-    load_dir, parse_str,
+    AllowRule, KeyCounts, KeyKind, Loaded, Measure, Mode, PolicyAction, Severity, Threshold,
+    Window, load_dir, parse_str,
 };
 
 const FILE: &str = "policies/test.toml";
@@ -209,7 +209,7 @@ label = "awswaf:managed:aws:bot-control:bot:verified"
         errors(text),
         [
             "policies/test.toml:2:8: error: policy name `Bad Name` must be 1 to 64 lowercase letters, digits, `-` or `_`, starting with a letter or digit",
-            "policies/test.toml:4:7: error: unknown key `subnet`\n  help: expected one of `ip`, `prefix`",
+            "policies/test.toml:4:7: error: unknown key `subnet`\n  help: expected one of `ip`, `prefix`, `campaign`",
             "policies/test.toml:7:18: error: unknown method `FETCH`\n  help: did you mean `PATCH`?",
             "policies/test.toml:8:23: error: country `jp` is not an ISO 3166 alpha-2 code\n  help: did you mean `JP`?",
             "policies/test.toml:8:29: error: country `Japan` is not an ISO 3166 alpha-2 code\n  help: write two capital letters, like `JP`, or `-` for requests without a known country",
@@ -262,14 +262,14 @@ fn missing_parts_are_errors_at_the_policy() {
     assert_eq!(
         errors("[[policy]]\nname = \"p\"\ndescription = \"d\"\n"),
         [
-            "policies/test.toml:1:1: error: policy `p` has no `thresholds`\n  help: add at least one of `peak`, `requests`, `distinct_uris` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`",
+            "policies/test.toml:1:1: error: policy `p` has no `thresholds`\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`",
             "policies/test.toml:1:1: error: policy `p` has no `action`\n  help: add `action = { type = \"report\" }` to watch it before blocking",
         ]
     );
     assert_eq!(
         errors(&with("mode = \"any\"", REPORT)),
         [
-            "policies/test.toml:4:1: error: policy `p` has no thresholds\n  help: add at least one of `peak`, `requests`, `distinct_uris` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`"
+            "policies/test.toml:4:1: error: policy `p` has no thresholds\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`"
         ]
     );
 }
@@ -588,14 +588,8 @@ action = { type = "report" }
     assert_eq!(
         login.thresholds.list,
         [
-            Threshold::Peak {
-                window: Window::M1,
-                requests: 10
-            },
-            Threshold::Peak {
-                window: Window::M10,
-                requests: 30
-            },
+            Threshold::at_least(Measure::Peak(Window::M1), 10),
+            Threshold::at_least(Measure::Peak(Window::M10), 30),
             Threshold::Blocked {
                 ratio: 0.5,
                 min_blocked: 5
@@ -631,6 +625,7 @@ action = { type = "report" }
             peaks: [12, 20, 30, 40],
             distinct_uris: 1,
             blocked: 0,
+            ..KeyCounts::default()
         })
         .unwrap();
     let fired: Vec<String> = fired.iter().map(ToString::to_string).collect();
@@ -672,5 +667,83 @@ fn an_empty_file_warns() {
     assert_eq!(
         warnings("# nothing yet\n"),
         ["policies/test.toml:1:1: warning: no `[[policy]]` or `[[allow]]` in this file"]
+    );
+}
+
+#[test]
+fn sustained_relative_and_campaign_thresholds_are_checked_in_place() {
+    assert_eq!(
+        errors(&with(
+            "active_share = 1.5\nactive_minutes = 0\nrequests = { percentile = 120, factor = 2 }\npeak = { window = \"10m\", requests = { percentile = 99, factor = -1 } }\ndistinct_uris = { factor = 2, min = 3, pct = 9 }\naddresses = 5",
+            REPORT
+        )),
+        [
+            "policies/test.toml:5:16: error: `active_share` must be greater than 0 and at most 1, not `1.5`\n  help: it is a share of the hours the logs span: `0.5` means half of them",
+            "policies/test.toml:6:18: error: `active_minutes` must be a whole number >= 1, not `0`",
+            "policies/test.toml:7:27: error: `requests.percentile` must be greater than 0 and at most 100, not `120`\n  help: `99` compares with the site's 99th percentile",
+            "policies/test.toml:8:65: error: `peak.requests.factor` must be greater than 0, not `-1`",
+            "policies/test.toml:9:17: error: `distinct_uris` without `percentile`",
+            "policies/test.toml:9:40: error: unknown key `pct` in `distinct_uris`\n  help: expected one of `percentile`, `factor`, `min`",
+            "policies/test.toml:10:13: error: `addresses` counts a campaign's members: it needs `key = \"campaign\"`\n  help: a campaign's `[policy.thresholds]` apply to its members together",
+        ]
+    );
+    let campaign = |members: &str, thresholds: &str| {
+        format!(
+            "[[policy]]\nname = \"c\"\ndescription = \"d\"\nkey = \"campaign\"\n{members}\n[policy.thresholds]\n{thresholds}\n[policy.action]\ntype = \"report\"\n"
+        )
+    };
+    assert_eq!(
+        errors(&campaign(
+            "members = { addresses = 2 }",
+            "requests = { percentile = 99, factor = 2 }"
+        )),
+        [
+            "policies/test.toml:5:25: error: `addresses` counts a campaign's members: it needs `key = \"campaign\"`\n  help: a campaign's `[policy.thresholds]` apply to its members together",
+            "policies/test.toml:7:12: error: `requests` of a campaign cannot be relative to the site\n  help: relative limits compare a key with the site's addresses or networks; put them in `[policy.members]`",
+        ]
+    );
+    assert_eq!(
+        errors(&with("requests = 10", REPORT).replace(
+            "[policy.thresholds]",
+            "members = { requests = 2 }\n[policy.thresholds]"
+        )),
+        [
+            "policies/test.toml:4:11: error: `members` needs `key = \"campaign\"`\n  help: members are the addresses of a campaign; other policies judge each key by `[policy.thresholds]`"
+        ]
+    );
+    // A valid campaign: members are judged per address, the thresholds on the group.
+    let set = load(&campaign(
+        "members = { requests = { percentile = 90, factor = 3, min = 5 } }",
+        "addresses = 5\nrequests = 200",
+    ))
+    .unwrap()
+    .policies;
+    let p = &set.policies[0];
+    assert_eq!(p.key, KeyKind::Ip);
+    assert!(p.thresholds.is_relative());
+    assert_eq!(p.thresholds.min_requests(), 1);
+    let group = p.campaign.as_ref().unwrap();
+    assert_eq!(
+        group.list,
+        [
+            Threshold::at_least(Measure::Requests, 200),
+            Threshold::at_least(Measure::Addresses, 5)
+        ]
+    );
+    // Without `members`, every address that sent a matched request is one.
+    let set = load(&campaign("", "addresses = 5")).unwrap().policies;
+    assert_eq!(
+        set.policies[0].thresholds.list,
+        [Threshold::at_least(Measure::Requests, 1)]
+    );
+    // A relative limit's floor is what the low-threshold warning judges.
+    assert_eq!(
+        warnings(&with(
+            "requests = { percentile = 95, factor = 5, min = 2 }",
+            "type = \"block\"\ngroup = \"blocklist\"\nduration = \"1h\""
+        )),
+        [
+            "policies/test.toml:4:1: warning: policy `p` can block a client after 2 requests\n  help: one stray request is not evidence: raise the thresholds, or use `type = \"report\"`"
+        ]
     );
 }

@@ -1,27 +1,63 @@
-//! Thresholds: `peak`, `requests`, `distinct_uris` and `blocked`.
+//! Thresholds: `peak`, `requests`, `distinct_uris`, the sustained-activity measures
+//! (`active_minutes`, `active_hours`, `requests_per_day`, `active_share`), `addresses` (campaigns)
+//! and `blocked`; a count may be relative to the site (`{ percentile, factor, min }`).
 
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
 use crate::model::rate::Window;
-use crate::policy::threshold::{Mode, Threshold, Thresholds};
+use crate::policy::threshold::{Limit, Measure, Mode, Relative, Threshold, Thresholds};
 
 use super::{Checker, PEAK_KEYS, Value, threshold_help};
 
-const THRESHOLD_KEYS: &[&str] = &["mode", "peak", "requests", "distinct_uris", "blocked"];
+const THRESHOLD_KEYS: &[&str] = &[
+    "mode",
+    "peak",
+    "requests",
+    "distinct_uris",
+    "active_minutes",
+    "active_hours",
+    "requests_per_day",
+    "active_share",
+    "addresses",
+    "blocked",
+];
+
+/// The counts written as `key = n`, with their measure.
+const COUNT_KEYS: &[(&str, Measure)] = &[
+    ("requests", Measure::Requests),
+    ("distinct_uris", Measure::DistinctUris),
+    ("active_minutes", Measure::ActiveMinutes),
+    ("active_hours", Measure::ActiveHours),
+    ("requests_per_day", Measure::DayRequests),
+    ("addresses", Measure::Addresses),
+];
 
 const BLOCKED_KEYS: &[&str] = &["ratio", "min_blocked"];
 
+const RELATIVE_KEYS: &[&str] = &["percentile", "factor", "min"];
+
+/// Which thresholds a table may hold: it depends on what the policy counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// An address or a prefix (`[policy.thresholds]`), or a campaign's member (`[policy.members]`).
+    Key,
+    /// A campaign's members together (`[policy.thresholds]` with `key = "campaign"`).
+    Campaign,
+}
+
 impl Checker<'_> {
-    /// The thresholds, and where `blocked` was written (for a warning about it).
+    /// The thresholds of table `what`, and where `blocked` was written (for a warning about it).
     pub(super) fn thresholds(
         &mut self,
         v: &Value,
         policy: &str,
+        what: &str,
+        scope: Scope,
     ) -> Option<(Thresholds, Option<Range<usize>>)> {
-        let t = self.table(v, "thresholds")?;
-        self.keys(t, THRESHOLD_KEYS, "key", " in `thresholds`");
+        let t = self.table(v, what)?;
+        self.keys(t, THRESHOLD_KEYS, "key", &format!(" in `{what}`"));
         let before = self.errors();
         let mode = match t.get("mode") {
             Some(m) => match self.choice(m, "mode", &["all", "any"]) {
@@ -38,7 +74,7 @@ impl Checker<'_> {
             };
             let mut seen: Vec<Window> = Vec::new();
             for peak in peaks {
-                if let Some((window, requests, span)) = self.peak(peak) {
+                if let Some((window, limit, span)) = self.peak(peak, scope) {
                     if seen.contains(&window) {
                         self.error(
                             &span,
@@ -47,18 +83,30 @@ impl Checker<'_> {
                         );
                     }
                     seen.push(window);
-                    list.push(Threshold::Peak { window, requests });
+                    list.push(Threshold::AtLeast {
+                        measure: Measure::Peak(window),
+                        limit,
+                    });
                 }
             }
         }
-        if let Some(r) = t.get("requests") {
-            list.extend(self.count(r, "requests", 1).map(Threshold::Requests));
-        }
-        if let Some(d) = t.get("distinct_uris") {
+        for &(key, measure) in COUNT_KEYS {
+            let Some(value) = t.get(key) else { continue };
+            if measure == Measure::Addresses && scope != Scope::Campaign {
+                self.error(
+                    &value.span(),
+                    "`addresses` counts a campaign's members: it needs `key = \"campaign\"`".into(),
+                    Some("a campaign's `[policy.thresholds]` apply to its members together".into()),
+                );
+                continue;
+            }
             list.extend(
-                self.count(d, "distinct_uris", 1)
-                    .map(Threshold::DistinctUris),
+                self.limit(value, key, scope)
+                    .map(|limit| Threshold::AtLeast { measure, limit }),
             );
+        }
+        if let Some(share) = t.get("active_share") {
+            list.extend(self.share(share).map(Threshold::ActiveShare));
         }
         let blocked_span = t.get("blocked").map(|b| b.span());
         if let Some(b) = t.get("blocked") {
@@ -75,22 +123,91 @@ impl Checker<'_> {
             return None;
         }
         // A canonical order, so findings list fired thresholds the same way every time.
-        list.sort_by_key(|t| match t {
-            Threshold::Peak { window, .. } => window.index(),
-            Threshold::Requests(_) => 4,
-            Threshold::DistinctUris(_) => 5,
-            Threshold::Blocked { .. } => 6,
-        });
+        list.sort_by_key(Threshold::order);
         Some((Thresholds { mode, list }, blocked_span))
     }
 
-    pub(super) fn peak(&mut self, v: &Value) -> Option<(Window, u64, Range<usize>)> {
+    /// A count: a whole number, or `{ percentile, factor, min }` relative to the site.
+    fn limit(&mut self, v: &Value, what: &str, scope: Scope) -> Option<Limit> {
+        let DeValue::Table(t) = v.get_ref() else {
+            return self.count(v, what, 1).map(Limit::Fixed);
+        };
+        if scope == Scope::Campaign {
+            self.error(
+                &v.span(),
+                format!("`{what}` of a campaign cannot be relative to the site"),
+                Some("relative limits compare a key with the site's addresses or networks; put them in `[policy.members]`".into()),
+            );
+            return None;
+        }
+        self.keys(t, RELATIVE_KEYS, "key", &format!(" in `{what}`"));
+        let p = self.required(t, v, "percentile", what);
+        let f = self.required(t, v, "factor", what);
+        let percentile = self.number(p?, &format!("{what}.percentile"))?;
+        if !(percentile > 0.0 && percentile <= 100.0) {
+            let span = p?.span();
+            self.error(
+                &span,
+                format!(
+                    "`{what}.percentile` must be greater than 0 and at most 100, not `{}`",
+                    self.source(&span)
+                ),
+                Some("`99` compares with the site's 99th percentile".into()),
+            );
+            return None;
+        }
+        let factor = self.number(f?, &format!("{what}.factor"))?;
+        if factor <= 0.0 {
+            let span = f?.span();
+            self.error(
+                &span,
+                format!(
+                    "`{what}.factor` must be greater than 0, not `{}`",
+                    self.source(&span)
+                ),
+                None,
+            );
+            return None;
+        }
+        let min = match t.get("min") {
+            Some(m) => self.count(m, &format!("{what}.min"), 1)?,
+            None => 1,
+        };
+        Some(Limit::Relative(Relative {
+            factor,
+            percentile,
+            min,
+        }))
+    }
+
+    fn share(&mut self, v: &Value) -> Option<f64> {
+        let share = self.number(v, "active_share")?;
+        if share > 0.0 && share <= 1.0 {
+            return Some(share);
+        }
+        let span = v.span();
+        self.error(
+            &span,
+            format!(
+                "`active_share` must be greater than 0 and at most 1, not `{}`",
+                self.source(&span)
+            ),
+            Some("it is a share of the hours the logs span: `0.5` means half of them".into()),
+        );
+        None
+    }
+
+    pub(super) fn peak(
+        &mut self,
+        v: &Value,
+        scope: Scope,
+    ) -> Option<(Window, Limit, Range<usize>)> {
         let t = self.table(v, "peak")?;
         self.keys(t, PEAK_KEYS, "key", " in `peak`");
         let window = self.window(t, v, "peak")?;
         let requests = self.required(t, v, "requests", "peak")?;
-        let requests = self.count(requests, "peak.requests", 1)?;
-        Some((window.0, requests, window.1))
+        let limit = self.limit(requests, "peak.requests", scope)?;
+        Some((window.0, limit, window.1))
     }
 
     pub(super) fn window(
