@@ -60,7 +60,8 @@ fn network(net: IpNet) -> IpNet {
 }
 
 /// Applies the verdicts to a proposal (after [`super::update_ledger`]). A persisting entry that a
-/// new offence already extended in this run gets no second strike.
+/// new offence already extended in this run gets no second strike, but at least the block its own
+/// policy gives that strike.
 pub fn escalate(
     proposal: Proposal,
     observed: &[Observed],
@@ -81,7 +82,7 @@ pub fn escalate(
             })
     };
     for o in observed {
-        let touched = p.changes.iter().any(|c| {
+        let touched = p.changes.iter().position(|c| {
             matches!(c.kind, ChangeKind::Extend | ChangeKind::Add)
                 && c.group == o.group
                 && c.cidr == o.cidr
@@ -100,10 +101,24 @@ pub fn escalate(
         };
         match &o.effect {
             Effect::Persisting { last_seen } => {
-                if touched || *last_seen <= entry.last_seen {
+                let e = &mut p.ledger.entries[i];
+                if let Some(c) = touched {
+                    // A new offence (of any policy) already counted this run's strike: the block
+                    // still runs at least as long as the entry's own policy gives that strike.
+                    let until = add_saturating(now, block.block_duration(e.strikes));
+                    if e.expires.is_some_and(|old| old < until) {
+                        e.expires = Some(until);
+                        e.reason = format!(
+                            "{}; persisting after the block (verdict `persisting`: {})",
+                            e.reason, o.why
+                        );
+                        p.changes[c] = Change::of(p.changes[c].kind, e);
+                    }
                     continue;
                 }
-                let e = &mut p.ledger.entries[i];
+                if *last_seen <= e.last_seen {
+                    continue;
+                }
                 e.strikes += 1;
                 let until = add_saturating(now, block.block_duration(e.strikes));
                 // Never shorter: an entry without an end keeps none.
