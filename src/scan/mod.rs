@@ -19,7 +19,7 @@ use crate::log::{
     ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
     reader::{Chunk, WholeFile, parse_lines},
 };
-use crate::policy::Policy;
+use crate::policy::{KeyKind, Policy};
 pub use stats::{
     ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, WINDOWS, minute_of,
 };
@@ -140,11 +140,26 @@ struct MinuteCounts {
     detail: MinuteDetail,
 }
 
+/// A client's accumulator in one worker.
+#[derive(Debug, Clone, Default)]
+struct Client {
+    acc: ClientAcc,
+    /// Bit `i`: address-keyed policy `i` (see [`TrafficBuilder::shared_bits`]) matched every request
+    /// of this client so far, so its statistics for that policy are `acc`, kept once rather than
+    /// copied into the policy's map (policies that match nearly everything, such as floods, would
+    /// otherwise hold a second copy of every client). The first request it does not match copies
+    /// `acc` into the map and clears the bit.
+    shared: u64,
+}
+
 /// A worker's partial aggregate.
 #[derive(Debug, Default)]
 pub struct TrafficBuilder {
     range: TimeRange,
     policies: Vec<Policy>,
+    /// Per policy: the bit it shares client accumulators under (see [`Client::shared`]), 0 for
+    /// prefix-keyed policies (a key sums several clients) and past the 64th policy.
+    shared_bits: Vec<u64>,
     policy_keys: Vec<HashMap<IpNet, ClientAcc>>,
     home_country: Option<String>,
     records: u64,
@@ -158,10 +173,10 @@ pub struct TrafficBuilder {
     per_minute: HashMap<u32, MinuteCounts>,
     geo: GeoSplit,
     names: Interner,
-    clients: HashMap<ClientKey, ClientAcc>,
+    clients: HashMap<ClientKey, Client>,
     /// Other workers' clients, already in this builder's numbering: merged key by key when
     /// finishing, in parallel, instead of here one by one.
-    more_clients: Vec<HashMap<ClientKey, ClientAcc>>,
+    more_clients: Vec<HashMap<ClientKey, Client>>,
     /// Scratch space for one record's label and COUNT-rule ids.
     label_ids: Vec<u32>,
     count_rule_ids: Vec<u32>,
@@ -173,6 +188,12 @@ impl TrafficBuilder {
             range: options.range,
             home_country: options.home_country.clone(),
             policies: options.policies.clone(),
+            shared_bits: (0..options.policies.len())
+                .map(|i| match options.policies[i].key {
+                    KeyKind::Ip if i < 64 => 1 << i,
+                    _ => 0,
+                })
+                .collect(),
             policy_keys: vec![HashMap::new(); options.policies.len()],
             ..TrafficBuilder::default()
         }
@@ -196,8 +217,8 @@ impl TrafficBuilder {
         self.geo.merge(&other.geo);
         let remap = self.names.absorb(&other.names);
         for mut theirs in std::iter::once(other.clients).chain(other.more_clients) {
-            for acc in theirs.values_mut() {
-                acc.counts.remap(&remap);
+            for client in theirs.values_mut() {
+                client.acc.counts.remap(&remap);
             }
             self.more_clients.push(theirs);
         }
@@ -214,17 +235,19 @@ impl TrafficBuilder {
 
     pub fn finish(self, files: u64) -> Traffic {
         let names = &self.names;
-        let all: Vec<HashMap<ClientKey, ClientAcc>> = std::iter::once(self.clients)
+        let mut all: Vec<HashMap<ClientKey, Client>> = std::iter::once(self.clients)
             .chain(self.more_clients)
             .collect();
+        let mut policy_keys = self.policy_keys;
+        let shared = unshare_split_clients(&mut all, &mut policy_keys);
         // Every counted record is in exactly one client's accumulator (of one worker, summed here
         // one worker per task).
         let totals = all
             .par_iter()
             .map(|clients| {
                 let mut totals = Counts::default();
-                for acc in clients.values() {
-                    totals.add_summary_of(&acc.counts);
+                for client in clients.values() {
+                    totals.add_summary_of(&client.acc.counts);
                 }
                 totals
             })
@@ -232,23 +255,51 @@ impl TrafficBuilder {
                 a.merge(&b);
                 a
             });
-        let (mut clients, mut prefixes) = stats::finish_clients(all.into_iter().flatten(), names);
-        rayon::join(
-            || sort_clients(&mut clients),
-            || sort_clients(&mut prefixes),
+        let (mut clients, mut prefixes) = stats::finish_clients(
+            all.into_iter()
+                .flatten()
+                .map(|(key, client)| (key, client.acc)),
+            names,
         );
         let policy_keys = self
-            .policy_keys
-            .into_iter()
-            .map(|keys| {
+            .policies
+            .iter()
+            .zip(policy_keys)
+            .zip(&self.shared_bits)
+            .map(|((policy, keys), &bit)| {
+                // Keys with fewer matched requests cannot fire: their statistics are not built
+                // (as Athena's queries leave them out). Policies without thresholds keep all.
+                let min = policy.thresholds.min_requests();
                 let mut v: Vec<ClientStats> = keys
                     .into_iter()
+                    .filter(|(_, acc)| acc.requests >= min)
                     .map(|(k, acc)| acc.finish(ClientKey::Prefix(k), names))
                     .collect();
+                if bit != 0 {
+                    v.extend(
+                        clients
+                            .iter()
+                            .filter(|c| {
+                                c.requests >= min
+                                    && shared.get(&c.key).is_some_and(|s| s & bit != 0)
+                            })
+                            .filter_map(|c| match c.key {
+                                ClientKey::Addr(ip) => Some(ClientStats {
+                                    key: ClientKey::Prefix(policy.key.key(ip)),
+                                    ..c.clone()
+                                }),
+                                _ => None,
+                            }),
+                    );
+                }
                 sort_clients(&mut v);
                 v
             })
             .collect();
+        rayon::join(
+            || sort_clients(&mut clients),
+            || sort_clients(&mut prefixes),
+        );
         Traffic {
             files,
             records: self.records,
@@ -281,6 +332,46 @@ impl TrafficBuilder {
             policy_keys,
         }
     }
+}
+
+/// Settles [`Client::shared`] across workers: a client's statistics for a policy are its own only
+/// when every worker that saw it shares them; in the others' the policy's map receives a copy of
+/// the worker's accumulator. Returns each client's bits shared by all workers that saw it.
+fn unshare_split_clients(
+    all: &mut [HashMap<ClientKey, Client>],
+    policy_keys: &mut [HashMap<IpNet, ClientAcc>],
+) -> HashMap<ClientKey, u64> {
+    let mut common: HashMap<ClientKey, u64> = HashMap::new();
+    if all.iter().flat_map(HashMap::values).all(|c| c.shared == 0) {
+        return common;
+    }
+    for clients in all.iter() {
+        for (key, client) in clients {
+            common
+                .entry(key.clone())
+                .and_modify(|bits| *bits &= client.shared)
+                .or_insert(client.shared);
+        }
+    }
+    for clients in all.iter_mut() {
+        for (key, client) in clients.iter_mut() {
+            let (ClientKey::Addr(ip), Some(&keep)) = (key, common.get(key)) else {
+                continue;
+            };
+            let mut split = client.shared & !keep;
+            while split != 0 {
+                let i = split.trailing_zeros() as usize;
+                split &= split - 1;
+                policy_keys[i]
+                    .entry(IpNet::from(*ip))
+                    .or_default()
+                    .merge(&client.acc);
+            }
+            client.shared = keep;
+        }
+    }
+    common.retain(|_, bits| *bits != 0);
+    common
 }
 
 /// Adds `other`'s accumulators (ids in `other`'s numbering, translated by `remap`) into `into`.
@@ -351,15 +442,6 @@ impl RecordSink for TrafficBuilder {
         // An IPv4-mapped IPv6 address (`::ffff:192.0.2.10`) is the IPv4 client it maps: keyed,
         // aggregated (/24, not /64) and allowlisted as that address.
         let ip = r.client_ip().map(|ip| ip.to_canonical());
-        if let Some(ip) = ip {
-            for (policy, keys) in self.policies.iter().zip(&mut self.policy_keys) {
-                if policy.matcher.matches(r) {
-                    keys.entry(policy.key.key(ip))
-                        .or_default()
-                        .add(r.timestamp, action, &ids);
-                }
-            }
-        }
         let key = match ip {
             Some(ip) => ClientKey::Addr(ip),
             None => {
@@ -367,10 +449,36 @@ impl RecordSink for TrafficBuilder {
                 ClientKey::Unparsed(r.http_request.client_ip.as_ref().into())
             }
         };
-        self.clients
-            .entry(key)
-            .or_default()
-            .add(r.timestamp, action, &ids);
+        let client = self.clients.entry(key).or_default();
+        if let Some(ip) = ip {
+            let first = client.acc.requests == 0;
+            for ((policy, keys), &bit) in self
+                .policies
+                .iter()
+                .zip(&mut self.policy_keys)
+                .zip(&self.shared_bits)
+            {
+                let matches = policy.matcher.matches(r);
+                if bit != 0 && first {
+                    // Shared from the start when the first request matches.
+                    client.shared |= if matches { bit } else { 0 };
+                    continue;
+                }
+                if client.shared & bit != 0 {
+                    if !matches {
+                        keys.insert(policy.key.key(ip), client.acc.clone());
+                        client.shared &= !bit;
+                    }
+                    continue;
+                }
+                if matches {
+                    keys.entry(policy.key.key(ip))
+                        .or_default()
+                        .add(r.timestamp, action, &ids);
+                }
+            }
+        }
+        client.acc.add(r.timestamp, action, &ids);
     }
 
     fn malformed(&mut self, problem: Malformed) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use ipnet::IpNet;
 use serde::Serialize;
 
@@ -286,18 +286,25 @@ const KIND_SHIFT: u32 = 28;
 const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
 
 /// Counts keyed by `(kind, interned id)`. Most clients have a handful of distinct values, so a short
-/// list scanned linearly beats a hash map; clients with many (scanners walking thousands of paths)
-/// get an index.
+/// list scanned linearly beats a hash table; clients with many (scanners walking thousands of paths,
+/// a week of a regular visitor's pages) keep them in a hash table of the pairs themselves, with no
+/// list beside it: about 14 bytes a value instead of 25 for a list plus a key-to-position index,
+/// and these are most of a long scan's memory.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
-    /// `(kind and id, count)`; 8 bytes an entry, since there are hundreds of thousands of them.
-    entries: Vec<(u32, u32)>,
-    /// Key to position, built when a list outgrows [`INDEX_AT`]; a remap, sum or bulk merge drops it
-    /// and the next new key rebuilds it (until then lookups scan the list: slower, still exact).
-    index: Option<Box<HashMap<u32, u32>>>,
+    /// `(kind and id, count)` while there are at most [`INDEX_AT`] of them (or after a remap, sum
+    /// or bulk merge, which leave a list); 8 bytes an entry.
+    list: Vec<(u32, u32)>,
+    /// The pairs once a list outgrows [`INDEX_AT`] (then `list` is empty).
+    table: Option<Box<HashTable<(u32, u32)>>>,
 }
 
 const INDEX_AT: usize = 24;
+
+/// Hashes a [`Counts`] key (fixed seed: the table never outlives the process).
+fn hash_key(key: u32) -> u64 {
+    foldhash::fast::FixedState::with_seed(0).hash_one(key)
+}
 
 impl Counts {
     pub fn add(&mut self, kind: Kind, id: u32, n: u64) {
@@ -307,66 +314,92 @@ impl Counts {
 
     fn add_key(&mut self, key: u32, n: u64) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        let pos = match &self.index {
-            Some(index) => index.get(&key).map(|&i| i as usize),
-            None => self.entries.iter().position(|e| e.0 == key),
-        };
-        match pos {
-            Some(i) => self.entries[i].1 = self.entries[i].1.saturating_add(n),
-            None => {
-                self.entries.push((key, n));
-                let last = (self.entries.len() - 1) as u32;
-                match &mut self.index {
-                    Some(index) => {
-                        index.insert(key, last);
-                    }
-                    None if self.entries.len() > INDEX_AT => {
-                        self.index = Some(Box::new(
-                            self.entries
-                                .iter()
-                                .enumerate()
-                                .map(|(i, e)| (e.0, i as u32))
-                                .collect(),
-                        ));
-                    }
-                    None => {}
-                }
+        if self.table.is_none() {
+            if let Some(e) = self.list.iter_mut().find(|e| e.0 == key) {
+                e.1 = e.1.saturating_add(n);
+                return;
             }
+            if self.list.len() < INDEX_AT {
+                self.list.push((key, n));
+                return;
+            }
+            self.index();
+        }
+        let table = self.table.as_mut().expect("indexed above");
+        table
+            .entry(hash_key(key), |e| e.0 == key, |e| hash_key(e.0))
+            .and_modify(|e| e.1 = e.1.saturating_add(n))
+            .or_insert((key, n));
+    }
+
+    /// Moves the list into a hash table (adding to it is next).
+    fn index(&mut self) {
+        let mut table = HashTable::with_capacity(self.list.len() + 1);
+        for e in std::mem::take(&mut self.list) {
+            table.insert_unique(hash_key(e.0), e, |e| hash_key(e.0));
+        }
+        self.table = Some(Box::new(table));
+    }
+
+    /// Whether the counts are in a hash table (adding many to them costs less than sorting).
+    fn is_indexed(&self) -> bool {
+        self.table.is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.table.as_ref().map_or(self.list.len(), |t| t.len())
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = &(u32, u32)> + Clone {
+        self.list
+            .iter()
+            .chain(self.table.iter().flat_map(|t| t.iter()))
+    }
+
+    /// The pairs as a list, consuming the table if there is one.
+    fn into_list(self) -> Vec<(u32, u32)> {
+        match self.table {
+            Some(table) => table.into_iter().collect(),
+            None => self.list,
         }
     }
 
-    /// Translates ids through `remap` (see [`Interner::absorb`]). The index, keyed by the old ids,
-    /// is dropped; the next new key rebuilds it.
+    /// Translates ids through `remap` (see [`Interner::absorb`]). A table, keyed by the old ids,
+    /// becomes a list; the next new key indexes it again.
     pub fn remap(&mut self, remap: &[u32]) {
-        for e in &mut self.entries {
+        let mut list = std::mem::take(self).into_list();
+        for e in &mut list {
             e.0 = (e.0 & !ID_MASK) | remap[(e.0 & ID_MASK) as usize];
         }
-        self.index = None;
+        self.list = list;
     }
 
     /// Adds `other` (ids in the same numbering): key by key when it is short (as when Athena rows
-    /// arrive one by one) or when this list is indexed (a lookup per entry costs less than a
+    /// arrive one by one) or when this one is indexed (a lookup per entry costs less than a
     /// sort), else by one sort of both lists.
     pub fn merge(&mut self, other: &Counts) {
-        if other.entries.len() <= INDEX_AT || self.index.is_some() {
-            for &(key, n) in &other.entries {
+        if other.len() <= INDEX_AT || self.is_indexed() {
+            for &(key, n) in other.pairs() {
                 self.add_key(key, u64::from(n));
             }
         } else {
-            self.entries.extend_from_slice(&other.entries);
-            combine(&mut self.entries);
-            self.index = None;
+            let mut list = std::mem::take(self).into_list();
+            list.extend(other.pairs());
+            combine(&mut list);
+            self.list = list;
         }
     }
 
     /// The sum of `parts` (ids in the same numbering). One sort of all their entries: summing a
     /// /24's clients, or two workers' halves of a crawler's 50,000 paths, costs no hash lookups or
-    /// per-entry allocations. The index is rebuilt lazily by the next new key.
+    /// per-entry allocations. The result is a list; the next new key indexes it.
     pub fn sum(parts: &[&Counts]) -> Counts {
-        Counts {
-            entries: combined(parts.iter().map(|c| &c.entries[..])),
-            index: None,
+        let mut list = Vec::with_capacity(parts.iter().map(|c| c.len()).sum());
+        for part in parts {
+            list.extend(part.pairs());
         }
+        combine(&mut list);
+        Counts { list, table: None }
     }
 
     /// The values of one kind, most frequent first, ties by value (the same output on every run).
@@ -378,8 +411,7 @@ impl Counts {
     /// interned strings: a scanner's thousands of paths are counted, not copied.
     pub fn top(&self, kind: Kind, names: &Interner, k: usize) -> Vec<Count> {
         let mut v: Vec<(u32, u32)> = self
-            .entries
-            .iter()
+            .pairs()
             .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
             .copied()
             .collect();
@@ -388,13 +420,11 @@ impl Counts {
 
     /// Every kind's list, consumed to sort in place: one pass instead of one filtered copy per
     /// kind (finishing 18,000 clients and prefixes was mostly allocation).
-    pub fn into_lists(mut self, names: &Interner, keep: impl Fn(Kind) -> usize) -> Lists {
+    pub fn into_lists(self, names: &Interner, keep: impl Fn(Kind) -> usize) -> Lists {
         let mut lists = Lists::default();
-        self.entries.sort_unstable_by_key(|e| e.0 >> KIND_SHIFT);
-        for group in self
-            .entries
-            .chunk_by_mut(|a, b| a.0 >> KIND_SHIFT == b.0 >> KIND_SHIFT)
-        {
+        let mut entries = self.into_list();
+        entries.sort_unstable_by_key(|e| e.0 >> KIND_SHIFT);
+        for group in entries.chunk_by_mut(|a, b| a.0 >> KIND_SHIFT == b.0 >> KIND_SHIFT) {
             let kind = Kind::ALL[(group[0].0 >> KIND_SHIFT) as usize];
             lists.distinct[kind as usize] = group.len() as u64;
             lists.counts[kind as usize] = ranked(group, names, keep(kind));
@@ -405,7 +435,7 @@ impl Counts {
     /// Adds `other`'s counts of the [`Kind::SUMMARY`] kinds (the traffic-wide totals are the sum of
     /// the clients' counts of these kinds).
     pub fn add_summary_of(&mut self, other: &Counts) {
-        for &(key, n) in &other.entries {
+        for &(key, n) in other.pairs() {
             if Kind::SUMMARY.iter().any(|&k| key >> KIND_SHIFT == k as u32) {
                 self.add_key(key, u64::from(n));
             }
@@ -568,7 +598,7 @@ impl ClientAcc {
     /// Adds `other`, into whichever of the two has indexed counts (the first worker's: adding to an
     /// index costs less than sorting); `other` is left with the rest.
     pub fn absorb(&mut self, other: &mut ClientAcc) {
-        if other.counts.index.is_some() && self.counts.index.is_none() {
+        if other.counts.is_indexed() && !self.counts.is_indexed() {
             std::mem::swap(self, other);
         }
         self.merge(other);
@@ -678,19 +708,19 @@ pub fn finish_clients(
     for (key, acc) in clients {
         by_prefix.entry(key.prefix()).or_default().push((key, acc));
     }
-    // Clients finish independently (their top lists are most of the work): in parallel.
-    let groups: Vec<(Option<ClientStats>, Vec<ClientStats>)> = by_prefix
+    // Clients that are not addresses belong to no prefix.
+    let mut unparsed = by_prefix.remove(&None).unwrap_or_default();
+    merge_parts(&mut unparsed);
+    // Clients finish independently (their top lists are most of the work): in parallel, each
+    // result written once into a list of its final size (a week holds 60,000 clients of ~350 bytes).
+    let (mut prefixes, mut groups) = (Vec::new(), Vec::new());
+    let by_prefix: Vec<_> = by_prefix.into_iter().collect();
+    by_prefix
         .into_par_iter()
         .map(|(prefix, mut members)| {
-            members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            members.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    kept.1.absorb(&mut later.1);
-                }
-                same
-            });
-            let sum = (prefix.is_some() && members.len() > 1).then(|| {
+            let prefix = prefix.expect("the others were taken out");
+            merge_parts(&mut members);
+            let sum = (members.len() > 1).then(|| {
                 let parts: Vec<&ClientAcc> = members.iter().map(|(_, acc)| acc).collect();
                 ClientAcc::sum(&parts)
             });
@@ -699,23 +729,35 @@ pub fn finish_clients(
                 .map(|(k, acc)| acc.finish(k, names))
                 .collect();
             // Most prefixes hold one client (9 in 10 on a day's logs): theirs are its statistics.
-            let prefix = prefix.map(|key| match sum {
-                Some(sum) => sum.finish(key, names),
+            let prefix = match sum {
+                Some(sum) => sum.finish(prefix, names),
                 None => ClientStats {
-                    key,
+                    key: prefix,
                     ..members[0].clone()
                 },
-            });
+            };
             (prefix, members)
         })
-        .collect();
-    let mut finished = Vec::new();
-    let mut prefixes = Vec::new();
-    for (prefix, members) in groups {
-        prefixes.extend(prefix);
+        .unzip_into_vecs(&mut prefixes, &mut groups);
+    let mut finished =
+        Vec::with_capacity(groups.iter().map(Vec::len).sum::<usize>() + unparsed.len());
+    for members in groups {
         finished.extend(members);
     }
+    finished.extend(unparsed.into_iter().map(|(k, acc)| acc.finish(k, names)));
     (finished, prefixes)
+}
+
+/// Sorts one prefix's accumulators by key and merges those of the same key.
+fn merge_parts(members: &mut Vec<(ClientKey, ClientAcc)>) {
+    members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    members.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1.absorb(&mut later.1);
+        }
+        same
+    });
 }
 
 #[cfg(test)]
@@ -834,7 +876,7 @@ mod tests {
         let mut sum = sum;
         sum.add(Kind::Uri, names.intern("/p0"), 5);
         sum.add(Kind::Uri, names.intern("/new"), 1);
-        assert!(sum.index.is_some());
+        assert!(sum.is_indexed());
         let uris = sum.sorted(Kind::Uri, &names);
         assert_eq!(
             (uris[0].value.as_ref(), uris[0].count),
