@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::{
     ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, policy_allowlist,
-    print, traffic,
+    print, traffic_with,
 };
 use crate::config::Config;
 use crate::ledger::Ledger;
@@ -18,6 +18,7 @@ use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
 use crate::render::{self, Format, propose_markdown};
+use crate::scan::Detail;
 use crate::util::atomic_file;
 use crate::util::term::info;
 use crate::util::time::parse_duration;
@@ -127,11 +128,13 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         args.logs.home_country = config.home_country.clone();
     }
     let now = now_from(args.logs.now.as_deref())?;
-    let Some(traffic) = traffic(
+    // Findings look only at keys that can fire: only theirs need value lists.
+    let Some(traffic) = traffic_with(
         &args.logs,
         &args.source,
         Some(&config),
         policies.policies.clone(),
+        Detail::PolicyKeys,
     )?
     else {
         return Ok(ExitCode::from(exit::OK));

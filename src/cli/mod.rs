@@ -17,7 +17,7 @@ use crate::ledger::LedgerError;
 use crate::log::{TimeRange, discover};
 use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
-use crate::scan::{self, ScanOptions, Traffic};
+use crate::scan::{self, Detail, ScanOptions, Traffic};
 use crate::util::diag::Diagnostics;
 use crate::util::term::{self, ColorChoice, Verbosity, info, verbose};
 use crate::util::text::thousands;
@@ -451,9 +451,21 @@ pub fn traffic(
     config: Option<&Config>,
     policies: Vec<Policy>,
 ) -> Result<Option<Traffic>> {
+    traffic_with(logs, source, config, policies, Detail::All)
+}
+
+/// [`traffic`], with lists only for the clients `detail` names (local logs; Athena's queries cut
+/// their own).
+pub fn traffic_with(
+    logs: &LogArgs,
+    source: &SourceArgs,
+    config: Option<&Config>,
+    policies: Vec<Policy>,
+    detail: Detail,
+) -> Result<Option<Traffic>> {
     match source.source {
         Source::Local if source.print_sql => bail!("`--print-sql` needs `--source athena`"),
-        Source::Local => scan_logs(logs, policies).map(Some),
+        Source::Local => scan_logs_with(logs, policies, None, detail).map(|(t, _)| Some(t)),
         Source::Athena => {
             // Athena reads its own table: silently ignoring these would analyse other data than asked.
             if !logs.logs.is_empty() || logs.strict {
@@ -479,6 +491,15 @@ pub fn scan_logs_split(
     args: &LogArgs,
     policies: Vec<Policy>,
     previous: Option<TimeRange>,
+) -> Result<(Traffic, Option<Traffic>)> {
+    scan_logs_with(args, policies, previous, Detail::All)
+}
+
+fn scan_logs_with(
+    args: &LogArgs,
+    policies: Vec<Policy>,
+    previous: Option<TimeRange>,
+    detail: Detail,
 ) -> Result<(Traffic, Option<Traffic>)> {
     if args.logs.is_empty() {
         bail!("`--logs` is required: the log files or directories to scan");
@@ -508,7 +529,10 @@ pub fn scan_logs_split(
     );
     let bar = progress_bar(total);
     let tick = bar.clone();
-    let options = scan_options(args, range, policies);
+    let options = ScanOptions {
+        detail,
+        ..scan_options(args, range, policies)
+    };
     let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| tick.inc(n));
     let (traffic, before) = match previous {
         None => (scan::scan(&found.files, &options, progress), None),
@@ -596,7 +620,16 @@ fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
         args.source.print_sql = true;
     }
     let config = config_for(&args.source, &args.config)?;
-    let Some(traffic) = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())? else {
+    // Only the listed clients need their value lists (`--top 0` lists all).
+    let detail = Detail::Busiest(args.top);
+    let Some(traffic) = traffic_with(
+        &args.logs,
+        &args.source,
+        config.as_ref(),
+        Vec::new(),
+        detail,
+    )?
+    else {
         return Ok(ExitCode::from(exit::OK));
     };
     let report = analyze::report(

@@ -1,6 +1,6 @@
 //! Per-client accumulators and the finished, engine-independent statistics they produce.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -287,21 +287,51 @@ const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
 
 /// Counts keyed by `(kind, interned id)`. Most clients have a handful of distinct values, so a short
 /// list scanned linearly beats a hash table; clients with many (scanners walking thousands of paths,
-/// a week of a regular visitor's pages) keep them in a hash table of the pairs themselves, with no
-/// list beside it: about 14 bytes a value instead of 25 for a list plus a key-to-position index,
-/// and these are most of a long scan's memory.
+/// a week of a regular visitor's pages) keep them in hash tables instead, with no list beside them.
+/// These are most of a long scan's memory, and most of their values are counted once (each page a
+/// visitor or crawler fetched): those cost 4 bytes a slot, the others 8.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
     /// `(kind and id, count)` while there are at most [`INDEX_AT`] of them (or after a remap, sum
     /// or bulk merge, which leave a list); 8 bytes an entry.
     list: Vec<(u32, u32)>,
-    /// The pairs once a list outgrows [`INDEX_AT`] (then `list` is empty).
-    table: Option<Box<HashTable<(u32, u32)>>>,
+    /// The values once a list outgrows [`INDEX_AT`] (then `list` is empty).
+    table: Option<Box<Table>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Table {
+    /// Keys counted exactly once.
+    ones: HashTable<u32>,
+    /// Keys counted more than once, with their counts.
+    more: HashTable<(u32, u32)>,
+}
+
+impl Table {
+    fn add(&mut self, key: u32, n: u32) {
+        let hash = hash_key(key);
+        if let Some(e) = self.more.find_mut(hash, |e| e.0 == key) {
+            e.1 = e.1.saturating_add(n);
+            return;
+        }
+        let n = match self.ones.find_entry(hash, |&k| k == key) {
+            Ok(once) => {
+                once.remove();
+                n.saturating_add(1)
+            }
+            Err(_) if n == 1 => {
+                self.ones.insert_unique(hash, key, |&k| hash_key(k));
+                return;
+            }
+            Err(_) => n,
+        };
+        self.more.insert_unique(hash, (key, n), |e| hash_key(e.0));
+    }
 }
 
 const INDEX_AT: usize = 24;
 
-/// Hashes a [`Counts`] key (fixed seed: the table never outlives the process).
+/// Hashes a [`Counts`] key (fixed seed: the tables never outlive the process).
 fn hash_key(key: u32) -> u64 {
     foldhash::fast::FixedState::with_seed(0).hash_one(key)
 }
@@ -325,41 +355,47 @@ impl Counts {
             }
             self.index();
         }
-        let table = self.table.as_mut().expect("indexed above");
-        table
-            .entry(hash_key(key), |e| e.0 == key, |e| hash_key(e.0))
-            .and_modify(|e| e.1 = e.1.saturating_add(n))
-            .or_insert((key, n));
+        self.table.as_mut().expect("indexed above").add(key, n);
     }
 
-    /// Moves the list into a hash table (adding to it is next).
+    /// Moves the list into hash tables (adding to them is next).
     fn index(&mut self) {
-        let mut table = HashTable::with_capacity(self.list.len() + 1);
-        for e in std::mem::take(&mut self.list) {
-            table.insert_unique(hash_key(e.0), e, |e| hash_key(e.0));
+        let mut table = Table::default();
+        for (key, n) in std::mem::take(&mut self.list) {
+            table.add(key, n);
         }
         self.table = Some(Box::new(table));
     }
 
-    /// Whether the counts are in a hash table (adding many to them costs less than sorting).
+    /// Whether the counts are in hash tables (adding many to them costs less than sorting).
     fn is_indexed(&self) -> bool {
         self.table.is_some()
     }
 
     fn len(&self) -> usize {
-        self.table.as_ref().map_or(self.list.len(), |t| t.len())
+        self.table
+            .as_ref()
+            .map_or(self.list.len(), |t| t.ones.len() + t.more.len())
     }
 
-    fn pairs(&self) -> impl Iterator<Item = &(u32, u32)> + Clone {
+    fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let table = self.table.iter();
         self.list
             .iter()
-            .chain(self.table.iter().flat_map(|t| t.iter()))
+            .copied()
+            .chain(table.clone().flat_map(|t| t.ones.iter().map(|&k| (k, 1))))
+            .chain(table.flat_map(|t| t.more.iter().copied()))
     }
 
-    /// The pairs as a list, consuming the table if there is one.
+    /// The pairs as a list, consuming the tables if there are.
     fn into_list(self) -> Vec<(u32, u32)> {
         match self.table {
-            Some(table) => table.into_iter().collect(),
+            Some(t) => {
+                let mut list = Vec::with_capacity(t.ones.len() + t.more.len());
+                list.extend(t.ones.into_iter().map(|k| (k, 1)));
+                list.extend(t.more);
+                list
+            }
             None => self.list,
         }
     }
@@ -379,7 +415,7 @@ impl Counts {
     /// sort), else by one sort of both lists.
     pub fn merge(&mut self, other: &Counts) {
         if other.len() <= INDEX_AT || self.is_indexed() {
-            for &(key, n) in other.pairs() {
+            for (key, n) in other.pairs() {
                 self.add_key(key, u64::from(n));
             }
         } else {
@@ -413,7 +449,6 @@ impl Counts {
         let mut v: Vec<(u32, u32)> = self
             .pairs()
             .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
-            .copied()
             .collect();
         ranked(&mut v, names, k)
     }
@@ -435,7 +470,7 @@ impl Counts {
     /// Adds `other`'s counts of the [`Kind::SUMMARY`] kinds (the traffic-wide totals are the sum of
     /// the clients' counts of these kinds).
     pub fn add_summary_of(&mut self, other: &Counts) {
-        for &(key, n) in other.pairs() {
+        for (key, n) in other.pairs() {
             if Kind::SUMMARY.iter().any(|&k| key >> KIND_SHIFT == k as u32) {
                 self.add_key(key, u64::from(n));
             }
@@ -683,6 +718,22 @@ pub struct ClientStats {
 }
 
 impl ClientStats {
+    /// Drops the value lists and minutes, keeping totals, peaks and distinct counts (see [`Keep`]).
+    fn brief(&mut self) {
+        for list in [
+            &mut self.rules,
+            &mut self.response_codes,
+            &mut self.uris,
+            &mut self.user_agents,
+            &mut self.countries,
+            &mut self.labels,
+            &mut self.count_rules,
+        ] {
+            *list = Vec::new();
+        }
+        self.minutes = Vec::new();
+    }
+
     pub fn peak(&self, window_minutes: u32) -> Peak {
         WINDOWS
             .iter()
@@ -704,6 +755,31 @@ pub fn finish_clients(
     clients: impl IntoIterator<Item = (ClientKey, ClientAcc)>,
     names: &Interner,
 ) -> (Vec<ClientStats>, Vec<ClientStats>) {
+    finish_clients_keeping(clients, names, &Keep::All)
+}
+
+/// Which finished clients and prefixes keep their value lists and minutes; the others keep their
+/// totals, peaks and distinct counts only (lists and `minutes` empty). A week holds 60,000 clients
+/// and 40,000 prefixes, whose lists are most of the finished statistics' memory, while a report
+/// shows twenty and a policy looks at the few keys that can fire.
+#[derive(Debug, Default)]
+pub enum Keep {
+    #[default]
+    All,
+    Some {
+        /// The `busiest` clients and the `busiest` prefixes (requests descending, then key).
+        busiest: usize,
+        /// And these clients and prefixes.
+        keys: HashSet<ClientKey>,
+    },
+}
+
+/// [`finish_clients`], keeping lists as `keep` says.
+pub fn finish_clients_keeping(
+    clients: impl IntoIterator<Item = (ClientKey, ClientAcc)>,
+    names: &Interner,
+    keep: &Keep,
+) -> (Vec<ClientStats>, Vec<ClientStats>) {
     let mut by_prefix: BTreeMap<Option<ClientKey>, Vec<(ClientKey, ClientAcc)>> = BTreeMap::new();
     for (key, acc) in clients {
         by_prefix.entry(key.prefix()).or_default().push((key, acc));
@@ -711,31 +787,59 @@ pub fn finish_clients(
     // Clients that are not addresses belong to no prefix.
     let mut unparsed = by_prefix.remove(&None).unwrap_or_default();
     merge_parts(&mut unparsed);
+    let mut by_prefix: Vec<(ClientKey, Vec<(ClientKey, ClientAcc)>)> = by_prefix
+        .into_iter()
+        .map(|(prefix, members)| (prefix.expect("the others were taken out"), members))
+        .collect();
+    by_prefix
+        .par_iter_mut()
+        .for_each(|(_, members)| merge_parts(members));
+    let detailed: Option<HashSet<ClientKey>> = match keep {
+        Keep::All => None,
+        Keep::Some { busiest, keys } => {
+            let clients = by_prefix
+                .iter()
+                .flat_map(|(_, members)| members)
+                .chain(&unparsed)
+                .map(|(key, acc)| (acc.requests, key));
+            let prefixes = by_prefix.iter().map(|(prefix, members)| {
+                (members.iter().map(|(_, acc)| acc.requests).sum(), prefix)
+            });
+            let mut detailed = keys.clone();
+            detailed.extend(busiest_keys(clients, *busiest));
+            detailed.extend(busiest_keys(prefixes, *busiest));
+            Some(detailed)
+        }
+    };
+    let brief = |stats: &mut ClientStats| {
+        if detailed.as_ref().is_some_and(|d| !d.contains(&stats.key)) {
+            stats.brief();
+        }
+    };
     // Clients finish independently (their top lists are most of the work): in parallel, each
     // result written once into a list of its final size (a week holds 60,000 clients of ~350 bytes).
     let (mut prefixes, mut groups) = (Vec::new(), Vec::new());
-    let by_prefix: Vec<_> = by_prefix.into_iter().collect();
     by_prefix
         .into_par_iter()
-        .map(|(prefix, mut members)| {
-            let prefix = prefix.expect("the others were taken out");
-            merge_parts(&mut members);
+        .map(|(prefix, members)| {
             let sum = (members.len() > 1).then(|| {
                 let parts: Vec<&ClientAcc> = members.iter().map(|(_, acc)| acc).collect();
                 ClientAcc::sum(&parts)
             });
-            let members: Vec<ClientStats> = members
+            let mut members: Vec<ClientStats> = members
                 .into_iter()
                 .map(|(k, acc)| acc.finish(k, names))
                 .collect();
             // Most prefixes hold one client (9 in 10 on a day's logs): theirs are its statistics.
-            let prefix = match sum {
+            let mut prefix = match sum {
                 Some(sum) => sum.finish(prefix, names),
                 None => ClientStats {
                     key: prefix,
                     ..members[0].clone()
                 },
             };
+            brief(&mut prefix);
+            members.iter_mut().for_each(brief);
             (prefix, members)
         })
         .unzip_into_vecs(&mut prefixes, &mut groups);
@@ -744,8 +848,26 @@ pub fn finish_clients(
     for members in groups {
         finished.extend(members);
     }
-    finished.extend(unparsed.into_iter().map(|(k, acc)| acc.finish(k, names)));
+    finished.extend(unparsed.into_iter().map(|(k, acc)| {
+        let mut stats = acc.finish(k, names);
+        brief(&mut stats);
+        stats
+    }));
     (finished, prefixes)
+}
+
+/// The keys of the `n` busiest of `(requests, key)`, in the order clients are listed.
+fn busiest_keys<'k>(
+    all: impl Iterator<Item = (u64, &'k ClientKey)>,
+    n: usize,
+) -> impl Iterator<Item = ClientKey> {
+    let mut all: Vec<(u64, &ClientKey)> = all.collect();
+    let order = |a: &(u64, &ClientKey), b: &(u64, &ClientKey)| b.0.cmp(&a.0).then(a.1.cmp(b.1));
+    if n < all.len() {
+        all.select_nth_unstable_by(n, order);
+        all.truncate(n);
+    }
+    all.into_iter().map(|(_, key)| key.clone())
 }
 
 /// Sorts one prefix's accumulators by key and merges those of the same key.
@@ -843,6 +965,41 @@ mod tests {
         );
         assert_eq!(lists.take(Kind::Country)[0].count, 7);
         assert_eq!(lists.distinct(Kind::Label), 0);
+    }
+
+    #[test]
+    fn indexed_counts_move_values_seen_again_out_of_the_ones() {
+        let mut names = Interner::default();
+        let mut c = Counts::default();
+        let ids: Vec<u32> = (0..40).map(|i| names.intern(&format!("/p{i}"))).collect();
+        for &id in &ids {
+            c.add(Kind::Uri, id, 1);
+        }
+        assert!(c.is_indexed());
+        c.add(Kind::Uri, ids[0], 1);
+        c.add(Kind::Uri, ids[1], 4);
+        c.add(Kind::Uri, ids[1], 1);
+        c.add(Kind::Uri, names.intern("/bulk"), 3);
+        c.add(Kind::Uri, names.intern("/new"), 1);
+        let top: Vec<(String, u64)> = c
+            .top(Kind::Uri, &names, 4)
+            .into_iter()
+            .map(|c| (c.value.to_string(), c.count))
+            .collect();
+        assert_eq!(
+            top,
+            [
+                ("/p1".into(), 6),
+                ("/bulk".into(), 3),
+                ("/p0".into(), 2),
+                ("/new".into(), 1)
+            ]
+        );
+        assert_eq!(c.len(), 42);
+        assert_eq!(
+            c.pairs().map(|p| u64::from(p.1)).sum::<u64>(),
+            40 + 1 + 5 + 3 + 1
+        );
     }
 
     #[test]
