@@ -100,6 +100,8 @@ pub struct Traffic {
     pub prefixes: Vec<ClientStats>,
     /// Per policy of [`ScanOptions::policies`] (same order): its matching requests by key, sorted
     /// like `clients`. Keys are networks: /32 or /128 for `key = "ip"`, /24 or /64 for `"prefix"`.
+    /// Only the keys that can fire: at least the policy's `min_requests` matched requests (all keys
+    /// for a policy without thresholds).
     pub policy_keys: Vec<Vec<ClientStats>>,
 }
 
