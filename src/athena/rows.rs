@@ -559,7 +559,7 @@ pub fn policy_keys(
 /// The [`Traffic`] the local engine would report for the same range, from the rows of
 /// [`ScanRows`]: the minute rows of all requests, the value rows and the minute rows
 /// per policy (in [`crate::scan::ScanOptions::policies`] order).
-/// A policy's keys are those that can fire (see [`policy_keys`]); the local engine lists all.
+/// A policy's keys are those that can fire (see [`policy_keys`]), as the local engine lists them.
 ///
 /// Not filled, because Athena reads the files itself: file and malformed counts (unreadable lines
 /// become NULL rows the queries drop) and `out_of_range` (no query reads outside the range).

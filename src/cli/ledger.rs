@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::{
     ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, policy_allowlist,
-    print, time_range, traffic,
+    print, time_range, traffic_with,
 };
 use crate::config::Config;
 use crate::ledger::Ledger;
@@ -21,6 +21,7 @@ use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
 use crate::render::{self, Format, propose_markdown};
+use crate::scan::Detail;
 use crate::util::atomic_file;
 use crate::util::term::info;
 use crate::util::time::parse_duration;
@@ -138,10 +139,18 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
     }
     let now = now_from(args.logs.now.as_deref())?;
     // The policies' own counts first (`evaluate` reads them in order), then what waftune's rules
-    // answered, for the block-effect verdicts that escalate.
+    // answered, for the block-effect verdicts that escalate. Findings look only at keys that can
+    // fire: only theirs need value lists.
     let mut counted = policies.policies.clone();
     counted.extend(crate::report::answered_policies(&config));
-    let Some(traffic) = traffic(&args.logs, &args.source, Some(&config), counted)? else {
+    let Some(traffic) = traffic_with(
+        &args.logs,
+        &args.source,
+        Some(&config),
+        counted,
+        Detail::PolicyKeys,
+    )?
+    else {
         return Ok(ExitCode::from(exit::OK));
     };
     let findings = evaluate(&policies, &traffic, now);

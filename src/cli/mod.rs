@@ -18,7 +18,7 @@ use crate::log::{Malformed, TimeRange, discover};
 use crate::origin::scan::{OriginOptions, OriginTraffic};
 use crate::policy::{self, Policy, PolicySet};
 use crate::render::{self, Format};
-use crate::scan::{self, ScanOptions, Traffic};
+use crate::scan::{self, Detail, ScanOptions, Traffic};
 use crate::util::diag::Diagnostics;
 use crate::util::term::{self, ColorChoice, Verbosity, info, verbose};
 use crate::util::text::thousands;
@@ -460,9 +460,21 @@ pub fn traffic(
     config: Option<&Config>,
     policies: Vec<Policy>,
 ) -> Result<Option<Traffic>> {
+    traffic_with(logs, source, config, policies, Detail::All)
+}
+
+/// [`traffic`], with lists only for the clients `detail` names (local logs; Athena's queries cut
+/// their own).
+pub fn traffic_with(
+    logs: &LogArgs,
+    source: &SourceArgs,
+    config: Option<&Config>,
+    policies: Vec<Policy>,
+    detail: Detail,
+) -> Result<Option<Traffic>> {
     match source.source {
         Source::Local if source.print_sql => bail!("`--print-sql` needs `--source athena`"),
-        Source::Local => scan_logs(logs, policies).map(Some),
+        Source::Local => scan_inputs(logs, policies, None, None, detail).map(|(t, _, _)| Some(t)),
         Source::Athena => {
             // Athena reads its own table: silently ignoring these would analyse other data than asked.
             if !logs.logs.is_empty() || logs.strict {
@@ -495,16 +507,18 @@ pub fn scan_logs_split(
     policies: Vec<Policy>,
     previous: Option<TimeRange>,
 ) -> Result<(Traffic, Option<Traffic>)> {
-    scan_inputs(args, policies, previous, None).map(|(now, before, _)| (now, before))
+    scan_inputs(args, policies, previous, None, Detail::All).map(|(now, before, _)| (now, before))
 }
 
 /// Scans the WAF logs among `args.logs` and, with `origin`, the ALB and CloudFront logs among
 /// them too (told apart by content). Without `origin`, origin logs are left out with a note.
+/// `detail` names the clients that need value lists (all of them when origin logs are joined).
 pub fn scan_inputs(
     args: &LogArgs,
     policies: Vec<Policy>,
     previous: Option<TimeRange>,
     origin: Option<OriginOptions>,
+    detail: Detail,
 ) -> Result<(Traffic, Option<Traffic>, Option<OriginTraffic>)> {
     if args.logs.is_empty() {
         bail!("`--logs` is required: the log files or directories to scan");
@@ -528,6 +542,12 @@ pub fn scan_inputs(
     }
     let (waf_files, origin_files) = crate::origin::detect::split(std::mem::take(&mut found.files));
     found.files = waf_files;
+    // The origin's clients are joined with their WAF statistics (country included): all need lists.
+    let detail = if origin.is_some() && !origin_files.is_empty() {
+        Detail::All
+    } else {
+        detail
+    };
     let origin = match origin {
         _ if origin_files.is_empty() => None,
         None => {
@@ -557,7 +577,10 @@ pub fn scan_inputs(
     );
     let bar = progress_bar(total);
     let tick = bar.clone();
-    let options = scan_options(args, range, policies);
+    let options = ScanOptions {
+        detail,
+        ..scan_options(args, range, policies)
+    };
     let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| tick.inc(n));
     let (traffic, before) = match previous {
         None => (scan::scan(&found.files, &options, progress), None),
@@ -649,17 +672,26 @@ fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
         args.source.print_sql = true;
     }
     let config = config_for(&args.source, &args.config)?;
+    // Only the listed clients need their value lists (`--top 0` lists all).
+    let detail = Detail::Busiest(args.top);
     let (traffic, origin) = match args.source.source {
         Source::Local if !args.source.print_sql => {
             let options = OriginOptions {
                 forwarded_for: args.forwarded_for,
                 ..OriginOptions::default()
             };
-            let (traffic, _, origin) = scan_inputs(&args.logs, Vec::new(), None, Some(options))?;
+            let (traffic, _, origin) =
+                scan_inputs(&args.logs, Vec::new(), None, Some(options), detail)?;
             (traffic, origin)
         }
         _ => {
-            let waf = traffic(&args.logs, &args.source, config.as_ref(), Vec::new())?;
+            let waf = traffic_with(
+                &args.logs,
+                &args.source,
+                config.as_ref(),
+                Vec::new(),
+                detail,
+            )?;
             let origin = match (&config, args.source.source) {
                 (Some(config), Source::Athena) => athena::origin_traffic(
                     config,

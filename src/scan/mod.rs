@@ -6,7 +6,7 @@
 
 pub mod stats;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use hashbrown::HashMap;
@@ -19,11 +19,11 @@ use crate::log::{
     ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
     reader::{Chunk, WholeFile, parse_lines},
 };
-use crate::policy::Policy;
+use crate::policy::{KeyKind, Policy};
 pub use stats::{
     ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, WINDOWS, minute_of,
 };
-use stats::{Counts, Interner, Kind, RecordIds};
+use stats::{Counts, Interner, Keep, Kind, RecordIds};
 
 /// How many malformed items are kept as examples (all are counted).
 pub const MALFORMED_EXAMPLES: usize = 10;
@@ -39,6 +39,23 @@ pub struct ScanOptions {
     pub validate: bool,
     /// Policies whose matching requests are counted per key (client or prefix) during the pass.
     pub policies: Vec<Policy>,
+    /// Which clients and prefixes get their value lists and minutes.
+    pub detail: Detail,
+}
+
+/// Which clients and prefixes of [`Traffic`] get their value lists (paths, user agents, countries,
+/// labels, rules, response codes) and minutes; the others keep their totals, peaks and distinct
+/// counts (the lists of a week's 100,000 clients and prefixes would be most of its memory). Keys
+/// a policy counted enough requests for to fire always get them (see [`Traffic::policy_keys`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Every client and prefix.
+    #[default]
+    All,
+    /// The `n` busiest clients and the `n` busiest prefixes, as `analyze --top n` lists them.
+    Busiest(usize),
+    /// Only those policy keys (what `propose` looks at).
+    PolicyKeys,
 }
 
 impl ScanOptions {
@@ -83,6 +100,8 @@ pub struct Traffic {
     pub prefixes: Vec<ClientStats>,
     /// Per policy of [`ScanOptions::policies`] (same order): its matching requests by key, sorted
     /// like `clients`. Keys are networks: /32 or /128 for `key = "ip"`, /24 or /64 for `"prefix"`.
+    /// Only the keys that can fire: at least the policy's `min_requests` matched requests (all keys
+    /// for a policy without thresholds).
     pub policy_keys: Vec<Vec<ClientStats>>,
 }
 
@@ -140,11 +159,27 @@ struct MinuteCounts {
     detail: MinuteDetail,
 }
 
+/// A client's accumulator in one worker.
+#[derive(Debug, Clone, Default)]
+struct Client {
+    acc: ClientAcc,
+    /// Bit `i`: address-keyed policy `i` (see [`TrafficBuilder::shared_bits`]) matched every request
+    /// of this client so far, so its statistics for that policy are `acc`, kept once rather than
+    /// copied into the policy's map (policies that match nearly everything, such as floods, would
+    /// otherwise hold a second copy of every client). The first request it does not match copies
+    /// `acc` into the map and clears the bit.
+    shared: u64,
+}
+
 /// A worker's partial aggregate.
 #[derive(Debug, Default)]
 pub struct TrafficBuilder {
     range: TimeRange,
+    detail: Detail,
     policies: Vec<Policy>,
+    /// Per policy: the bit it shares client accumulators under (see [`Client::shared`]), 0 for
+    /// prefix-keyed policies (a key sums several clients) and past the 64th policy.
+    shared_bits: Vec<u64>,
     policy_keys: Vec<HashMap<IpNet, ClientAcc>>,
     home_country: Option<String>,
     records: u64,
@@ -158,10 +193,10 @@ pub struct TrafficBuilder {
     per_minute: HashMap<u32, MinuteCounts>,
     geo: GeoSplit,
     names: Interner,
-    clients: HashMap<ClientKey, ClientAcc>,
+    clients: HashMap<ClientKey, Client>,
     /// Other workers' clients, already in this builder's numbering: merged key by key when
     /// finishing, in parallel, instead of here one by one.
-    more_clients: Vec<HashMap<ClientKey, ClientAcc>>,
+    more_clients: Vec<HashMap<ClientKey, Client>>,
     /// Scratch space for one record's label and COUNT-rule ids.
     label_ids: Vec<u32>,
     count_rule_ids: Vec<u32>,
@@ -171,8 +206,15 @@ impl TrafficBuilder {
     pub fn new(options: &ScanOptions) -> TrafficBuilder {
         TrafficBuilder {
             range: options.range,
+            detail: options.detail,
             home_country: options.home_country.clone(),
             policies: options.policies.clone(),
+            shared_bits: (0..options.policies.len())
+                .map(|i| match options.policies[i].key {
+                    KeyKind::Ip if i < 64 => 1 << i,
+                    _ => 0,
+                })
+                .collect(),
             policy_keys: vec![HashMap::new(); options.policies.len()],
             ..TrafficBuilder::default()
         }
@@ -196,8 +238,8 @@ impl TrafficBuilder {
         self.geo.merge(&other.geo);
         let remap = self.names.absorb(&other.names);
         for mut theirs in std::iter::once(other.clients).chain(other.more_clients) {
-            for acc in theirs.values_mut() {
-                acc.counts.remap(&remap);
+            for client in theirs.values_mut() {
+                client.acc.counts.remap(&remap);
             }
             self.more_clients.push(theirs);
         }
@@ -214,17 +256,37 @@ impl TrafficBuilder {
 
     pub fn finish(self, files: u64) -> Traffic {
         let names = &self.names;
-        let all: Vec<HashMap<ClientKey, ClientAcc>> = std::iter::once(self.clients)
+        let mut all: Vec<HashMap<ClientKey, Client>> = std::iter::once(self.clients)
             .chain(self.more_clients)
             .collect();
+        let mut policy_keys = self.policy_keys;
+        let shared = unshare_split_clients(&mut all, &mut policy_keys);
+        let min_requests: Vec<u64> = self
+            .policies
+            .iter()
+            .map(|p| p.thresholds.min_requests())
+            .collect();
+        let busiest = match self.detail {
+            Detail::All => None,
+            Detail::Busiest(0) => None,
+            Detail::Busiest(n) => Some(n),
+            Detail::PolicyKeys => Some(0),
+        };
+        let keep = match busiest {
+            None => Keep::All,
+            Some(busiest) => Keep::Some {
+                busiest,
+                keys: can_fire(&policy_keys, &shared, &min_requests, &self.shared_bits),
+            },
+        };
         // Every counted record is in exactly one client's accumulator (of one worker, summed here
         // one worker per task).
         let totals = all
             .par_iter()
             .map(|clients| {
                 let mut totals = Counts::default();
-                for acc in clients.values() {
-                    totals.add_summary_of(&acc.counts);
+                for client in clients.values() {
+                    totals.add_summary_of(&client.acc.counts);
                 }
                 totals
             })
@@ -232,23 +294,51 @@ impl TrafficBuilder {
                 a.merge(&b);
                 a
             });
-        let (mut clients, mut prefixes) = stats::finish_clients(all.into_iter().flatten(), names);
-        rayon::join(
-            || sort_clients(&mut clients),
-            || sort_clients(&mut prefixes),
+        let (mut clients, mut prefixes) = stats::finish_clients_keeping(
+            all.into_iter()
+                .flatten()
+                .map(|(key, client)| (key, client.acc)),
+            names,
+            &keep,
         );
         let policy_keys = self
-            .policy_keys
-            .into_iter()
-            .map(|keys| {
+            .policies
+            .iter()
+            .zip(policy_keys)
+            .zip(self.shared_bits.iter().zip(min_requests))
+            .map(|((policy, keys), (&bit, min))| {
+                // Keys with fewer matched requests cannot fire: their statistics are not built
+                // (as Athena's queries leave them out). Policies without thresholds keep all.
                 let mut v: Vec<ClientStats> = keys
                     .into_iter()
+                    .filter(|(_, acc)| acc.requests >= min)
                     .map(|(k, acc)| acc.finish(ClientKey::Prefix(k), names))
                     .collect();
+                if bit != 0 {
+                    v.extend(
+                        clients
+                            .iter()
+                            .filter(|c| {
+                                c.requests >= min
+                                    && shared.get(&c.key).is_some_and(|s| s.bits & bit != 0)
+                            })
+                            .filter_map(|c| match c.key {
+                                ClientKey::Addr(ip) => Some(ClientStats {
+                                    key: ClientKey::Prefix(policy.key.key(ip)),
+                                    ..c.clone()
+                                }),
+                                _ => None,
+                            }),
+                    );
+                }
                 sort_clients(&mut v);
                 v
             })
             .collect();
+        rayon::join(
+            || sort_clients(&mut clients),
+            || sort_clients(&mut prefixes),
+        );
         Traffic {
             files,
             records: self.records,
@@ -281,6 +371,85 @@ impl TrafficBuilder {
             policy_keys,
         }
     }
+}
+
+/// Settles [`Client::shared`] across workers: a client's statistics for a policy are its own only
+/// when every worker that saw it shares them; in the others' the policy's map receives a copy of
+/// the worker's accumulator. Returns, for the clients that still share, what all workers share.
+fn unshare_split_clients(
+    all: &mut [HashMap<ClientKey, Client>],
+    policy_keys: &mut [HashMap<IpNet, ClientAcc>],
+) -> HashMap<ClientKey, Shared> {
+    let mut common: HashMap<ClientKey, Shared> = HashMap::new();
+    if all.iter().flat_map(HashMap::values).all(|c| c.shared == 0) {
+        return common;
+    }
+    for clients in all.iter() {
+        for (key, client) in clients {
+            let s = common.entry(key.clone()).or_insert(Shared {
+                bits: client.shared,
+                requests: 0,
+            });
+            s.bits &= client.shared;
+            s.requests += client.acc.requests;
+        }
+    }
+    for clients in all.iter_mut() {
+        for (key, client) in clients.iter_mut() {
+            let (ClientKey::Addr(ip), Some(keep)) = (key, common.get(key).map(|s| s.bits)) else {
+                continue;
+            };
+            let mut split = client.shared & !keep;
+            while split != 0 {
+                let i = split.trailing_zeros() as usize;
+                split &= split - 1;
+                policy_keys[i]
+                    .entry(IpNet::from(*ip))
+                    .or_default()
+                    .merge(&client.acc);
+            }
+            client.shared = keep;
+        }
+    }
+    common.retain(|_, s| s.bits != 0);
+    common
+}
+
+/// What the workers that saw a client share of it (see [`unshare_split_clients`]).
+#[derive(Debug, Clone, Copy)]
+struct Shared {
+    /// [`Client::shared`] bits common to all of them.
+    bits: u64,
+    /// The client's requests, over all of them.
+    requests: u64,
+}
+
+/// The clients and prefixes some policy counted at least its `min_requests` for: the keys it can
+/// fire for, whose statistics [`Traffic::policy_keys`] and a finding's evidence show.
+fn can_fire(
+    policy_keys: &[HashMap<IpNet, ClientAcc>],
+    shared: &HashMap<ClientKey, Shared>,
+    min_requests: &[u64],
+    shared_bits: &[u64],
+) -> HashSet<ClientKey> {
+    let mut keys = HashSet::new();
+    for ((own, &min), &bit) in policy_keys.iter().zip(min_requests).zip(shared_bits) {
+        keys.extend(
+            own.iter()
+                .filter(|(_, acc)| acc.requests >= min)
+                .map(|(&net, _)| match net.prefix_len() == net.max_prefix_len() {
+                    true => ClientKey::Addr(net.addr()),
+                    false => ClientKey::Prefix(net),
+                }),
+        );
+        keys.extend(
+            shared
+                .iter()
+                .filter(|(_, s)| s.bits & bit != 0 && s.requests >= min)
+                .map(|(key, _)| key.clone()),
+        );
+    }
+    keys
 }
 
 /// Adds `other`'s accumulators (ids in `other`'s numbering, translated by `remap`) into `into`.
@@ -358,9 +527,36 @@ impl RecordSink for TrafficBuilder {
         // An IPv4-mapped IPv6 address (`::ffff:192.0.2.10`) is the IPv4 client it maps: keyed,
         // aggregated (/24, not /64) and allowlisted as that address.
         let ip = r.client_ip().map(|ip| ip.to_canonical());
+        let key = match ip {
+            Some(ip) => ClientKey::Addr(ip),
+            None => {
+                self.unparseable += 1;
+                ClientKey::Unparsed(r.http_request.client_ip.as_ref().into())
+            }
+        };
+        let client = self.clients.entry(key).or_default();
         if let Some(ip) = ip {
-            for (policy, keys) in self.policies.iter().zip(&mut self.policy_keys) {
-                if policy.matcher.matches(r) {
+            let first = client.acc.requests == 0;
+            for ((policy, keys), &bit) in self
+                .policies
+                .iter()
+                .zip(&mut self.policy_keys)
+                .zip(&self.shared_bits)
+            {
+                let matches = policy.matcher.matches(r);
+                if bit != 0 && first {
+                    // Shared from the start when the first request matches.
+                    client.shared |= if matches { bit } else { 0 };
+                    continue;
+                }
+                if client.shared & bit != 0 {
+                    if !matches {
+                        keys.insert(policy.key.key(ip), client.acc.clone());
+                        client.shared &= !bit;
+                    }
+                    continue;
+                }
+                if matches {
                     let acc = keys.entry(policy.key.key(ip)).or_default();
                     acc.add(r.timestamp, action, &ids);
                     if let Some(ja3) = ja3 {
@@ -369,17 +565,9 @@ impl RecordSink for TrafficBuilder {
                 }
             }
         }
-        let key = match ip {
-            Some(ip) => ClientKey::Addr(ip),
-            None => {
-                self.unparseable += 1;
-                ClientKey::Unparsed(r.http_request.client_ip.as_ref().into())
-            }
-        };
-        let acc = self.clients.entry(key).or_default();
-        acc.add(r.timestamp, action, &ids);
+        client.acc.add(r.timestamp, action, &ids);
         if let Some(ja3) = ja3 {
-            acc.counts.add_ja3(ja3, names);
+            client.acc.counts.add_ja3(ja3, names);
         }
     }
 
@@ -676,6 +864,173 @@ mod tests {
         assert_eq!(detail[&2].geo.domestic, 1);
         assert_eq!(detail[&2].counted, 0);
         assert_eq!(scan(&found.files, &options, Arc::new(|_| {})).records, 2);
+    }
+
+    fn hit(ts: i64, ip: &str, uri: &str) -> String {
+        rec(ts, ip, "ALLOW", "JP").replace("\"uri\":\"/x\"", &format!("\"uri\":\"{uri}\""))
+    }
+
+    fn chunk(lines: &[String]) -> Chunk {
+        Chunk {
+            file_index: 0,
+            file: Arc::from("t"),
+            first_line: 1,
+            data: bytes::Bytes::from(lines.join("\n")),
+            error: None,
+        }
+    }
+
+    /// Two workers' records; a policy counting `/.env` probes of 2 or more requests per address.
+    fn two_workers(detail: Detail) -> (Traffic, Vec<String>, Vec<String>) {
+        let policies = crate::policy::parse_str(
+            r#"
+[[policy]]
+name = "probe"
+description = "env probes"
+key = "ip"
+[policy.match]
+path = { prefix = ["/.env"] }
+[policy.thresholds]
+requests = 2
+[policy.action]
+type = "report"
+note = "watching"
+"#,
+            std::path::Path::new("p.toml"),
+            None,
+        )
+        .unwrap()
+        .policies
+        .policies;
+        let options = ScanOptions {
+            detail,
+            ..ScanOptions::default()
+        }
+        .with_policies(policies);
+        // .1 matches every request in both workers (shared throughout); .2 and .5 diverge in one
+        // worker and share in the other; .3 starts unmatched; .4 has one match, too few to fire.
+        let a = vec![
+            hit(0, "192.0.2.1", "/.env"),
+            hit(1, "192.0.2.2", "/.env"),
+            hit(2, "192.0.2.2", "/x"),
+            hit(3, "192.0.2.3", "/x"),
+            hit(4, "192.0.2.3", "/.env"),
+            hit(5, "192.0.2.3", "/.env.bak"),
+            hit(6, "192.0.2.4", "/.env"),
+            hit(7, "192.0.2.5", "/.env"),
+        ];
+        let b = vec![
+            hit(60_000, "192.0.2.1", "/.env.local"),
+            hit(60_001, "192.0.2.2", "/.env"),
+            hit(60_002, "192.0.2.5", "/.env"),
+            hit(60_003, "192.0.2.5", "/y"),
+        ];
+        let mut builders = [a.clone(), b.clone()].map(|lines| {
+            let mut builder = TrafficBuilder::new(&options);
+            parse_chunk(&chunk(&lines), false, &mut builder);
+            builder
+        });
+        let [first, second] = std::mem::take(&mut builders);
+        (first.merge(second).finish(1), a, b)
+    }
+
+    #[test]
+    fn policy_keys_equal_a_scan_of_the_matched_requests() {
+        let (t, a, b) = two_workers(Detail::All);
+        // The reference: each key's statistics are those of its matched requests alone.
+        let matched: Vec<String> = a
+            .into_iter()
+            .chain(b)
+            .filter(|l| l.contains("/.env"))
+            .collect();
+        let only = scan_bytes("t", matched.join("\n").as_bytes(), &ScanOptions::default());
+        let expected: Vec<ClientStats> = only
+            .clients
+            .into_iter()
+            .filter(|c| c.requests >= 2)
+            .map(|c| ClientStats {
+                key: match c.key {
+                    ClientKey::Addr(ip) => ClientKey::Prefix(IpNet::from(ip)),
+                    ref other => other.clone(),
+                },
+                ..c
+            })
+            .collect();
+        assert_eq!(expected.len(), 4);
+        assert_eq!(t.policy_keys, [expected]);
+        assert_eq!(t.clients.len(), 5);
+    }
+
+    #[test]
+    fn detail_keeps_lists_for_the_keys_asked_for_only() {
+        let (all, _, _) = two_workers(Detail::All);
+        let lists = |t: &Traffic| -> Vec<(String, u64, usize, usize)> {
+            let mut v: Vec<_> = t
+                .clients
+                .iter()
+                .chain(&t.prefixes)
+                .map(|c| (c.key.to_string(), c.requests, c.uris.len(), c.minutes.len()))
+                .collect();
+            v.sort();
+            v
+        };
+        // Propose: the keys that can fire (not .4) keep their lists; totals stay for all.
+        let (keys, _, _) = two_workers(Detail::PolicyKeys);
+        assert_eq!(keys.policy_keys, all.policy_keys);
+        let brief: Vec<String> = lists(&keys)
+            .into_iter()
+            .filter(|c| c.2 == 0 && c.3 == 0)
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(brief, ["192.0.2.0/24", "192.0.2.4"]);
+        let totals = |t: &Traffic| -> Vec<(String, u64, u64)> {
+            let mut v: Vec<_> = t
+                .clients
+                .iter()
+                .map(|c| (c.key.to_string(), c.requests, c.peak(5).requests))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(totals(&keys), totals(&all));
+        assert_eq!(keys.clients[0].distinct_uris, all.clients[0].distinct_uris);
+        // With policies, their keys come on top of the busiest.
+        let (top, a, b) = two_workers(Detail::Busiest(1));
+        let detailed = |t: &Traffic| -> Vec<String> {
+            lists(t)
+                .into_iter()
+                .filter(|c| c.2 > 0)
+                .map(|c| c.0)
+                .collect()
+        };
+        assert_eq!(
+            detailed(&top),
+            [
+                "192.0.2.0/24",
+                "192.0.2.1",
+                "192.0.2.2",
+                "192.0.2.3",
+                "192.0.2.5"
+            ]
+        );
+        assert_eq!(top.clients[0], all.clients[0]);
+        // Analyze --top 1: the busiest client and prefix only (three tie at 3 requests: by key).
+        let text = a.into_iter().chain(b).collect::<Vec<_>>().join("\n");
+        let top = |detail| {
+            scan_bytes(
+                "t",
+                text.as_bytes(),
+                &ScanOptions {
+                    detail,
+                    ..ScanOptions::default()
+                },
+            )
+        };
+        let (one, every) = (top(Detail::Busiest(1)), top(Detail::All));
+        assert_eq!(detailed(&one), ["192.0.2.0/24", "192.0.2.2"]);
+        assert_eq!(one.clients[0], every.clients[0]);
+        assert_eq!(one.prefixes, every.prefixes);
+        assert_eq!(detailed(&top(Detail::Busiest(0))).len(), 6);
     }
 
     #[test]
