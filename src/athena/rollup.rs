@@ -26,7 +26,7 @@ use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
-use super::sql::{self, BASE_COLUMNS, PARTITION_SLACK_MS, Table};
+use super::sql::{self, BASE_COLUMNS, MINUTE_TAG, PARTITION_SLACK_MS, Table};
 use crate::log::TimeRange;
 use crate::policy::Policy;
 
@@ -38,14 +38,29 @@ pub const MARKER_TAG: char = '#';
 /// Hours one fill statement writes: Athena writes at most 100 partitions per `INSERT`.
 pub const FILL_HOURS: i64 = 24;
 
-/// The columns of the rollup table: the base's (the fingerprints a row holds for in place of the
-/// policy), then the partition column `hour` (epoch hour).
-pub fn columns() -> Vec<(&'static str, &'static str)> {
-    let mut c = vec![("policies", "array<string>")];
-    c.extend_from_slice(&BASE_COLUMNS[1..]);
-    c.push(("hour", "bigint"));
-    c
-}
+/// The columns of the rollup table. A row holds the base rows ([`sql::BASE_COLUMNS`]) of one hour,
+/// client, kind and set of fingerprints (`policies`, in place of the policy) as parallel arrays,
+/// element `i` one base row: `items` the values (value kinds), `minutes` the minute of the hour
+/// ([`sql::MINUTE_TAG`]), `counts` the requests, and the counts by action (minute rows). A client's
+/// values sit together, sorted, whatever order the engine writes rows in, which is what Parquet
+/// compresses well (paths are most of the bytes). `first_ms` and `last_ms` are the row's first and
+/// last timestamp, which its first and last minute hold: per minute they would be a third of the
+/// rollup, and a run only needs each client's first and last. `hour` (epoch hour) is the partition.
+pub const COLUMNS: [(&str, &str); 13] = [
+    ("policies", "array<string>"),
+    ("client", "string"),
+    ("kind", "string"),
+    ("items", "array<string>"),
+    ("minutes", "array<int>"),
+    ("counts", "array<bigint>"),
+    ("allows", "array<bigint>"),
+    ("blocks", "array<bigint>"),
+    ("captchas", "array<bigint>"),
+    ("challenges", "array<bigint>"),
+    ("first_ms", "bigint"),
+    ("last_ms", "bigint"),
+    ("hour", "bigint"),
+];
 
 /// The fingerprint of a policy's rows (`None`: all requests): 16 hex digits of the SHA-256 of its
 /// matcher's SQL and of the statement's value definitions, which are the rows' only inputs.
@@ -86,9 +101,8 @@ pub fn unique(fingerprints: &[String]) -> Vec<String> {
 /// `CREATE TABLE` for the rollup, in `location` (`s3://bucket/prefix/`).
 pub fn ddl(name: &str, location: &str) -> String {
     let mut out = format!("CREATE TABLE IF NOT EXISTS {name} (\n");
-    let columns = columns();
-    for (i, (column, ty)) in columns.iter().enumerate() {
-        let sep = if i + 1 < columns.len() { "," } else { "" };
+    for (i, (column, ty)) in COLUMNS.iter().enumerate() {
+        let sep = if i + 1 < COLUMNS.len() { "," } else { "" };
         let _ = writeln!(out, "  {column} {ty}{sep}");
     }
     let _ = write!(
@@ -193,29 +207,50 @@ pub fn fill(table: &Table, name: &str, hours: Range<i64>, policies: &[Policy]) -
         .map(|(c, _)| format!("sum({c}) AS {c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // Each array in the same order, so element i of all of them is one base row.
+    let order = "ORDER BY minute, value";
+    let minute_rows = |array: &str| format!("CASE WHEN kind = '{MINUTE_TAG}' THEN {array} END");
+    let mut arrays = vec![
+        format!("CASE WHEN kind <> '{MINUTE_TAG}' THEN array_agg(value {order}) END"),
+        minute_rows(&format!(
+            "array_agg(CAST(minute - hour * 60 AS integer) {order})"
+        )),
+        format!("array_agg(requests {order})"),
+    ];
+    arrays.extend(
+        BASE_COLUMNS[6..10]
+            .iter()
+            .map(|(c, _)| minute_rows(&format!("array_agg({c} {order})"))),
+    );
     let insert = format!(
         "INSERT INTO {name}\n\
-         SELECT array_agg(fingerprint ORDER BY fingerprint), client, kind, value, minute, {counts}, hour\n\
+         SELECT policies, client, kind,\n  {arrays},\n  \
+         min(first_ms), max(last_ms), hour\n\
          FROM (\n  \
-         SELECT hour, CASE policy{named} END AS fingerprint, client, kind, value, minute, {merged},\n    \
-         min(first_ms) AS first_ms, max(last_ms) AS last_ms\n  \
-         FROM (\n    {}\n  )\n  \
-         GROUP BY hour, policy, client, kind, value, minute\n)\n\
-         GROUP BY hour, client, kind, value, minute, {counts}",
+         SELECT array_agg(fingerprint ORDER BY fingerprint) AS policies, client, kind, value, minute,\n    \
+         {counts}, hour\n  \
+         FROM (\n    \
+         SELECT hour, CASE policy{named} END AS fingerprint, client, kind, value, minute, {merged},\n      \
+         min(first_ms) AS first_ms, max(last_ms) AS last_ms\n    \
+         FROM (\n      {}\n    )\n    \
+         GROUP BY hour, policy, client, kind, value, minute\n  )\n  \
+         GROUP BY hour, client, kind, value, minute, {counts}\n)\n\
+         GROUP BY hour, client, kind, policies",
         sql::expanded(
             table,
             &sql::range_filter(table.layout, &range),
             &policies,
             true
         )
-        .replace('\n', "\n    "),
+        .replace('\n', "\n      "),
+        arrays = arrays.join(",\n  "),
         counts = counts.join(", "),
     );
     let list = fingerprint_list(&fingerprints);
     let markers = hours
         .map(|h| {
             format!(
-                "(ARRAY[{list}], NULL, '{MARKER_TAG}', '', NULL, 0, 0, 0, 0, 0, NULL, NULL, {h})"
+                "(ARRAY[{list}], NULL, '{MARKER_TAG}', NULL, NULL, ARRAY[0], NULL, NULL, NULL, NULL, NULL, NULL, {h})"
             )
         })
         .collect::<Vec<_>>()
@@ -272,18 +307,32 @@ pub fn scan(
             format!(" WHEN {} THEN ARRAY[{}]", sql::quote(f), v.join(", "))
         })
         .collect();
-    let counts = BASE_COLUMNS[5..]
+    // Element i of a row's arrays as a base row; the row's first and last timestamp go to the
+    // minutes that hold them (the others' are NULL, which the merge's min and max skip).
+    let minute = "hour * 60 + element_at(minutes, i)";
+    let edge = |column: &str| {
+        format!(
+            "CASE WHEN {minute} = CAST(floor(CAST({column} AS double) / 60000) AS bigint) \
+             THEN {column} END AS {column}"
+        )
+    };
+    let actions = BASE_COLUMNS[6..10]
         .iter()
-        .map(|(c, _)| *c)
+        .zip(&COLUMNS[6..10])
+        .map(|((c, _), (array, _))| format!("coalesce(element_at({array}, i), 0) AS {c}"))
         .collect::<Vec<_>>()
         .join(", ");
     let mut rows = format!(
-        "SELECT run_policy AS policy, client, kind, value,\n  \
-         CASE WHEN kind = '{MARKER_TAG}' THEN hour ELSE minute END AS minute, {counts}\n\
+        "SELECT run_policy AS policy, client, kind, coalesce(element_at(items, i), '') AS value,\n  \
+         CASE kind WHEN '{MARKER_TAG}' THEN hour WHEN '{MINUTE_TAG}' THEN {minute} END AS minute,\n  \
+         element_at(counts, i) AS requests, {actions},\n  {}, {}\n\
          FROM {name}\n\
          CROSS JOIN UNNEST(policies) AS f(fingerprint)\n\
          CROSS JOIN UNNEST(CASE fingerprint{mapping} END) AS r(run_policy)\n\
+         CROSS JOIN UNNEST(sequence(1, cardinality(counts))) AS e(i)\n\
          WHERE fingerprint IN ({})\n  AND ({})",
+        edge("first_ms"),
+        edge("last_ms"),
         fingerprint_list(&fingerprints),
         hour_condition(held)
     );

@@ -118,6 +118,13 @@ impl ResultSet {
             })
     }
 
+    fn opt_int(&self, row: usize, column: usize) -> Result<Option<i64>, ConvertError> {
+        match self.text(row, column) {
+            None => Ok(None),
+            Some(_) => self.int(row, column).map(Some),
+        }
+    }
+
     fn count(&self, row: usize, column: usize) -> Result<u64, ConvertError> {
         self.int(row, column).map(|n| n.max(0) as u64)
     }
@@ -181,8 +188,8 @@ impl ResultSet {
                         challenge: self.count(i, challenge)?,
                         other: 0,
                     },
-                    first_ms: self.int(i, first)?,
-                    last_ms: self.int(i, last)?,
+                    first_ms: self.opt_int(i, first)?,
+                    last_ms: self.opt_int(i, last)?,
                 };
                 match p.checked_sub(1) {
                     None => out.clients.push(row),
@@ -331,8 +338,10 @@ pub struct MinuteRow {
     pub requests: u64,
     /// Requests by action; `other` is what the query's named actions leave of `requests`.
     pub actions: ActionCounts,
-    pub first_ms: i64,
-    pub last_ms: i64,
+    /// The first and last timestamp of the minute, `None` where another minute of the client holds
+    /// an earlier (later) one: the rollup keeps only those of each client and hour.
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -352,12 +361,12 @@ pub enum RowError {
     )]
     Spelling { client: String },
     #[error(
-        "row for client `{client}`: minute `{minute}` does not hold its first timestamp `{first_ms}`"
+        "row for client `{client}`: minute `{minute}` does not hold its first or last timestamp `{ms}`"
     )]
-    FirstMs {
+    Timestamp {
         client: String,
         minute: i64,
-        first_ms: i64,
+        ms: i64,
     },
 }
 
@@ -368,11 +377,16 @@ impl MinuteRow {
             minute: self.minute,
         })?;
         // The query floors `timestamp` itself; a disagreement would mean rows of another shape.
-        if minute_of(self.first_ms) != minute {
-            return Err(RowError::FirstMs {
+        if let Some(ms) = self
+            .first_ms
+            .into_iter()
+            .chain(self.last_ms)
+            .find(|ms| minute_of(*ms) != minute)
+        {
+            return Err(RowError::Timestamp {
                 client: self.client.clone(),
                 minute: self.minute,
-                first_ms: self.first_ms,
+                ms,
             });
         }
         let named = self.actions.total() - self.actions.other;
@@ -387,8 +401,9 @@ impl MinuteRow {
         Ok(ClientAcc {
             requests: self.requests,
             actions,
-            first_ms: self.first_ms,
-            last_ms: self.last_ms,
+            // A minute without them never lowers (raises) its client's first (last) timestamp.
+            first_ms: self.first_ms.unwrap_or(i64::MAX),
+            last_ms: self.last_ms.unwrap_or(i64::MIN),
             minutes: vec![(minute, u32::try_from(self.requests).unwrap_or(u32::MAX))],
             ..ClientAcc::default()
         })
@@ -640,8 +655,8 @@ mod tests {
                 allow,
                 ..ActionCounts::default()
             },
-            first_ms: minute * 60_000,
-            last_ms: minute * 60_000 + 59_000,
+            first_ms: Some(minute * 60_000),
+            last_ms: Some(minute * 60_000 + 59_000),
         }
     }
 
@@ -868,10 +883,10 @@ mod tests {
             "row for client `192.0.2.1`: the counts by action add up to more than `requests` (1)"
         );
         bad = row("192.0.2.1", 10, 1, 1);
-        bad.first_ms = 0;
+        bad.first_ms = Some(0);
         assert!(matches!(
             clients(&[bad], &[], &mut Interner::default()),
-            Err(RowError::FirstMs { .. })
+            Err(RowError::Timestamp { .. })
         ));
     }
 }
