@@ -688,6 +688,32 @@ mod tests {
     }
 
     #[test]
+    fn minutes_without_timestamps_leave_first_and_last_to_the_others() {
+        // As the rollup returns a client's hour: only its first and last minute carry them.
+        let mut rows = [
+            row("192.0.2.1", 10, 1, 1),
+            row("192.0.2.1", 11, 1, 1),
+            row("192.0.2.1", 12, 1, 1),
+        ];
+        rows[0].last_ms = None;
+        rows[1].first_ms = None;
+        rows[1].last_ms = None;
+        rows[2].first_ms = None;
+        let (clients, _, _) = clients(&rows, &[], &mut Interner::default()).unwrap();
+        assert_eq!(clients[0].requests, 3);
+        assert_eq!(
+            (clients[0].first_ms, clients[0].last_ms),
+            (600_000, 779_000)
+        );
+        // A last timestamp outside its minute is still caught.
+        rows[2].last_ms = Some(0);
+        assert!(matches!(
+            super::clients(&rows, &[], &mut Interner::default()),
+            Err(RowError::Timestamp { ms: 0, .. })
+        ));
+    }
+
+    #[test]
     fn result_sets_convert_by_column_name_and_errors_name_row_and_column() {
         let minute = [
             "1",
