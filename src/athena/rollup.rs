@@ -316,14 +316,16 @@ pub fn scan(
             format!(" WHEN {} THEN ARRAY[{}]", sql::quote(f), v.join(", "))
         })
         .collect();
-    // Element i of a row is its i-th item, or (j = i minus the items, positive) its j-th minute.
-    // The row's first and last timestamp go to the minutes that hold them; the others' are NULL,
-    // which the merge's min and max skip.
+    // Element i of a row is its i-th item, or (j = i minus the items, positive) its j-th minute:
+    // one UNNEST of the counts of both, numbered (`sequence` would stop at 10,000 elements). Index
+    // j is only used where positive (Trino's `element_at` fails at 0), behind a CASE, which Trino
+    // evaluates lazily where AND need not. The row's first and last timestamp go to the minutes
+    // that hold them; the others' are NULL, which the merge's min and max skip.
     let minute = "hour * 60 + element_at(minutes, j)";
     let edge = |column: &str| {
         format!(
-            "CASE WHEN j > 0 AND {minute} = CAST(floor(CAST({column} AS double) / 60000) AS bigint) \
-             THEN {column} END AS {column}"
+            "CASE WHEN j > 0 THEN CASE WHEN {minute} = \
+             CAST(floor(CAST({column} AS double) / 60000) AS bigint) THEN {column} END END AS {column}"
         )
     };
     let actions = BASE_COLUMNS[6..10]
@@ -334,20 +336,19 @@ pub fn scan(
         })
         .collect::<Vec<_>>()
         .join(",\n  ");
-    let items = "coalesce(cardinality(items), 0)";
     let mut rows = format!(
         "SELECT run_policy AS policy, client,\n  \
          CASE WHEN j > 0 THEN '{MINUTE_TAG}' ELSE substr(element_at(items, i), 1, 1) END AS kind,\n  \
          CASE WHEN j > 0 THEN '' ELSE substr(element_at(items, i), 2) END AS value,\n  \
          CASE WHEN j > 0 THEN {minute} WHEN element_at(items, i) = '{MARKER_TAG}' THEN hour END AS minute,\n  \
-         CASE WHEN j > 0 THEN element_at(counts, j) ELSE element_at(item_counts, i) END AS requests,\n  \
-         {actions},\n  {}, {}\n\
+         requests, {actions},\n  {}, {}\n\
          FROM (\n  \
-         SELECT *, i - {items} AS j\n  \
+         SELECT *, i - coalesce(cardinality(item_counts), 0) AS j\n  \
          FROM {name}\n  \
          CROSS JOIN UNNEST(policies) AS f(fingerprint)\n  \
          CROSS JOIN UNNEST(CASE fingerprint{mapping} END) AS r(run_policy)\n  \
-         CROSS JOIN UNNEST(sequence(1, {items} + coalesce(cardinality(minutes), 0))) AS e(i)\n  \
+         CROSS JOIN UNNEST(concat(coalesce(item_counts, ARRAY[]), coalesce(counts, ARRAY[])))\n    \
+         WITH ORDINALITY AS e(requests, i)\n  \
          WHERE fingerprint IN ({})\n    AND ({})\n)",
         edge("first_ms"),
         edge("last_ms"),
@@ -493,9 +494,11 @@ mod tests {
             assert!(words.contains(gap), "{gap}: {sql}");
         }
         // Each element of a table row is one base row.
-        assert!(sql.contains(
-            "CROSS JOIN UNNEST(sequence(1, coalesce(cardinality(items), 0) + coalesce(cardinality(minutes), 0))) AS e(i)"
+        assert!(words.contains(
+            "CROSS JOIN UNNEST(concat(coalesce(item_counts, ARRAY[]), coalesce(counts, ARRAY[]))) \
+             WITH ORDINALITY AS e(requests, i)"
         ));
+        assert!(!sql.contains("sequence("));
         // Both policies get the rows of their shared fingerprint.
         assert!(sql.contains("THEN ARRAY[1, 2]"));
         // Every hour held: no raw read at all.
