@@ -5,8 +5,8 @@ Usage: athena_bytes.py RAW_DDL ROLLUP_SQL PARQUET_DIR FILE...
 RAW_DDL is `waftune athena ddl` output, ROLLUP_SQL `waftune athena rollup --location ... --print-sql`
 output (the rollup's CREATE TABLE, then its fill statements) for the day the FILEs (gzip JSON WAF
 logs) hold. The fill statements run on DuckDB through tests/support/trino_on_duckdb.py (transpiled
-by sqlglot, as in the equivalence test); the rollup is written as Parquet (zstd) partitioned by hour
-into PARQUET_DIR, and the arithmetic of a weekly run is printed.
+by sqlglot, as in the equivalence test); the rollup is written as Parquet (zstd at the DDL's
+`compression_level`) partitioned by hour into PARQUET_DIR, and the arithmetic of a weekly run is printed.
 """
 
 import json
@@ -30,13 +30,15 @@ def main():
     statements = [s.strip() for s in open(rollup_sql).read().split(";\n") if s.strip()]
     create, fills = statements[0], statements[1:]
     table = re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", create).group(1)
+    level = int(re.search(r"'compression_level' = '(\d+)'", create).group(1))
     here = os.path.dirname(os.path.abspath(__file__))
     request = {
         "table": "waf_logs",
         "columns": ddl_columns(open(raw_ddl).read()),
         "files": files,
         "queries": [],
-        "rollup": {"table": table, "columns": ddl_columns(create), "statements": fills, "parquet": parquet},
+        "rollup": {"table": table, "columns": ddl_columns(create), "statements": fills, "parquet": parquet,
+                   "compression_level": level},
     }
     harness = os.path.join(here, "..", "tests", "support", "trino_on_duckdb.py")
     out = subprocess.run([sys.executable, harness], input=json.dumps(request), capture_output=True, text=True)
@@ -47,7 +49,7 @@ def main():
     week_raw = 7 * raw
     per_hour = raw / 24
     mb = lambda n: f"{n / 1e6:,.1f} MB"
-    print(f"one day: {len(files)} gzip JSON files, {mb(raw)}; rollup as Parquet (zstd): {mb(rollup)} "
+    print(f"one day: {len(files)} gzip JSON files, {mb(raw)}; rollup as Parquet (zstd {level}): {mb(rollup)} "
           f"= {100 * rollup / raw:.2f}% of the raw bytes")
     print(f"weekly run, bytes scanned (a week = 7 such days, {mb(week_raw)} of raw logs):")
     before = (2 + SHIPPED_POLICIES) * week_raw

@@ -1,13 +1,15 @@
 //! The rollup: the one statement's base ([`sql::BASE_COLUMNS`]) of closed hours, kept in a
 //! partitioned Parquet table, so a weekly run reads a few percent of the raw bytes.
 //!
-//! A row of the rollup is a row of the base of one hour: per client, kind, value and (minute rows)
-//! minute, the requests of that hour, for the list of policies (`policies`) whose rows have exactly
-//! these counts: most requests count alike for all requests and for the policies that match
-//! everything, so one row serves them all instead of one each (a third of the rows). Sums, minimums and maximums merge across hours, so the
-//! base of a range is the merge of its hours' rows, read from the rollup for the hours it holds and
-//! from the raw table for the others; the statement's reshaping (top lists, /24s, HAVING) then runs
-//! on the merged base as on a raw one, and the result is the same.
+//! The rollup holds the base rows of each hour: per client, kind, value and (minute rows) minute,
+//! the requests of that hour, for the list of policies (`policies`) whose rows have exactly these
+//! counts: most requests count alike for all requests and for the policies that match everything,
+//! so one row serves them all instead of one each (a third of the rows). Sums, minimums and
+//! maximums merge across hours, so the base of a range is the merge of its hours' rows, read from
+//! the rollup for the hours it holds and from the raw table for the others; the statement's
+//! reshaping (top lists, /24s, HAVING) then runs on the merged base as on a raw one, and the result
+//! is the same. The rollup stores those base rows nested, one table row per client, hour and list
+//! of policies (see [`COLUMNS`]), which is what keeps it a few percent of the raw bytes.
 //!
 //! Policies are not numbered in the rollup but named by a fingerprint of what decides their rows
 //! (the matcher's SQL and the value definitions, see [`fingerprint`]); all requests are the
@@ -18,34 +20,56 @@
 //! The table is Iceberg (Parquet files): Athena runs `DELETE` only on Iceberg tables, and each
 //! statement commits atomically. A fill is delete-then-insert per range of hours (an hour holds the
 //! policies of its last fill), then one marker row per hour listing the fingerprints it holds
-//! ([`MARKER_TAG`]); only hours with markers count as held. Re-running a fill replaces what was there, and a fill that failed halfway left no markers,
-//! so the next run deletes its partial rows and fills again: no hour is ever counted twice.
+//! ([`MARKER_TAG`]); only hours with markers count as held. Re-running a fill replaces what was
+//! there, and a fill that failed halfway left no markers, so the next run deletes its partial rows
+//! and fills again: no hour is ever counted twice.
 
 use std::fmt::Write as _;
 use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
-use super::sql::{self, BASE_COLUMNS, PARTITION_SLACK_MS, Table};
+use super::sql::{self, BASE_COLUMNS, MINUTE_TAG, PARTITION_SLACK_MS, Table};
 use crate::log::TimeRange;
 use crate::policy::Policy;
 
 pub const HOUR_MS: i64 = 3_600_000;
 
-/// The kind of the rows that say an hour of a fingerprint is held (no value kind's letter).
+/// The one item of the rows that say an hour of a fingerprint is held (no value kind's letter).
 pub const MARKER_TAG: char = '#';
+
+/// The zstd level the rollup's files are written with: fills are a few megabytes a day, so the
+/// time a high level costs is nothing, and every run reads the bytes it saves (a quarter of
+/// Athena's default level 3, docs/benchmarks.md).
+pub const ZSTD_LEVEL: u8 = 19;
 
 /// Hours one fill statement writes: Athena writes at most 100 partitions per `INSERT`.
 pub const FILL_HOURS: i64 = 24;
 
-/// The columns of the rollup table: the base's (the fingerprints a row holds for in place of the
-/// policy), then the partition column `hour` (epoch hour).
-pub fn columns() -> Vec<(&'static str, &'static str)> {
-    let mut c = vec![("policies", "array<string>")];
-    c.extend_from_slice(&BASE_COLUMNS[1..]);
-    c.push(("hour", "bigint"));
-    c
-}
+/// The columns of the rollup table. A row holds the base rows ([`sql::BASE_COLUMNS`]) of one hour,
+/// client and set of fingerprints (`policies`, in place of the policy) as arrays: the value rows as
+/// `items` (kind letter and value, sorted) with their `item_counts`, the minute rows as `minutes`
+/// (of the hour, sorted) with their `counts` and counts by action. A client's values sit together
+/// and sorted whatever order the engine writes rows in, which is what Parquet compresses well
+/// (paths are most of the bytes), and the client is written once per hour and set instead of once
+/// per value. `first_ms` and `last_ms` are the row's first and last timestamp, which its first and
+/// last minute hold: per minute they were a sixth of the rollup, and a run only needs each client's
+/// first and last. `hour` (epoch hour) is the partition.
+pub const COLUMNS: [(&str, &str); 13] = [
+    ("policies", "array<string>"),
+    ("client", "string"),
+    ("items", "array<string>"),
+    ("item_counts", "array<bigint>"),
+    ("minutes", "array<int>"),
+    ("counts", "array<bigint>"),
+    ("allows", "array<bigint>"),
+    ("blocks", "array<bigint>"),
+    ("captchas", "array<bigint>"),
+    ("challenges", "array<bigint>"),
+    ("first_ms", "bigint"),
+    ("last_ms", "bigint"),
+    ("hour", "bigint"),
+];
 
 /// The fingerprint of a policy's rows (`None`: all requests): 16 hex digits of the SHA-256 of its
 /// matcher's SQL and of the statement's value definitions, which are the rows' only inputs.
@@ -86,15 +110,14 @@ pub fn unique(fingerprints: &[String]) -> Vec<String> {
 /// `CREATE TABLE` for the rollup, in `location` (`s3://bucket/prefix/`).
 pub fn ddl(name: &str, location: &str) -> String {
     let mut out = format!("CREATE TABLE IF NOT EXISTS {name} (\n");
-    let columns = columns();
-    for (i, (column, ty)) in columns.iter().enumerate() {
-        let sep = if i + 1 < columns.len() { "," } else { "" };
+    for (i, (column, ty)) in COLUMNS.iter().enumerate() {
+        let sep = if i + 1 < COLUMNS.len() { "," } else { "" };
         let _ = writeln!(out, "  {column} {ty}{sep}");
     }
     let _ = write!(
         out,
         ")\nPARTITIONED BY (hour)\nLOCATION {}\nTBLPROPERTIES (\n  'table_type' = 'ICEBERG',\n  \
-         'format' = 'parquet',\n  'write_compression' = 'zstd'\n)",
+         'format' = 'parquet',\n  'write_compression' = 'zstd',\n  'compression_level' = '{ZSTD_LEVEL}'\n)",
         sql::quote(location)
     );
     out
@@ -193,29 +216,49 @@ pub fn fill(table: &Table, name: &str, hours: Range<i64>, policies: &[Policy]) -
         .map(|(c, _)| format!("sum({c}) AS {c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // The arrays of one kind of row in one order, so element i of each is one base row.
+    let values = |column: &str| {
+        format!("array_agg({column} ORDER BY kind, value) FILTER (WHERE kind <> '{MINUTE_TAG}')")
+    };
+    let minutes = |column: &str| {
+        format!("array_agg({column} ORDER BY minute) FILTER (WHERE kind = '{MINUTE_TAG}')")
+    };
+    let mut arrays = vec![
+        values("kind || value"),
+        values("requests"),
+        minutes("CAST(minute - hour * 60 AS integer)"),
+        minutes("requests"),
+    ];
+    arrays.extend(BASE_COLUMNS[6..10].iter().map(|(c, _)| minutes(c)));
     let insert = format!(
         "INSERT INTO {name}\n\
-         SELECT array_agg(fingerprint ORDER BY fingerprint), client, kind, value, minute, {counts}, hour\n\
+         SELECT policies, client,\n  {arrays},\n  \
+         min(first_ms), max(last_ms), hour\n\
          FROM (\n  \
-         SELECT hour, CASE policy{named} END AS fingerprint, client, kind, value, minute, {merged},\n    \
-         min(first_ms) AS first_ms, max(last_ms) AS last_ms\n  \
-         FROM (\n    {}\n  )\n  \
-         GROUP BY hour, policy, client, kind, value, minute\n)\n\
-         GROUP BY hour, client, kind, value, minute, {counts}",
+         SELECT array_agg(fingerprint ORDER BY fingerprint) AS policies, client, kind, value, minute,\n    \
+         {counts}, hour\n  \
+         FROM (\n    \
+         SELECT hour, CASE policy{named} END AS fingerprint, client, kind, value, minute, {merged},\n      \
+         min(first_ms) AS first_ms, max(last_ms) AS last_ms\n    \
+         FROM (\n      {}\n    )\n    \
+         GROUP BY hour, policy, client, kind, value, minute\n  )\n  \
+         GROUP BY hour, client, kind, value, minute, {counts}\n)\n\
+         GROUP BY hour, client, policies",
         sql::expanded(
             table,
             &sql::range_filter(table.layout, &range),
             &policies,
             true
         )
-        .replace('\n', "\n    "),
+        .replace('\n', "\n      "),
+        arrays = arrays.join(",\n  "),
         counts = counts.join(", "),
     );
     let list = fingerprint_list(&fingerprints);
     let markers = hours
         .map(|h| {
             format!(
-                "(ARRAY[{list}], NULL, '{MARKER_TAG}', '', NULL, 0, 0, 0, 0, 0, NULL, NULL, {h})"
+                "(ARRAY[{list}], NULL, ARRAY['{MARKER_TAG}'], ARRAY[0], NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, {h})"
             )
         })
         .collect::<Vec<_>>()
@@ -233,7 +276,8 @@ pub fn coverage(name: &str, hours: Range<i64>, policies: &[Policy]) -> String {
     format!(
         "SELECT hour, count(DISTINCT fingerprint) AS policies\n\
          FROM {name}\nCROSS JOIN UNNEST(policies) AS f(fingerprint)\n\
-         WHERE kind = '{MARKER_TAG}' AND hour >= {} AND hour < {} AND fingerprint IN ({})\n\
+         WHERE element_at(items, 1) = '{MARKER_TAG}' AND hour >= {} AND hour < {}\n  \
+         AND fingerprint IN ({})\n\
          GROUP BY hour",
         hours.start,
         hours.end,
@@ -272,18 +316,42 @@ pub fn scan(
             format!(" WHEN {} THEN ARRAY[{}]", sql::quote(f), v.join(", "))
         })
         .collect();
-    let counts = BASE_COLUMNS[5..]
+    // Element i of a row is its i-th item, or (j = i minus the items, positive) its j-th minute:
+    // one UNNEST of the counts of both, numbered (`sequence` would stop at 10,000 elements). Index
+    // j is only used where positive (Trino's `element_at` fails at 0), behind a CASE, which Trino
+    // evaluates lazily where AND need not. The row's first and last timestamp go to the minutes
+    // that hold them; the others' are NULL, which the merge's min and max skip.
+    let minute = "hour * 60 + element_at(minutes, j)";
+    let edge = |column: &str| {
+        format!(
+            "CASE WHEN j > 0 THEN CASE WHEN {minute} = \
+             CAST(floor(CAST({column} AS double) / 60000) AS bigint) THEN {column} END END AS {column}"
+        )
+    };
+    let actions = BASE_COLUMNS[6..10]
         .iter()
-        .map(|(c, _)| *c)
+        .zip(&COLUMNS[6..10])
+        .map(|((c, _), (array, _))| {
+            format!("CASE WHEN j > 0 THEN element_at({array}, j) ELSE 0 END AS {c}")
+        })
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(",\n  ");
     let mut rows = format!(
-        "SELECT run_policy AS policy, client, kind, value,\n  \
-         CASE WHEN kind = '{MARKER_TAG}' THEN hour ELSE minute END AS minute, {counts}\n\
-         FROM {name}\n\
-         CROSS JOIN UNNEST(policies) AS f(fingerprint)\n\
-         CROSS JOIN UNNEST(CASE fingerprint{mapping} END) AS r(run_policy)\n\
-         WHERE fingerprint IN ({})\n  AND ({})",
+        "SELECT run_policy AS policy, client,\n  \
+         CASE WHEN j > 0 THEN '{MINUTE_TAG}' ELSE substr(element_at(items, i), 1, 1) END AS kind,\n  \
+         CASE WHEN j > 0 THEN '' ELSE substr(element_at(items, i), 2) END AS value,\n  \
+         CASE WHEN j > 0 THEN {minute} WHEN element_at(items, i) = '{MARKER_TAG}' THEN hour END AS minute,\n  \
+         requests, {actions},\n  {}, {}\n\
+         FROM (\n  \
+         SELECT *, i - coalesce(cardinality(item_counts), 0) AS j\n  \
+         FROM {name}\n  \
+         CROSS JOIN UNNEST(policies) AS f(fingerprint)\n  \
+         CROSS JOIN UNNEST(CASE fingerprint{mapping} END) AS r(run_policy)\n  \
+         CROSS JOIN UNNEST(concat(coalesce(item_counts, ARRAY[]), coalesce(counts, ARRAY[])))\n    \
+         WITH ORDINALITY AS e(requests, i)\n  \
+         WHERE fingerprint IN ({})\n    AND ({})\n)",
+        edge("first_ms"),
+        edge("last_ms"),
         fingerprint_list(&fingerprints),
         hour_condition(held)
     );
@@ -386,6 +454,16 @@ mod tests {
             "DELETE FROM waf_rollup\nWHERE hour >= 10 AND hour < 12"
         );
         assert_eq!(statements[1].matches("FROM waf_logs").count(), 1);
+        // A client's values and minutes as sorted arrays, one table row per set of fingerprints.
+        assert!(
+            statements[1].contains(
+                "array_agg(kind || value ORDER BY kind, value) FILTER (WHERE kind <> 'M')"
+            )
+        );
+        assert!(
+            statements[1].contains("array_agg(requests ORDER BY minute) FILTER (WHERE kind = 'M')")
+        );
+        assert!(statements[1].ends_with("GROUP BY hour, client, policies"));
         assert!(statements[1].contains("timestamp >= 36000000\n"));
         // The two matchers alike are filled once; one marker per hour lists both fingerprints.
         assert_eq!(statements[1].matches("THEN 2 END").count(), 0);
@@ -415,6 +493,12 @@ mod tests {
         ] {
             assert!(words.contains(gap), "{gap}: {sql}");
         }
+        // Each element of a table row is one base row.
+        assert!(words.contains(
+            "CROSS JOIN UNNEST(concat(coalesce(item_counts, ARRAY[]), coalesce(counts, ARRAY[]))) \
+             WITH ORDINALITY AS e(requests, i)"
+        ));
+        assert!(!sql.contains("sequence("));
         // Both policies get the rows of their shared fingerprint.
         assert!(sql.contains("THEN ARRAY[1, 2]"));
         // Every hour held: no raw read at all.

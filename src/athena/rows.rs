@@ -118,6 +118,13 @@ impl ResultSet {
             })
     }
 
+    fn opt_int(&self, row: usize, column: usize) -> Result<Option<i64>, ConvertError> {
+        match self.text(row, column) {
+            None => Ok(None),
+            Some(_) => self.int(row, column).map(Some),
+        }
+    }
+
     fn count(&self, row: usize, column: usize) -> Result<u64, ConvertError> {
         self.int(row, column).map(|n| n.max(0) as u64)
     }
@@ -181,8 +188,8 @@ impl ResultSet {
                         challenge: self.count(i, challenge)?,
                         other: 0,
                     },
-                    first_ms: self.int(i, first)?,
-                    last_ms: self.int(i, last)?,
+                    first_ms: self.opt_int(i, first)?,
+                    last_ms: self.opt_int(i, last)?,
                 };
                 match p.checked_sub(1) {
                     None => out.clients.push(row),
@@ -332,8 +339,10 @@ pub struct MinuteRow {
     pub requests: u64,
     /// Requests by action; `other` is what the query's named actions leave of `requests`.
     pub actions: ActionCounts,
-    pub first_ms: i64,
-    pub last_ms: i64,
+    /// The first and last timestamp of the minute, `None` where another minute of the client holds
+    /// an earlier (later) one: the rollup keeps only those of each client and hour.
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -353,12 +362,12 @@ pub enum RowError {
     )]
     Spelling { client: String },
     #[error(
-        "row for client `{client}`: minute `{minute}` does not hold its first timestamp `{first_ms}`"
+        "row for client `{client}`: minute `{minute}` does not hold its first or last timestamp `{ms}`"
     )]
-    FirstMs {
+    Timestamp {
         client: String,
         minute: i64,
-        first_ms: i64,
+        ms: i64,
     },
 }
 
@@ -369,11 +378,16 @@ impl MinuteRow {
             minute: self.minute,
         })?;
         // The query floors `timestamp` itself; a disagreement would mean rows of another shape.
-        if minute_of(self.first_ms) != minute {
-            return Err(RowError::FirstMs {
+        if let Some(ms) = self
+            .first_ms
+            .into_iter()
+            .chain(self.last_ms)
+            .find(|ms| minute_of(*ms) != minute)
+        {
+            return Err(RowError::Timestamp {
                 client: self.client.clone(),
                 minute: self.minute,
-                first_ms: self.first_ms,
+                ms,
             });
         }
         let named = self.actions.total() - self.actions.other;
@@ -388,8 +402,9 @@ impl MinuteRow {
         Ok(ClientAcc {
             requests: self.requests,
             actions,
-            first_ms: self.first_ms,
-            last_ms: self.last_ms,
+            // A minute without them never lowers (raises) its client's first (last) timestamp.
+            first_ms: self.first_ms.unwrap_or(i64::MAX),
+            last_ms: self.last_ms.unwrap_or(i64::MIN),
             minutes: vec![(minute, u32::try_from(self.requests).unwrap_or(u32::MAX))],
             ..ClientAcc::default()
         })
@@ -641,8 +656,8 @@ mod tests {
                 allow,
                 ..ActionCounts::default()
             },
-            first_ms: minute * 60_000,
-            last_ms: minute * 60_000 + 59_000,
+            first_ms: Some(minute * 60_000),
+            last_ms: Some(minute * 60_000 + 59_000),
         }
     }
 
@@ -671,6 +686,32 @@ mod tests {
         };
         let keys = policy_keys(&prefix_rows, &[], &mut Interner::default()).unwrap();
         assert_eq!(keys[0].key.to_string(), "2001:db8::/64");
+    }
+
+    #[test]
+    fn minutes_without_timestamps_leave_first_and_last_to_the_others() {
+        // As the rollup returns a client's hour: only its first and last minute carry them.
+        let mut rows = [
+            row("192.0.2.1", 10, 1, 1),
+            row("192.0.2.1", 11, 1, 1),
+            row("192.0.2.1", 12, 1, 1),
+        ];
+        rows[0].last_ms = None;
+        rows[1].first_ms = None;
+        rows[1].last_ms = None;
+        rows[2].first_ms = None;
+        let (clients, _, _) = clients(&rows, &[], &mut Interner::default()).unwrap();
+        assert_eq!(clients[0].requests, 3);
+        assert_eq!(
+            (clients[0].first_ms, clients[0].last_ms),
+            (600_000, 779_000)
+        );
+        // A last timestamp outside its minute is still caught.
+        rows[2].last_ms = Some(0);
+        assert!(matches!(
+            super::clients(&rows, &[], &mut Interner::default()),
+            Err(RowError::Timestamp { ms: 0, .. })
+        ));
     }
 
     #[test]
@@ -869,10 +910,10 @@ mod tests {
             "row for client `192.0.2.1`: the counts by action add up to more than `requests` (1)"
         );
         bad = row("192.0.2.1", 10, 1, 1);
-        bad.first_ms = 0;
+        bad.first_ms = Some(0);
         assert!(matches!(
             clients(&[bad], &[], &mut Interner::default()),
-            Err(RowError::FirstMs { .. })
+            Err(RowError::Timestamp { .. })
         ));
     }
 }

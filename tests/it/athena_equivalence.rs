@@ -58,7 +58,7 @@ fn duckdb(
     if let Some(r) = rollup {
         request["rollup"] = json!({
             "table": ROLLUP,
-            "columns": rollup::columns(),
+            "columns": rollup::COLUMNS,
             "statements": r.statements,
             "parquet": r.parquet,
         });

@@ -3,13 +3,14 @@
 Reads one JSON object on stdin:
   {"table": "waf_logs", "columns": [[name, hive_type], ...], "files": [...], "queries": [trino_sql, ...],
    "rollup": {"table": name, "columns": [[name, hive_type], ...], "statements": [trino_sql, ...],
-              "parquet": directory or absent}}
+              "parquet": directory or absent, "compression_level": n or absent}}
 and writes {"results": [{"duckdb": sql, "columns": [...], "rows": [[text or null, ...], ...]}, ...],
 "parquet_bytes": n} on stdout.
 
 `rollup` (optional) creates an empty table for the rollup and runs its fill statements (DELETE, INSERT)
 before the queries; with `parquet`, the filled table is also written there as Parquet partitioned by
-hour (zstd, as the rollup DDL asks), and `parquet_bytes` is the size of those files.
+hour (zstd at `compression_level`, default 3, as the rollup DDL asks), and `parquet_bytes` is the size
+of those files.
 
 The table gives DuckDB what Athena has: the DDL's columns and types (so a field absent from every
 file is NULL, not a binder error), and the partition columns taken from the S3 key
@@ -85,7 +86,8 @@ def main():
         if rollup.get("parquet"):
             out = rollup["parquet"].replace("'", "''")
             con.execute(
-                f"COPY {rollup['table']} TO '{out}' (FORMAT PARQUET, PARTITION_BY (hour), COMPRESSION zstd)"
+                f"COPY {rollup['table']} TO '{out}' (FORMAT PARQUET, PARTITION_BY (hour), COMPRESSION zstd, "
+                f"COMPRESSION_LEVEL {int(rollup.get('compression_level', 3))})"
             )
             parquet_bytes = sum(
                 os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(rollup["parquet"]) for f in fs
