@@ -563,6 +563,19 @@ escalation = { factor = 2, max = "3d" }
         })
     }
 
+    /// The entry at 198.51.100.7 rotated to [`TO`] in its ASN, with an ASN rule.
+    fn across(pairs: &[(u32, &crate::scan::ClientStats)], asns: Vec<AsnEntry>) -> Proposal {
+        let o = [rotated_in("198.51.100.7/32", &TO, Some(HOSTING))];
+        let g = Guardrails::default();
+        run_with(
+            vec![entry("198.51.100.7/32", "scan")],
+            asns,
+            &o,
+            &g,
+            answer(pairs),
+        )
+    }
+
     #[test]
     fn rotating_across_its_asn_proposes_the_asn_when_the_check_passes() {
         let site = clients(&[
@@ -584,14 +597,7 @@ escalation = { factor = 2, max = "3d" }
             })
             .collect();
         let g = Guardrails::default();
-        let o = [rotated_in("198.51.100.7/32", &TO, Some(HOSTING))];
-        let p = run_with(
-            vec![entry("198.51.100.7/32", "scan")],
-            Vec::new(),
-            &o,
-            &g,
-            answer(&pairs),
-        );
+        let p = across(&pairs, Vec::new());
         assert_eq!(p.ledger.asns.len(), 1);
         let a = &p.ledger.asns[0];
         assert_eq!(
@@ -620,13 +626,7 @@ escalation = { factor = 2, max = "3d" }
             .collect();
         assert_eq!(cidrs, ["198.51.100.0/24"]);
         // Listed already: nothing new, and the addresses stay covered by it.
-        let again = run_with(
-            vec![entry("198.51.100.7/32", "scan")],
-            p.ledger.asns.clone(),
-            &o,
-            &g,
-            answer(&pairs),
-        );
+        let again = across(&pairs, p.ledger.asns.clone());
         assert!(again.asn_changes.is_empty());
         assert_eq!(again.ledger.asns, p.ledger.asns);
         assert_eq!(again.ledger.entries.len(), 1);
@@ -660,14 +660,7 @@ escalation = { factor = 2, max = "3d" }
         ]);
         let pairs: Vec<(u32, &crate::scan::ClientStats)> =
             site.iter().map(|c| (HOSTING, c)).collect();
-        let o = [rotated_in("198.51.100.7/32", &TO, Some(HOSTING))];
-        let p = run_with(
-            vec![entry("198.51.100.7/32", "scan")],
-            Vec::new(),
-            &o,
-            &Guardrails::default(),
-            answer(&pairs),
-        );
+        let p = across(&pairs, Vec::new());
         assert!(p.ledger.asns.is_empty());
         let [refused] = &p.asn_changes[..] else {
             panic!("{:?}", p.asn_changes);
