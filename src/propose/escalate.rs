@@ -191,7 +191,7 @@ pub fn escalate(
     finish(p.ledger, p.changes, p.asn_changes, capacity)
 }
 
-/// Proposes `asn` for a campaign that rotated across `networks` of its networks, if
+/// Proposes `asn` for a campaign that rotated across `networks` /24s (/64s) of it, if
 /// [`asn::check`] passes; whether the ASN is in the list now (so that the addresses it covers need
 /// no entries). A refusal is recorded once per ASN, with its evidence.
 #[allow(clippy::too_many_arguments)]
