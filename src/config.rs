@@ -354,6 +354,15 @@ impl Config {
         self.ip_set_groups.iter().find(|g| g.name == name)
     }
 
+    /// The first ASN rule's list: where `waftune block AS...` and proposed ASNs go by default.
+    pub fn default_asn_list(&self) -> Option<&str> {
+        self.web_acls
+            .iter()
+            .flat_map(|a| &a.asn_rules)
+            .map(|r| r.list.as_str())
+            .next()
+    }
+
     /// The ASN lists the ASN rules of every web ACL use, sorted, each once.
     pub fn asn_lists(&self) -> Vec<&str> {
         let lists: BTreeSet<&str> = self

@@ -15,13 +15,13 @@ use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::model::asn::Asn;
 use crate::model::waf::MAX_SET_ENTRIES;
-use crate::propose::asn::{ManualAsnBlock, block_asn, unblock_asn};
-use crate::propose::escalate::{Limits, escalate};
+use crate::propose::asn::{AsnGuard, ManualAsnBlock, block_asn, unblock_asn};
+use crate::propose::escalate::{AsnAnswer, Limits, escalate};
 use crate::propose::{
     Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
 };
 use crate::render::{self, Format, propose_markdown};
-use crate::scan::Detail;
+use crate::scan::{ClientStats, Detail};
 use crate::util::atomic_file;
 use crate::util::term::info;
 use crate::util::time::parse_duration;
@@ -178,6 +178,11 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
     );
     let mut allow = config.allowlist.clone();
     allow.extend(policies.allowlist.cidrs(now));
+    let with_asn: Vec<(u32, &ClientStats)> = traffic
+        .clients
+        .iter()
+        .filter_map(|c| c.asn.map(|a| (a, c)))
+        .collect();
     let proposal = escalate(
         proposal,
         &effect.escalations(),
@@ -185,11 +190,25 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
         &Limits {
             allow: &allow,
             guardrails: &config.guardrails,
+            asn: config.default_asn_list().map(|list| AsnAnswer {
+                list,
+                clients: &with_asn,
+                guard: AsnGuard {
+                    home_country: args.logs.home_country.as_deref(),
+                    ..AsnGuard::default()
+                },
+            }),
         },
         &capacity(&config),
         now,
     )?;
-    let report = ProposeReport::new(&traffic, findings, proposal.changes, now);
+    let report = ProposeReport::new(
+        &traffic,
+        findings,
+        proposal.changes,
+        proposal.asn_changes,
+        now,
+    );
     let evidence_name = args
         .evidence
         .as_ref()
@@ -227,8 +246,11 @@ fn block_asn_cmd(args: &BlockArgs, config: &Config) -> Result<ExitCode> {
             args.cidr
         );
     }
-    let first = config.web_acls.iter().flat_map(|a| &a.asn_rules).next();
-    let Some(list) = args.list.clone().or(first.map(|r| r.list.clone())) else {
+    let Some(list) = args
+        .list
+        .clone()
+        .or(config.default_asn_list().map(str::to_owned))
+    else {
         bail!(
             "`{}` defines no asn_rule, so an ASN has nowhere to go; add a [[web_acl.asn_rule]] (see docs/asn.md)",
             config.path.display()

@@ -262,6 +262,11 @@ pub struct GenerateArgs {
     /// `AWSLogs/<account>/elasticloadbalancing/`, with the origin's truth in truth.json.
     #[arg(long)]
     pub origin_logs: bool,
+    /// Write `clientAsn` in every record (documentation ASNs: one per hosting range, 65551 for
+    /// every other address), and let offenders that rotate after a `--ledger` block also move
+    /// across two other /24s of their hosting range's ASN (docs/asn.md).
+    #[arg(long)]
+    pub client_asn: bool,
 }
 
 /// Which logs to read and which part of them.
@@ -742,6 +747,7 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
         home_country: args.home_country.to_ascii_uppercase(),
         blocks,
         origin_logs: args.origin_logs,
+        client_asn: args.client_asn,
         ..GenerateOptions::default()
     };
     let summary = generate(&options, &args.out)?;

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
 
 use crate::ledger::{AsnEntry, Ledger, MANUAL};
 use crate::model::asn::{Asn, AsnError};
@@ -111,6 +112,52 @@ fn quoted(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What a `propose` run did to an ASN list, or declined to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsnChangeKind {
+    /// Proposed for a campaign that rotated across the ASN's networks.
+    Add,
+    /// The entry's block ran out and it was removed.
+    Expire,
+    /// A rotated campaign's ASN that [`check`] refused: its addresses are proposed instead.
+    Refused,
+}
+
+impl AsnChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AsnChangeKind::Add => "add",
+            AsnChangeKind::Expire => "expire",
+            AsnChangeKind::Refused => "refused",
+        }
+    }
+}
+
+/// One ASN change of a `propose` run, for the summary and the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AsnChange {
+    pub kind: AsnChangeKind,
+    pub asn: Asn,
+    pub list: String,
+    pub policy: String,
+    pub expires: Option<Timestamp>,
+    pub reason: String,
+}
+
+impl AsnChange {
+    pub fn of(kind: AsnChangeKind, e: &AsnEntry) -> AsnChange {
+        AsnChange {
+            kind,
+            asn: e.asn,
+            list: e.list.clone(),
+            policy: e.policy.clone(),
+            expires: e.expires,
+            reason: e.reason.clone(),
+        }
+    }
 }
 
 /// When an ASN may not be proposed.

@@ -22,6 +22,7 @@ use crate::scan::stats::{merge_minutes, window_peak};
 use crate::scan::{ClientKey, ClientStats, Traffic};
 use crate::util::cidr;
 use crate::util::text::thousands;
+use asn::{AsnChange, AsnChangeKind};
 use campaign::{Campaign, Fingerprint, Signature};
 
 /// Why a verified crawler is never proposed for a block.
@@ -392,6 +393,8 @@ impl Change {
 pub struct Proposal {
     pub ledger: Ledger,
     pub changes: Vec<Change>,
+    /// What happened to the ledger's ASN lists, apart from `changes` (whose key is an address).
+    pub asn_changes: Vec<AsnChange>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -448,9 +451,15 @@ pub fn update_ledger(
             .filter(|h| h.expired + FORGET_AFTER > now)
             .cloned()
             .collect(),
-        // ASNs are reviewed by hand (see `asn`): kept while in force, dropped once expired.
+        // Kept while in force, dropped once expired (`escalate` proposes new ones).
         asns: ledger.active_asns(now).cloned().collect(),
     };
+    let asn_changes = ledger
+        .asns
+        .iter()
+        .filter(|e| e.is_expired(now))
+        .map(|e| AsnChange::of(AsnChangeKind::Expire, e))
+        .collect();
     for e in &ledger.entries {
         if e.is_expired(now) {
             changes.push(Change::of(ChangeKind::Expire, e));
@@ -534,7 +543,7 @@ pub fn update_ledger(
         };
         add_entry(&mut next, &mut changes, entry);
     }
-    finish(next, changes, capacity)
+    finish(next, changes, asn_changes, capacity)
 }
 
 /// Adds a new entry, folding the address entries of its group inside it (when it is a network).
@@ -555,6 +564,7 @@ fn add_entry(next: &mut Ledger, changes: &mut Vec<Change>, entry: LedgerEntry) {
 fn finish(
     mut next: Ledger,
     mut changes: Vec<Change>,
+    mut asn_changes: Vec<AsnChange>,
     capacity: &Capacity,
 ) -> Result<Proposal, ProposeError> {
     check_capacity(&next, capacity)?;
@@ -562,9 +572,11 @@ fn finish(
     changes.sort_by(|a, b| {
         (&a.kind, &a.group, a.cidr, &a.policy).cmp(&(&b.kind, &b.group, b.cidr, &b.policy))
     });
+    asn_changes.sort_by(|a, b| (a.kind, &a.list, a.asn).cmp(&(b.kind, &b.list, b.asn)));
     Ok(Proposal {
         ledger: next,
         changes,
+        asn_changes,
     })
 }
 
@@ -705,6 +717,9 @@ pub struct ProposeReport {
     pub time_span: Option<(String, String)>,
     pub findings: Vec<Finding>,
     pub changes: Vec<Change>,
+    /// Left out of the JSON when empty, so that runs without ASN rules read as before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub asn_changes: Vec<AsnChange>,
     /// The findings grouped for a reviewer (not in the JSON, whose schema lists the findings).
     #[serde(skip)]
     pub campaigns: Vec<Campaign>,
@@ -715,6 +730,7 @@ impl ProposeReport {
         traffic: &Traffic,
         findings: Vec<Finding>,
         changes: Vec<Change>,
+        asn_changes: Vec<AsnChange>,
         now: Timestamp,
     ) -> Self {
         ProposeReport {
@@ -727,6 +743,7 @@ impl ProposeReport {
             campaigns: campaign::group(&findings),
             findings,
             changes,
+            asn_changes,
         }
     }
 }
@@ -1030,6 +1047,35 @@ action = { type = "report" }
             (e.strikes, e.expires),
             (2, Some(ts("2026-11-22T13:00:00Z")))
         );
+    }
+
+    #[test]
+    fn expired_asn_entries_are_removed_with_a_change() {
+        let asn = |n: u32, expires: Option<&str>| crate::ledger::AsnEntry {
+            asn: crate::model::asn::Asn::new(n).unwrap(),
+            list: "hosting".into(),
+            policy: "manual".into(),
+            reason: "r".into(),
+            added: ts("2026-11-01T00:00:00Z"),
+            expires: expires.map(ts),
+        };
+        let ledger = Ledger {
+            asns: vec![
+                asn(64496, Some("2026-11-10T00:00:00Z")),
+                asn(64497, Some("2026-12-10T00:00:00Z")),
+                asn(64498, None),
+            ],
+            ..Ledger::default()
+        };
+        let now = ts("2026-11-20T00:00:00Z");
+        let p = update_ledger(&ledger, &[], &policies(), &capacity(), now).unwrap();
+        let kept: Vec<u32> = p.ledger.asns.iter().map(|e| e.asn.number()).collect();
+        assert_eq!(kept, [64497, 64498]);
+        assert_eq!(
+            p.asn_changes,
+            [AsnChange::of(AsnChangeKind::Expire, &ledger.asns[0])]
+        );
+        assert!(p.changes.is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use tabled::builder::Builder;
 use tabled::settings::{Style, Width, object::Columns};
 
 use crate::analyze::{AnalyzeReport, ClientRow};
+use crate::propose::asn::AsnChange;
 use crate::propose::campaign::Outcome;
 use crate::propose::{Change, ChangeKind, Finding, ProposeReport, Verdict};
 use crate::scan::{ActionCounts, Count};
@@ -332,6 +333,21 @@ fn change_row(c: &Change) -> Vec<String> {
     ]
 }
 
+const ASN_CHANGE_HEADER: [&str; 6] = ["change", "ASN", "list", "policy", "expires", "reason"];
+
+fn asn_change_row(c: &AsnChange) -> Vec<String> {
+    vec![
+        c.kind.as_str().into(),
+        c.asn.to_string(),
+        c.list.clone(),
+        c.policy.clone(),
+        c.expires
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "never".into()),
+        c.reason.clone(),
+    ]
+}
+
 /// Renders a `propose` run: what the policies found and what changed in the ledger. Markdown is
 /// the pull-request summary ([`propose_markdown::summary`]), within its budget at any volume.
 pub fn propose(r: &ProposeReport, format: Format) -> String {
@@ -350,6 +366,12 @@ fn propose_table(r: &ProposeReport) -> String {
         out += &heading("Ledger changes");
         let rows = r.changes.iter().map(change_row).collect();
         out += &table(&CHANGE_HEADER, rows, format);
+        out.push('\n');
+    }
+    if !r.asn_changes.is_empty() {
+        out += &heading("ASN changes");
+        let rows = r.asn_changes.iter().map(asn_change_row).collect();
+        out += &table(&ASN_CHANGE_HEADER, rows, format);
         out.push('\n');
     }
     if !r.findings.is_empty() {

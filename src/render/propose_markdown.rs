@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{CHANGE_HEADER, change_row, finding_details, propose_headline, thousands};
+use super::{
+    ASN_CHANGE_HEADER, CHANGE_HEADER, asn_change_row, change_row, finding_details,
+    propose_headline, thousands,
+};
 use crate::propose::ProposeReport;
 use crate::propose::campaign::{Campaign, TOP_MEMBERS};
 use crate::scan::Count;
@@ -251,6 +254,9 @@ fn summary_within(r: &ProposeReport, evidence: Option<&str>, budget: usize) -> S
             ));
         }
     }
+    if !r.asn_changes.is_empty() {
+        out += &asn_changes(r);
+    }
 
     if !campaigns.is_empty() {
         out += "\n### Campaigns\n\n";
@@ -312,6 +318,17 @@ fn summary_within(r: &ProposeReport, evidence: Option<&str>, budget: usize) -> S
     out
 }
 
+/// Every ASN change, with who else lives in the ASN: a few rows, always shown whole, since an ASN
+/// answers a whole network.
+fn asn_changes(r: &ProposeReport) -> String {
+    let mut out = String::from("\n### ASN changes\n\n");
+    out += &header(&ASN_CHANGE_HEADER);
+    for c in &r.asn_changes {
+        out += &row(&asn_change_row(c));
+    }
+    out
+}
+
 /// The full evidence: every ledger change, every campaign, and every finding's evidence under
 /// its campaign. No limit: this is the file beside the summary.
 pub fn evidence(r: &ProposeReport) -> String {
@@ -323,6 +340,9 @@ pub fn evidence(r: &ProposeReport) -> String {
         for c in &r.changes {
             out += &row(&change_row(c));
         }
+    }
+    if !r.asn_changes.is_empty() {
+        out += &asn_changes(r);
     }
     if !r.campaigns.is_empty() {
         let _ = writeln!(
@@ -408,6 +428,7 @@ mod tests {
             campaigns: group(&findings),
             findings,
             changes,
+            asn_changes: Vec::new(),
         }
     }
 

@@ -602,6 +602,28 @@ fn ledger(out: &mut String, r: &Report) {
                 .map(|p| format!("{}{}{}", text(&p.policy), text(&p.group), num(p.entries))),
         );
     }
+    if !l.asns.is_empty() {
+        out.push_str("<h3>ASN entries</h3>");
+        table(
+            out,
+            "ledger-asns",
+            &[
+                "ASN", "list", "policy", "added", "expires", "state", "reason",
+            ],
+            l.asns.iter().map(|a| {
+                format!(
+                    "{}{}{}{}{}{}{}",
+                    text(&a.asn),
+                    text(&a.list),
+                    text(&a.policy),
+                    text(&a.added),
+                    text(a.expires.as_deref().unwrap_or("never")),
+                    text(if a.expired { "expired" } else { "in force" }),
+                    text(&a.reason)
+                )
+            }),
+        );
+    }
     for (id, title, list) in [
         ("ledger-added", "Added in the period", &l.added),
         ("ledger-extended", "Extended in the period", &l.extended),

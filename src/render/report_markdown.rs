@@ -360,6 +360,27 @@ fn ledger(r: &Report) -> Section {
         s += &md_table(&["policy", "group", "entries"], &rows);
         s += &rest;
     }
+    if !l.asns.is_empty() {
+        s += "\nASN entries (docs/asn.md):\n\n";
+        let (rows, rest) = top_rows(&l.asns, l.asns.len() as u64, |a| {
+            vec![
+                cell(&a.asn),
+                cell(&a.list),
+                cell(&a.policy),
+                cell(&a.added),
+                cell(a.expires.as_deref().unwrap_or("never")),
+                cell(if a.expired { "expired" } else { "in force" }),
+                cell(&a.reason),
+            ]
+        });
+        s += &md_table(
+            &[
+                "ASN", "list", "policy", "added", "expires", "state", "reason",
+            ],
+            &rows,
+        );
+        s += &rest;
+    }
     Section {
         short: format!(
             "### Ledger\n\n{} entries in force.\n",

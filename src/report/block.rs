@@ -406,7 +406,10 @@ fn row(
             .last_seen_ms
             .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
             .map(|last_seen| Effect::Persisting { last_seen }),
-        Verdict::Rotated => Some(Effect::Rotated { to: rotated_nets }),
+        Verdict::Rotated => Some(Effect::Rotated {
+            to: rotated_nets,
+            asn,
+        }),
         _ => None,
     };
     let escalation = effect.map(|effect| Escalation {

@@ -459,6 +459,22 @@ pub struct LedgerSummary {
     pub expired: Vec<EntryRef>,
     /// Entries whose block runs out in the 7 days after `now`.
     pub expiring_soon: Vec<EntryRef>,
+    /// ASN entries in force at the end of the period or expired during it, by list and ASN (left
+    /// out of the JSON when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub asns: Vec<AsnRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AsnRef {
+    pub asn: String,
+    pub list: String,
+    pub policy: String,
+    pub added: String,
+    pub expires: Option<String>,
+    /// Whether its block ran out during the period.
+    pub expired: bool,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -530,7 +546,24 @@ fn ledger_summary(ledger: &Ledger, period: Period, now: Timestamp) -> LedgerSumm
                 expires: Some(h.expired.to_string()),
             }),
     );
+    let asns = ledger
+        .asns
+        .iter()
+        .filter(|e| {
+            ms(e.added) <= period.end_ms && e.expires.is_none_or(|x| ms(x) >= period.start_ms)
+        })
+        .map(|e| AsnRef {
+            asn: e.asn.to_string(),
+            list: e.list.clone(),
+            policy: e.policy.clone(),
+            added: e.added.to_string(),
+            expires: e.expires.map(|t| t.to_string()),
+            expired: e.is_expired(end),
+            reason: e.reason.clone(),
+        })
+        .collect();
     LedgerSummary {
+        asns,
         in_force: by_policy.iter().map(|p| p.entries).sum(),
         by_policy,
         added: ledger

@@ -119,18 +119,18 @@ fn expected(truth: &Truth, cidr: &str) -> &'static str {
     }
 }
 
-#[test]
-fn block_effect_verdicts_match_the_generated_truth() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Generates the run without blocks (its offenders, as `propose` would find them), writes a ledger
+/// of them (the first not enforced), and generates the run again enforcing it with `extra`
+/// arguments, into `d/gen`; the ledger's entries and the truth.
+fn generate_blocked(d: &std::path::Path, client_asn: bool) -> (Vec<IpNet>, Truth) {
     let opts = GenerateOptions {
         seed: SEED,
         start: START.parse().unwrap(),
         duration_minutes: MINUTES,
         target_records: RECORDS,
+        client_asn,
         ..GenerateOptions::default()
     };
-    // First the run without blocks, to know its offenders, as `propose` would.
     let plain = generate(&opts, &d.join("plain")).unwrap().truth;
     let nets = offenders(&plain);
     assert!(nets.len() >= 12, "{nets:?}");
@@ -139,9 +139,8 @@ fn block_effect_verdicts_match_the_generated_truth() {
     std::fs::write(&ledger_path, ledger(&nets)).unwrap();
     let not_enforced = nets[0].to_string();
 
-    run(Command::cargo_bin("waftune")
-        .unwrap()
-        .arg("generate")
+    let mut cmd = Command::cargo_bin("waftune").unwrap();
+    cmd.arg("generate")
         .arg("--out")
         .arg(d.join("gen"))
         .args(["--records", &RECORDS.to_string()])
@@ -150,9 +149,53 @@ fn block_effect_verdicts_match_the_generated_truth() {
         .arg("--ledger")
         .arg(&ledger_path)
         .args(["--block-rule", "waftune-blocklist"])
-        .args(["--not-enforced", &not_enforced]));
+        .args(["--not-enforced", &not_enforced]);
+    if client_asn {
+        cmd.arg("--client-asn");
+    }
+    run(&mut cmd);
     let truth: Truth =
         serde_json::from_slice(&std::fs::read(d.join("gen/truth.json")).unwrap()).unwrap();
+    // The run before `added` is the same run.
+    let blocks = truth.blocks.as_ref().expect("truth records the blocks");
+    for (a, b) in plain.actors.iter().zip(&truth.actors) {
+        assert_eq!(a.name, b.name);
+        assert!(b.ips.iter().filter(|ip| !a.ips.contains(ip)).all(|ip| {
+            blocks
+                .entries
+                .iter()
+                .flat_map(|e| &e.offenders)
+                .any(|o| o.rotated_to.as_ref() == Some(ip) || o.rotated_across.contains(ip))
+        }));
+    }
+    std::fs::copy(root().join("examples/waftune.toml"), d.join("waftune.toml")).unwrap();
+    std::fs::create_dir_all(d.join("policies")).unwrap();
+    for f in std::fs::read_dir(root().join("examples/policies")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, d.join("policies").join(f.file_name().unwrap())).unwrap();
+    }
+    (nets, truth)
+}
+
+/// `waftune ARGS -c d/waftune.toml --logs d/gen/AWSLogs --now END` in `d`; its stdout.
+fn waftune(d: &std::path::Path, truth: &Truth, args: &[&str]) -> String {
+    run(Command::cargo_bin("waftune")
+        .unwrap()
+        .current_dir(d)
+        .args(args)
+        .arg("-c")
+        .arg(d.join("waftune.toml"))
+        .arg("--logs")
+        .arg(d.join("gen/AWSLogs"))
+        .args(["--now", &truth.end.to_string()])
+        .env("LC_ALL", "C"))
+}
+
+#[test]
+fn block_effect_verdicts_match_the_generated_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (nets, truth) = generate_blocked(d, false);
     let blocks = truth.blocks.as_ref().expect("truth records the blocks");
     assert_eq!(blocks.rule, "waftune-blocklist");
     let outcomes: Vec<Outcome> = blocks
@@ -168,38 +211,7 @@ fn block_effect_verdicts_match_the_generated_truth() {
     ] {
         assert!(outcomes.contains(&o), "no {o:?} in {outcomes:?}");
     }
-    // The run before `added` is the same run.
-    for (a, b) in plain.actors.iter().zip(&truth.actors) {
-        assert_eq!(a.name, b.name);
-        assert!(b.ips.iter().filter(|ip| !a.ips.contains(ip)).all(|ip| {
-            blocks
-                .entries
-                .iter()
-                .flat_map(|e| &e.offenders)
-                .any(|o| o.rotated_to.as_ref() == Some(ip))
-        }));
-    }
-
-    std::fs::copy(root().join("examples/waftune.toml"), d.join("waftune.toml")).unwrap();
-    std::fs::create_dir_all(d.join("policies")).unwrap();
-    for f in std::fs::read_dir(root().join("examples/policies")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, d.join("policies").join(f.file_name().unwrap())).unwrap();
-    }
-    let end = truth.end.to_string();
-    let report = |extra: &[&str]| {
-        run(Command::cargo_bin("waftune")
-            .unwrap()
-            .current_dir(d)
-            .arg("report")
-            .arg("-c")
-            .arg(d.join("waftune.toml"))
-            .arg("--logs")
-            .arg(d.join("gen/AWSLogs"))
-            .args(["--now", &end])
-            .args(extra)
-            .env("LC_ALL", "C"))
-    };
+    let report = |extra: &[&str]| waftune(d, &truth, &[&["report"], extra].concat());
     let json = report(&["--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     let b = &json["block_effect"];
@@ -260,15 +272,7 @@ fn block_effect_verdicts_match_the_generated_truth() {
     // `propose` escalates from the same verdicts: the persisting get another strike and a block
     // to `now` + 2 d (the policy's 1 d doubled), the rotated their /24 (/64) with the linked
     // addresses in the reason; the stopped are left alone.
-    let propose = run(Command::cargo_bin("waftune")
-        .unwrap()
-        .current_dir(d)
-        .arg("propose")
-        .arg("-c")
-        .arg(d.join("waftune.toml"))
-        .arg("--logs")
-        .arg(d.join("gen/AWSLogs"))
-        .args(["--now", &end, "--dry-run", "--format", "json"]));
+    let propose = waftune(d, &truth, &["propose", "--dry-run", "--format", "json"]);
     let propose: serde_json::Value = serde_json::from_str(&propose).unwrap();
     let changes = propose["changes"].as_array().unwrap();
     let change = |kind: &str, cidr: &str| {
@@ -326,4 +330,116 @@ fn block_effect_verdicts_match_the_generated_truth() {
         (count("persisting"), count("rotated")),
         "every persisting and rotated entry escalated"
     );
+}
+
+/// With `clientAsn` logged and an ASN rule configured, a blocked offender that rotated across two
+/// other /24s of its hosting range's ASN gets that ASN proposed (the check passes: no crawler or
+/// home-country browser lives in the generator's hosting ranges); the plan shows it, and the
+/// report's ledger lists it.
+#[test]
+fn a_campaign_rotating_across_its_asn_gets_the_asn_proposed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, truth) = generate_blocked(d, true);
+    let config = std::fs::read_to_string(d.join("waftune.toml")).unwrap();
+    std::fs::write(
+        d.join("waftune.toml"),
+        config.replace(
+            "[guardrails]",
+            "[[web_acl.asn_rule]]\nname = \"waftune-asn\"\nlist = \"hosting\"\npriority = 4\naction = \"block\"\n\n[guardrails]",
+        ),
+    )
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&waftune(d, &truth, &["report", "--format", "json"])).unwrap();
+    let rows = report["block_effect"]["entries"].as_array().unwrap();
+    // The entries judged rotated whose offender moved across its ASN, by ASN.
+    let blocks = truth.blocks.as_ref().unwrap();
+    let mut across: BTreeSet<String> = BTreeSet::new();
+    let mut linked: Vec<String> = Vec::new();
+    for row in rows.iter().filter(|r| r["verdict"] == "rotated") {
+        let e = blocks
+            .entries
+            .iter()
+            .find(|e| e.cidr.to_string() == row["cidr"].as_str().unwrap())
+            .unwrap();
+        for o in e.offenders.iter().filter(|o| !o.rotated_across.is_empty()) {
+            across.insert(format!("AS{}", row["asn"].as_u64().unwrap()));
+            linked.extend(o.rotated_across.iter().cloned());
+        }
+    }
+    assert!(!across.is_empty(), "no offender rotated across its ASN");
+
+    let propose: serde_json::Value = serde_json::from_str(&waftune(
+        d,
+        &truth,
+        &["propose", "--dry-run", "--format", "json"],
+    ))
+    .unwrap();
+    let asn_changes = propose["asn_changes"].as_array().unwrap();
+    let proposed: BTreeSet<String> = asn_changes
+        .iter()
+        .filter(|c| c["kind"] == "add")
+        .map(|c| c["asn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(proposed, across, "{asn_changes:#?}");
+    eprintln!(
+        "ASNs proposed: {proposed:?}; refused: {}",
+        asn_changes.len() - proposed.len()
+    );
+    for c in asn_changes {
+        let reason = c["reason"].as_str().unwrap();
+        assert!(reason.contains(" networks of AS"), "{reason}");
+        assert_eq!(c["list"], "hosting");
+        if c["kind"] == "add" {
+            assert!(
+                reason.contains("0 verified crawler(s); 0 home-country browser(s)"),
+                "{reason}"
+            );
+        } else {
+            // The generator's shared ASN of every address outside the hosting ranges: where the
+            // crawlers and the shoppers live. Refused, with who lives there.
+            assert_eq!(
+                (&c["kind"], &c["asn"]),
+                (&"refused".into(), &"AS65551".into())
+            );
+            assert!(
+                reason.contains("never proposed: it carries verified crawlers. AS65551: ")
+                    && reason.ends_with("its addresses are proposed instead"),
+                "{reason}"
+            );
+        }
+    }
+    // The addresses the ASNs cover are not escalated one by one (a policy may still find them
+    // on their own requests).
+    let changes = propose["changes"].as_array().unwrap();
+    for ip in &linked {
+        let escalated = changes.iter().find(|c| {
+            c["cidr"] == format!("{ip}/32")
+                && c["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("rotated after the block")
+        });
+        assert!(escalated.is_none(), "{escalated:?} beside its ASN");
+    }
+
+    // Written to the ledger, the plan adds them to the ASN rule, and the report lists them.
+    waftune(d, &truth, &["propose"]);
+    let ledger = std::fs::read_to_string(d.join("state/blocklist.toml")).unwrap();
+    assert_eq!(ledger.matches("[[asn]]").count(), across.len(), "{ledger}");
+    let live = root().join("examples/live-snapshot.json");
+    let plan = waftune(d, &truth, &["plan", "--live", live.to_str().unwrap()]);
+    for asn in &across {
+        assert!(plan.contains(&format!("+ {asn}")), "{asn} not in\n{plan}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&waftune(d, &truth, &["report", "--format", "json"])).unwrap();
+    let listed: BTreeSet<String> = report["ledger"]["asns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["asn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, across);
 }

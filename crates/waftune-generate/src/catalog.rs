@@ -255,6 +255,22 @@ pub(super) struct Hosting {
     pub region: Option<&'static str>,
 }
 
+/// The `clientAsn` of an address with [`crate::GenerateOptions::client_asn`]: documentation ASNs
+/// (RFC 5398), one per hosting range (`64496 + index`), and one shared by every other address.
+pub(super) fn asn_of(addr: std::net::IpAddr) -> u32 {
+    HOSTING
+        .iter()
+        .position(|h| {
+            h.cidr
+                .parse::<ipnet::IpNet>()
+                .is_ok_and(|net| net.contains(&addr))
+        })
+        .map_or(OTHER_ASN, |i| 64496 + i as u32)
+}
+
+/// The ASN of every address outside the hosting ranges (RFC 5398's last documentation ASN).
+pub(super) const OTHER_ASN: u32 = 65551;
+
 pub(super) const HOSTING: &[Hosting] = &[
     // DigitalOcean
     Hosting {

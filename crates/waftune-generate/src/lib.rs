@@ -82,6 +82,9 @@ pub struct GenerateOptions {
     pub blocks: Option<Blocks>,
     /// Also write the origin's Application Load Balancer access logs (see `origin.rs`).
     pub origin_logs: bool,
+    /// Write `clientAsn` in every record (as a web ACL with an ASN match statement logs it), and
+    /// let a rotating offender from a hosting range move on across other /24s of its ASN.
+    pub client_asn: bool,
 }
 
 /// The ledger the simulated web ACL enforces. Every actor address inside an entry comes back after
@@ -139,6 +142,7 @@ impl Default for GenerateOptions {
             home_country: "JP".to_string(),
             blocks: None,
             origin_logs: false,
+            client_asn: false,
         }
     }
 }
@@ -218,6 +222,10 @@ pub struct Offender {
     /// The neighbouring address it moved to (same /24 or /64, same client software).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_to: Option<String>,
+    /// With [`GenerateOptions::client_asn`], the addresses it also moved to in other /24s of its
+    /// hosting range's ASN (same client software).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotated_across: Vec<String>,
 }
 
 /// How an offender reacted to the 403s.
@@ -661,6 +669,38 @@ mod tests {
                 (p, recs)
             })
             .collect()
+    }
+
+    #[test]
+    fn client_asn_adds_only_the_field() {
+        let (plain, with) = (tmp("asn-off"), tmp("asn-on"));
+        let off = generate(&small(), &plain).unwrap();
+        let opts = GenerateOptions {
+            client_asn: true,
+            ..small()
+        };
+        let on = generate(&opts, &with).unwrap();
+        assert_eq!(on.truth, off.truth);
+        let (off, on) = (records(&plain), records(&with));
+        assert_eq!(off.len(), on.len());
+        let mut hosting = 0;
+        for ((_, off), (_, on)) in off.iter().zip(&on) {
+            for (a, b) in off.iter().zip(on) {
+                assert!(a.get("clientAsn").is_none());
+                let mut b = b.clone();
+                let asn = b.as_object_mut().unwrap().remove("clientAsn").unwrap();
+                let asn = asn.as_u64().unwrap() as u32;
+                let ip: IpAddr = b["httpRequest"]["clientIp"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(asn, catalog::asn_of(ip));
+                hosting += u32::from(asn != catalog::OTHER_ASN);
+                assert_eq!(*a, b);
+            }
+        }
+        assert!(hosting > 0, "the hosting ranges get their own ASNs");
     }
 
     #[test]

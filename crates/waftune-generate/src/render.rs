@@ -202,6 +202,8 @@ struct Record<'a> {
     ja3_fingerprint: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ja4_fingerprint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_asn: Option<u32>,
 }
 
 /// How the browser fetched the resource (drives Accept and sec-fetch-* headers).
@@ -961,6 +963,7 @@ pub(super) fn write_record<R: Rng>(
         request_body_size_inspected_by_waf: parts.body.map(|b| b.min(8_192)),
         ja3_fingerprint: ja3,
         ja4_fingerprint: ja4,
+        client_asn: ip.asn,
     };
     serde_json::to_writer(&mut *out, &record).expect("serializing to a Vec cannot fail");
     out.push(b'\n');

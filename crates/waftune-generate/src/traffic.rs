@@ -122,6 +122,8 @@ pub(super) struct IpInfo {
     pub rate_scoped: bool,
     pub geo_country_label: String,
     pub geo_region_label: Option<String>,
+    /// Its `clientAsn`, written only with `client_asn`.
+    pub asn: Option<u32>,
 }
 
 pub(super) struct Client {
@@ -350,6 +352,7 @@ impl Builder<'_> {
             rate_scoped: true,
             geo_country_label: format!("awswaf:clientip:geo:country:{country}"),
             geo_region_label: region.map(|r| format!("awswaf:clientip:geo:region:{r}")),
+            asn: self.opts.client_asn.then(|| catalog::asn_of(addr)),
         });
         (self.ips.len() - 1) as u32
     }

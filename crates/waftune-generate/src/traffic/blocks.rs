@@ -16,6 +16,9 @@ use crate::{BlockTruth, Blocks, EntryTruth, Offender, Outcome};
 const STOP_PERCENT: u32 = 60;
 const PERSIST_PERCENT: u32 = 20;
 const ROTATE_PERCENT: u32 = 100 - STOP_PERCENT - PERSIST_PERCENT;
+/// With `client_asn`, the other /24s of its ASN a rotating offender also moves to: enough for
+/// `propose` to answer the ASN (docs/asn.md).
+const ACROSS: usize = 2;
 
 /// One offender's requests as generated before the ledger, the template of its later ones.
 struct Plan {
@@ -150,24 +153,18 @@ impl Builder<'_> {
             (true, _) => Outcome::Rotated,
         };
         let mut rotated_to = None;
+        let mut rotated_across = Vec::new();
         if outcome == Outcome::Rotated {
             match self.neighbour(rng, p.ip, blocks) {
                 Some(ip) => {
-                    let old = &self.clients[p.client as usize];
-                    let spec = ClientSpec {
-                        agent: old.agent,
-                        lang: old.lang,
-                        bot: old.bot,
-                        dc_signal: old.dc_signal,
-                        host: old.host,
-                        cookies: old.cookies,
-                        tls: old.tls,
-                    };
-                    let client = self.add_client(rng, ip, spec);
+                    self.move_to(rng, p, ip, t);
                     rotated_to = Some(self.ips[ip as usize].text.clone());
-                    let start = t + (rng.random_range(2..=30) * MINUTE_MS) as f64;
-                    let n = rng.random_range(20..=120);
-                    self.send(rng, p, client, start, n, false);
+                    if self.opts.client_asn {
+                        for ip in self.across(rng, p.ip, blocks) {
+                            self.move_to(rng, p, ip, t);
+                            rotated_across.push(self.ips[ip as usize].text.clone());
+                        }
+                    }
                 }
                 // The whole neighbourhood is blocked: it can only keep trying.
                 None => outcome = Outcome::Persisting,
@@ -196,7 +193,74 @@ impl Builder<'_> {
             first_answer: enforced.then(|| ts(first)),
             last_request: ts(sent.last().copied().unwrap_or(first)),
             rotated_to,
+            rotated_across,
         }
+    }
+
+    /// The offender carries on from `ip` with the same client software, a few minutes after `t`.
+    fn move_to<R: Rng>(&mut self, rng: &mut R, p: &Plan, ip: u32, t: f64) {
+        let old = &self.clients[p.client as usize];
+        let spec = ClientSpec {
+            agent: old.agent,
+            lang: old.lang,
+            bot: old.bot,
+            dc_signal: old.dc_signal,
+            host: old.host,
+            cookies: old.cookies,
+            tls: old.tls,
+        };
+        let client = self.add_client(rng, ip, spec);
+        let start = t + (rng.random_range(2..=30) * MINUTE_MS) as f64;
+        let n = rng.random_range(20..=120);
+        self.send(rng, p, client, start, n, false);
+    }
+
+    /// Fresh addresses in [`ACROSS`] other /24s of `ip`'s hosting range (its ASN), inside no ledger
+    /// entry, with `ip`'s geography; none outside the hosting ranges.
+    fn across<R: Rng>(&mut self, rng: &mut R, ip: u32, blocks: &Blocks) -> Vec<u32> {
+        let old = &self.ips[ip as usize];
+        let IpAddr::V4(v4) = old.addr else {
+            return Vec::new();
+        };
+        let Some(range) = HOSTING
+            .iter()
+            .find(|h| h.cidr.parse::<IpNet>().is_ok_and(|n| n.contains(&old.addr)))
+        else {
+            return Vec::new();
+        };
+        let mut nets = vec![u32::from(v4) >> 8];
+        let mut out = Vec::new();
+        for _ in 0..20 * ACROSS {
+            if out.len() == ACROSS {
+                break;
+            }
+            let addr = IpAddr::V4(self.alloc.v4_in(rng, range.cidr));
+            let IpAddr::V4(a) = addr else { continue };
+            if nets.contains(&(u32::from(a) >> 8))
+                || blocks.entries.iter().any(|e| e.cidr.contains(&addr))
+            {
+                continue;
+            }
+            nets.push(u32::from(a) >> 8);
+            out.push(self.copy_ip(ip, addr));
+        }
+        out
+    }
+
+    /// A new address with `ip`'s geography, actor and ASN.
+    fn copy_ip(&mut self, ip: u32, addr: IpAddr) -> u32 {
+        let old = &self.ips[ip as usize];
+        self.ips.push(IpInfo {
+            addr,
+            text: addr.to_string(),
+            country: old.country,
+            actor: old.actor,
+            rate_scoped: old.rate_scoped,
+            geo_country_label: old.geo_country_label.clone(),
+            geo_region_label: old.geo_region_label.clone(),
+            asn: old.asn,
+        });
+        (self.ips.len() - 1) as u32
     }
 
     /// A fresh address in the /24 (/64) of `ip`, inside no ledger entry, with `ip`'s geography.
@@ -215,17 +279,7 @@ impl Builder<'_> {
             if blocks.entries.iter().any(|e| e.cidr.contains(&addr)) {
                 continue;
             }
-            let old = &self.ips[ip as usize];
-            self.ips.push(IpInfo {
-                addr,
-                text: addr.to_string(),
-                country: old.country,
-                actor: old.actor,
-                rate_scoped: old.rate_scoped,
-                geo_country_label: old.geo_country_label.clone(),
-                geo_region_label: old.geo_region_label.clone(),
-            });
-            return Some((self.ips.len() - 1) as u32);
+            return Some(self.copy_ip(ip, addr));
         }
         None
     }
