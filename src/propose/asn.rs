@@ -122,7 +122,8 @@ pub enum AsnChangeKind {
     Add,
     /// The entry's block ran out and it was removed.
     Expire,
-    /// A rotated campaign's ASN that [`check`] refused: its addresses are proposed instead.
+    /// A rotated campaign's ASN that [`check`] refused (its addresses outside the blocked /24 (/64)
+    /// are not proposed).
     Refused,
 }
 

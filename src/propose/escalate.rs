@@ -7,15 +7,16 @@
 //!   `factor` per strike, at most `max`; a policy without escalation renews its duration from now).
 //!   Once per new request seen: `last_seen` records the latest, as for a repeat offence.
 //! - **rotated** (quiet, but new addresses with its fingerprint appeared in its /24 (/64) or ASN):
-//!   the /24 (/64) it rotated within is proposed, with one more strike than the entry; addresses it
-//!   rotated to outside it (found through the ASN) are proposed as addresses. The broad-range
+//!   the /24 (/64) it rotated within is proposed, with one more strike than the entry. Addresses it
+//!   rotated to outside it (found through the ASN) are never proposed one by one: there the link is
+//!   the fingerprint alone, which shoppers using the same browser share. The broad-range
 //!   guardrail and the allowlist are checked first: a network they refuse is left out, and the
 //!   change says so. Entries added by hand (`waftune block`) are never escalated.
 //! - **rotated across its ASN** (the addresses it rotated to outside its own /24 (/64) span at
 //!   least [`ASN_MIN_NETWORKS`] /24s (/64s) of its ASN) while the configuration has an ASN rule:
 //!   the ASN is proposed into that rule's list, if [`asn::check`] passes; those addresses are then
 //!   covered by it and not proposed. A refused ASN is a change that carries the refusal and who
-//!   else lives there, and the addresses are proposed as above.
+//!   else lives there, and nothing more is proposed for those addresses.
 //!
 //! Pure: `now` is passed in.
 
@@ -157,19 +158,18 @@ pub fn escalate(
             }
             Effect::Rotated { to, asn } => {
                 // The entry's own network, if it rotated within it; elsewhere (the same ASN),
-                // the ASN if it may be proposed, else the addresses it rotated to.
+                // the ASN if it may be proposed.
                 let home = network(entry.cidr);
                 let away: BTreeSet<IpNet> = to
                     .iter()
                     .filter(|a| !home.contains(*a))
                     .map(|&a| network(a))
                     .collect();
-                let asn_answered = match (asn.and_then(|n| Asn::new(n).ok()), &limits.asn) {
-                    (Some(asn), Some(answer)) if away.len() >= ASN_MIN_NETWORKS => {
-                        propose_asn(&mut p, &entry, &block, asn, to, away.len(), answer, now)
-                    }
-                    _ => false,
-                };
+                if let (Some(asn), Some(answer)) = (asn.and_then(|n| Asn::new(n).ok()), &limits.asn)
+                    && away.len() >= ASN_MIN_NETWORKS
+                {
+                    propose_asn(&mut p, &entry, &block, asn, to, away.len(), answer, now);
+                }
                 let mut targets: BTreeMap<IpNet, Vec<IpNet>> = BTreeMap::new();
                 for &a in to {
                     let target = if home.contains(&a) && home != entry.cidr {
@@ -180,7 +180,9 @@ pub fn escalate(
                     targets.entry(target).or_default().push(a);
                 }
                 for (target, linked) in targets {
-                    if asn_answered && !home.contains(&target) {
+                    // Outside its own network the link is the fingerprint alone, which a common
+                    // browser's shoppers share: only the guarded ASN answer covers those.
+                    if !home.contains(&target) {
                         continue;
                     }
                     propose(&mut p, &entry, &block, target, &linked, limits, now);
@@ -192,8 +194,8 @@ pub fn escalate(
 }
 
 /// Proposes `asn` for a campaign that rotated across `networks` /24s (/64s) of it, if
-/// [`asn::check`] passes; whether the ASN is in the list now (so that the addresses it covers need
-/// no entries). A refusal is recorded once per ASN, with its evidence.
+/// [`asn::check`] passes and it is not listed yet. A refusal is recorded once per ASN, with its
+/// evidence.
 #[allow(clippy::too_many_arguments)]
 fn propose_asn(
     p: &mut Proposal,
@@ -204,20 +206,18 @@ fn propose_asn(
     networks: usize,
     answer: &AsnAnswer<'_>,
     now: Timestamp,
-) -> bool {
+) {
     let listed: Vec<&AsnEntry> = p
         .ledger
         .active_asns(now)
         .filter(|e| e.list == answer.list)
         .collect();
-    if listed.iter().any(|e| e.asn == asn) {
-        return true;
-    }
-    if p.asn_changes
-        .iter()
-        .any(|c| c.asn == asn && c.list == answer.list)
+    if listed.iter().any(|e| e.asn == asn)
+        || p.asn_changes
+            .iter()
+            .any(|c| c.asn == asn && c.list == answer.list)
     {
-        return false;
+        return;
     }
     let linked: Vec<String> = to.iter().map(|a| format!("`{}`", a.addr())).collect();
     let why = format!(
@@ -251,17 +251,15 @@ fn propose_asn(
         None => {
             p.asn_changes.push(AsnChange::of(AsnChangeKind::Add, &e));
             p.ledger.asns.push(e);
-            true
         }
         Some(refused) => {
             e.reason = format!(
-                "{}; {refused}; its addresses are proposed instead",
+                "{}; {refused}; its addresses outside the blocked /24 (/64) are not proposed",
                 e.reason
             );
             e.expires = None;
             p.asn_changes
                 .push(AsnChange::of(AsnChangeKind::Refused, &e));
-            false
         }
     }
 }
@@ -483,21 +481,16 @@ escalation = { factor = 2, max = "3d" }
             .iter()
             .map(|e| e.cidr.to_string())
             .collect();
-        // The /24 it rotated in (folding the address entries inside it); the address found
-        // through the ASN elsewhere.
-        assert_eq!(cidrs, ["192.0.2.1/32", "198.51.100.0/24"]);
-        let net = &p.ledger.entries[1];
+        // The /24 it rotated in (folding the address entries inside it); never the address
+        // linked by its fingerprint alone elsewhere.
+        assert_eq!(cidrs, ["198.51.100.0/24"]);
+        let net = &p.ledger.entries[0];
         assert_eq!(net.strikes, 3);
         assert!(net.reason.contains("`198.51.100.8`"), "{}", net.reason);
         let kinds: Vec<ChangeKind> = p.changes.iter().map(|c| c.kind).collect();
         assert_eq!(
             kinds,
-            [
-                ChangeKind::Add,
-                ChangeKind::Add,
-                ChangeKind::Merge,
-                ChangeKind::Merge
-            ]
+            [ChangeKind::Add, ChangeKind::Merge, ChangeKind::Merge]
         );
         // An allowlisted range inside the /24, or a guardrail refusing /24s: left as it is, and
         // the change says why.
@@ -642,7 +635,7 @@ escalation = { factor = 2, max = "3d" }
             );
             assert!(p.ledger.asns.is_empty() && p.asn_changes.is_empty());
             assert!(
-                p.ledger
+                !p.ledger
                     .entries
                     .iter()
                     .any(|e| e.cidr.to_string() == "192.0.2.1/32")
@@ -651,7 +644,7 @@ escalation = { factor = 2, max = "3d" }
     }
 
     #[test]
-    fn a_refused_asn_is_reported_with_its_residents_and_the_addresses_proposed() {
+    fn a_refused_asn_is_reported_with_its_residents_and_nothing_else_proposed() {
         // A home-country browser lives in the ASN too.
         let site = clients(&[
             ("192.0.2.1", "python-requests/2.32", "US"),
@@ -675,7 +668,7 @@ escalation = { factor = 2, max = "3d" }
                  3 clients, 9 requests; 0 verified crawler(s); 1 home-country browser(s)"
             ) && refused
                 .reason
-                .ends_with("its addresses are proposed instead"),
+                .ends_with("its addresses outside the blocked /24 (/64) are not proposed"),
             "{}",
             refused.reason
         );
@@ -685,6 +678,6 @@ escalation = { factor = 2, max = "3d" }
             .iter()
             .map(|e| e.cidr.to_string())
             .collect();
-        assert_eq!(cidrs, ["192.0.2.1/32", "198.18.0.1/32", "198.51.100.0/24"]);
+        assert_eq!(cidrs, ["198.51.100.0/24"]);
     }
 }

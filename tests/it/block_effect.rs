@@ -405,7 +405,8 @@ fn a_campaign_rotating_across_its_asn_gets_the_asn_proposed() {
             );
             assert!(
                 reason.contains("never proposed: it carries verified crawlers. AS65551: ")
-                    && reason.ends_with("its addresses are proposed instead"),
+                    && reason
+                        .ends_with("its addresses outside the blocked /24 (/64) are not proposed"),
                 "{reason}"
             );
         }
