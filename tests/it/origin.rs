@@ -363,7 +363,7 @@ fn other_commands_leave_origin_logs_out_with_a_note() {
         .assert()
         .success()
         .stderr(predicates::str::contains(
-            "note: 1 ALB/CloudFront log files are read by `analyze` only",
+            "note: 1 ALB/CloudFront log files are read by `analyze` and `report` only",
         ));
     // `--strict` fails on a malformed origin line as on a WAF one.
     std::fs::write(
