@@ -592,7 +592,7 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
     let managed: Vec<(&str, &str)> = managed_rules(inputs.config).collect();
     // Findings read the first keys (one list per policy); the rest are the managed rules' answers
     // and the rate rules' scopes.
-    let findings = crate::propose::evaluate(inputs.policies, t, inputs.now);
+    let findings = crate::propose::evaluate_with(inputs.policies, t, inputs.origin, inputs.now);
     let own = t
         .policy_keys
         .get(inputs.policies.policies.len()..)
@@ -609,6 +609,11 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
     let origin = inputs
         .origin
         .map(|o| origin::health(o, t, inputs.period, &block_effect.entries, TOP));
+    if inputs.origin.is_none()
+        && let Some(note) = crate::propose::origin_missing_note(inputs.policies)
+    {
+        notes.push(format!("campaigns: {note}"));
+    }
     let previous = inputs.previous.map(|(p, period)| {
         (
             Figures::of(p),

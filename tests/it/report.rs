@@ -436,7 +436,7 @@ fn origin_health_from_generated_origin_logs() {
     let blocks = o["blocks"].as_array().unwrap();
     assert!(!blocks.is_empty());
     assert_eq!(blocks.len(), entries.len());
-    let found = discover(&[logs.clone()], &TimeRange::default()).unwrap();
+    let found = discover(std::slice::from_ref(&logs), &TimeRange::default()).unwrap();
     let (_, origin_files) = split(found.files);
     let ms = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
     let scanned = |since: &str, until: &str| {
