@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
 use super::{
-    ConfigArg, LogArgs, PoliciesArg, SourceArgs, exit, load_policies, now_from, policy_allowlist,
-    print, time_range, traffic_with,
+    ConfigArg, LogArgs, PoliciesArg, Source, SourceArgs, athena, exit, load_policies, now_from,
+    parse_timeout, policy_allowlist, print, scan_inputs, time_range, traffic_with,
 };
 use crate::config::Config;
 use crate::ledger::Ledger;
@@ -18,7 +18,8 @@ use crate::model::waf::MAX_SET_ENTRIES;
 use crate::propose::asn::{AsnGuard, ManualAsnBlock, block_asn, unblock_asn};
 use crate::propose::escalate::{AsnAnswer, Limits, escalate};
 use crate::propose::{
-    Capacity, ManualBlock, ProposeReport, block, evaluate, unblock, update_ledger,
+    Capacity, ManualBlock, ProposeReport, block, evaluate_with, origin_missing_note, unblock,
+    update_ledger, uses_origin,
 };
 use crate::render::{self, Format, propose_markdown};
 use crate::scan::{ClientStats, Detail};
@@ -143,17 +144,53 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
     // fire: only theirs need value lists.
     let mut counted = policies.policies.clone();
     counted.extend(crate::report::answered_policies(&config));
-    let Some(traffic) = traffic_with(
-        &args.logs,
-        &args.source,
-        Some(&config),
-        counted,
-        Detail::PolicyKeys,
-    )?
-    else {
+    // Thresholds on origin signals read the ALB and CloudFront logs among `--logs` (or the
+    // `origin_table` of `[athena]`); without such policies origin logs are left out as before.
+    let origin_policies = uses_origin(&policies);
+    let (traffic, origin) = match args.source.source {
+        Source::Local if !origin_policies.is_empty() && !args.source.print_sql => {
+            let (traffic, _, origin) = scan_inputs(
+                &args.logs,
+                counted,
+                None,
+                Some(crate::origin::scan::OriginOptions::default()),
+                Detail::PolicyKeys,
+            )?;
+            (Some(traffic), origin)
+        }
+        source => {
+            let traffic = traffic_with(
+                &args.logs,
+                &args.source,
+                Some(&config),
+                counted,
+                Detail::PolicyKeys,
+            )?;
+            let origin = match source {
+                Source::Athena if traffic.is_some() && !origin_policies.is_empty() => {
+                    athena::origin_traffic(
+                        &config,
+                        &time_range(&args.logs)?,
+                        false,
+                        parse_timeout(&args.source.timeout)?,
+                    )?
+                }
+                _ => None,
+            };
+            (traffic, origin)
+        }
+    };
+    let Some(traffic) = traffic else {
         return Ok(ExitCode::from(exit::OK));
     };
-    let findings = evaluate(&policies, &traffic, now);
+    if let Some(note) = origin
+        .is_none()
+        .then(|| origin_missing_note(&policies))
+        .flatten()
+    {
+        info!("note: {note}; add the origin's logs to `--logs` (or `origin_table` to `[athena]`)");
+    }
+    let findings = evaluate_with(&policies, &traffic, origin.as_ref(), now);
     let ledger_path = config.ledger_path();
     // Held until the ledger is saved: a concurrent `block` must not be overwritten.
     let _lock = (!args.dry_run)

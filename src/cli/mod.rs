@@ -557,7 +557,7 @@ pub fn scan_inputs(
         _ if origin_files.is_empty() => None,
         None => {
             info!(
-                "note: {} ALB/CloudFront log files are read by `analyze` only",
+                "note: {} ALB/CloudFront log files are read by `analyze` and `report` only",
                 thousands(origin_files.len() as u64)
             );
             None

@@ -8,13 +8,15 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::{
-    ConfigArg, LogArgs, PoliciesArg, Source, SourceArgs, exit, now_from, print, scan_logs_split,
-    time_range, traffic,
+    ConfigArg, LogArgs, PoliciesArg, Source, SourceArgs, athena, exit, now_from, parse_timeout,
+    print, scan_inputs, time_range, traffic,
 };
 use crate::ledger::Ledger;
 use crate::log::TimeRange;
+use crate::origin::scan::OriginOptions;
 use crate::render::{self, Format};
 use crate::report::{self, Inputs, Period};
+use crate::scan::Detail;
 use crate::util::term::info;
 use crate::util::time::parse_instant;
 
@@ -129,12 +131,19 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
         args.policies.load(&config)?
     };
     let policies = report::scan_policies(&config, home.as_deref(), &policy_set)?;
-    let (traffic, before) = match args.source.source {
+    let (traffic, before, origin) = match args.source.source {
         Source::Local => {
             if args.source.print_sql {
                 bail!("`--print-sql` needs `--source athena`");
             }
-            scan_logs_split(&args.logs, policies, previous.map(Period::range))?
+            // ALB and CloudFront logs among `--logs` add the origin-health section.
+            scan_inputs(
+                &args.logs,
+                policies,
+                previous.map(Period::range),
+                Some(OriginOptions::default()),
+                Detail::All,
+            )?
         }
         Source::Athena => {
             let Some(now_traffic) = traffic(&args.logs, &args.source, Some(&config), policies)?
@@ -155,7 +164,14 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
                 }
                 None => None,
             };
-            (now_traffic, before)
+            // With an `origin_table` in `[athena]`, the origin's aggregates of the period.
+            let origin = athena::origin_traffic(
+                &config,
+                &range,
+                false,
+                parse_timeout(&args.source.timeout)?,
+            )?;
+            (now_traffic, before, origin)
         }
     };
     // Read-only: with no ledger yet (a first run) the report simply has no blocks to judge.
@@ -173,6 +189,7 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
         config: &config,
         policies: &policy_set,
         now,
+        origin: origin.as_ref(),
     });
     if missing_policies {
         report.notes.push(format!(

@@ -120,10 +120,14 @@ fn row(
     }
 }
 
+/// WAF's clients by address: what an origin client is joined with.
+pub fn waf_index(waf: &Traffic) -> HashMap<&ClientKey, &ClientStats> {
+    waf.clients.iter().map(|c| (&c.key, c)).collect()
+}
+
 /// The origin report of `o`, joined with `waf` by client address; `top` rows per list (0: all).
 pub fn build(o: &OriginTraffic, waf: &Traffic, top: usize) -> OriginReport {
-    let by_key: HashMap<&ClientKey, &ClientStats> =
-        waf.clients.iter().map(|c| (&c.key, c)).collect();
+    let by_key = waf_index(waf);
     let mut join = WafJoin::default();
     for c in &o.clients {
         if by_key.contains_key(&c.key) {

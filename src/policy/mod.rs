@@ -27,7 +27,8 @@ pub use matcher::{
     Pattern, TextMatch,
 };
 pub use threshold::{
-    Basis, FiredThreshold, KeyCounts, Limit, Measure, Mode, Relative, Site, Threshold, Thresholds,
+    Basis, FiredThreshold, KeyCounts, Limit, Measure, Mode, OriginCounts, OriginShare, Relative,
+    Site, Threshold, Thresholds,
 };
 
 use crate::model::rate::Window;

@@ -32,6 +32,39 @@ pub struct KeyCounts {
     pub period_hours: u64,
     /// Addresses behind the counts: 1 for an address, the members for a campaign.
     pub addresses: u64,
+    /// The key's origin traffic, when ALB or CloudFront logs were read beside the WAF logs.
+    pub origin: Option<OriginCounts>,
+}
+
+/// A key's traffic at the origin over the period (all its requests: the origin does not know
+/// which ones a policy matched), and the site's totals its shares are taken of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OriginCounts {
+    pub requests: u64,
+    pub s5xx: u64,
+    /// Origin time in milliseconds.
+    pub origin_ms: u64,
+    pub site_5xx: u64,
+    pub site_origin_ms: u64,
+}
+
+/// A key's share of the site's origin signal that a threshold compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OriginShare {
+    /// `origin_5xx_share`: of the site's origin 5xx.
+    Errors5xx,
+    /// `origin_time_share`: of the site's origin time.
+    Time,
+}
+
+impl OriginShare {
+    /// The key's part and the site's whole.
+    fn of(self, o: &OriginCounts) -> (u64, u64) {
+        match self {
+            OriginShare::Errors5xx => (o.s5xx, o.site_5xx),
+            OriginShare::Time => (o.origin_ms, o.site_origin_ms),
+        }
+    }
 }
 
 /// A number a threshold compares: one of [`KeyCounts`].
@@ -47,6 +80,8 @@ pub enum Measure {
     DayRequests,
     /// A campaign's member addresses.
     Addresses,
+    /// 5xx the origin answered the key with (ALB or CloudFront logs).
+    Origin5xx,
 }
 
 impl Measure {
@@ -59,6 +94,7 @@ impl Measure {
             Measure::ActiveHours => c.active_hours,
             Measure::DayRequests => c.day_requests,
             Measure::Addresses => c.addresses,
+            Measure::Origin5xx => c.origin.map_or(0, |o| o.s5xx),
         }
     }
 
@@ -72,6 +108,7 @@ impl Measure {
             Measure::ActiveHours => 7,
             Measure::DayRequests => 8,
             Measure::Addresses => 9,
+            Measure::Origin5xx => 12,
         }
     }
 }
@@ -86,6 +123,7 @@ impl fmt::Display for Measure {
             Measure::ActiveHours => f.write_str("active hours"),
             Measure::DayRequests => f.write_str("requests in 24h"),
             Measure::Addresses => f.write_str("addresses"),
+            Measure::Origin5xx => f.write_str("origin 5xx"),
         }
     }
 }
@@ -186,6 +224,8 @@ pub enum Threshold {
     /// WAF blocked at least `ratio` (0 < ratio <= 1) of the matched requests, and at least
     /// `min_blocked` of them: a share alone would fire on one blocked request out of one.
     Blocked { ratio: f64, min_blocked: u64 },
+    /// The key's share (0 < share <= 1) of the site's origin 5xx or origin time reached `ratio`.
+    Origin { share: OriginShare, ratio: f64 },
 }
 
 impl Threshold {
@@ -227,13 +267,43 @@ impl Threshold {
                     requests: c.requests,
                 })
             }
+            Threshold::Origin { share, ratio } => {
+                let o = c.origin?;
+                let (part, whole) = share.of(&o);
+                (whole > 0 && part as f64 / whole as f64 >= ratio).then_some(
+                    FiredThreshold::Origin {
+                        share,
+                        ratio,
+                        origin: o,
+                    },
+                )
+            }
         }
+    }
+
+    /// Whether it reads the origin's logs (ALB or CloudFront), which only `propose` and `report`
+    /// read beside the WAF logs.
+    pub fn uses_origin(&self) -> bool {
+        matches!(
+            self,
+            Threshold::Origin { .. }
+                | Threshold::AtLeast {
+                    measure: Measure::Origin5xx,
+                    ..
+                }
+        )
     }
 
     /// The fewest matched requests a key needs before this threshold can fire (a relative limit
     /// is never below its floor).
     pub fn min_requests(&self) -> u64 {
         match *self {
+            // The origin counts every request of the key, matched by the policy or not.
+            Threshold::AtLeast {
+                measure: Measure::Origin5xx,
+                ..
+            }
+            | Threshold::Origin { .. } => 1,
             // Every active minute or hour, and every campaign member, holds a request.
             Threshold::AtLeast { limit, .. } => limit.value(),
             // The period is only known after the scan.
@@ -248,6 +318,14 @@ impl Threshold {
             Threshold::AtLeast { measure, .. } => measure.order(),
             Threshold::ActiveShare(_) => 10,
             Threshold::Blocked { .. } => 11,
+            Threshold::Origin {
+                share: OriginShare::Errors5xx,
+                ..
+            } => 13,
+            Threshold::Origin {
+                share: OriginShare::Time,
+                ..
+            } => 14,
         }
     }
 
@@ -344,6 +422,11 @@ impl Thresholds {
         .unwrap_or(0)
     }
 
+    /// Whether any threshold reads the origin's logs.
+    pub fn uses_origin(&self) -> bool {
+        self.list.iter().any(Threshold::uses_origin)
+    }
+
     /// Whether any limit is relative to the site.
     pub fn is_relative(&self) -> bool {
         self.list.iter().any(Threshold::is_relative)
@@ -378,6 +461,11 @@ pub enum FiredThreshold {
         min_blocked: u64,
         blocked: u64,
         requests: u64,
+    },
+    Origin {
+        share: OriginShare,
+        ratio: f64,
+        origin: OriginCounts,
     },
 }
 
@@ -427,6 +515,31 @@ impl fmt::Display for FiredThreshold {
                 share(ratio),
                 thousands(min_blocked)
             ),
+            FiredThreshold::Origin {
+                share: OriginShare::Errors5xx,
+                ratio,
+                origin: o,
+            } => write!(
+                f,
+                "caused {} of the {} origin 5xx ({}) >= {}",
+                thousands(o.s5xx),
+                thousands(o.site_5xx),
+                share(o.s5xx as f64 / o.site_5xx as f64),
+                share(ratio)
+            ),
+            FiredThreshold::Origin {
+                share: OriginShare::Time,
+                ratio,
+                origin: o,
+            } => write!(
+                f,
+                "took {} of origin time ({:.1} s of {:.1} s; {} origin 5xx) >= {}",
+                share(o.origin_ms as f64 / o.site_origin_ms as f64),
+                o.origin_ms as f64 / 1000.0,
+                o.site_origin_ms as f64 / 1000.0,
+                thousands(o.s5xx),
+                share(ratio)
+            ),
         }
     }
 }
@@ -447,6 +560,55 @@ mod tests {
 
     fn peak(window: Window, requests: u64) -> Threshold {
         Threshold::at_least(Measure::Peak(window), requests)
+    }
+
+    #[test]
+    fn origin_thresholds_read_the_origin_counts_and_say_so() {
+        let origin = OriginCounts {
+            requests: 1262,
+            s5xx: 340,
+            origin_ms: 180_000,
+            site_5xx: 800,
+            site_origin_ms: 1_000_000,
+        };
+        let c = KeyCounts {
+            requests: 10,
+            origin: Some(origin),
+            ..KeyCounts::default()
+        };
+        let time = Threshold::Origin {
+            share: OriginShare::Time,
+            ratio: 0.1,
+        };
+        assert_eq!(
+            time.check(&c).unwrap().to_string(),
+            "took 18% of origin time (180.0 s of 1000.0 s; 340 origin 5xx) >= 10%"
+        );
+        let errors = Threshold::Origin {
+            share: OriginShare::Errors5xx,
+            ratio: 0.5,
+        };
+        assert_eq!(errors.check(&c), None);
+        assert_eq!(
+            Threshold::at_least(Measure::Origin5xx, 300)
+                .check(&c)
+                .unwrap()
+                .to_string(),
+            "origin 5xx 340 >= 300"
+        );
+        // Without origin logs they never fire; the callers say so.
+        let waf_only = KeyCounts { origin: None, ..c };
+        assert_eq!(time.check(&waf_only), None);
+        assert_eq!(
+            Threshold::at_least(Measure::Origin5xx, 1).check(&waf_only),
+            None
+        );
+        // A key's WAF requests say nothing about its origin 5xx: any key may fire.
+        assert_eq!(
+            Threshold::at_least(Measure::Origin5xx, 300).min_requests(),
+            1
+        );
+        assert!(time.uses_origin() && !Threshold::at_least(Measure::Requests, 1).uses_origin());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod asn;
 pub mod campaign;
 pub mod escalate;
+pub mod origin;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -74,6 +75,32 @@ impl Finding {
         }
         reason
     }
+}
+
+/// The policies with thresholds on origin signals (they need ALB or CloudFront logs).
+pub fn uses_origin(policies: &PolicySet) -> Vec<&str> {
+    policies
+        .policies
+        .iter()
+        .filter(|p| p.thresholds.uses_origin())
+        .map(|p| p.name.as_str())
+        .collect()
+}
+
+/// What to tell a user whose policies have origin thresholds when no origin logs were read:
+/// they cannot fire, and saying nothing would read as "nothing found".
+pub fn origin_missing_note(policies: &PolicySet) -> Option<String> {
+    let names = uses_origin(policies);
+    (!names.is_empty()).then(|| {
+        format!(
+            "policies {} use origin thresholds (`origin_5xx`, `origin_5xx_share`, `origin_time_share`), but no ALB or CloudFront logs were read: those thresholds cannot fire",
+            names
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 /// What a key's thresholds compare, from its per-minute counts: the same for both engines.
@@ -188,6 +215,20 @@ impl Context<'_> {
 /// Relative limits are resolved over the policy's keys: every address (or network) that sent a
 /// request it matched.
 pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<Finding> {
+    evaluate_with(policies, traffic, None, now)
+}
+
+/// [`evaluate`], with the origin's logs for thresholds on origin signals: without them those
+/// thresholds never fire (callers say so; see [`uses_origin`]).
+pub fn evaluate_with(
+    policies: &PolicySet,
+    traffic: &Traffic,
+    origin: Option<&crate::origin::scan::OriginTraffic>,
+    now: Timestamp,
+) -> Vec<Finding> {
+    let origin = origin
+        .filter(|_| !uses_origin(policies).is_empty())
+        .map(origin::OriginIndex::new);
     let allow_cidrs = policies.allowlist.cidrs(now);
     let period_hours = period_hours(traffic);
     let ctx = Context {
@@ -206,7 +247,16 @@ pub fn evaluate(policies: &PolicySet, traffic: &Traffic, now: Timestamp) -> Vec<
     };
     let mut findings = Vec::new();
     for (policy, keys) in policies.policies.iter().zip(&traffic.policy_keys) {
-        let counts: Vec<KeyCounts> = keys.iter().map(|s| key_counts(s, period_hours)).collect();
+        let counts: Vec<KeyCounts> = keys
+            .iter()
+            .map(|s| {
+                let mut c = key_counts(s, period_hours);
+                if let (Some(ix), ClientKey::Prefix(key)) = (&origin, &s.key) {
+                    c.origin = Some(ix.counts(*key));
+                }
+                c
+            })
+            .collect();
         // Relative limits compare with the other keys the policy matched, as `rate recommend`
         // compares with the clients in a rule's scope.
         let thresholds = if policy.thresholds.is_relative() {

@@ -6,12 +6,14 @@ use std::fmt::Write as _;
 
 use crate::origin::report::{OriginClientRow, OriginReport};
 use crate::origin::scan::Summary;
+use crate::report::OriginHealth;
+use crate::report::origin::BlockOrigin;
 use crate::util::text::{percent, share, thousands};
 
 use super::{Format, table};
 
 /// Seconds with one decimal, from milliseconds.
-fn secs(ms: u64) -> String {
+pub(super) fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
 
@@ -50,7 +52,7 @@ fn status_line(s: &Summary) -> String {
     parts.join("  ")
 }
 
-const CLIENT_HEADER: [&str; 10] = [
+pub(super) const CLIENT_HEADER: [&str; 10] = [
     "client",
     "requests",
     "origin time",
@@ -63,7 +65,7 @@ const CLIENT_HEADER: [&str; 10] = [
     "country",
 ];
 
-fn client_rows(rows: &[OriginClientRow]) -> Vec<Vec<String>> {
+pub(super) fn client_rows(rows: &[OriginClientRow]) -> Vec<Vec<String>> {
     rows.iter()
         .map(|c| {
             let waf = c.waf.as_ref();
@@ -78,6 +80,63 @@ fn client_rows(rows: &[OriginClientRow]) -> Vec<Vec<String>> {
                 waf.map_or("not seen".into(), |w| thousands(w.requests)),
                 waf.map_or(String::new(), |w| percent(w.actions.block, w.requests)),
                 waf.and_then(|w| w.country.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+/// The report's origin headline: requests, 5xx, origin time, and 5xx domestic and overseas.
+pub fn health_line(h: &OriginHealth, home: Option<&str>) -> String {
+    let o = &h.origin;
+    let g = &h.errors_5xx_geo;
+    format!(
+        "{} origin requests, {} 5xx ({}), {} of origin time (p99 {}); 5xx from {} {}, overseas {}, unknown {}",
+        thousands(o.totals.requests),
+        thousands(o.totals.status.s5xx),
+        percent(o.totals.status.s5xx, o.totals.requests),
+        secs(o.totals.origin_ms),
+        ms(o.totals.origin_p99_ms),
+        home.map_or("domestic".to_owned(), |c| format!("domestic ({c})")),
+        thousands(g.domestic),
+        thousands(g.overseas),
+        thousands(g.unknown),
+    )
+}
+
+/// Origin time per hour in whole seconds (for charts and sparklines).
+pub fn hourly_secs(h: &OriginHealth) -> Vec<u64> {
+    h.hourly
+        .origin_ms
+        .iter()
+        .map(|ms| ms.div_ceil(1000))
+        .collect()
+}
+
+pub(super) const BLOCK_HEADER: [&str; 8] = [
+    "range",
+    "added",
+    "requests before",
+    "requests after",
+    "5xx before",
+    "5xx after",
+    "origin time before",
+    "origin time after",
+];
+
+/// The block-effect entries' origin traffic before and after each was added.
+pub(super) fn block_rows(blocks: &[BlockOrigin]) -> Vec<Vec<String>> {
+    blocks
+        .iter()
+        .map(|b| {
+            vec![
+                b.cidr.clone(),
+                b.added.clone(),
+                thousands(b.before.requests),
+                thousands(b.after.requests),
+                thousands(b.before.s5xx),
+                thousands(b.after.s5xx),
+                secs(b.before.origin_ms),
+                secs(b.after.origin_ms),
             ]
         })
         .collect()

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::origin;
 use super::propose_markdown::user_agent;
 use super::report_charts::{self as charts, Series};
 use super::report_text::change_text;
@@ -487,6 +488,79 @@ fn block_effect(out: &mut String, r: &Report) {
     out.push_str("</section>\n");
 }
 
+/// Origin health, when origin logs were read: 5xx and origin time per hour, the clients that took
+/// the most of either, and each block's origin 5xx and time before and after it.
+fn origin(out: &mut String, r: &Report) {
+    let Some(h) = &r.origin else {
+        return;
+    };
+    let _ = write!(
+        out,
+        r#"<section id="origin"><h2>Origin health</h2><p class="headline">{}</p><h3>Origin 5xx per hour</h3>"#,
+        esc(&origin::health_line(h, r.home_country.as_deref()))
+    );
+    let errors = [Series {
+        name: "5xx",
+        values: &h.hourly.s5xx,
+        color: charts::BLOCK,
+    }];
+    let _ = write!(
+        out,
+        r#"<figure class="chart" id="chart-origin-5xx">{}{}</figure><h3>Origin time per hour (seconds)</h3>"#,
+        charts::hours_chart(&r.overview.hours, &errors, &[]),
+        legend(&[("5xx", charts::BLOCK)])
+    );
+    let secs = origin::hourly_secs(h);
+    let time = [Series {
+        name: "origin time (s)",
+        values: &secs,
+        color: charts::ALLOW,
+    }];
+    let _ = write!(
+        out,
+        r#"<figure class="chart" id="chart-origin-time">{}{}</figure>"#,
+        charts::hours_chart(&r.overview.hours, &time, &[]),
+        legend(&[("origin time (s)", charts::ALLOW)])
+    );
+    let cells = |rows: Vec<Vec<String>>| {
+        rows.into_iter()
+            .map(|row| row.iter().map(|c| text(c)).collect::<String>())
+            .collect::<Vec<_>>()
+    };
+    for (id, title, rows) in [
+        (
+            "origin-by-time",
+            "Top clients by origin time",
+            &h.origin.top_by_origin_time,
+        ),
+        (
+            "origin-by-5xx",
+            "Top clients by origin 5xx",
+            &h.origin.top_by_5xx,
+        ),
+    ] {
+        if !rows.is_empty() {
+            let _ = write!(out, "<h3>{title}</h3>");
+            table(
+                out,
+                id,
+                &origin::CLIENT_HEADER,
+                cells(origin::client_rows(rows)).into_iter(),
+            );
+        }
+    }
+    if !h.blocks.is_empty() {
+        out.push_str("<h3>Blocks at the origin</h3><p class=\"muted\">Each block-effect entry's origin requests, 5xx and time before and after it was added.</p>");
+        table(
+            out,
+            "origin-blocks",
+            &origin::BLOCK_HEADER,
+            cells(origin::block_rows(&h.blocks)).into_iter(),
+        );
+    }
+    out.push_str("</section>\n");
+}
+
 fn rate_rules(out: &mut String, r: &Report) {
     if r.rate_rules.is_empty() {
         return;
@@ -683,6 +757,7 @@ pub fn render(r: &Report) -> String {
     who(&mut out, r);
     campaigns(&mut out, r);
     block_effect(&mut out, r);
+    origin(&mut out, r);
     rate_rules(&mut out, r);
     ledger(&mut out, r);
     if !r.notes.is_empty() {

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::origin;
 use super::propose_markdown::{
     CAMPAIGN_HEADER, MEMBERS_NAMED, campaign_head, campaign_row, header,
 };
@@ -343,6 +344,51 @@ fn rate_rules(r: &Report) -> Section {
     }
 }
 
+/// Origin health, when origin logs were read.
+fn origin_health(r: &Report) -> Option<Section> {
+    let h = r.origin.as_ref()?;
+    // Numbers and the configured home country only: nothing from the logs to make inert.
+    let line = origin::health_line(h, r.home_country.as_deref());
+    let mut s = format!("### Origin health\n\n{}.\n", line);
+    for (name, series) in [
+        ("5xx per hour", h.hourly.s5xx.clone()),
+        ("Origin seconds per hour", origin::hourly_secs(h)),
+    ] {
+        let _ = writeln!(
+            s,
+            "\n{name}: `{}` (max {})",
+            sparkline(&series, 84, Blocks::Unicode),
+            thousands(series.iter().max().copied().unwrap_or(0))
+        );
+    }
+    let cells = |row: Vec<String>| row.iter().map(|c| cell(c)).collect::<Vec<_>>();
+    for (title, rows) in [
+        ("Top clients by origin time", &h.origin.top_by_origin_time),
+        ("Top clients by origin 5xx", &h.origin.top_by_5xx),
+    ] {
+        if !rows.is_empty() {
+            let (rows, rest) = top_rows(&origin::client_rows(rows), rows.len() as u64, |r| {
+                cells(r.clone())
+            });
+            let _ = write!(s, "\n#### {title}\n\n");
+            s += &md_table(&origin::CLIENT_HEADER, &rows);
+            s += &rest;
+        }
+    }
+    if !h.blocks.is_empty() {
+        let (rows, rest) = top_rows(&origin::block_rows(&h.blocks), h.blocks.len() as u64, |r| {
+            cells(r.clone())
+        });
+        s += "\n#### Blocks at the origin\n\n";
+        s += &md_table(&origin::BLOCK_HEADER, &rows);
+        s += &rest;
+    }
+    Some(Section {
+        short: format!("### Origin health\n\n{}.\n", line),
+        full: s,
+    })
+}
+
 fn ledger(r: &Report) -> Section {
     let l = &r.ledger;
     let mut s = format!(
@@ -431,14 +477,9 @@ pub fn render(r: &Report, html: Option<&str>) -> String {
         let _ = writeln!(tail, "\nNote: {note}.");
     }
     // In order of importance; the last ones shorten first.
-    let mut sections = [
-        overview(r),
-        block_effect(r),
-        campaigns(r),
-        who(r),
-        rate_rules(r),
-        ledger(r),
-    ];
+    let mut sections = vec![overview(r), block_effect(r), campaigns(r), who(r)];
+    sections.extend(origin_health(r));
+    sections.extend([rate_rules(r), ledger(r)]);
     let size = |sections: &[Section], short_from: usize| -> usize {
         head.chars().count()
             + tail.chars().count()

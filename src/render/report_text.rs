@@ -177,6 +177,33 @@ pub fn render(r: &Report, blocks: Blocks) -> String {
         );
         out.push('\n');
     }
+    if let Some(h) = &r.origin {
+        let _ = writeln!(
+            out,
+            "\norigin: {}",
+            super::origin::health_line(h, r.home_country.as_deref())
+        );
+        for (name, series) in [
+            ("origin 5xx/h", h.hourly.s5xx.clone()),
+            ("origin s/h", super::origin::hourly_secs(h)),
+        ] {
+            let max = series.iter().max().copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{name:>15} {} max {}",
+                sparkline(&series, width, blocks),
+                thousands(max)
+            );
+        }
+        if !h.origin.top_by_5xx.is_empty() {
+            out += "\ntop clients by origin 5xx\n";
+            let rows = super::origin::client_rows(
+                &h.origin.top_by_5xx[..h.origin.top_by_5xx.len().min(10)],
+            );
+            out += &table(&super::origin::CLIENT_HEADER, rows, Format::Table);
+            out.push('\n');
+        }
+    }
     let c = &r.campaigns;
     if !c.campaigns.is_empty() {
         let _ = writeln!(

@@ -8,6 +8,7 @@
 //! `docs/report.md`; the JSON in `docs/json-schema.md`.
 
 pub mod block;
+pub mod origin;
 pub mod rates;
 
 use jiff::Timestamp;
@@ -23,6 +24,7 @@ use crate::propose::campaign::{self, Campaign};
 use crate::scan::{ActionCounts, ClientKey, ClientStats, Count, GeoSplit, MINUTE_MS, Traffic};
 
 pub use block::{BlockEffect, BlockRow, Verdict};
+pub use origin::OriginHealth;
 pub use rates::RateRuleReport;
 
 /// Bumped whenever a field is removed or changes meaning; adding fields keeps the version.
@@ -80,6 +82,8 @@ pub struct Inputs<'a> {
     /// The policies whose findings the campaigns section groups (as `propose` would find them).
     pub policies: &'a PolicySet,
     pub now: Timestamp,
+    /// The origin's ALB or CloudFront logs of the period, when read beside the WAF logs.
+    pub origin: Option<&'a crate::origin::scan::OriginTraffic>,
 }
 
 /// The policies the scan must count for a report, in the order [`build`] reads
@@ -137,6 +141,9 @@ pub struct Report {
     pub campaigns: Campaigns,
     pub block_effect: BlockEffect,
     pub rate_rules: Vec<RateRuleReport>,
+    /// Origin health, from ALB or CloudFront access logs read beside the WAF logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginHealth>,
     pub ledger: LedgerSummary,
     /// What this report could not show, and why (for example a series Athena does not return).
     pub notes: Vec<String>,
@@ -618,7 +625,7 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
     let managed: Vec<(&str, &str)> = managed_rules(inputs.config).collect();
     // Findings read the first keys (one list per policy); the rest are the managed rules' answers
     // and the rate rules' scopes.
-    let findings = crate::propose::evaluate(inputs.policies, t, inputs.now);
+    let findings = crate::propose::evaluate_with(inputs.policies, t, inputs.origin, inputs.now);
     let own = t
         .policy_keys
         .get(inputs.policies.policies.len()..)
@@ -630,6 +637,15 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
             "COUNT-mode matches and domestic/overseas per hour: the Athena queries do not return them yet; the totals are shown"
                 .to_owned(),
         );
+    }
+    let block_effect = block_effect(inputs.ledger, inputs.config, t, answered, inputs.period);
+    let origin = inputs
+        .origin
+        .map(|o| origin::health(o, t, inputs.period, &block_effect.entries, TOP));
+    if inputs.origin.is_none()
+        && let Some(note) = crate::propose::origin_missing_note(inputs.policies)
+    {
+        notes.push(format!("campaigns: {note}"));
     }
     let previous = inputs.previous.map(|(p, period)| {
         (
@@ -655,8 +671,9 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
         },
         who: who(t, first_hour, n),
         campaigns: campaigns(&findings),
-        block_effect: block_effect(inputs.ledger, inputs.config, t, answered, inputs.period),
+        block_effect,
         rate_rules: rates::rate_reports(inputs.config, scopes, t),
+        origin,
         ledger: ledger_summary(inputs.ledger, inputs.period, inputs.now),
         notes,
     }

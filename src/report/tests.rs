@@ -172,6 +172,7 @@ fn block_effect_on_logs() {
         config: &config,
         policies: &policies,
         now,
+        origin: None,
     });
     // Findings of the policy, as campaigns: one per user agent, every member listed.
     let c = &r.campaigns;
@@ -276,6 +277,7 @@ fn markdown_stays_within_the_budget_at_any_volume() {
         config: &config,
         policies: &policies,
         now: Timestamp::from_millisecond(period.end_ms).unwrap(),
+        origin: None,
     });
     assert_eq!(r.campaigns.campaigns.len(), n as usize);
     assert_eq!(r.block_effect.persisting, 5_000);

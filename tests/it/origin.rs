@@ -363,7 +363,7 @@ fn other_commands_leave_origin_logs_out_with_a_note() {
         .assert()
         .success()
         .stderr(predicates::str::contains(
-            "note: 1 ALB/CloudFront log files are read by `analyze` only",
+            "note: 1 ALB/CloudFront log files are read by `analyze` and `report` only",
         ));
     // `--strict` fails on a malformed origin line as on a WAF one.
     std::fs::write(
@@ -459,5 +459,126 @@ fn athena_ddl_and_sql_for_origin_tables() {
             "FROM alb_logs WHERE substr(time, 1, 23) IS NOT NULL AND \"day\" >= '2026/11/19'"
         ),
         "{sql}"
+    );
+}
+
+/// A policy on origin signals, on the generator's WAF and ALB logs: it finds exactly the clients
+/// whose share of the origin's 5xx reaches its limit, with the origin in the evidence; without
+/// origin logs it says that it cannot fire.
+#[test]
+fn propose_fires_origin_thresholds_with_origin_logs_and_notes_without() {
+    use crate::cli::waftune;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout(
+        waftune()
+            .args([
+                "generate",
+                "--records",
+                "20000",
+                "--minutes",
+                "240",
+                "--seed",
+                "4242",
+                "--start",
+                "2026-11-19T20:00:00Z",
+                "--origin-logs",
+                "--out",
+            ])
+            .arg(d.join("gen")),
+    );
+    std::fs::create_dir(d.join("policies")).unwrap();
+    std::fs::write(
+        d.join("policies/origin.toml"),
+        "[[policy]]\nname = \"origin-errors\"\ndescription = \"clients behind a tenth of the origin's 5xx\"\n\
+         [policy.match]\nnot = { labels = [\"awswaf:managed:aws:bot-control:bot:verified\"] }\n\
+         [policy.thresholds]\norigin_5xx_share = 0.1\norigin_5xx = 20\n[policy.action]\ntype = \"report\"\n",
+    )
+    .unwrap();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("examples/waftune.toml"), d.join("waftune.toml")).unwrap();
+    let logs = d.join("gen/AWSLogs");
+    let propose = |logs: &Path| {
+        let mut cmd = waftune();
+        cmd.current_dir(d)
+            .args([
+                "propose",
+                "--init-ledger",
+                "--dry-run",
+                "-c",
+                "waftune.toml",
+            ])
+            .args(["--policies", "policies", "--format", "json", "--logs"])
+            .arg(logs)
+            .args(["--now", "2026-11-20T00:00:00Z"]);
+        cmd
+    };
+    let out = stdout(&mut propose(&logs));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut found: Vec<(String, Vec<String>)> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap().to_owned(),
+                f["fired"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    found.sort();
+    // The same from a scan of the origin logs alone.
+    let found_files = discover(std::slice::from_ref(&logs), &TimeRange::default()).unwrap();
+    let (_, origin_files) = split(found_files.files);
+    let o = scan(&origin_files, OriginOptions::default());
+    let total = o.totals.status.s5xx;
+    let mut expected: Vec<String> = o
+        .clients
+        .iter()
+        .filter(|c| c.summary.status.s5xx * 10 >= total && c.summary.status.s5xx >= 20)
+        .map(|c| format!("{}/32", c.key))
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        found.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    for (key, fired) in &found {
+        let c = o
+            .clients
+            .iter()
+            .find(|c| format!("{}/32", c.key) == *key)
+            .unwrap();
+        assert_eq!(
+            fired[0],
+            format!("origin 5xx {} >= 20", c.summary.status.s5xx),
+            "{key}"
+        );
+        assert!(
+            fired[1].starts_with(&format!(
+                "caused {} of the {} origin 5xx (",
+                c.summary.status.s5xx, total
+            )),
+            "{fired:?}"
+        );
+    }
+
+    // WAF logs alone: a note, and no finding.
+    let assert = propose(&logs.join("123456789012/WAFLogs"))
+        .assert()
+        .success();
+    let out = assert.get_output();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["findings"].as_array().unwrap().len(), 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("note: policies `origin-errors` use origin thresholds (`origin_5xx`, `origin_5xx_share`, `origin_time_share`), but no ALB or CloudFront logs were read: those thresholds cannot fire"),
+        "{stderr}"
     );
 }

@@ -170,6 +170,8 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
             "4242",
             "--start",
             "2026-11-19T20:00:00Z",
+            // The origin's logs too: their section must fit the budget as well.
+            "--origin-logs",
             "--out",
         ])
         .arg(d.join("gen")));
@@ -215,6 +217,7 @@ fn markdown_fits_the_budget_where_the_evidence_does_not() {
         md.contains("### Campaigns") && md.contains("#### Campaign `c-"),
         "{md}"
     );
+    assert!(md.contains("### Origin health"), "{md}");
     assert_tables_whole(&md);
 }
 
@@ -328,4 +331,199 @@ fn html_report_opens_cleanly_in_a_browser() {
             !dom.contains("http-equiv") && !dom.contains(" src=\"http") && !dom.contains("<link")
         );
     }
+}
+
+/// The generator's origin logs beside its WAF logs: the report's origin section counts what the
+/// truth says, per hour and domestic/overseas, and splits each block's origin traffic at its
+/// `added` time exactly as a scan of the origin logs up to that time does.
+#[test]
+fn origin_health_from_generated_origin_logs() {
+    use waftune::log::{TimeRange, discover};
+    use waftune::origin::detect::split;
+    use waftune::origin::scan::{OriginOptions, scan};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(waftune()
+        .args([
+            "generate",
+            "--records",
+            "20000",
+            "--minutes",
+            "240",
+            "--seed",
+            "4242",
+            "--start",
+            "2026-11-19T20:00:00Z",
+            "--origin-logs",
+            "--out",
+        ])
+        .arg(d.join("gen")));
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("gen/truth.json")).unwrap()).unwrap();
+    let truth = &truth["origin"];
+    std::fs::copy(root().join("examples/waftune.toml"), d.join("waftune.toml")).unwrap();
+    let logs = d.join("gen/AWSLogs");
+    let added = "2026-11-19T22:00:00Z";
+    // Blocks added half-way through, from the first two hours.
+    run(waftune()
+        .current_dir(d)
+        .args([
+            "propose",
+            "--init-ledger",
+            "-c",
+            "waftune.toml",
+            "--policies",
+        ])
+        .arg(root().join("policies"))
+        .arg("--logs")
+        .arg(&logs)
+        .args(["--until", added, "--now", added]));
+    let report = |logs: &Path, extra: &[&str]| {
+        run(waftune()
+            .current_dir(d)
+            .args(["report", "-c", "waftune.toml", "--policies"])
+            .arg(root().join("policies"))
+            .arg("--logs")
+            .arg(logs)
+            .args([
+                "--since",
+                "2026-11-19T20:00:00Z",
+                "--until",
+                "2026-11-20T00:00:00Z",
+            ])
+            .args(["--now", "2026-11-20T00:00:00Z"])
+            .args(extra))
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&report(&logs, &["--format", "json"])).unwrap();
+    let o = &json["origin"];
+    assert_eq!(o["requests"], truth["requests"]);
+    assert_eq!(o["status"]["5xx"], truth["errors_5xx"]);
+    let sum = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(o["hourly"]["5xx"].as_array().unwrap().len(), 4);
+    assert_eq!(Some(sum(&o["hourly"]["5xx"])), truth["errors_5xx"].as_u64());
+    assert_eq!(
+        Some(sum(&o["hourly"]["requests"])),
+        truth["requests"].as_u64()
+    );
+    assert_eq!(
+        sum(&o["hourly"]["origin_ms"]),
+        o["origin_ms"].as_u64().unwrap()
+    );
+    let geo = &o["errors_5xx_geo"];
+    assert_eq!(
+        Some(sum(&serde_json::json!([
+            geo["domestic"],
+            geo["overseas"],
+            geo["unknown"]
+        ]))),
+        truth["errors_5xx"].as_u64()
+    );
+    assert!(geo["domestic"].as_u64() > Some(0) && geo["overseas"].as_u64() > Some(0));
+    // The clients that met the most 5xx lead their list, with the WAF's view joined.
+    let top = &o["top_by_5xx"][0];
+    assert!(top["status"]["5xx"].as_u64() > Some(0) && top["waf"]["requests"].as_u64() > Some(0));
+
+    // One row per block-effect entry, split at `added` as a scan up to it counts.
+    let entries = json["block_effect"]["entries"].as_array().unwrap();
+    let blocks = o["blocks"].as_array().unwrap();
+    assert!(!blocks.is_empty());
+    assert_eq!(blocks.len(), entries.len());
+    let found = discover(std::slice::from_ref(&logs), &TimeRange::default()).unwrap();
+    let (_, origin_files) = split(found.files);
+    let ms = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let scanned = |since: &str, until: &str| {
+        scan(
+            &origin_files,
+            OriginOptions {
+                range: TimeRange {
+                    since: Some(ms(since)),
+                    until: Some(ms(until)),
+                },
+                ..OriginOptions::default()
+            },
+        )
+    };
+    let (before, after) = (
+        scanned("2026-11-19T20:00:00Z", added),
+        scanned(added, "2026-11-20T00:00:00Z"),
+    );
+    let of = |t: &waftune::origin::scan::OriginTraffic, ip: &str| {
+        t.clients
+            .iter()
+            .find(|c| format!("{}/32", c.key) == ip)
+            .map_or((0, 0, 0), |c| {
+                (
+                    c.summary.requests,
+                    c.summary.status.s5xx,
+                    c.summary.origin_ms,
+                )
+            })
+    };
+    let mut with_5xx_before = 0;
+    for (b, e) in blocks.iter().zip(entries) {
+        assert_eq!(b["cidr"], e["cidr"]);
+        assert_eq!(b["added"].as_str(), Some(added));
+        let cidr = b["cidr"].as_str().unwrap();
+        let side = |s: &serde_json::Value| {
+            (
+                s["requests"].as_u64().unwrap(),
+                s["5xx"].as_u64().unwrap(),
+                s["origin_ms"].as_u64().unwrap(),
+            )
+        };
+        assert_eq!(side(&b["before"]), of(&before, cidr), "{cidr}");
+        assert_eq!(side(&b["after"]), of(&after, cidr), "{cidr}");
+        with_5xx_before += u64::from(b["before"]["5xx"].as_u64().unwrap() > 0);
+    }
+    assert!(
+        with_5xx_before > 0,
+        "some blocked client caused 5xx before its block"
+    );
+
+    // HTML, markdown and text show the section; without origin logs none of them does.
+    let html = d.join("r.html");
+    let md = d.join("r.md");
+    let text = report(
+        &logs,
+        &[
+            "--format",
+            "table",
+            "--html",
+            html.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text.contains("\norigin: 19,604 origin requests, "),
+        "{text}"
+    );
+    assert!(text.contains("origin 5xx/h") && text.contains("top clients by origin 5xx"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for id in [
+        "id=\"origin\"",
+        "chart-origin-5xx",
+        "chart-origin-time",
+        "id=\"origin-blocks\"",
+    ] {
+        assert!(page.contains(id), "{id}");
+    }
+    let summary = std::fs::read_to_string(&md).unwrap();
+    assert!(summary.contains("### Origin health") && summary.contains("#### Blocks at the origin"));
+    assert!(summary.chars().count() <= 60_000);
+    assert_tables_whole(&summary);
+
+    let waf_only = logs.join("123456789012/WAFLogs");
+    let json: serde_json::Value =
+        serde_json::from_str(&report(&waf_only, &["--format", "json"])).unwrap();
+    assert!(json.get("origin").is_none());
+    assert!(!report(&waf_only, &[]).contains("\norigin: "));
 }

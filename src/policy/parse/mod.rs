@@ -732,7 +732,7 @@ fn quoted(items: &[&str]) -> String {
 }
 
 fn threshold_help() -> String {
-    "add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`".into()
+    "add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share`, `blocked`, `origin_5xx`, `origin_5xx_share` or `origin_time_share`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`".into()
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::log::ScanRecord;
 use crate::policy::{
-    AllowRule, KeyCounts, KeyKind, Loaded, Measure, Mode, PolicyAction, Severity, Threshold,
-    Window, load_dir, parse_str,
+    AllowRule, KeyCounts, KeyKind, Loaded, Measure, Mode, OriginShare, PolicyAction, Severity,
+    Threshold, Window, load_dir, parse_str,
 };
 
 const FILE: &str = "policies/test.toml";
@@ -262,14 +262,14 @@ fn missing_parts_are_errors_at_the_policy() {
     assert_eq!(
         errors("[[policy]]\nname = \"p\"\ndescription = \"d\"\n"),
         [
-            "policies/test.toml:1:1: error: policy `p` has no `thresholds`\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`",
+            "policies/test.toml:1:1: error: policy `p` has no `thresholds`\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share`, `blocked`, `origin_5xx`, `origin_5xx_share` or `origin_time_share`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`",
             "policies/test.toml:1:1: error: policy `p` has no `action`\n  help: add `action = { type = \"report\" }` to watch it before blocking",
         ]
     );
     assert_eq!(
         errors(&with("mode = \"any\"", REPORT)),
         [
-            "policies/test.toml:4:1: error: policy `p` has no thresholds\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share` or `blocked`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`"
+            "policies/test.toml:4:1: error: policy `p` has no thresholds\n  help: add at least one of `peak`, `requests`, `distinct_uris`, `active_minutes`, `active_hours`, `requests_per_day`, `active_share`, `blocked`, `origin_5xx`, `origin_5xx_share` or `origin_time_share`, e.g. `thresholds = { peak = { window = \"5m\", requests = 600 } }`"
         ]
     );
 }
@@ -744,6 +744,59 @@ fn sustained_relative_and_campaign_thresholds_are_checked_in_place() {
         )),
         [
             "policies/test.toml:4:1: warning: policy `p` can block a client after 2 requests\n  help: one stray request is not evidence: raise the thresholds, or use `type = \"report\"`"
+        ]
+    );
+}
+
+#[test]
+fn origin_thresholds_parse_and_are_checked_in_place() {
+    let set = load(&with(
+        "origin_time_share = 0.1\norigin_5xx = 300\norigin_5xx_share = 0.25\nrequests = 50",
+        REPORT,
+    ))
+    .unwrap()
+    .policies;
+    let t = &set.policies[0].thresholds;
+    assert!(t.uses_origin());
+    assert_eq!(
+        t.list,
+        [
+            Threshold::at_least(Measure::Requests, 50),
+            Threshold::at_least(Measure::Origin5xx, 300),
+            Threshold::Origin {
+                share: OriginShare::Errors5xx,
+                ratio: 0.25
+            },
+            Threshold::Origin {
+                share: OriginShare::Time,
+                ratio: 0.1
+            },
+        ]
+    );
+    assert!(
+        !load(&with("requests = 50", REPORT))
+            .unwrap()
+            .policies
+            .policies[0]
+            .thresholds
+            .uses_origin()
+    );
+    assert_eq!(
+        errors(&with(
+            "origin_time_share = 1.5\norigin_5xx = 0\norigin_5xx_share = \"x\"",
+            REPORT
+        )),
+        [
+            "policies/test.toml:5:21: error: `origin_time_share` must be greater than 0 and at most 1, not `1.5`\n  help: a share of the origin's time over the period: `0.1` means a tenth of it",
+            "policies/test.toml:6:14: error: `origin_5xx` must be a whole number >= 1, not `0`",
+            "policies/test.toml:7:20: error: `origin_5xx_share` must be a number, not `\"x\"`",
+        ]
+    );
+    let campaign = "[[policy]]\nname = \"c\"\ndescription = \"d\"\nkey = \"campaign\"\n[policy.thresholds]\naddresses = 2\norigin_5xx = 10\n[policy.action]\ntype = \"report\"\n";
+    assert_eq!(
+        errors(campaign),
+        [
+            "policies/test.toml:7:14: error: `origin_5xx` is per address or network, not per campaign\n  help: put it in `[policy.members]`"
         ]
     );
 }

@@ -1,13 +1,16 @@
 //! Thresholds: `peak`, `requests`, `distinct_uris`, the sustained-activity measures
 //! (`active_minutes`, `active_hours`, `requests_per_day`, `active_share`), `addresses` (campaigns)
-//! and `blocked`; a count may be relative to the site (`{ percentile, factor, min }`).
+//! `blocked`, and the origin's signals (`origin_5xx`, `origin_5xx_share`, `origin_time_share`,
+//! from ALB or CloudFront logs); a count may be relative to the site (`{ percentile, factor, min }`).
 
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
 use crate::model::rate::Window;
-use crate::policy::threshold::{Limit, Measure, Mode, Relative, Threshold, Thresholds};
+use crate::policy::threshold::{
+    Limit, Measure, Mode, OriginShare, Relative, Threshold, Thresholds,
+};
 
 use super::{Checker, PEAK_KEYS, Value, threshold_help};
 
@@ -22,6 +25,9 @@ const THRESHOLD_KEYS: &[&str] = &[
     "active_share",
     "addresses",
     "blocked",
+    "origin_5xx",
+    "origin_5xx_share",
+    "origin_time_share",
 ];
 
 /// The counts written as `key = n`, with their measure.
@@ -32,6 +38,21 @@ const COUNT_KEYS: &[(&str, Measure)] = &[
     ("active_hours", Measure::ActiveHours),
     ("requests_per_day", Measure::DayRequests),
     ("addresses", Measure::Addresses),
+    ("origin_5xx", Measure::Origin5xx),
+];
+
+/// The origin's shares, written `key = 0.1`.
+const ORIGIN_SHARES: &[(&str, OriginShare, &str)] = &[
+    (
+        "origin_5xx_share",
+        OriginShare::Errors5xx,
+        "a share of the origin's 5xx over the period: `0.1` means a tenth of them",
+    ),
+    (
+        "origin_time_share",
+        OriginShare::Time,
+        "a share of the origin's time over the period: `0.1` means a tenth of it",
+    ),
 ];
 
 const BLOCKED_KEYS: &[&str] = &["ratio", "min_blocked"];
@@ -90,8 +111,22 @@ impl Checker<'_> {
                 }
             }
         }
+        if scope == Scope::Campaign {
+            for key in ["origin_5xx", "origin_5xx_share", "origin_time_share"] {
+                if let Some(value) = t.get(key) {
+                    self.error(
+                        &value.span(),
+                        format!("`{key}` is per address or network, not per campaign"),
+                        Some("put it in `[policy.members]`".into()),
+                    );
+                }
+            }
+        }
         for &(key, measure) in COUNT_KEYS {
             let Some(value) = t.get(key) else { continue };
+            if measure == Measure::Origin5xx && scope == Scope::Campaign {
+                continue;
+            }
             if measure == Measure::Addresses && scope != Scope::Campaign {
                 self.error(
                     &value.span(),
@@ -106,7 +141,24 @@ impl Checker<'_> {
             );
         }
         if let Some(share) = t.get("active_share") {
-            list.extend(self.share(share).map(Threshold::ActiveShare));
+            list.extend(
+                self.share(
+                    share,
+                    "active_share",
+                    "it is a share of the hours the logs span: `0.5` means half of them",
+                )
+                .map(Threshold::ActiveShare),
+            );
+        }
+        for &(key, share, help) in ORIGIN_SHARES {
+            let Some(value) = t.get(key) else { continue };
+            if scope == Scope::Campaign {
+                continue;
+            }
+            list.extend(
+                self.share(value, key, help)
+                    .map(|ratio| Threshold::Origin { share, ratio }),
+            );
         }
         let blocked_span = t.get("blocked").map(|b| b.span());
         if let Some(b) = t.get("blocked") {
@@ -180,8 +232,9 @@ impl Checker<'_> {
         }))
     }
 
-    fn share(&mut self, v: &Value) -> Option<f64> {
-        let share = self.number(v, "active_share")?;
+    /// A share `key` (0 < share <= 1); `help` says what it is a share of.
+    fn share(&mut self, v: &Value, key: &str, help: &str) -> Option<f64> {
+        let share = self.number(v, key)?;
         if share > 0.0 && share <= 1.0 {
             return Some(share);
         }
@@ -189,10 +242,10 @@ impl Checker<'_> {
         self.error(
             &span,
             format!(
-                "`active_share` must be greater than 0 and at most 1, not `{}`",
+                "`{key}` must be greater than 0 and at most 1, not `{}`",
                 self.source(&span)
             ),
-            Some("it is a share of the hours the logs span: `0.5` means half of them".into()),
+            Some(help.into()),
         );
         None
     }
