@@ -522,8 +522,8 @@ impl RecordSink for TrafficBuilder {
                 .client_asn
                 .and_then(|a| u32::try_from(a).ok())
                 .map(|a| names.intern(itoa::Buffer::new().format(a))),
+            ja3: r.ja3_fingerprint.as_deref(),
         };
-        let ja3 = r.ja3_fingerprint.as_deref();
         // An IPv4-mapped IPv6 address (`::ffff:192.0.2.10`) is the IPv4 client it maps: keyed,
         // aggregated (/24, not /64) and allowlisted as that address.
         let ip = r.client_ip().map(|ip| ip.to_canonical());
@@ -557,18 +557,16 @@ impl RecordSink for TrafficBuilder {
                     continue;
                 }
                 if matches {
-                    let acc = keys.entry(policy.key.key(ip)).or_default();
-                    acc.add(r.timestamp, action, &ids);
-                    if let Some(ja3) = ja3 {
-                        acc.counts.add_ja3(ja3, names);
-                    }
+                    keys.entry(policy.key.key(ip)).or_default().add(
+                        r.timestamp,
+                        action,
+                        &ids,
+                        names,
+                    );
                 }
             }
         }
-        client.acc.add(r.timestamp, action, &ids);
-        if let Some(ja3) = ja3 {
-            client.acc.counts.add_ja3(ja3, names);
-        }
+        client.acc.add(r.timestamp, action, &ids, names);
     }
 
     fn malformed(&mut self, problem: Malformed) {

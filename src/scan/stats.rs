@@ -531,7 +531,7 @@ impl Counts {
     }
 
     /// Counts a request's JA3 (see [`OnlyValue`]).
-    pub fn add_ja3(&mut self, ja3: &str, names: &mut Interner) {
+    fn add_ja3(&mut self, ja3: &str, names: &mut Interner) {
         self.ja3.add_text(ja3, names);
     }
 
@@ -672,6 +672,8 @@ pub struct RecordIds<'r> {
     pub count_rules: &'r [u32],
     pub ja4: Option<u32>,
     pub asn: Option<u32>,
+    /// Not interned up front: see [`OnlyValue`].
+    pub ja3: Option<&'r str>,
 }
 
 impl RecordIds<'_> {
@@ -700,7 +702,13 @@ pub struct ClientAcc {
 }
 
 impl ClientAcc {
-    pub fn add(&mut self, timestamp: i64, action: Action, ids: &RecordIds<'_>) {
+    pub fn add(
+        &mut self,
+        timestamp: i64,
+        action: Action,
+        ids: &RecordIds<'_>,
+        names: &mut Interner,
+    ) {
         if self.requests == 0 {
             self.first_ms = timestamp;
             self.last_ms = timestamp;
@@ -722,6 +730,9 @@ impl ClientAcc {
             if let Some(id) = id {
                 c.add(kind, id, 1);
             }
+        }
+        if let Some(ja3) = ids.ja3 {
+            c.add_ja3(ja3, names);
         }
     }
 
@@ -1187,14 +1198,15 @@ mod tests {
             count_rules: &[],
             ja4: None,
             asn: None,
+            ja3: None,
         };
         let mut a = ClientAcc::default();
         let mut b = ClientAcc::default();
         for t in [120_000, 60_000] {
-            a.add(t, Action::Allow, &ids);
+            a.add(t, Action::Allow, &ids, &mut names);
         }
         for t in [120_500, 600_000] {
-            b.add(t, Action::Allow, &ids);
+            b.add(t, Action::Allow, &ids, &mut names);
         }
         let sum = ClientAcc::sum(&[&a, &ClientAcc::default(), &b]);
         let mut merged = a.clone();
