@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::log::{ChunkReader, InputFile, Malformed, TimeRange};
-use crate::scan::{ClientKey, MALFORMED_EXAMPLES, minute_of};
+use crate::scan::{ClientKey, MALFORMED_EXAMPLES, min_opt, minute_of};
 
 use super::cloudfront::{self, Line};
 use super::{OriginKind, OriginRecord, alb};
@@ -225,7 +225,7 @@ impl Builder {
             OriginKind::Alb => self.kinds.alb += 1,
             OriginKind::Cloudfront => self.kinds.cloudfront += 1,
         }
-        self.first_ms = Some(self.first_ms.map_or(r.time_ms, |f| f.min(r.time_ms)));
+        self.first_ms = min_opt(self.first_ms, Some(r.time_ms));
         self.last_ms = self.last_ms.max(Some(r.time_ms));
         let minute = minute_of(r.time_ms);
         self.hours.entry(minute / 60).or_default().add(r);
@@ -297,10 +297,7 @@ impl Builder {
         self.unparseable += other.unparseable;
         self.kinds.alb += other.kinds.alb;
         self.kinds.cloudfront += other.kinds.cloudfront;
-        self.first_ms = match (self.first_ms, other.first_ms) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.first_ms = min_opt(self.first_ms, other.first_ms);
         self.last_ms = self.last_ms.max(other.last_ms);
         for (h, acc) in other.hours {
             self.hours.entry(h).or_default().merge(&acc);

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::origin;
-use super::propose_markdown::user_agent;
+use super::propose_markdown::{CAMPAIGN_HEADER, user_agent};
 use super::report_charts::{self as charts, Series};
 use super::report_text::change_text;
 use super::{percent, thousands};
@@ -394,21 +394,13 @@ fn campaigns(out: &mut String, r: &Report) {
         table(
             out,
             "campaign-list",
+            // The markdown's columns, with what the page has room for before the user agent.
             &[
-                "campaign",
-                "policy",
-                "outcome",
-                "findings",
-                "addresses",
-                "requests",
-                "first seen",
-                "last seen",
-                "countries",
-                "ASNs",
-                "shared networks",
-                "paths probed",
-                "user agent",
-            ],
+                &CAMPAIGN_HEADER[..9],
+                &["ASNs", "shared networks", "paths probed"],
+                &CAMPAIGN_HEADER[9..],
+            ]
+            .concat(),
             c.campaigns.iter().map(|x| {
                 let k = &x.campaign;
                 format!(

@@ -469,7 +469,8 @@ fn merge_keyed<K: std::hash::Hash + Eq>(
     }
 }
 
-fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+/// The earlier of two optional times (`None` where neither is known).
+pub fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
