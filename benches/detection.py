@@ -14,6 +14,7 @@ judges the AWS Security Automations HTTP-flood rule: an address is caught when i
 Recall is of the addresses of each offender class; false positives are innocent addresses
 proposed (browsers, verified crawlers, uptime monitors), out of how many there were.
 """
+import datetime
 import ipaddress
 import json
 import os
@@ -22,6 +23,9 @@ import sys
 
 OFFENDERS = ["scraper", "path_scanner", "fake_crawler", "credential_stuffer"]
 INNOCENTS = ["browser", "verified_crawler", "monitor"]
+PLURAL = {"scraper": "scrapers", "path_scanner": "path scanners", "fake_crawler": "fake crawlers",
+          "credential_stuffer": "credential stuffers", "browser": "browsers",
+          "verified_crawler": "verified crawlers", "monitor": "monitors"}
 REFERENCE_PER_MINUTE = 20
 
 
@@ -61,35 +65,43 @@ def score(truth, proposed):
     return by_class
 
 
-def cell(by_class, cls, recall):
+def cell(by_class, cls):
     total, hit = by_class.get(cls, (0, 0))
-    if recall:
-        return f"{hit}/{total}" + (" ✓" if hit == total else "")
-    return f"{hit}/{total}"
+    return f"{hit:,}/{total:,}"
+
+
+def dataset_name(truth):
+    """`seed 11, 550,000` for a day, `week, seed 777` for a week (as in docs/policies.md)."""
+    span = datetime.datetime.fromisoformat(truth["end"].replace("Z", "+00:00")) - \
+        datetime.datetime.fromisoformat(truth["start"].replace("Z", "+00:00"))
+    if span == datetime.timedelta(days=1):
+        records = sum(a["requests"] for a in truth["actors"])
+        return f"seed {truth['seed']}, {records:,}"
+    days = span / datetime.timedelta(days=1)
+    return f"{'week' if days == 7 else f'{days:g} days'}, seed {truth['seed']}"
 
 
 def main():
     if len(sys.argv) < 5:
         sys.exit(__doc__)
     waftune, config, policies = sys.argv[1:4]
-    head = ["data", "rule"] + [f"{c} recall" for c in OFFENDERS] + \
-        [f"{c} proposed" for c in INNOCENTS]
+    head = ["data", "rule"] + [PLURAL[c] for c in OFFENDERS] + \
+        [f"{PLURAL[c]} proposed" for c in INNOCENTS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for d in sys.argv[4:]:
         with open(os.path.join(d, "truth.json")) as f:
             truth = json.load(f)
         logs = os.path.join(d, "AWSLogs")
-        records = sum(a["requests"] for a in truth["actors"])
-        name = f"seed {truth['seed']}, {records:,} records, {truth['start'][:10]} to {truth['end'][:10]}"
+        name = dataset_name(truth)
         for rule, proposed in [
             ("policies", blocked_keys(waftune, config, policies, logs, truth["end"])),
             (f">= {REFERENCE_PER_MINUTE}/min", reference(waftune, logs)),
         ]:
             by_class = score(truth, proposed)
-            row = [name, rule] + [cell(by_class, c, True) for c in OFFENDERS] + \
-                [cell(by_class, c, False) for c in INNOCENTS]
+            row = [name, rule] + [cell(by_class, c) for c in OFFENDERS + INNOCENTS]
             print("| " + " | ".join(row) + " |", flush=True)
+            name = ""
 
 
 if __name__ == "__main__":

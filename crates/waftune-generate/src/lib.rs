@@ -20,7 +20,10 @@
 //! `target_records`: verified crawlers ~12.5 %, scrapers ~10 %, fake crawlers ~6 %, credential
 //! stuffers ~6 %, path scanners ~3 %, monitors one request per minute each, shoppers the rest; the
 //! record count matches `target_records` exactly unless the monitors alone exceed it (or a ledger is
-//! enforced: [`Blocks`] replaces its offenders' requests after `added`). The rates quoted
+//! enforced: [`Blocks`] replaces its offenders' requests after `added`). A stuffer or scanner
+//! address is started only while its class's budget holds the least traffic the class gives one
+//! address, so the budget never cuts one down to a few requests its class would misname; the rest
+//! goes to the shoppers. The rates quoted
 //! in the actor notes are the ones of the generated run; at the default size (550,000 records over a
 //! day, ~2.1 KB per record, ~1.2 GB of JSON, ~58 MB gzipped) they are: Googlebot ~25 req/min with 2-3
 //! episodes at 300-600 req/min (busiest IP ~240/min), scrapers 100-400 req/min while active, fake
@@ -1018,6 +1021,40 @@ mod tests {
         let google = truth.actors.iter().find(|a| a.name == "googlebot").unwrap();
         assert!(google.ips.iter().all(|ip| ip.starts_with("66.249.")));
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Where a class's budget ran out, the old generator cut its last address to a few requests
+    /// (seed 19: a stuffer of 2, seed 18: a scanner of 5, seed 5: a scanner of 14 and a low-and-slow
+    /// stuffer of 28) and still named it by its class. Now an address is started only while the
+    /// budget holds the least its class sends: every stuffer and scanner behaves like one.
+    #[test]
+    fn the_budget_never_cuts_an_offender_to_a_few_requests() {
+        for seed in [5, 18, 19] {
+            let opts = GenerateOptions {
+                seed,
+                target_records: 8_000,
+                duration_minutes: 240,
+                ..GenerateOptions::default()
+            };
+            let world = World::build(&opts, validate(&opts).unwrap());
+            let mut per_ip = vec![0u64; world.ips.len()];
+            for ev in &world.events {
+                per_ip[world.clients[ev.client as usize].ip as usize] += 1;
+            }
+            let mut seen = BTreeSet::new();
+            for (ip, n) in world.ips.iter().zip(per_ip).filter(|(_, n)| *n > 0) {
+                let class = world.actors[ip.actor as usize].class;
+                // The least of a low-and-slow run (20 minutes at 2 a minute), the shortest probe list.
+                let least = match class {
+                    ActorClass::CredentialStuffer => 40,
+                    ActorClass::PathScanner => 15,
+                    _ => continue,
+                };
+                seen.insert(class);
+                assert!(n >= least, "seed {seed}: {class:?} {} sent {n}", ip.text);
+            }
+            assert_eq!(seen.len(), 2, "seed {seed}: {seen:?}");
+        }
     }
 
     #[test]

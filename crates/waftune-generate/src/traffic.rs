@@ -32,6 +32,22 @@ const SHARE_STUFFER: f64 = 0.06;
 
 const MINUTE_MS: i64 = 60_000;
 
+/// A stuffer's burst run: (shortest, longest) minutes and (slowest, fastest) requests per minute.
+const STUFF_BURST: ((u32, u32), (f64, f64)) = ((3, 12), (20.0, 60.0));
+/// A stuffer's low-and-slow run, likewise.
+const STUFF_SLOW: ((u32, u32), (f64, f64)) = ((20, 90), (2.0, 6.0));
+/// The shortest probe list an opportunistic scanner runs.
+const SCANNER_LEAST_PROBES: u64 = 15;
+
+/// Whether a class's budget still has room for one more offender address: at least `least`, the
+/// least traffic the class's plan gives an address. A class's last address is cut where its budget
+/// runs out; without this floor the cut could leave it a few requests that no longer behave like
+/// its class (4 requests of a credential stuffer are a person mistyping a password), yet
+/// `truth.json` would name it by its class. What is left goes to the shoppers.
+fn room_for_one(produced: u64, budget: u64, least: u64) -> bool {
+    produced.saturating_add(least) <= budget
+}
+
 /// One request, before rendering.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Event {
@@ -934,7 +950,8 @@ impl Builder<'_> {
         let actor = self.add_actor(ActorClass::PathScanner, "scanners-opportunistic", "");
         let mut ips = 0;
         let mut attempts = 0;
-        while produced < budget && attempts < 100_000 {
+        let least = SCANNER_LEAST_PROBES.min(u64::from(n_probes));
+        while room_for_one(produced, budget, least) && attempts < 100_000 {
             attempts += 1;
             let agent: &'static Agent = weighted(&mut rng, catalog::SCANNER_AGENTS);
             let ip = if rng.random_bool(0.6) {
@@ -955,7 +972,8 @@ impl Builder<'_> {
             let client = self.add_client(&mut rng, ip, spec);
             let mut list: Vec<u16> = (0..n_probes).collect();
             shuffle(&mut rng, &mut list);
-            let k = (15.0 * f64::powf(250.0 / 15.0, rng.random::<f64>())) as usize;
+            let lo = SCANNER_LEAST_PROBES as f64;
+            let k = (lo * f64::powf(250.0 / lo, rng.random::<f64>())) as usize;
             list.truncate(k.max(1));
             let visits = if rng.random_bool(0.2) {
                 rng.random_range(2..=3)
@@ -994,11 +1012,15 @@ impl Builder<'_> {
             (false, "stuffing-bursts", burst_budget),
             (true, "stuffing-low-and-slow", budget - burst_budget),
         ] {
+            let ((len_lo, len_hi), (rate_lo, rate_hi)) =
+                if slow { STUFF_SLOW } else { STUFF_BURST };
+            // The shortest run at the slowest rate (a run never outlasts the whole time range).
+            let least = (rate_lo * f64::from(len_lo.min(minutes))) as u64;
             let actor = self.add_actor(ActorClass::CredentialStuffer, name, "");
             let mut produced = 0u64;
             let mut ips = 0;
             let mut attempts = 0;
-            while produced < share && attempts < 100_000 {
+            while room_for_one(produced, share, least) && attempts < 100_000 {
                 attempts += 1;
                 let dc = rng.random_bool(0.3);
                 let (ip, country) = if dc {
@@ -1027,16 +1049,9 @@ impl Builder<'_> {
                     1
                 };
                 for _ in 0..runs {
-                    let (start, len) = if slow {
-                        span(&mut rng, minutes.max(1440), 20, 90, (0, minutes))
-                    } else {
-                        span(&mut rng, minutes.max(1440), 3, 12, (0, minutes))
-                    };
-                    let rate = if slow {
-                        rng.random_range(2.0..6.0)
-                    } else {
-                        rng.random_range(20.0..60.0)
-                    };
+                    let (start, len) =
+                        span(&mut rng, minutes.max(1440), len_lo, len_hi, (0, minutes));
+                    let rate = rng.random_range(rate_lo..rate_hi);
                     let gap = MINUTE_MS as f64 / rate;
                     let mut t = self.minute_ms(start) as f64 + rng.random_range(0.0..gap);
                     let end = self.minute_ms(start + len) as f64;
