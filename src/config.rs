@@ -86,6 +86,19 @@ pub struct Config {
     pub guardrails: Guardrails,
     /// Where `--source athena` runs its queries; `None` when the section is absent.
     pub athena: Option<AthenaConfig>,
+    /// `[origin]`: how origin access logs (ALB, CloudFront) are joined with WAF's clients.
+    pub origin: OriginConfig,
+}
+
+/// `[origin]` (docs/origin.md): how the clients of origin access logs are keyed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Key CloudFront requests by their first `x-forwarded-for` address instead of `c-ip` (a proxy
+    /// in front of CloudFront), locally and in the Athena origin query; `--forwarded-for` sets it
+    /// for one run.
+    #[serde(default)]
+    pub forwarded_for: bool,
 }
 
 /// `[athena]`: the table of the web ACL's logs (see `waftune athena ddl`) and where queries run.
@@ -400,6 +413,8 @@ struct RawConfig {
     #[serde(default)]
     guardrails: RawGuardrails,
     athena: Option<Spanned<AthenaConfig>>,
+    #[serde(default)]
+    origin: OriginConfig,
 }
 
 #[derive(Deserialize)]
@@ -657,6 +672,7 @@ impl Ctx<'_> {
             web_acls: web_acls?,
             guardrails: guardrails?,
             athena: athena?,
+            origin: raw.origin,
         })
     }
 
@@ -1684,5 +1700,14 @@ mod tests {
             msg,
             "waftune.toml:7:1: error: tag `managed-by` is set by waftune itself; choose another key"
         );
+    }
+
+    #[test]
+    fn origin_section_sets_forwarded_for_and_refuses_unknown_keys() {
+        assert!(!parse(GROUP).unwrap().origin.forwarded_for);
+        let on = parse(&format!("{GROUP}[origin]\nforwarded_for = true\n")).unwrap();
+        assert!(on.origin.forwarded_for);
+        let msg = err(&format!("{GROUP}[origin]\nforwarded = true\n"));
+        assert!(msg.contains("unknown field `forwarded`"), "{msg}");
     }
 }

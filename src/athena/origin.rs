@@ -6,9 +6,8 @@
 
 use hashbrown::HashMap;
 
-use crate::log::TimeRange;
 use crate::origin::OriginKind;
-use crate::origin::scan::{OriginClient, OriginTraffic, Summary};
+use crate::origin::scan::{OriginClient, OriginOptions, OriginTraffic, Summary};
 use crate::scan::ClientKey;
 
 use super::rows::ResultSet;
@@ -179,24 +178,37 @@ fn day(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The origin aggregates in one query: `level` 1 rows are per client and minute, 3 per client, 6 per
-/// hour, 7 the site (the `grouping()` bits of client, minute, hour).
-pub fn aggregates(kind: OriginKind, table: &str, range: &TimeRange) -> String {
+/// The origin aggregates in one query over `options`' range: `level` 1 rows are per client and
+/// minute, 3 per client, 6 per hour, 7 the site (the `grouping()` bits of client, minute, hour).
+/// With `options.forwarded_for`, CloudFront requests are keyed as the local reader keys them: by the
+/// first `x_forwarded_for` address (URL-decoded twice, as the reader decodes), else `c_ip`; ALB
+/// tables have no such column.
+pub fn aggregates(kind: OriginKind, table: &str, options: &OriginOptions) -> String {
     // Partitions hold files by delivery day; a day of slack on either side keeps records that
     // straddle midnight, and the exact filter is on the record's own time.
     const DAY_MS: i64 = 86_400_000;
+    let range = &options.range;
+    let cf_client = if options.forwarded_for {
+        // Athena's table keeps `-` as text; an empty first address falls back to `c_ip` as locally.
+        "coalesce(nullif(trim(split_part(url_decode(url_decode(nullif(x_forwarded_for, '-'))), ',', 1)), ''), c_ip)"
+    } else {
+        "c_ip"
+    };
     let (inner, time) = match kind {
         OriginKind::Alb => (
             "client_ip AS client, substr(time, 1, 23) AS at, elb_status_code AS status, \
              CASE WHEN target_processing_time >= 0 THEN CAST(round(target_processing_time * 1000) AS bigint) END AS ms, \
-             coalesce(sent_bytes, 0) AS bytes",
+             coalesce(sent_bytes, 0) AS bytes"
+                .to_owned(),
             "substr(time, 1, 23)",
         ),
         OriginKind::Cloudfront => (
-            "c_ip AS client, concat(CAST(\"date\" AS varchar), 'T', time, '.000') AS at, \
-             nullif(sc_status, 0) AS status, \
-             CAST(round(coalesce(time_to_first_byte, time_taken) * 1000) AS bigint) AS ms, \
-             coalesce(sc_bytes, 0) AS bytes",
+            format!(
+                "{cf_client} AS client, concat(CAST(\"date\" AS varchar), 'T', time, '.000') AS at, \
+                 nullif(sc_status, 0) AS status, \
+                 CAST(round(coalesce(time_to_first_byte, time_taken) * 1000) AS bigint) AS ms, \
+                 coalesce(sc_bytes, 0) AS bytes"
+            ),
             "concat(CAST(\"date\" AS varchar), 'T', time, '.000')",
         ),
     };

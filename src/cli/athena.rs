@@ -14,7 +14,7 @@ use crate::athena::{Source, rollup};
 use crate::config::Config;
 use crate::model::athena::Layout;
 use crate::origin::OriginKind;
-use crate::origin::scan::OriginTraffic;
+use crate::origin::scan::{OriginOptions, OriginTraffic};
 use crate::scan::{ScanOptions, Traffic};
 use crate::util::term::{self, info};
 
@@ -354,7 +354,7 @@ pub(super) fn traffic(
 /// (one query), or `None` without one or after printing the query for `print_sql`.
 pub(super) fn origin_traffic(
     config: &Config,
-    range: &crate::log::TimeRange,
+    options: &OriginOptions,
     print_sql: bool,
     timeout: Duration,
 ) -> Result<Option<OriginTraffic>> {
@@ -368,7 +368,7 @@ pub(super) fn origin_traffic(
         Some("cloudfront") => OriginKind::Cloudfront,
         _ => OriginKind::Alb,
     };
-    let sql = origin::aggregates(kind, table, range);
+    let sql = origin::aggregates(kind, table, options);
     if print_sql {
         print(&format!("{sql};\n\n"))?;
         return Ok(None);

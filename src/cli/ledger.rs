@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
 use super::{
-    ConfigArg, LogArgs, PoliciesArg, Source, SourceArgs, athena, exit, load_policies, now_from,
-    parse_timeout, policy_allowlist, print, scan_inputs, time_range, traffic_with,
+    ConfigArg, LogArgs, OriginArg, PoliciesArg, Source, SourceArgs, athena, exit, load_policies,
+    now_from, parse_timeout, policy_allowlist, print, scan_inputs, time_range, traffic_with,
 };
 use crate::config::Config;
 use crate::ledger::Ledger;
@@ -51,6 +51,8 @@ pub struct ProposeArgs {
     pub init: InitLedgerArg,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub origin: OriginArg,
 }
 
 #[derive(Debug, Args)]
@@ -147,13 +149,14 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
     // Thresholds on origin signals read the ALB and CloudFront logs among `--logs` (or the
     // `origin_table` of `[athena]`); without such policies origin logs are left out as before.
     let origin_policies = uses_origin(&policies);
+    let origin_options = args.origin.options(Some(&config), time_range(&args.logs)?);
     let (traffic, origin) = match args.source.source {
         Source::Local if !origin_policies.is_empty() && !args.source.print_sql => {
             let (traffic, _, origin) = scan_inputs(
                 &args.logs,
                 counted,
                 None,
-                Some(crate::origin::scan::OriginOptions::default()),
+                Some(origin_options),
                 Detail::PolicyKeys,
             )?;
             (Some(traffic), origin)
@@ -166,15 +169,14 @@ pub fn propose_cmd(mut args: ProposeArgs) -> Result<ExitCode> {
                 counted,
                 Detail::PolicyKeys,
             )?;
+            // With `--print-sql` (no traffic), the origin query is printed after the WAF one.
             let origin = match source {
-                Source::Athena if traffic.is_some() && !origin_policies.is_empty() => {
-                    athena::origin_traffic(
-                        &config,
-                        &time_range(&args.logs)?,
-                        false,
-                        parse_timeout(&args.source.timeout)?,
-                    )?
-                }
+                Source::Athena if !origin_policies.is_empty() => athena::origin_traffic(
+                    &config,
+                    &origin_options,
+                    args.source.print_sql,
+                    parse_timeout(&args.source.timeout)?,
+                )?,
                 _ => None,
             };
             (traffic, origin)

@@ -333,10 +333,28 @@ pub struct AnalyzeArgs {
     pub top: usize,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub origin: OriginArg,
+}
+
+/// How the clients of origin access logs are keyed (docs/origin.md, "Joining with WAF").
+#[derive(Debug, Args)]
+pub struct OriginArg {
     /// Key CloudFront access log requests by their first `X-Forwarded-For` address (a proxy in
-    /// front of CloudFront) instead of `c-ip`, to join them with WAF logs that see the viewer.
+    /// front of CloudFront) instead of `c-ip`, to join them with WAF logs that see the viewer
+    /// [default: `forwarded_for` of `[origin]` in waftune.toml]
     #[arg(long)]
     pub forwarded_for: bool,
+}
+
+impl OriginArg {
+    /// The origin scan's options for `range`: `--forwarded-for`, else the configuration's.
+    pub fn options(&self, config: Option<&Config>, range: TimeRange) -> OriginOptions {
+        OriginOptions {
+            range,
+            forwarded_for: self.forwarded_for || config.is_some_and(|c| c.origin.forwarded_for),
+        }
+    }
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -676,17 +694,20 @@ fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
         }
         args.source.print_sql = true;
     }
-    let config = config_for(&args.source, &args.config)?;
+    // Local analysis needs no configuration; a named one (`-c`, `WAFTUNE_CONFIG`) gives `[origin]`.
+    let config = match (args.source.source, &args.config.config) {
+        (Source::Local, Some(_)) => Some(args.config.load()?),
+        _ => config_for(&args.source, &args.config)?,
+    };
+    let origin_options = args
+        .origin
+        .options(config.as_ref(), time_range(&args.logs)?);
     // Only the listed clients need their value lists (`--top 0` lists all).
     let detail = Detail::Busiest(args.top);
     let (traffic, origin) = match args.source.source {
         Source::Local if !args.source.print_sql => {
-            let options = OriginOptions {
-                forwarded_for: args.forwarded_for,
-                ..OriginOptions::default()
-            };
             let (traffic, _, origin) =
-                scan_inputs(&args.logs, Vec::new(), None, Some(options), detail)?;
+                scan_inputs(&args.logs, Vec::new(), None, Some(origin_options), detail)?;
             (traffic, origin)
         }
         _ => {
@@ -700,7 +721,7 @@ fn analyze_cmd(mut args: AnalyzeArgs) -> Result<ExitCode> {
             let origin = match (&config, args.source.source) {
                 (Some(config), Source::Athena) => athena::origin_traffic(
                     config,
-                    &time_range(&args.logs)?,
+                    &origin_options,
                     args.source.print_sql,
                     parse_timeout(&args.source.timeout)?,
                 )?,

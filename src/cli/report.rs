@@ -8,12 +8,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::{
-    ConfigArg, LogArgs, PoliciesArg, Source, SourceArgs, athena, exit, now_from, parse_timeout,
-    print, scan_inputs, time_range, traffic,
+    ConfigArg, LogArgs, OriginArg, PoliciesArg, Source, SourceArgs, athena, exit, now_from,
+    parse_timeout, print, scan_inputs, time_range, traffic,
 };
 use crate::ledger::Ledger;
 use crate::log::TimeRange;
-use crate::origin::scan::OriginOptions;
 use crate::render::{self, Format};
 use crate::report::{self, Inputs, Period};
 use crate::scan::Detail;
@@ -44,6 +43,8 @@ pub struct ReportArgs {
     /// is given.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    #[command(flatten)]
+    pub origin: OriginArg,
 }
 
 /// The period the report covers: `--since/--until`; without `--until`, up to `now` (or the last
@@ -131,6 +132,8 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
         args.policies.load(&config)?
     };
     let policies = report::scan_policies(&config, home.as_deref(), &policy_set)?;
+    let origin_options = args.origin.options(Some(&config), range);
+    let timeout = parse_timeout(&args.source.timeout)?;
     let (traffic, before, origin) = match args.source.source {
         Source::Local => {
             if args.source.print_sql {
@@ -141,13 +144,15 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
                 &args.logs,
                 policies,
                 previous.map(Period::range),
-                Some(OriginOptions::default()),
+                Some(origin_options),
                 Detail::All,
             )?
         }
         Source::Athena => {
             let Some(now_traffic) = traffic(&args.logs, &args.source, Some(&config), policies)?
             else {
+                // `--print-sql`: the origin query too, with an `origin_table`.
+                athena::origin_traffic(&config, &origin_options, true, timeout)?;
                 return Ok(ExitCode::from(exit::OK));
             };
             let before = match previous {
@@ -165,12 +170,7 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
                 None => None,
             };
             // With an `origin_table` in `[athena]`, the origin's aggregates of the period.
-            let origin = athena::origin_traffic(
-                &config,
-                &range,
-                false,
-                parse_timeout(&args.source.timeout)?,
-            )?;
+            let origin = athena::origin_traffic(&config, &origin_options, false, timeout)?;
             (now_traffic, before, origin)
         }
     };

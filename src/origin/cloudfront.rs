@@ -1,9 +1,14 @@
 //! CloudFront standard logs (the W3C format of standard logging, legacy and v2): tab-separated
 //! fields after `#Version:` and `#Fields:` header lines. The field list is read from `#Fields`,
 //! never assumed: distributions log different fields, and a file may declare them again part way.
-//! Values are URL-encoded (`%20`; some twice, `%2520`), `-` means empty.
+//! Values are URL-encoded (`%20`; some twice, `%2520`), `-` means empty. Standard logging v2 can
+//! also write JSON: one flat object a line, the same field names as keys, values as strings; such
+//! lines are read through the same layout, built from the object's keys.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::de::{Deserialize, Deserializer, Visitor};
 
 use super::{OriginKind, OriginRecord, civil_ms, secs_to_ms};
 
@@ -28,9 +33,14 @@ pub struct Layout {
 impl Layout {
     /// Reads the names after `#Fields:`; an error names a required field that is missing.
     pub fn from_header(names: &str) -> Result<Layout, String> {
-        let names: Vec<String> = names.split_ascii_whitespace().map(str::to_owned).collect();
+        let names = names.split_ascii_whitespace().map(str::to_owned).collect();
+        Layout::from_names(names).map_err(|name| format!("`#Fields` lacks `{name}`"))
+    }
+
+    /// The layout of `names`, in order; `Err` names a required field that is missing.
+    fn from_names(names: Vec<String>) -> Result<Layout, &'static str> {
         let at = |name: &str| names.iter().position(|n| n == name);
-        let need = |name: &str| at(name).ok_or_else(|| format!("`#Fields` lacks `{name}`"));
+        let need = |name: &'static str| at(name).ok_or(name);
         Ok(Layout {
             date: need(REQUIRED[0])?,
             time: need(REQUIRED[1])?,
@@ -130,6 +140,8 @@ pub enum Line<'a> {
     /// `#Version`, `#Fields` (already applied to the reader) or another comment.
     Header,
     Entry(CloudFrontEntry<'a>),
+    /// A line of the JSON output, to read with [`Reader::json_layout`].
+    Json(JsonEntry<'a>),
 }
 
 /// Reads a CloudFront log line by line, carrying the `#Fields` layout across lines.
@@ -138,10 +150,15 @@ pub struct Reader {
     pub layout: Option<Layout>,
     /// Why the last `#Fields` header cannot be used; lines under it are malformed for that reason.
     broken_header: Option<String>,
+    /// The fields of the last JSON line (its keys, sorted).
+    pub json_layout: Option<Layout>,
 }
 
 impl Reader {
     pub fn line<'a>(&mut self, line: &'a str) -> Result<Line<'a>, String> {
+        if line.starts_with('{') {
+            return self.json(line).map(Line::Json);
+        }
         if let Some(comment) = line.strip_prefix('#') {
             if let Some(names) = comment.strip_prefix("Fields:") {
                 match Layout::from_header(names) {
@@ -172,23 +189,120 @@ impl Reader {
                 layout.names.len()
             ));
         }
-        let time_ms = civil_ms(
-            values[layout.date].as_bytes(),
-            values[layout.time].as_bytes(),
-        )
-        .ok_or_else(|| {
-            format!(
-                "`date` and `time` are not a UTC time: `{} {}`",
-                values[layout.date], values[layout.time]
-            )
-        })?;
+        let time_ms = entry_time(values[layout.date], values[layout.time])?;
         Ok(Line::Entry(CloudFrontEntry { values, time_ms }))
+    }
+
+    /// A line of standard logging v2's JSON output; its layout is kept while the keys stay the same.
+    fn json<'a>(&mut self, line: &'a str) -> Result<JsonEntry<'a>, String> {
+        let object = json_object(line)
+            .map_err(|e| format!("not a flat JSON object of CloudFront fields: {e}"))?;
+        let same = self.json_layout.as_ref().is_some_and(|l| {
+            l.names
+                .iter()
+                .map(String::as_str)
+                .eq(object.keys().map(|k| k.0.as_ref()))
+        });
+        if !same {
+            self.json_layout = None;
+            let names = object.keys().map(|k| k.0.clone().into_owned()).collect();
+            let layout = Layout::from_names(names)
+                .map_err(|name| format!("CloudFront JSON entry lacks `{name}`"))?;
+            self.json_layout = Some(layout);
+        }
+        let layout = self.json_layout.as_ref().expect("set above");
+        let values: Vec<Cow<'a, str>> = object.into_values().map(|v| v.0).collect();
+        let time_ms = entry_time(&values[layout.date], &values[layout.time])?;
+        Ok(JsonEntry { values, time_ms })
     }
 }
 
-/// Whether a file's first line starts a CloudFront standard log.
+/// Epoch milliseconds of an entry's `date` and `time`.
+fn entry_time(date: &str, time: &str) -> Result<i64, String> {
+    civil_ms(date.as_bytes(), time.as_bytes())
+        .ok_or_else(|| format!("`date` and `time` are not a UTC time: `{date} {time}`"))
+}
+
+/// A scalar JSON value as text, borrowed from the line unless it had escapes: standard logging v2
+/// writes strings (`"sc-status":"200"`); numbers are taken as written, `null` as `-`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl<'de> Visitor<'de> for Scalar {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_unit<E>(self) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed("-")))
+            }
+        }
+        d.deserialize_any(Scalar)
+    }
+}
+
+/// A JSON line's fields by name (sorted, so lines with the same fields share a layout).
+fn json_object(line: &str) -> Result<BTreeMap<Text<'_>, Text<'_>>, serde_json::Error> {
+    serde_json::from_str(line)
+}
+
+/// An entry of standard logging v2's JSON output: its values in the order of the reader's
+/// `json_layout`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonEntry<'a> {
+    values: Vec<Cow<'a, str>>,
+    time_ms: i64,
+}
+
+impl JsonEntry<'_> {
+    /// The entry as a W3C one (borrowing from this), to read with the reader's `json_layout`.
+    pub fn entry(&self) -> CloudFrontEntry<'_> {
+        CloudFrontEntry {
+            values: self.values.iter().map(AsRef::as_ref).collect(),
+            time_ms: self.time_ms,
+        }
+    }
+}
+
+/// Field names only CloudFront logs use: a flat JSON object with one of them is a line of standard
+/// logging v2's JSON output (a WAF record is never flat).
+const JSON_MARKS: [&str; 6] = [
+    "c-ip",
+    "sc-status",
+    "x-edge-location",
+    "x-edge-request-id",
+    "x-host-header",
+    "cs-uri-stem",
+];
+
+/// Whether a file's first line starts a CloudFront standard log (W3C headers, or a JSON entry).
 pub fn looks_like(first_line: &str) -> bool {
-    first_line.starts_with("#Version:") || first_line.starts_with("#Fields:")
+    first_line.starts_with("#Version:")
+        || first_line.starts_with("#Fields:")
+        || (first_line.starts_with('{')
+            && json_object(first_line).is_ok_and(|o| {
+                JSON_MARKS
+                    .iter()
+                    .any(|m| o.contains_key(&Text(Cow::Borrowed(m))))
+            }))
 }
 
 #[cfg(test)]
@@ -269,6 +383,74 @@ mod tests {
             e.record(r.layout.as_ref().unwrap()).unwrap_err(),
             "`sc-status` is not a status code: `5o2`"
         );
+    }
+
+    /// Standard logging v2's JSON output: the same fields as keys, values as strings (numbers and
+    /// `null` taken too), escapes undone; a line without a required field names it.
+    #[test]
+    fn json_lines_are_read_through_a_layout_of_their_keys() {
+        let mut r = Reader::default();
+        let line = r#"{"date":"2019-12-13","time":"22:36:27","c-ip":"192.0.2.200","sc-status":"502","sc-bytes":"900","time-to-first-byte":"0.102","x-forwarded-for":"203.0.113.9,%20192.0.2.200","cs(User-Agent)":"curl/7.55.1 \"quoted\""}"#;
+        let Ok(Line::Json(e)) = r.line(line) else {
+            panic!("not a JSON entry")
+        };
+        let layout = r.json_layout.clone().unwrap();
+        let entry = e.entry();
+        let rec = entry.record(&layout).unwrap();
+        assert_eq!(rec.client, "192.0.2.200");
+        assert_eq!(
+            (rec.status, rec.origin_ms, rec.bytes_sent),
+            (Some(502), Some(102), 900)
+        );
+        assert_eq!(rec.client_for(true), "203.0.113.9");
+        assert_eq!(
+            entry.get(&layout, "cs(User-Agent)").unwrap(),
+            "curl/7.55.1 \"quoted\""
+        );
+        // Numbers and null, in another order: a layout of their own.
+        let Ok(Line::Json(e)) = r.line(
+            r#"{"sc-status":200,"c-ip":"2001:db8::1","time":"00:00:01","date":"2024-11-15","time-taken":0.25,"sc-bytes":null}"#,
+        ) else {
+            panic!("not a JSON entry")
+        };
+        let rec = e.entry().record(r.json_layout.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            (rec.client, rec.status, rec.origin_ms, rec.bytes_sent),
+            ("2001:db8::1", Some(200), Some(250), 0)
+        );
+        for (line, reason) in [
+            (
+                r#"{"date":"2024-11-15","time":"19:45:51","x-edge-location":"SOF50-P2"}"#,
+                "CloudFront JSON entry lacks `c-ip`",
+            ),
+            (
+                r#"{"date":"2024-11-15","time":"19:45","c-ip":"192.0.2.1","sc-status":"200"}"#,
+                "`date` and `time` are not a UTC time: `2024-11-15 19:45`",
+            ),
+        ] {
+            assert_eq!(r.line(line), Err(reason.to_owned()), "{line}");
+        }
+        let nested = r.line(r#"{"c-ip":{"a":1}}"#).unwrap_err();
+        assert!(
+            nested.starts_with("not a flat JSON object of CloudFront fields: invalid type: map"),
+            "{nested}"
+        );
+    }
+
+    #[test]
+    fn json_first_lines_are_cloudfront_only_with_its_fields() {
+        assert!(looks_like(
+            r#"{"date":"2024-11-15","time":"19:45:51","x-edge-location":"SOF50-P2","asn":"16509"}"#
+        ));
+        assert!(looks_like(r#"{"c-ip":"192.0.2.1"}"#));
+        for waf in [
+            r#"{"timestamp":1,"formatVersion":1}"#,
+            r#"{"timestamp":1,"httpRequest":{"clientIp":"192.0.2.1"},"c-ip":"x"}"#,
+            "{}",
+            "{",
+        ] {
+            assert!(!looks_like(waf), "{waf}");
+        }
     }
 
     #[test]

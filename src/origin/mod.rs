@@ -45,10 +45,15 @@ pub struct OriginRecord<'a> {
 
 impl OriginRecord<'_> {
     /// The address to key this request by: the first `X-Forwarded-For` address when asked and
-    /// present, else the logged client.
+    /// present (not empty), else the logged client.
     pub fn client_for(&self, forwarded: bool) -> &str {
         match (&self.forwarded_for, forwarded) {
-            (Some(xff), true) => xff.split(',').next().map_or(self.client, str::trim),
+            (Some(xff), true) => xff
+                .split(',')
+                .next()
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .unwrap_or(self.client),
             _ => self.client,
         }
     }
@@ -137,6 +142,32 @@ mod tests {
             ("2023-01-0x", "00:00:00"),
         ] {
             assert_eq!(civil_ms(d.as_bytes(), t.as_bytes()), None, "{d} {t}");
+        }
+    }
+
+    #[test]
+    fn forwarded_client_is_the_first_address_when_there_is_one() {
+        let record = |xff: Option<&str>| OriginRecord {
+            kind: OriginKind::Cloudfront,
+            time_ms: 0,
+            client: "130.176.4.138",
+            forwarded_for: xff.map(str::to_owned),
+            status: Some(200),
+            origin_ms: None,
+            bytes_sent: 0,
+        };
+        for (xff, forwarded, client) in [
+            (
+                Some("101.93.195.253, 130.176.4.138"),
+                true,
+                "101.93.195.253",
+            ),
+            (Some(" 2001:db8::1 "), true, "2001:db8::1"),
+            (Some("101.93.195.253"), false, "130.176.4.138"),
+            (None, true, "130.176.4.138"),
+            (Some(", 10.0.0.1"), true, "130.176.4.138"),
+        ] {
+            assert_eq!(record(xff).client_for(forwarded), client, "{xff:?}");
         }
     }
 

@@ -265,6 +265,8 @@ impl Builder {
                     self.problem(problem("not UTF-8 text".into()));
                     continue;
                 };
+                // A JSON entry's record borrows from it.
+                let json;
                 let parsed = match kind {
                     OriginKind::Alb => alb::parse(line).map(|e| Some(e.record())),
                     OriginKind::Cloudfront => match cf.line(line) {
@@ -272,6 +274,12 @@ impl Builder {
                         Ok(Line::Entry(e)) => e
                             .record(cf.layout.as_ref().expect("an entry has a layout"))
                             .map(Some),
+                        Ok(Line::Json(e)) => {
+                            json = e;
+                            json.entry()
+                                .record(cf.json_layout.as_ref().expect("a JSON entry has a layout"))
+                                .map(Some)
+                        }
                         Err(e) => Err(e),
                     },
                 };

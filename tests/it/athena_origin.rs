@@ -55,30 +55,23 @@ fn comparable(t: &OriginTraffic) -> String {
     out
 }
 
-/// Checks each range; one DuckDB run builds the table once for all of them.
-fn assert_same(kind: OriginKind, paths: &[PathBuf], ranges: &[TimeRange]) -> Vec<OriginTraffic> {
+/// Checks each range (and keying); one DuckDB run builds the table once for all of them.
+fn assert_same(kind: OriginKind, paths: &[PathBuf], runs: &[OriginOptions]) -> Vec<OriginTraffic> {
     let found = discover(paths, &TimeRange::default()).unwrap();
     let (_, origin) = split(found.files);
     let files: Vec<PathBuf> = origin
         .iter()
         .map(|(f, _)| PathBuf::from(f.name.to_string()))
         .collect();
-    let queries: Vec<String> = ranges
+    let queries: Vec<String> = runs
         .iter()
         .map(|r| aggregates(kind, "origin_logs", r))
         .collect();
     let sets = duckdb(kind, &files, &queries);
-    ranges
-        .iter()
+    runs.iter()
         .zip(&sets)
-        .map(|(&range, set)| {
-            let local = scan(
-                &origin,
-                OriginOptions {
-                    range,
-                    ..Default::default()
-                },
-            );
+        .map(|(&options, set)| {
+            let local = scan(&origin, options);
             assert_eq!(local.malformed, 0, "{:?}", local.malformed_examples);
             let athena = traffic(kind, set).unwrap();
             let (a, b) = (comparable(&local), comparable(&athena));
@@ -99,11 +92,18 @@ fn alb_aggregates_equal_the_local_scan() {
     let sample = root().join("examples/sample-origin-logs/AWSLogs");
     // The whole sample, and a range that cuts hours and minutes: both engines filter on the
     // record's own time.
-    let part = TimeRange {
-        since: Some(ms("2026-11-20T00:30:30Z")),
-        until: Some(ms("2026-11-20T01:15:00Z")),
+    let part = OriginOptions {
+        range: TimeRange {
+            since: Some(ms("2026-11-20T00:30:30Z")),
+            until: Some(ms("2026-11-20T01:15:00Z")),
+        },
+        ..Default::default()
     };
-    let t = assert_same(OriginKind::Alb, &[sample], &[TimeRange::default(), part]);
+    let t = assert_same(
+        OriginKind::Alb,
+        &[sample],
+        &[OriginOptions::default(), part],
+    );
     assert_eq!(t[0].records, 43_772);
     assert!(t[0].totals.status.s5xx > 0 && t[0].totals.origin_p99_ms.is_some());
     assert!(t[1].records > 0 && t[1].records < t[0].records);
@@ -114,8 +114,55 @@ fn cloudfront_aggregates_equal_the_local_scan() {
     // The 2019 example has AWS's 33 fields in the DDL's order (the 2014 one has 26: Athena's
     // positional table cannot read it, the local reader follows its `#Fields`).
     let file = root().join("tests/fixtures/public-origin-logs/cloudfront-aws-docs-2019.log");
-    let t = assert_same(OriginKind::Cloudfront, &[file], &[TimeRange::default()]);
+    let t = assert_same(OriginKind::Cloudfront, &[file], &[OriginOptions::default()]);
     assert_eq!((t[0].records, t[0].totals.status.s5xx), (6, 3));
+}
+
+/// `forwarded_for`: the first `x-forwarded-for` address, URL-decoded once or twice, IPv4 or IPv6;
+/// `c-ip` where there is none (`-`) or the first is empty.
+#[test]
+fn cloudfront_forwarded_for_keys_equal_the_local_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("E2EXAMPLE.2026-11-20-00.abcd1234");
+    let fields = std::fs::read_to_string(
+        root().join("tests/fixtures/public-origin-logs/cloudfront-aws-docs-2019.log"),
+    )
+    .unwrap();
+    let header: String = fields.lines().take(2).map(|l| format!("{l}\n")).collect();
+    let mut text = header;
+    for (i, (c_ip, xff, status)) in [
+        ("130.176.4.138", "203.0.113.9,%20130.176.4.138", "503"),
+        ("130.176.4.138", "203.0.113.9", "200"),
+        ("130.176.4.151", "2001:db8::7,%2520130.176.4.151", "502"),
+        ("130.176.4.151", "-", "200"),
+        ("130.176.4.151", ",%20198.51.100.1", "404"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        text += &format!(
+            "2026-11-20\t00:0{i}:00\tNRT57-P1\t100\t{c_ip}\tGET\td1.cloudfront.net\t/\t{status}\t-\t-\t-\t-\t\
+             Miss\tid{i}\tshop.example.com\thttps\t200\t0.0{i}1\t{xff}\tTLSv1.3\tTLS_AES_128_GCM_SHA256\tMiss\t\
+             HTTP/2.0\t-\t-\t443\t0.0{i}0\tMiss\ttext/html\t100\t-\t-\n"
+        );
+    }
+    std::fs::write(&file, text).unwrap();
+    let forwarded = OriginOptions {
+        forwarded_for: true,
+        ..Default::default()
+    };
+    let t = assert_same(
+        OriginKind::Cloudfront,
+        &[file],
+        &[OriginOptions::default(), forwarded],
+    );
+    let keys = |t: &OriginTraffic| {
+        let mut k: Vec<String> = t.clients.iter().map(|c| c.key.to_string()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&t[0]), ["130.176.4.138", "130.176.4.151"]);
+    assert_eq!(keys(&t[1]), ["130.176.4.151", "2001:db8::7", "203.0.113.9"]);
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod hostile_input;
 mod ledger_safety;
 mod logs;
 mod origin;
+mod origin_athena;
 mod policy_check;
 mod propose_e2e;
 mod rate;

@@ -51,6 +51,15 @@ fn public_examples_exact_counts() {
             0,
             0,
         ),
+        // Standard logging v2's JSON: AWS's two example records (no `c-ip`: malformed), then the
+        // 2019 entries as JSON.
+        (
+            "cloudfront-v2-aws-docs.json",
+            OriginKind::Cloudfront,
+            6,
+            2,
+            3,
+        ),
     ];
     for (name, kind, records, malformed, s5xx) in expected {
         let path = fixture("public-origin-logs").join(name);
@@ -68,18 +77,28 @@ fn public_examples_exact_counts() {
     }
     let (waf, t) = scan_origin(&[fixture("public-origin-logs")], OriginOptions::default());
     assert_eq!(waf, 0);
-    assert_eq!((t.files, t.records, t.malformed), (4, 25, 0));
-    assert_eq!((t.kinds.alb, t.kinds.cloudfront), (11, 14));
-    // ALB: 6 x 200, 2 x 101, 2 x 400 (no target answered: `-1`), one 502; CloudFront: 7 x 200,
-    // one 304, 6 x 502.
+    assert_eq!((t.files, t.records, t.malformed), (5, 31, 2));
+    assert_eq!(
+        t.malformed_examples
+            .iter()
+            .map(|m| (m.line, m.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (1, "CloudFront JSON entry lacks `c-ip`"),
+            (2, "CloudFront JSON entry lacks `c-ip`")
+        ]
+    );
+    assert_eq!((t.kinds.alb, t.kinds.cloudfront), (11, 20));
+    // ALB: 6 x 200, 2 x 101, 2 x 400 (no target answered: `-1`), one 502; CloudFront: 10 x 200,
+    // one 304, 9 x 502.
     let s = t.totals.status;
-    assert_eq!((s.s2xx, s.s3xx, s.s4xx, s.s5xx, s.other), (13, 1, 2, 7, 2));
-    assert_eq!(t.totals.errors_5xx.e502, 7);
-    // Origin time: ALB target_processing_time (9 timed), CloudFront time-to-first-byte (12) and,
+    assert_eq!((s.s2xx, s.s3xx, s.s4xx, s.s5xx, s.other), (16, 1, 2, 10, 2));
+    assert_eq!(t.totals.errors_5xx.e502, 10);
+    // Origin time: ALB target_processing_time (9 timed), CloudFront time-to-first-byte (18) and,
     // in the 2014 format without it, time-taken (2).
-    assert_eq!((t.totals.origin_ms, t.totals.timed), (792, 23));
+    assert_eq!((t.totals.origin_ms, t.totals.timed), (1106, 29));
     assert_eq!(t.unparseable_client_ips, 0);
-    // 192.0.2.100 and 192.0.2.200 sent 6 each; ties go by address.
+    // 192.0.2.100 and 192.0.2.200 sent 9 each; ties go by address.
     assert_eq!(t.clients[0].key.to_string(), "192.0.2.100");
 }
 
