@@ -147,6 +147,52 @@ fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
         "{propose}"
     );
     assert!(propose.contains("row_number() OVER (PARTITION BY policy, scope, key, kind"));
+    // `report --compare previous`: the day before in the same statement, one read of both days.
+    let report = athena_run("report", &config)
+        .args(["--print-sql", "--compare", "previous"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = String::from_utf8(report).unwrap();
+    assert_eq!(report.matches(';').count(), 1, "{report}");
+    assert_eq!(report.matches("shop_logs").count(), 1, "{report}");
+    for filter in [
+        "\"date\" >= '2026/11/18'",
+        "\"date\" <= '2026/11/21'",
+        "AND timestamp >= 1795046400000\n",
+        "timestamp < 1795219200000",
+        "CASE WHEN timestamp >= 1795046400000 AND timestamp < 1795132800000 THEN ARRAY[-1]",
+    ] {
+        assert_eq!(report.matches(filter).count(), 1, "{filter}: {report}");
+    }
+    // `rate`: one statement too, its scopes as the policies.
+    for sub in [&["recommend"][..], &["backtest", "--limit", "100"]] {
+        let rate = Command::cargo_bin("waftune")
+            .unwrap()
+            .arg("rate")
+            .args(sub)
+            .args(["--source", "athena", "--print-sql"])
+            .args([
+                "--since",
+                "2026-11-20T00:00:00Z",
+                "--until",
+                "2026-11-21T00:00:00Z",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let rate = String::from_utf8(rate).unwrap();
+        assert_eq!(rate.matches(';').count(), 1, "{sub:?}: {rate}");
+        assert_eq!(rate.matches("shop_logs").count(), 1, "{sub:?}: {rate}");
+    }
 }
 
 /// A policy the queued results trip: 3 or more POSTs from one address.
@@ -258,6 +304,47 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
     ] {
         assert!(ledger.contains(line), "{line}: {ledger}");
     }
+}
+
+/// `report --compare previous` on Athena: both weeks' figures from one statement.
+#[tokio::test]
+async fn report_compare_runs_one_statement_on_athena() {
+    let moto = Moto::start().await;
+    let (_dir, config) = with_config(CONFIG);
+    // 2026-11-20T00:10Z is epoch minute 29918890; the day before, 1440 minutes earlier.
+    let (minute, before) = (29_918_890, 29_918_890 - 1440);
+    queue_result(
+        &moto,
+        &scan_result(&[
+            minute_rows(0, &[("192.0.2.7", minute, 3, 4)]),
+            value_rows(&[(0, "192.0.2.7", "C", "US", 7)]),
+            minute_rows(
+                -1,
+                &[("192.0.2.7", before, 2, 0), ("198.51.100.1", before, 3, 0)],
+            ),
+            value_rows(&[(-1, "198.51.100.1", "C", "JP", 3)]),
+        ]),
+    );
+    let out = athena_run("report", &config)
+        .args(["--compare", "previous", "--format", "json"])
+        .args(["--now", "2026-11-21T00:05:00Z"])
+        .envs(moto.aws_env(REGION))
+        .assert()
+        .success()
+        .stderr(contains("athena: 1 statement scanned"));
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let overview = &report["overview"];
+    assert_eq!(
+        (
+            &overview["current"]["requests"],
+            &overview["current"]["actions"]["BLOCK"],
+            &overview["previous"]["requests"],
+            &overview["previous"]["distinct_clients"]
+        ),
+        (&7.into(), &4.into(), &5.into(), &2.into()),
+        "{overview}"
+    );
+    assert_eq!(report["previous_period"]["since"], "2026-11-19T00:00:00Z");
 }
 
 #[test]
@@ -381,4 +468,46 @@ async fn rollup_command_creates_fills_and_then_skips_what_the_rollup_holds() {
     let analyze = String::from_utf8(analyze).unwrap();
     assert_eq!(analyze.matches("FROM waf_rollup").count(), 1, "{analyze}");
     assert!(!analyze.contains("shop_logs"), "{analyze}");
+}
+
+/// `athena rollup` fills what `rate promote` counts (a counting rate rule's COUNT-mode matches),
+/// so a promote over closed hours reads only the rollup, in one statement.
+#[test]
+fn rollup_fills_what_rate_promote_counts() {
+    let (_dir, config) = with_config(&format!(
+        "{CONFIG}rollup = \"waf_rollup\"\n\n[[web_acl]]\nname = \"shop-prod\"\n\n\
+         [[web_acl.rate_rule]]\nname = \"waftune-rate-all\"\npriority = 20\n\
+         limit = \"recommended\"\nwindow = \"5m\"\nscope = [\"all\"]\naction = \"count\"\n"
+    ));
+    let printed = |args: &[&str]| {
+        let mut cmd = Command::cargo_bin("waftune").unwrap();
+        let out = cmd
+            .args(args)
+            .args(["--print-sql", "--config"])
+            .arg(&config)
+            .args([
+                "--since",
+                "2026-11-20T00:00:00Z",
+                "--until",
+                "2026-11-21T00:00:00Z",
+            ])
+            .args(["--now", "2026-11-21T01:00:00Z"])
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    let matches = waftune::rate::count_matches_policy("waftune-rate-all");
+    let fill = printed(&["athena", "rollup"]);
+    assert!(
+        fill.contains(&waftune::athena::rollup::fingerprint(Some(&matches))),
+        "{fill}"
+    );
+    let promote = printed(&["rate", "promote", "waftune-rate-all", "--source", "athena"]);
+    assert_eq!(promote.matches(';').count(), 1, "{promote}");
+    assert_eq!(promote.matches("FROM waf_rollup").count(), 1, "{promote}");
+    assert!(!promote.contains("shop_logs"), "{promote}");
 }
