@@ -829,25 +829,13 @@ mod tests {
             since: range().since.map(|s| s - day),
             until: range().since,
         };
-        let policies = [policy(
-            r#"
-[[policy]]
-name = "posts"
-description = "d"
-key = "ip"
-[policy.match]
-method = ["POST"]
-[policy.thresholds]
-requests = 1
-[policy.action]
-type = "report"
-"#,
-        )];
+        // Keyed per client, with no minimum of matched requests.
+        let policies = &super::super::tests::policies()[..1];
         let sql = scan(
             &table(Layout::Projection),
             &range(),
             Some(&previous),
-            &policies,
+            policies,
         );
         assert_eq!(sql.matches("waf_logs").count(), 1, "{sql}");
         let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -863,7 +851,7 @@ type = "report"
         ));
         assert!(words.contains("WHEN policy <= 0 THEN ARRAY['client', 'prefix']"));
         // Without one, the statement is as before.
-        assert!(!scan(&table(Layout::Projection), &range(), None, &policies).contains("<= 0"));
+        assert!(!scan(&table(Layout::Projection), &range(), None, policies).contains("<= 0"));
         // A period apart: each range with its own partitions, never the days between.
         let apart = TimeRange {
             since: range().since.map(|s| s - 7 * day),

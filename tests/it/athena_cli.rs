@@ -110,31 +110,22 @@ fn athena_run(command: &str, config: &std::path::Path) -> Command {
 fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
     let (_dir, config) = with_config(CONFIG);
     // No AWS environment at all: a query run would fail.
-    let out = |command: &str, flag: &str| {
-        let out = athena_run(command, &config)
-            .arg(flag)
-            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    };
+    let out = |command: &str, flag: &str| printed(&config, &[command, "--source", "athena", flag]);
     let analyze = out("analyze", "--print-sql");
     assert_eq!(out("analyze", "--dry-run"), analyze);
     // One statement, reading the table once: the date partitions of the day with 15 minutes of
     // slack, and the exact range; analyze evaluates no policies.
-    assert_eq!(analyze.matches(';').count(), 1, "{analyze}");
-    assert_eq!(analyze.matches("shop_logs").count(), 1, "{analyze}");
-    for filter in [
-        "\"date\" >= '2026/11/19'",
-        "\"date\" <= '2026/11/21'",
-        "timestamp >= 1795132800000",
-        "timestamp < 1795219200000",
-    ] {
-        assert_eq!(analyze.matches(filter).count(), 1, "{filter}: {analyze}");
-    }
+    once_each(
+        &analyze,
+        &[
+            ";",
+            "shop_logs",
+            "\"date\" >= '2026/11/19'",
+            "\"date\" <= '2026/11/21'",
+            "timestamp >= 1795132800000",
+            "timestamp < 1795219200000",
+        ],
+    );
     assert!(analyze.contains("filter(ARRAY[\n          0\n        ], p -> p IS NOT NULL)"));
     let propose = out("propose", "--print-sql");
     let shipped = 11;
@@ -148,51 +139,56 @@ fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
     );
     assert!(propose.contains("row_number() OVER (PARTITION BY policy, scope, key, kind"));
     // `report --compare previous`: the day before in the same statement, one read of both days.
-    let report = athena_run("report", &config)
-        .args(["--print-sql", "--compare", "previous"])
+    let report = printed(
+        &config,
+        &[
+            "report",
+            "--source",
+            "athena",
+            "--print-sql",
+            "--compare",
+            "previous",
+        ],
+    );
+    once_each(
+        &report,
+        &[
+            ";",
+            "shop_logs",
+            "\"date\" >= '2026/11/18'",
+            "\"date\" <= '2026/11/21'",
+            "AND timestamp >= 1795046400000\n",
+            "timestamp < 1795219200000",
+            "CASE WHEN timestamp >= 1795046400000 AND timestamp < 1795132800000 THEN ARRAY[-1]",
+        ],
+    );
+}
+
+/// Asserts that each of `parts` occurs exactly once in `sql`.
+fn once_each(sql: &str, parts: &[&str]) {
+    for part in parts {
+        assert_eq!(sql.matches(part).count(), 1, "{part}: {sql}");
+    }
+}
+
+/// What `waftune ARGS` prints for the 2026-11-20 UTC day with `config` (ARGS with `--print-sql` or
+/// `--dry-run`); no AWS endpoint is reachable, so no query could run.
+fn printed(config: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::cargo_bin("waftune")
+        .unwrap()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .args(["--since", "2026-11-20T00:00:00Z"])
+        .args(["--until", "2026-11-21T00:00:00Z"])
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("NO_COLOR", "1")
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    let report = String::from_utf8(report).unwrap();
-    assert_eq!(report.matches(';').count(), 1, "{report}");
-    assert_eq!(report.matches("shop_logs").count(), 1, "{report}");
-    for filter in [
-        "\"date\" >= '2026/11/18'",
-        "\"date\" <= '2026/11/21'",
-        "AND timestamp >= 1795046400000\n",
-        "timestamp < 1795219200000",
-        "CASE WHEN timestamp >= 1795046400000 AND timestamp < 1795132800000 THEN ARRAY[-1]",
-    ] {
-        assert_eq!(report.matches(filter).count(), 1, "{filter}: {report}");
-    }
-    // `rate`: one statement too, its scopes as the policies.
-    for sub in [&["recommend"][..], &["backtest", "--limit", "100"]] {
-        let rate = Command::cargo_bin("waftune")
-            .unwrap()
-            .arg("rate")
-            .args(sub)
-            .args(["--source", "athena", "--print-sql"])
-            .args([
-                "--since",
-                "2026-11-20T00:00:00Z",
-                "--until",
-                "2026-11-21T00:00:00Z",
-            ])
-            .arg("--config")
-            .arg(&config)
-            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let rate = String::from_utf8(rate).unwrap();
-        assert_eq!(rate.matches(';').count(), 1, "{sub:?}: {rate}");
-        assert_eq!(rate.matches("shop_logs").count(), 1, "{sub:?}: {rate}");
-    }
+    String::from_utf8(out).unwrap()
 }
 
 /// A policy the queued results trip: 3 or more POSTs from one address.
@@ -479,35 +475,25 @@ fn rollup_fills_what_rate_promote_counts() {
          [[web_acl.rate_rule]]\nname = \"waftune-rate-all\"\npriority = 20\n\
          limit = \"recommended\"\nwindow = \"5m\"\nscope = [\"all\"]\naction = \"count\"\n"
     ));
-    let printed = |args: &[&str]| {
-        let mut cmd = Command::cargo_bin("waftune").unwrap();
-        let out = cmd
-            .args(args)
-            .args(["--print-sql", "--config"])
-            .arg(&config)
-            .args([
-                "--since",
-                "2026-11-20T00:00:00Z",
-                "--until",
-                "2026-11-21T00:00:00Z",
-            ])
-            .args(["--now", "2026-11-21T01:00:00Z"])
-            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    };
+    let now = "--now=2026-11-21T01:00:00Z";
     let matches = waftune::rate::count_matches_policy("waftune-rate-all");
-    let fill = printed(&["athena", "rollup"]);
+    let fill = printed(&config, &["athena", "rollup", "--print-sql", now]);
     assert!(
         fill.contains(&waftune::athena::rollup::fingerprint(Some(&matches))),
         "{fill}"
     );
-    let promote = printed(&["rate", "promote", "waftune-rate-all", "--source", "athena"]);
-    assert_eq!(promote.matches(';').count(), 1, "{promote}");
-    assert_eq!(promote.matches("FROM waf_rollup").count(), 1, "{promote}");
+    let promote = printed(
+        &config,
+        &[
+            "rate",
+            "promote",
+            "waftune-rate-all",
+            "--source",
+            "athena",
+            "--print-sql",
+            now,
+        ],
+    );
+    once_each(&promote, &[";", "FROM waf_rollup"]);
     assert!(!promote.contains("shop_logs"), "{promote}");
 }

@@ -366,6 +366,19 @@ async fn executed(moto: &Moto) -> Vec<String> {
     out
 }
 
+/// A policy of one matcher: POSTs, per address.
+fn posts() -> Vec<waftune::policy::Policy> {
+    waftune::policy::parse_str(
+        "[[policy]]\nname = \"posts\"\ndescription = \"d\"\nkey = \"ip\"\n[policy.match]\n\
+         method = \"POST\"\n[policy.thresholds]\nrequests = 1\n[policy.action]\ntype = \"report\"\n",
+        std::path::Path::new("p.toml"),
+        None,
+    )
+    .unwrap()
+    .policies
+    .policies
+}
+
 /// Marker rows of a result: every hour of `hours` held for the policy numbers `policies`.
 fn marker_rows(
     hours: std::ops::Range<i64>,
@@ -391,15 +404,7 @@ async fn rollup_is_created_filled_read_and_refilled_on_moto() {
     let moto = Moto::start().await;
     let api = api(&moto.endpoint);
     let timeout = Duration::from_secs(10);
-    let policies = waftune::policy::parse_str(
-        "[[policy]]\nname = \"posts\"\ndescription = \"d\"\nkey = \"ip\"\n[policy.match]\n\
-         method = \"POST\"\n[policy.thresholds]\nrequests = 1\n[policy.action]\ntype = \"report\"\n",
-        std::path::Path::new("p.toml"),
-        None,
-    )
-    .unwrap()
-    .policies
-    .policies;
+    let policies = posts();
     let table = Table {
         name: "waf_logs".into(),
         layout: waftune::model::athena::Layout::Projection,
@@ -547,15 +552,7 @@ async fn both_periods_of_a_comparison_come_from_one_statement_on_moto() {
     let moto = Moto::start().await;
     let api = api(&moto.endpoint);
     let timeout = Duration::from_secs(10);
-    let policies = waftune::policy::parse_str(
-        "[[policy]]\nname = \"posts\"\ndescription = \"d\"\nkey = \"ip\"\n[policy.match]\n\
-         method = \"POST\"\n[policy.thresholds]\nrequests = 1\n[policy.action]\ntype = \"report\"\n",
-        std::path::Path::new("p.toml"),
-        None,
-    )
-    .unwrap()
-    .policies
-    .policies;
+    let policies = posts();
     // 2026-11-20T00:00Z; the period is its hours 2 and 3, the previous one hours 0 and 1.
     let h0 = 1_795_132_800_000 / HOUR_MS;
     let hours = |a: i64, b: i64| waftune::log::TimeRange {
