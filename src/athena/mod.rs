@@ -12,6 +12,7 @@ pub mod sql;
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::log::TimeRange;
 use crate::scan::{ScanOptions, Traffic};
 use client::{AthenaApi, AthenaError};
 use rows::{ConvertError, RowError};
@@ -40,28 +41,48 @@ pub struct Source {
 }
 
 impl Source {
-    /// The hours of `options`' range a run reads from the rollup: every whole hour closed at
-    /// `now_ms` (none without a rollup). The rollup command keeps them filled.
-    fn held(&self, options: &ScanOptions, now_ms: i64) -> Vec<i64> {
+    /// The hours of `options`' range and of `previous` a run reads from the rollup: every whole
+    /// hour closed at `now_ms` (none without a rollup). The rollup command keeps them filled.
+    fn held(
+        &self,
+        options: &ScanOptions,
+        previous: Option<&TimeRange>,
+        now_ms: i64,
+    ) -> rollup::Held {
         match self.rollup {
-            Some(_) => rollup::closed_hours(&options.range, now_ms).collect(),
-            None => Vec::new(),
+            Some(_) => rollup::Held {
+                range: rollup::closed_hours(&options.range, now_ms).collect(),
+                previous: previous
+                    .map_or_else(Vec::new, |p| rollup::closed_hours(p, now_ms).collect()),
+            },
+            None => rollup::Held::default(),
         }
     }
 
-    /// The one statement of a run: the whole range from the raw table, or with a rollup its held
-    /// hours from the rollup and the rest (the open tail, partial hours at the edges, hours the
-    /// rollup lacks) from the raw table.
-    pub fn statement(&self, options: &ScanOptions, held: &[i64]) -> String {
+    /// The one statement of a run: the whole range (and `previous`, for `report --compare`) from
+    /// the raw table, or with a rollup their held hours from the rollup and the rest (the open
+    /// tail, partial hours at the edges, hours the rollup lacks) from the raw table.
+    pub fn statement(
+        &self,
+        options: &ScanOptions,
+        previous: Option<&TimeRange>,
+        held: &rollup::Held,
+    ) -> String {
+        let (range, policies) = (&options.range, &options.policies);
         match &self.rollup {
-            Some(name) => rollup::scan(&self.table, name, &options.range, held, &options.policies),
-            None => sql::scan(&self.table, &options.range, &options.policies),
+            Some(name) => rollup::scan(&self.table, name, range, previous, held, policies),
+            None => sql::scan(&self.table, range, previous, policies),
         }
     }
 
     /// The statement a run at `now_ms` issues first (the one `--print-sql` shows).
-    pub fn first_statement(&self, options: &ScanOptions, now_ms: i64) -> String {
-        self.statement(options, &self.held(options, now_ms))
+    pub fn first_statement(
+        &self,
+        options: &ScanOptions,
+        previous: Option<&TimeRange>,
+        now_ms: i64,
+    ) -> String {
+        self.statement(options, previous, &self.held(options, previous, now_ms))
     }
 }
 
@@ -74,21 +95,25 @@ pub struct Scanned {
 }
 
 /// Runs the one statement (it runs in parallel inside Athena) and builds the [`Traffic`] of
-/// [`rows::traffic`]. With a rollup, the statement reads the closed hours from it; if the markers
-/// that come back show it lacks some (not filled yet, or filled for other policies), the statement
-/// runs once more, reading those hours from the raw table: a result is never missing an hour. Two
-/// statements at most: hours lost between them (a refill at the same time) fail the run.
+/// [`rows::traffic`]; with `previous` (`report --compare`), the traffic of that period too, from
+/// the same statement: all requests, no policies, as [`crate::scan::scan_split`] builds it. With
+/// a rollup, the statement reads the closed hours from it; if the markers that come back show it
+/// lacks some (not filled yet, or filled for other policies), the statement runs once more,
+/// reading those hours from the raw table: a result is never missing an hour. Two statements at
+/// most: hours lost between them (a refill at the same time) fail the run.
 pub async fn scan(
     api: &AthenaApi,
     source: &Source,
     options: &ScanOptions,
+    previous: Option<TimeRange>,
     now_ms: i64,
     timeout: Duration,
-) -> Result<(Traffic, Scanned), EngineError> {
-    let mut held = source.held(options, now_ms);
+) -> Result<(Traffic, Option<Traffic>, Scanned), EngineError> {
+    let mut held = source.held(options, previous.as_ref(), now_ms);
     let mut scanned = Scanned::default();
-    let rows = loop {
-        let out = api.run(&source.statement(options, &held), timeout).await?;
+    let mut rows = loop {
+        let statement = source.statement(options, previous.as_ref(), &held);
+        let out = api.run(&statement, timeout).await?;
         scanned.statements += 1;
         scanned.bytes += out.bytes_scanned;
         let rows = out
@@ -98,20 +123,38 @@ pub async fn scan(
                 id: out.id.clone(),
                 source,
             })?;
-        let missing = rollup::missing(&held, &rows.markers, options.policies.len());
+        let markers = rows.previous.as_ref().map_or(&[][..], |p| &p.markers[..]);
+        let missing = rollup::Held {
+            range: rollup::missing(&held.range, &rows.markers, options.policies.len()),
+            previous: rollup::missing(&held.previous, markers, 0),
+        };
         if missing.is_empty() {
             break rows;
         }
         if let (Some(rollup), false) = (&source.rollup, scanned.missing_hours.is_empty()) {
             return Err(EngineError::RollupChanged {
                 rollup: rollup.clone(),
-                hours: missing.len(),
+                hours: missing.range.len() + missing.previous.len(),
             });
         }
-        held.retain(|h| !missing.contains(h));
-        scanned.missing_hours.extend(missing);
+        held.range.retain(|h| !missing.range.contains(h));
+        held.previous.retain(|h| !missing.previous.contains(h));
+        scanned.missing_hours.extend(missing.previous);
+        scanned.missing_hours.extend(missing.range);
+        scanned.missing_hours.sort_unstable();
     };
-    Ok((rows.traffic(options)?, scanned))
+    let before = match previous {
+        Some(range) => {
+            let options = ScanOptions {
+                range,
+                policies: Vec::new(),
+                ..options.clone()
+            };
+            Some(rows.previous.take().unwrap_or_default().traffic(&options)?)
+        }
+        None => None,
+    };
+    Ok((rows.traffic(options)?, before, scanned))
 }
 
 /// What a fill did: the hours it filled and the bytes its statements scanned.
@@ -233,7 +276,7 @@ type = "report"
                 policies: policies.clone(),
                 ..ScanOptions::default()
             };
-            let q = words(&source.first_statement(&options, 0));
+            let q = words(&source.first_statement(&options, None, 0));
             // The minimum of the second policy, per /24, in the HAVING of the key window.
             assert!(
                 q.contains("key_requests >= CASE policy WHEN 2 THEN 20"),
@@ -252,7 +295,7 @@ type = "report"
                 rollup: Some("waf_rollup".into()),
                 ..source
             };
-            let q = words(&source.first_statement(&options, 1_795_219_200_000 + 3_600_000));
+            let q = words(&source.first_statement(&options, None, 1_795_219_200_000 + 3_600_000));
             assert_eq!(q.matches("waf_logs").count(), 1, "{q}");
             assert_eq!(q.matches("FROM waf_rollup").count(), 1, "{q}");
             assert!(q.contains("(hour >= 498649 AND hour < 498672)"), "{q}");

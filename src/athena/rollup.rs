@@ -83,6 +83,7 @@ pub fn fingerprint(policy: Option<&Policy>) -> String {
         },
         "",
         &[],
+        None,
         true,
     );
     let digest = Sha256::digest(format!("{definitions}\n{predicate}"));
@@ -248,6 +249,7 @@ pub fn fill(table: &Table, name: &str, hours: Range<i64>, policies: &[Policy]) -
             table,
             &sql::range_filter(table.layout, &range),
             &policies,
+            None,
             true
         )
         .replace('\n', "\n      "),
@@ -285,20 +287,35 @@ pub fn coverage(name: &str, hours: Range<i64>, policies: &[Policy]) -> String {
     )
 }
 
-/// The one statement of a run over `range` that reads the hours `held` (sorted) from the rollup
-/// `name` and the rest of the range from the raw table: the base of both merged, then reshaped as
-/// [`sql::scan`] reshapes the raw one. The rollup's markers of those hours pass through as rows of
-/// kind [`MARKER_TAG`] (`minute` the hour), so the run can check the rollup really held them.
-/// Without `held` hours it is [`sql::scan`].
+/// The hours a statement reads from the rollup (each sorted): of the run's range, and of the
+/// previous period of `report --compare`, of which only all requests are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    pub range: Vec<i64>,
+    pub previous: Vec<i64>,
+}
+
+impl Held {
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty() && self.previous.is_empty()
+    }
+}
+
+/// The one statement of a run over `range` (and `previous`, see [`sql::scan`]) that reads the
+/// hours `held` from the rollup `name` and the rest of the ranges from the raw table: the base of
+/// both merged, then reshaped as [`sql::scan`] reshapes the raw one. The rollup's markers of those
+/// hours pass through as rows of kind [`MARKER_TAG`] (`minute` the hour), so the run can check the
+/// rollup really held them. Without `held` hours it is [`sql::scan`].
 pub fn scan(
     table: &Table,
     name: &str,
     range: &TimeRange,
-    held: &[i64],
+    previous: Option<&TimeRange>,
+    held: &Held,
     policies: &[Policy],
 ) -> String {
     if held.is_empty() {
-        return sql::scan(table, range, policies);
+        return sql::scan(table, range, previous, policies);
     }
     let fingerprints = fingerprints(policies);
     // A fingerprint maps to every policy number that has it (two policies may match alike).
@@ -316,6 +333,18 @@ pub fn scan(
             format!(" WHEN {} THEN ARRAY[{}]", sql::quote(f), v.join(", "))
         })
         .collect();
+    let mut mapping = format!("CASE fingerprint{mapping} END");
+    if !held.previous.is_empty() {
+        // The previous period's hours give all requests only.
+        mapping = format!(
+            "CASE WHEN {} THEN CASE fingerprint WHEN {} THEN ARRAY[{}] END\n    ELSE {mapping} END",
+            hour_condition(&held.previous),
+            sql::quote(&fingerprints[0]),
+            sql::PREVIOUS
+        );
+    }
+    let mut hours = [held.range.as_slice(), &held.previous].concat();
+    hours.sort_unstable();
     // Element i of a row is its i-th item, or (j = i minus the items, positive) its j-th minute:
     // one UNNEST of the counts of both, numbered (`sequence` would stop at 10,000 elements). Index
     // j is only used where positive (Trino's `element_at` fails at 0), behind a CASE, which Trino
@@ -346,16 +375,33 @@ pub fn scan(
          SELECT *, i - coalesce(cardinality(item_counts), 0) AS j\n  \
          FROM {name}\n  \
          CROSS JOIN UNNEST(policies) AS f(fingerprint)\n  \
-         CROSS JOIN UNNEST(CASE fingerprint{mapping} END) AS r(run_policy)\n  \
+         CROSS JOIN UNNEST({mapping}) AS r(run_policy)\n  \
          CROSS JOIN UNNEST(concat(coalesce(item_counts, ARRAY[]), coalesce(counts, ARRAY[])))\n    \
          WITH ORDINALITY AS e(requests, i)\n  \
          WHERE fingerprint IN ({})\n    AND ({})\n)",
         edge("first_ms"),
         edge("last_ms"),
         fingerprint_list(&fingerprints),
-        hour_condition(held)
+        hour_condition(&hours)
     );
-    // The raw table for the rest: the range minus the held hours.
+    // The raw table for the rest: the ranges minus the held hours.
+    let mut raw = gaps(range, &held.range);
+    if let Some(p) = previous {
+        raw.extend(gaps(p, &held.previous));
+    }
+    if !raw.is_empty() {
+        let filter = sql::ranges_filter(table.layout, &raw);
+        let _ = write!(
+            rows,
+            "\nUNION ALL\n{}",
+            sql::expanded(table, &filter, policies, previous, false)
+        );
+    }
+    sql::reshape(&sql::aggregate(&rows), policies, previous.is_some())
+}
+
+/// The parts of `range` outside the hours `held` (sorted).
+fn gaps(range: &TimeRange, held: &[i64]) -> Vec<TimeRange> {
     let mut raw = Vec::new();
     let mut from = range.since;
     for r in runs(held) {
@@ -374,19 +420,7 @@ pub fn scan(
             until: range.until,
         });
     }
-    if !raw.is_empty() {
-        let filter = raw
-            .iter()
-            .map(|r| format!("({})", sql::range_filter(table.layout, r)))
-            .collect::<Vec<_>>()
-            .join("\n  OR ");
-        let _ = write!(
-            rows,
-            "\nUNION ALL\n{}",
-            sql::expanded(table, &filter, policies, false)
-        );
-    }
-    sql::reshape(&sql::aggregate(&rows), policies)
+    raw
 }
 
 /// Whether every hour of `held` has a marker of every policy number (0 to `policies`), from the
@@ -481,7 +515,11 @@ mod tests {
             since: Some(10 * HOUR_MS + 5),
             until: Some(20 * HOUR_MS),
         };
-        let sql = scan(&table(), "waf_rollup", &range, &[11, 12, 14], &p);
+        let held = Held {
+            range: vec![11, 12, 14],
+            previous: Vec::new(),
+        };
+        let sql = scan(&table(), "waf_rollup", &range, None, &held, &p);
         assert_eq!(sql.matches("FROM waf_logs").count(), 1, "{sql}");
         assert_eq!(sql.matches("FROM waf_rollup").count(), 1);
         assert!(sql.contains("(hour >= 11 AND hour < 13) OR (hour >= 14 AND hour < 15)"));
@@ -506,11 +544,73 @@ mod tests {
             since: Some(11 * HOUR_MS),
             until: Some(13 * HOUR_MS),
         };
-        let sql = scan(&table(), "waf_rollup", &whole, &[11, 12], &p);
+        let held = Held {
+            range: vec![11, 12],
+            previous: Vec::new(),
+        };
+        let sql = scan(&table(), "waf_rollup", &whole, None, &held, &p);
         assert!(!sql.contains("waf_logs"), "{sql}");
         assert_eq!(
             missing(&[11, 12], &[(0, 11), (1, 11), (2, 11), (0, 12)], 2),
             [12]
+        );
+    }
+
+    #[test]
+    fn a_previous_period_reads_all_requests_of_its_held_hours_and_its_gaps_in_the_same_read() {
+        let p = policies();
+        // The period 10:00:00.005 .. 20:00, the previous one 0:00:00.005 .. 10:00:00.005.
+        let range = TimeRange {
+            since: Some(10 * HOUR_MS + 5),
+            until: Some(20 * HOUR_MS),
+        };
+        let previous = TimeRange {
+            since: Some(5),
+            until: range.since,
+        };
+        let held = Held {
+            range: vec![11, 12],
+            previous: vec![1, 2, 3],
+        };
+        let sql = scan(&table(), "waf_rollup", &range, Some(&previous), &held, &p);
+        assert_eq!(sql.matches("waf_logs").count(), 1, "{sql}");
+        assert_eq!(sql.matches("FROM waf_rollup").count(), 1);
+        let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        // The held hours of both periods in one read of the rollup; those of the previous period
+        // give all requests only, as its rows.
+        assert!(words.contains("(hour >= 1 AND hour < 4) OR (hour >= 11 AND hour < 13)"));
+        let all = sql::quote(&fingerprint(None));
+        assert!(
+            words.contains(&format!(
+                "UNNEST(CASE WHEN (hour >= 1 AND hour < 4) THEN CASE fingerprint WHEN {all} \
+                 THEN ARRAY[-1] END ELSE CASE fingerprint WHEN {all} THEN ARRAY[0]"
+            )),
+            "{sql}"
+        );
+        // The gaps of both: the previous period's edges, then (touching it) the period's first
+        // hour, and its tail.
+        for gap in [
+            "timestamp >= 5 AND timestamp < 3600000) OR (",
+            "timestamp >= 14400000 AND timestamp < 39600000) OR (",
+            "timestamp >= 46800000 AND timestamp < 72000000) ) CROSS JOIN",
+            "CASE WHEN timestamp >= 5 AND timestamp < 36000005 THEN ARRAY[-1]",
+            "WHEN policy <= 0 THEN ARRAY['client', 'prefix']",
+        ] {
+            assert!(words.contains(gap), "{gap}: {sql}");
+        }
+        // Without a held hour of either, the raw read covers both periods as one range.
+        let sql = scan(
+            &table(),
+            "waf_rollup",
+            &range,
+            Some(&previous),
+            &Held::default(),
+            &p,
+        );
+        let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words.contains("AND timestamp >= 5 AND timestamp < 72000000 )"),
+            "{sql}"
         );
     }
 }

@@ -70,6 +70,9 @@ pub struct ScanRows {
     pub values: Vec<ValueRow>,
     /// The rollup's markers that came through: (policy number, epoch hour) held.
     pub markers: Vec<(usize, i64)>,
+    /// The rows of the previous period of `report --compare` ([`super::sql::PREVIOUS`]), as those
+    /// of policy 0 (all requests) of a run without policies.
+    pub previous: Option<Box<ScanRows>>,
 }
 
 impl ResultSet {
@@ -131,7 +134,8 @@ impl ResultSet {
 
     /// The rows of the one statement of a run with `policies` policies, by column name: minute
     /// rows (kind [`super::sql::MINUTE_TAG`]) of all requests and of each policy, value rows, and
-    /// the rollup's markers (kind [`super::rollup::MARKER_TAG`], `minute` the hour).
+    /// the rollup's markers (kind [`super::rollup::MARKER_TAG`], `minute` the hour); those of the
+    /// previous period in [`ScanRows::previous`].
     pub fn scan_rows(&self, policies: usize) -> Result<ScanRows, ConvertError> {
         let mut out = ScanRows {
             policies: vec![Vec::new(); policies],
@@ -166,9 +170,13 @@ impl ResultSet {
         };
         for i in 0..self.rows.len() {
             let p = self.int(i, policy)?;
+            let (out, p) = match p {
+                super::sql::PREVIOUS => (&mut **out.previous.get_or_insert_default(), 0),
+                _ => (&mut out, p),
+            };
             let p = usize::try_from(p)
                 .ok()
-                .filter(|p| *p <= policies)
+                .filter(|p| *p <= out.policies.len())
                 .ok_or_else(|| self.bad(i, policy, p.to_string(), "a policy number of this run"))?;
             let tag = self.text(i, kind).unwrap_or_else(|| "NULL".into());
             if tag.len() == 1 && tag.starts_with(super::rollup::MARKER_TAG) {
@@ -820,6 +828,27 @@ mod tests {
     /// The value rows of a result.
     fn value_rows(set: &ResultSet) -> Result<Vec<ValueRow>, ConvertError> {
         set.scan_rows(1).map(|rows| rows.values)
+    }
+
+    #[test]
+    fn rows_of_the_previous_period_are_kept_apart_as_all_requests() {
+        let set = values(&[
+            ["0", "client", "192.0.2.1", "C", "JP", "3", ""],
+            ["-1", "client", "192.0.2.2", "C", "US", "2", ""],
+        ]);
+        let rows = set.scan_rows(1).unwrap();
+        assert_eq!(rows.values.len(), 1);
+        let previous = rows.previous.unwrap();
+        assert_eq!(
+            (&*previous.values[0].client, previous.values[0].policy),
+            ("192.0.2.2", None)
+        );
+        assert!(previous.policies.is_empty() && previous.previous.is_none());
+        let set = values(&[["-2", "client", "192.0.2.2", "C", "US", "2", ""]]);
+        assert_eq!(
+            set.scan_rows(1).unwrap_err().to_string(),
+            "row 1, column `policy`: `-2` is not a policy number of this run"
+        );
     }
 
     #[test]

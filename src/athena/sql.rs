@@ -318,12 +318,23 @@ fn merged_counts() -> String {
         .join(", ")
 }
 
+/// The `policy` number of the rows of the previous period of `report --compare`: all its requests,
+/// counted like policy 0's of the period (the previous period counts no policies, as locally).
+pub const PREVIOUS: i64 = -1;
+
 /// Every request `filter` selects from the raw table, once per policy it counts for (0 for all
 /// requests, `n` for the n-th of `policies`) and per value it carries (tagged with its
 /// [`VALUE_KINDS`] letter) plus one [`MINUTE_TAG`] element: rows of [`BASE_COLUMNS`] (`policy` an
-/// integer) worth one request each, and with `hour` the epoch hour first. The one reference to the
-/// raw table of any statement: everything else is grouped and reshaped from these rows.
-pub fn expanded(table: &Table, filter: &str, policies: &[Policy], hour: bool) -> String {
+/// integer) worth one request each, and with `hour` the epoch hour first. A request in `previous`
+/// counts for [`PREVIOUS`] alone. The one reference to the raw table of any statement: everything
+/// else is grouped and reshaped from these rows.
+pub fn expanded(
+    table: &Table,
+    filter: &str,
+    policies: &[Policy],
+    previous: Option<&TimeRange>,
+    hour: bool,
+) -> String {
     let mut tagged = vec![format!("ARRAY['{MINUTE_TAG}']")];
     tagged.extend(VALUE_KINDS.iter().map(|&(kind, tag)| match kind {
         Kind::Label | Kind::CountRule => {
@@ -339,6 +350,17 @@ pub fn expanded(table: &Table, filter: &str, policies: &[Policy], hour: bool) ->
             i + 1
         )
     }));
+    let counted = format!(
+        "filter(ARRAY[\n      {}\n    ], p -> p IS NOT NULL)",
+        counted.join(",\n      ")
+    );
+    let counted = match previous {
+        None => counted,
+        Some(p) => format!(
+            "CASE WHEN {} THEN ARRAY[{PREVIOUS}]\n    ELSE {counted} END",
+            timestamp_filter(p).join(" AND ")
+        ),
+    };
     let minute_only = |then: &str| format!("CASE WHEN v = '{MINUTE_TAG}' THEN {then} END");
     let mut columns = Vec::new();
     if hour {
@@ -369,12 +391,11 @@ pub fn expanded(table: &Table, filter: &str, policies: &[Policy], hour: bool) ->
          CAST(floor(CAST(timestamp AS double) / 60000) AS bigint) AS minute,\n    \
          timestamp, upper(action) AS action,\n    \
          filter(concat(\n      {tagged}\n    ), v -> v IS NOT NULL) AS vs,\n    \
-         filter(ARRAY[\n      {counted}\n    ], p -> p IS NOT NULL) AS ps\n  \
+         {counted} AS ps\n  \
          FROM {table}\n  WHERE {filter}\n)\n\
          CROSS JOIN UNNEST(ps) AS q(p)\nCROSS JOIN UNNEST(vs) AS t(v)",
         columns = columns.join(",\n  "),
         tagged = tagged.join(",\n      "),
-        counted = counted.join(",\n      "),
         table = table.name,
         filter = filter.replace('\n', "\n  "),
     )
@@ -391,12 +412,20 @@ pub fn aggregate(rows: &str) -> String {
 }
 
 /// The statement of a run over `range` without a rollup: everything `analyze`, `propose`, `report`
-/// and `rate` need, from one read of the raw table (see [`reshape`]).
-pub fn scan(table: &Table, range: &TimeRange, policies: &[Policy]) -> String {
-    let filter = range_filter(table.layout, range);
+/// and `rate` need, from one read of the raw table (see [`reshape`]). With `previous` (`report
+/// --compare`) the same read covers that period too, whose rows come back as [`PREVIOUS`]'s.
+pub fn scan(
+    table: &Table,
+    range: &TimeRange,
+    previous: Option<&TimeRange>,
+    policies: &[Policy],
+) -> String {
+    let ranges: Vec<TimeRange> = std::iter::once(*range).chain(previous.copied()).collect();
+    let filter = ranges_filter(table.layout, &ranges);
     reshape(
-        &aggregate(&expanded(table, &filter, policies, false)),
+        &aggregate(&expanded(table, &filter, policies, previous, false)),
         policies,
+        previous.is_some(),
     )
 }
 
@@ -424,7 +453,10 @@ pub fn scan(table: &Table, range: &TimeRange, policies: &[Policy]) -> String {
 /// spellings of one address, and placeholders) return every value with `distinct_values` NULL: they
 /// are merged per parsed address in [`super::rows`], and a merged top list is only exact from
 /// complete counts.
-pub fn reshape(base: &str, policies: &[Policy]) -> String {
+///
+/// With `previous`, the rows of [`PREVIOUS`] (the previous period's requests) are reshaped as
+/// policy 0's: both are all requests of a period.
+pub fn reshape(base: &str, policies: &[Policy], previous: bool) -> String {
     let cut_kinds = VALUE_KINDS
         .iter()
         .filter(|(k, _)| kept(*k).is_some())
@@ -467,6 +499,11 @@ pub fn reshape(base: &str, policies: &[Policy]) -> String {
     } else {
         format!("\n  AND (NOT dotted OR key_requests >= CASE policy{minimums} ELSE 0 END)")
     };
+    let all = if previous {
+        "policy <= 0"
+    } else {
+        "policy = 0"
+    };
     format!(
         "WITH base AS (\n  {base}\n),\n\
          flagged AS (\n  SELECT *, dotted AND kind IN ({cut_kinds}) AS cut\n  \
@@ -477,7 +514,7 @@ pub fn reshape(base: &str, policies: &[Policy]) -> String {
          min(client) AS first_client, max(client) AS last_client\n  \
          FROM flagged\n  \
          CROSS JOIN UNNEST(CASE WHEN NOT cut THEN ARRAY['client']{prefix_only}\n    \
-         WHEN policy = 0 THEN ARRAY['client', 'prefix'] ELSE ARRAY['client'] END) AS s(scope)\n  \
+         WHEN {all} THEN ARRAY['client', 'prefix'] ELSE ARRAY['client'] END) AS s(scope)\n  \
          GROUP BY 1, 2, 3, 4, 5, 6, 7, 8\n),\n\
          ranked AS (\n  SELECT *,\n    \
          row_number() OVER (PARTITION BY policy, scope, key, kind ORDER BY requests DESC, value) AS place,\n    \
@@ -521,14 +558,46 @@ pub fn range_filter(layout: Layout, range: &TimeRange) -> String {
             ));
         }
     }
-    match range.since {
-        Some(since) => parts.push(format!("timestamp >= {since}")),
-        None => parts.push("timestamp IS NOT NULL".into()),
-    }
+    parts.extend(timestamp_filter(range));
+    parts.join("\n  AND ")
+}
+
+/// The conditions on `timestamp` for `range`.
+fn timestamp_filter(range: &TimeRange) -> Vec<String> {
+    let mut parts = vec![match range.since {
+        Some(since) => format!("timestamp >= {since}"),
+        None => "timestamp IS NOT NULL".into(),
+    }];
     if let Some(until) = range.until {
         parts.push(format!("timestamp < {until}"));
     }
-    parts.join("\n  AND ")
+    parts
+}
+
+/// The [`range_filter`] of several ranges: ranges that touch or overlap are merged into one (the
+/// previous period of `report --compare previous` ends where the period starts), the others joined
+/// with `OR`, each with its own partition condition: Athena prunes partitions on each, so a period
+/// compared with one a year before reads the two, not the year between.
+pub fn ranges_filter(layout: Layout, ranges: &[TimeRange]) -> String {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| r.since.unwrap_or(i64::MIN));
+    let mut merged: Vec<TimeRange> = Vec::new();
+    for r in sorted {
+        match merged.last_mut() {
+            Some(last) if last.until.is_none_or(|u| r.since.is_none_or(|s| s <= u)) => {
+                last.until = last.until.zip(r.until).map(|(a, b)| a.max(b));
+            }
+            _ => merged.push(r),
+        }
+    }
+    match &merged[..] {
+        [one] => range_filter(layout, one),
+        _ => merged
+            .iter()
+            .map(|r| format!("({})", range_filter(layout, r)))
+            .collect::<Vec<_>>()
+            .join("\n  OR "),
+    }
 }
 
 /// The partition value holding `ms` (UTC), in the layout's format. Zero-padded fixed-width text, so
@@ -735,7 +804,7 @@ mod tests {
 
     #[test]
     fn one_statement_reads_the_raw_table_once() {
-        let sql = scan(&table(Layout::Projection), &range(), &[]);
+        let sql = scan(&table(Layout::Projection), &range(), None, &[]);
         assert_eq!(sql.matches("waf_logs").count(), 1, "{sql}");
         let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(words.contains(
@@ -751,6 +820,60 @@ mod tests {
         // The minute rows' tag is no value kind's.
         assert!(VALUE_KINDS.iter().all(|(_, t)| *t != MINUTE_TAG));
         assert_eq!(value_kind(&MINUTE_TAG.to_string()), None);
+    }
+
+    #[test]
+    fn a_previous_period_is_read_in_the_same_statement() {
+        let day = 86_400_000;
+        let previous = TimeRange {
+            since: range().since.map(|s| s - day),
+            until: range().since,
+        };
+        // Keyed per client, with no minimum of matched requests.
+        let policies = &super::super::tests::policies()[..1];
+        let sql = scan(
+            &table(Layout::Projection),
+            &range(),
+            Some(&previous),
+            policies,
+        );
+        assert_eq!(sql.matches("waf_logs").count(), 1, "{sql}");
+        let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        // The day before ends where the period starts: one range covers both.
+        assert!(words.contains(
+            "FROM waf_logs WHERE log_time >= '2026/11/18/23/45' AND log_time <= '2026/11/21/00/15' \
+             AND timestamp >= 1795046400000 AND timestamp < 1795219200000 )"
+        ));
+        // Its requests count for the previous period alone, and are reshaped as all requests.
+        assert!(words.contains(
+            "CASE WHEN timestamp >= 1795046400000 AND timestamp < 1795132800000 THEN ARRAY[-1] \
+             ELSE filter(ARRAY[ 0, CASE WHEN"
+        ));
+        assert!(words.contains("WHEN policy <= 0 THEN ARRAY['client', 'prefix']"));
+        // Without one, the statement is as before.
+        assert!(!scan(&table(Layout::Projection), &range(), None, policies).contains("<= 0"));
+        // A period apart: each range with its own partitions, never the days between.
+        let apart = TimeRange {
+            since: range().since.map(|s| s - 7 * day),
+            until: range().since.map(|s| s - 6 * day),
+        };
+        assert_eq!(
+            ranges_filter(Layout::Date, &[range(), apart]),
+            "(\"date\" >= '2026/11/12'\n  AND \"date\" <= '2026/11/14'\n  \
+             AND timestamp >= 1794528000000\n  AND timestamp < 1794614400000)\n  \
+             OR (\"date\" >= '2026/11/19'\n  AND \"date\" <= '2026/11/21'\n  \
+             AND timestamp >= 1795132800000\n  AND timestamp < 1795219200000)"
+        );
+        // An open end covers what follows it.
+        let open = TimeRange {
+            since: range().since,
+            until: None,
+        };
+        assert_eq!(
+            ranges_filter(Layout::None, &[open, apart, range()]),
+            "(timestamp >= 1794528000000\n  AND timestamp < 1794614400000)\n  \
+             OR (timestamp >= 1795132800000)"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::athena::origin::{self, OriginLocation};
 use crate::athena::sql::{self, LogLocation, Table};
 use crate::athena::{Source, rollup};
 use crate::config::Config;
+use crate::log::TimeRange;
 use crate::model::athena::Layout;
 use crate::origin::OriginKind;
 use crate::origin::scan::{OriginOptions, OriginTraffic};
@@ -208,7 +209,8 @@ fn rollup_cmd(args: RollupArgs) -> Result<ExitCode> {
     }
     let now = now_from(args.logs.now.as_deref())?.as_millisecond();
     let range = time_range(&args.logs)?;
-    // What `propose` and `report` evaluate, each matcher once: `analyze` needs none of its own.
+    // What `propose`, `report` and `rate promote` evaluate, each matcher once: `analyze` needs none
+    // of its own.
     let home = args
         .logs
         .home_country
@@ -216,6 +218,13 @@ fn rollup_cmd(args: RollupArgs) -> Result<ExitCode> {
         .map(str::to_ascii_uppercase);
     let mut policies =
         crate::report::scan_policies(&config, home.as_deref(), &args.policies.load(&config)?)?;
+    // And `rate promote`'s count of each counting rate rule's matches: without them in the rollup
+    // its run would find every hour missing and read the logs in a second statement.
+    policies.extend(
+        crate::report::rates::rate_rules(&config)
+            .filter(|(_, r)| crate::rate::ensure_counting(r).is_ok())
+            .map(|(_, r)| crate::rate::count_matches_policy(&r.name)),
+    );
     let mut seen = std::collections::HashSet::new();
     policies.retain(|p| seen.insert(rollup::fingerprint(Some(p))));
     let hours = rollup::closed_hours(&range, now);
@@ -315,22 +324,25 @@ fn with_api<T, E: std::error::Error + Send + Sync + 'static>(
     })?)
 }
 
-/// `--source athena`: the traffic from the config's `[athena]` table (and rollup), or `None` after
-/// printing the statement for `print_sql`.
+/// `--source athena`: the traffic from the config's `[athena]` table (and rollup), with `previous`
+/// that of the previous period too (from the same statement), or `None` after printing the
+/// statement for `print_sql`.
 pub(super) fn traffic(
     config: &Config,
     options: &ScanOptions,
+    previous: Option<TimeRange>,
     now_ms: i64,
     print_sql: bool,
     timeout: Duration,
-) -> Result<Option<Traffic>> {
+) -> Result<Option<(Traffic, Option<Traffic>)>> {
     let (athena, source) = source(config)?;
     if print_sql {
-        print(&format!("{};\n", source.first_statement(options, now_ms)))?;
+        let statement = source.first_statement(options, previous.as_ref(), now_ms);
+        print(&format!("{statement};\n"))?;
         return Ok(None);
     }
-    let (traffic, scanned) = with_api(config, athena, async |api| {
-        crate::athena::scan(api, &source, options, now_ms, timeout).await
+    let (traffic, before, scanned) = with_api(config, athena, async |api| {
+        crate::athena::scan(api, &source, options, previous, now_ms, timeout).await
     })?;
     if let Some(first) = scanned.missing_hours.first() {
         info!(
@@ -347,7 +359,7 @@ pub(super) fn traffic(
         human_bytes(scanned.bytes),
         cost_usd(scanned.bytes)
     );
-    Ok(Some(traffic))
+    Ok(Some((traffic, before)))
 }
 
 /// `--source athena` with an `origin_table` in `[athena]`: the origin's aggregates from that table

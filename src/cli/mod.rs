@@ -495,9 +495,25 @@ pub fn traffic_with(
     policies: Vec<Policy>,
     detail: Detail,
 ) -> Result<Option<Traffic>> {
+    let traffic = traffic_split(logs, source, config, policies, None, detail)?;
+    Ok(traffic.map(|(traffic, _)| traffic))
+}
+
+/// [`traffic_with`], and with `previous` the traffic of that range too (all requests, no
+/// policies), from the same pass over the logs or the same Athena statement.
+pub fn traffic_split(
+    logs: &LogArgs,
+    source: &SourceArgs,
+    config: Option<&Config>,
+    policies: Vec<Policy>,
+    previous: Option<TimeRange>,
+    detail: Detail,
+) -> Result<Option<(Traffic, Option<Traffic>)>> {
     match source.source {
         Source::Local if source.print_sql => bail!("`--print-sql` needs `--source athena`"),
-        Source::Local => scan_inputs(logs, policies, None, None, detail).map(|(t, _, _)| Some(t)),
+        Source::Local => {
+            scan_inputs(logs, policies, previous, None, detail).map(|(t, b, _)| Some((t, b)))
+        }
         Source::Athena => {
             // Athena reads its own table: silently ignoring these would analyse other data than asked.
             if !logs.logs.is_empty() || logs.strict {
@@ -507,7 +523,7 @@ pub fn traffic_with(
             let timeout = parse_timeout(&source.timeout)?;
             let options = scan_options(logs, time_range(logs)?, policies);
             let now = now_from(logs.now.as_deref())?.as_millisecond();
-            athena::traffic(config, &options, now, source.print_sql, timeout)
+            athena::traffic(config, &options, previous, now, source.print_sql, timeout)
         }
     }
 }

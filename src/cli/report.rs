@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{
     ConfigArg, LogArgs, OriginArg, PoliciesArg, Source, SourceArgs, athena, exit, now_from,
-    parse_timeout, print, scan_inputs, time_range, traffic,
+    parse_timeout, print, scan_inputs, time_range, traffic_split,
 };
 use crate::ledger::Ledger;
 use crate::log::TimeRange;
@@ -149,25 +149,19 @@ pub fn report_cmd(mut args: ReportArgs) -> Result<ExitCode> {
             )?
         }
         Source::Athena => {
-            let Some(now_traffic) = traffic(&args.logs, &args.source, Some(&config), policies)?
+            // Both periods from one statement: one read of the logs.
+            let Some((now_traffic, before)) = traffic_split(
+                &args.logs,
+                &args.source,
+                Some(&config),
+                policies,
+                previous.map(Period::range),
+                Detail::All,
+            )?
             else {
                 // `--print-sql`: the origin query too, with an `origin_table`.
                 athena::origin_traffic(&config, &origin_options, true, timeout)?;
                 return Ok(ExitCode::from(exit::OK));
-            };
-            let before = match previous {
-                Some(p) => {
-                    let logs = LogArgs {
-                        logs: Vec::new(),
-                        since: Some(crate::analyze::iso_ms(p.start_ms)),
-                        until: Some(crate::analyze::iso_ms(p.end_ms)),
-                        now: args.logs.now.clone(),
-                        home_country: args.logs.home_country.clone(),
-                        strict: false,
-                    };
-                    traffic(&logs, &args.source, Some(&config), Vec::new())?
-                }
-                None => None,
             };
             // With an `origin_table` in `[athena]`, the origin's aggregates of the period.
             let origin = athena::origin_traffic(&config, &origin_options, false, timeout)?;

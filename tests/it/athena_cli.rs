@@ -110,31 +110,22 @@ fn athena_run(command: &str, config: &std::path::Path) -> Command {
 fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
     let (_dir, config) = with_config(CONFIG);
     // No AWS environment at all: a query run would fail.
-    let out = |command: &str, flag: &str| {
-        let out = athena_run(command, &config)
-            .arg(flag)
-            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
-    };
+    let out = |command: &str, flag: &str| printed(&config, &[command, "--source", "athena", flag]);
     let analyze = out("analyze", "--print-sql");
     assert_eq!(out("analyze", "--dry-run"), analyze);
     // One statement, reading the table once: the date partitions of the day with 15 minutes of
     // slack, and the exact range; analyze evaluates no policies.
-    assert_eq!(analyze.matches(';').count(), 1, "{analyze}");
-    assert_eq!(analyze.matches("shop_logs").count(), 1, "{analyze}");
-    for filter in [
-        "\"date\" >= '2026/11/19'",
-        "\"date\" <= '2026/11/21'",
-        "timestamp >= 1795132800000",
-        "timestamp < 1795219200000",
-    ] {
-        assert_eq!(analyze.matches(filter).count(), 1, "{filter}: {analyze}");
-    }
+    once_each(
+        &analyze,
+        &[
+            ";",
+            "shop_logs",
+            "\"date\" >= '2026/11/19'",
+            "\"date\" <= '2026/11/21'",
+            "timestamp >= 1795132800000",
+            "timestamp < 1795219200000",
+        ],
+    );
     assert!(analyze.contains("filter(ARRAY[\n          0\n        ], p -> p IS NOT NULL)"));
     let propose = out("propose", "--print-sql");
     let shipped = 11;
@@ -147,6 +138,57 @@ fn print_sql_and_dry_run_show_every_query_of_the_run_and_run_none() {
         "{propose}"
     );
     assert!(propose.contains("row_number() OVER (PARTITION BY policy, scope, key, kind"));
+    // `report --compare previous`: the day before in the same statement, one read of both days.
+    let report = printed(
+        &config,
+        &[
+            "report",
+            "--source",
+            "athena",
+            "--print-sql",
+            "--compare",
+            "previous",
+        ],
+    );
+    once_each(
+        &report,
+        &[
+            ";",
+            "shop_logs",
+            "\"date\" >= '2026/11/18'",
+            "\"date\" <= '2026/11/21'",
+            "AND timestamp >= 1795046400000\n",
+            "timestamp < 1795219200000",
+            "CASE WHEN timestamp >= 1795046400000 AND timestamp < 1795132800000 THEN ARRAY[-1]",
+        ],
+    );
+}
+
+/// Asserts that each of `parts` occurs exactly once in `sql`.
+fn once_each(sql: &str, parts: &[&str]) {
+    for part in parts {
+        assert_eq!(sql.matches(part).count(), 1, "{part}: {sql}");
+    }
+}
+
+/// What `waftune ARGS` prints for the 2026-11-20 UTC day with `config` (ARGS with `--print-sql` or
+/// `--dry-run`); no AWS endpoint is reachable, so no query could run.
+fn printed(config: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::cargo_bin("waftune")
+        .unwrap()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .args(["--since", "2026-11-20T00:00:00Z"])
+        .args(["--until", "2026-11-21T00:00:00Z"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("NO_COLOR", "1")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
 }
 
 /// A policy the queued results trip: 3 or more POSTs from one address.
@@ -258,6 +300,47 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
     ] {
         assert!(ledger.contains(line), "{line}: {ledger}");
     }
+}
+
+/// `report --compare previous` on Athena: both weeks' figures from one statement.
+#[tokio::test]
+async fn report_compare_runs_one_statement_on_athena() {
+    let moto = Moto::start().await;
+    let (_dir, config) = with_config(CONFIG);
+    // 2026-11-20T00:10Z is epoch minute 29918890; the day before, 1440 minutes earlier.
+    let (minute, before) = (29_918_890, 29_918_890 - 1440);
+    queue_result(
+        &moto,
+        &scan_result(&[
+            minute_rows(0, &[("192.0.2.7", minute, 3, 4)]),
+            value_rows(&[(0, "192.0.2.7", "C", "US", 7)]),
+            minute_rows(
+                -1,
+                &[("192.0.2.7", before, 2, 0), ("198.51.100.1", before, 3, 0)],
+            ),
+            value_rows(&[(-1, "198.51.100.1", "C", "JP", 3)]),
+        ]),
+    );
+    let out = athena_run("report", &config)
+        .args(["--compare", "previous", "--format", "json"])
+        .args(["--now", "2026-11-21T00:05:00Z"])
+        .envs(moto.aws_env(REGION))
+        .assert()
+        .success()
+        .stderr(contains("athena: 1 statement scanned"));
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let overview = &report["overview"];
+    assert_eq!(
+        (
+            &overview["current"]["requests"],
+            &overview["current"]["actions"]["BLOCK"],
+            &overview["previous"]["requests"],
+            &overview["previous"]["distinct_clients"]
+        ),
+        (&7.into(), &4.into(), &5.into(), &2.into()),
+        "{overview}"
+    );
+    assert_eq!(report["previous_period"]["since"], "2026-11-19T00:00:00Z");
 }
 
 #[test]
@@ -381,4 +464,36 @@ async fn rollup_command_creates_fills_and_then_skips_what_the_rollup_holds() {
     let analyze = String::from_utf8(analyze).unwrap();
     assert_eq!(analyze.matches("FROM waf_rollup").count(), 1, "{analyze}");
     assert!(!analyze.contains("shop_logs"), "{analyze}");
+}
+
+/// `athena rollup` fills what `rate promote` counts (a counting rate rule's COUNT-mode matches),
+/// so a promote over closed hours reads only the rollup, in one statement.
+#[test]
+fn rollup_fills_what_rate_promote_counts() {
+    let (_dir, config) = with_config(&format!(
+        "{CONFIG}rollup = \"waf_rollup\"\n\n[[web_acl]]\nname = \"shop-prod\"\n\n\
+         [[web_acl.rate_rule]]\nname = \"waftune-rate-all\"\npriority = 20\n\
+         limit = \"recommended\"\nwindow = \"5m\"\nscope = [\"all\"]\naction = \"count\"\n"
+    ));
+    let now = "--now=2026-11-21T01:00:00Z";
+    let matches = waftune::rate::count_matches_policy("waftune-rate-all");
+    let fill = printed(&config, &["athena", "rollup", "--print-sql", now]);
+    assert!(
+        fill.contains(&waftune::athena::rollup::fingerprint(Some(&matches))),
+        "{fill}"
+    );
+    let promote = printed(
+        &config,
+        &[
+            "rate",
+            "promote",
+            "waftune-rate-all",
+            "--source",
+            "athena",
+            "--print-sql",
+            now,
+        ],
+    );
+    once_each(&promote, &[";", "FROM waf_rollup"]);
+    assert!(!promote.contains("shop_logs"), "{promote}");
 }

@@ -16,7 +16,7 @@ use waftune::athena::{Source, rollup};
 use waftune::log::{TimeRange, discover};
 use waftune::model::athena::Layout;
 use waftune::policy::Policy;
-use waftune::scan::{ClientStats, ScanOptions, Traffic, scan};
+use waftune::scan::{ClientStats, ScanOptions, Traffic, scan, scan_split};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -243,10 +243,24 @@ struct Run {
     rollup_hours: usize,
 }
 
-/// The traffic of one statement's result, as the Athena engine builds it, and its rows.
-fn traffic_of(set: &ResultSet, options: &ScanOptions) -> (Traffic, rows::ScanRows) {
+/// The traffic of one statement's result, as the Athena engine builds it (with `previous`, that
+/// of the previous period too), and its rows.
+fn traffic_of(
+    set: &ResultSet,
+    options: &ScanOptions,
+    previous: Option<TimeRange>,
+) -> (Traffic, Option<Traffic>, rows::ScanRows) {
     let rows = set.scan_rows(options.policies.len()).unwrap();
-    (rows.clone().traffic(options).unwrap(), rows)
+    let before = previous.map(|range| {
+        let options = ScanOptions {
+            range,
+            policies: Vec::new(),
+            ..options.clone()
+        };
+        let rows = rows.previous.clone().unwrap_or_default();
+        rows.traffic(&options).unwrap()
+    });
+    (rows.clone().traffic(options).unwrap(), before, rows)
 }
 
 /// The hours to fill and to read from the rollup for a scan of `range` over `local`'s data: every
@@ -279,6 +293,18 @@ fn rollup_hours(local: &Traffic, range: &TimeRange) -> Option<(Vec<i64>, Vec<i64
 /// statement provides; then the same through a rollup built by the fill statements (run twice: a
 /// refill must not double-count), read for whole hours with the rest from the raw table.
 fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
+    check_periods(paths, range, None, layout)
+}
+
+/// [`check`], and with `previous` (`report --compare`) the previous period too: one statement (and
+/// one through the rollup, whose hours of both periods are filled) gives both periods' traffic,
+/// equal to what the local engine's `scan_split` gives from one pass.
+fn check_periods(
+    paths: &[PathBuf],
+    range: TimeRange,
+    previous: Option<TimeRange>,
+    layout: Layout,
+) -> Run {
     let policies = policies();
     let options = ScanOptions {
         range,
@@ -286,8 +312,19 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
         ..ScanOptions::default()
     }
     .with_policies(policies.clone());
-    let found = discover(paths, &range).unwrap();
-    let local: Traffic = scan(&found.files, &options, Arc::new(|_| {}));
+    // The files of both periods, as `report` discovers them.
+    let wanted = previous.map_or(range, |p| TimeRange {
+        since: range.since.zip(p.since).map(|(a, b)| a.min(b)),
+        until: range.until.zip(p.until).map(|(a, b)| a.max(b)),
+    });
+    let found = discover(paths, &wanted).unwrap();
+    let (local, local_before) = match previous {
+        None => (scan(&found.files, &options, Arc::new(|_| {})), None),
+        Some(p) => {
+            let (now, before) = scan_split(&found.files, &options, p, Arc::new(|_| {}));
+            (now, Some(before))
+        }
+    };
     let files: Vec<PathBuf> = found
         .files
         .iter()
@@ -301,21 +338,47 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
         table: table.clone(),
         rollup: None,
     };
-    let mut queries = vec![source.first_statement(&options, 0)];
+    let mut queries = vec![source.first_statement(&options, previous.as_ref(), 0)];
+    assert_eq!(queries[0].matches("waf_logs").count(), 1, "one read");
     let mut fill = Vec::new();
-    let plan = rollup_hours(&local, &range);
+    // The hours of each period to fill and to read from the rollup.
+    let before_hours = previous
+        .zip(local_before.as_ref())
+        .and_then(|(p, before)| rollup_hours(before, &p));
+    let plan = match (rollup_hours(&local, &range), before_hours) {
+        (None, None) => None,
+        (now, before) => {
+            let (now_filled, range) = now.unwrap_or_default();
+            let (before_filled, previous) = before.unwrap_or_default();
+            let mut filled = [now_filled, before_filled].concat();
+            filled.sort_unstable();
+            Some((filled, rollup::Held { range, previous }))
+        }
+    };
     if let Some((filled, held)) = &plan {
         for chunk in rollup::chunks(filled) {
             fill.extend(rollup::fill(&table, ROLLUP, chunk, &policies));
         }
         fill.extend(fill.clone());
-        let read: Vec<i64> = held
-            .iter()
-            .filter(|h| filled.contains(h))
-            .copied()
-            .collect();
+        let read = rollup::Held {
+            range: held
+                .range
+                .iter()
+                .filter(|h| filled.contains(h))
+                .copied()
+                .collect(),
+            previous: held
+                .previous
+                .iter()
+                .filter(|h| filled.contains(h))
+                .copied()
+                .collect(),
+        };
         for held in [held, &read] {
-            queries.push(rollup::scan(&table, ROLLUP, &range, held, &policies));
+            let statement =
+                rollup::scan(&table, ROLLUP, &range, previous.as_ref(), held, &policies);
+            assert_eq!(statement.matches("waf_logs").count(), 1, "one read");
+            queries.push(statement);
         }
     }
     let (results, _) = duckdb(
@@ -326,27 +389,44 @@ fn check(paths: &[PathBuf], range: TimeRange, layout: Layout) -> Run {
             parquet: None,
         }),
     );
-    let label = format!("{paths:?} {layout:?}");
-    let (athena, rows) = traffic_of(&results[0], &options);
-    compare(&label, &athena, &local, &policies);
+    let label = format!("{paths:?} {layout:?} previous {previous:?}");
+    // Each period equal to the local engine's (the previous one counts no policies).
+    let compare_both = |label: &str, (now, before): (Traffic, Option<Traffic>)| {
+        compare(label, &now, &local, &policies);
+        assert_eq!(before.is_some(), local_before.is_some(), "{label}");
+        if let Some((athena, local)) = before.zip(local_before.as_ref()) {
+            assert!(athena.policy_keys.is_empty());
+            compare(&format!("{label} (previous)"), &athena, local, &[]);
+        }
+    };
+    let (athena, before, rows) = traffic_of(&results[0], &options, previous);
+    compare_both(&label, (athena, before));
     let mut rollup_hours = 0;
     if let Some((filled, held)) = &plan {
-        // The first statement assumed every held hour filled; its markers name the one that is not.
-        let (_, first) = traffic_of(&results[1], &options);
-        let missing = rollup::missing(held, &first.markers, policies.len());
-        let expected: Vec<i64> = held
-            .iter()
-            .filter(|h| !filled.contains(h))
-            .copied()
-            .collect();
-        assert_eq!(missing, expected, "{label}: hours the rollup lacks");
-        let (through_rollup, _) = traffic_of(&results[2], &options);
-        compare(
-            &format!("{label} rollup"),
-            &through_rollup,
-            &local,
-            &policies,
+        // The first statement assumed every held hour filled; its markers name the ones that are
+        // not, in each period.
+        let (_, _, first) = traffic_of(&results[1], &options, previous);
+        let unfilled = |hours: &[i64]| -> Vec<i64> {
+            hours
+                .iter()
+                .filter(|h| !filled.contains(h))
+                .copied()
+                .collect()
+        };
+        let missing = rollup::missing(&held.range, &first.markers, policies.len());
+        assert_eq!(
+            missing,
+            unfilled(&held.range),
+            "{label}: hours the rollup lacks"
         );
+        let markers = first.previous.map(|p| p.markers).unwrap_or_default();
+        assert_eq!(
+            rollup::missing(&held.previous, &markers, 0),
+            unfilled(&held.previous),
+            "{label}: hours of the previous period the rollup lacks"
+        );
+        let (now, before, _) = traffic_of(&results[2], &options, previous);
+        compare_both(&format!("{label} rollup"), (now, before));
         rollup_hours = filled.len();
     }
     let matched = local
@@ -438,6 +518,9 @@ fn compare(label: &str, athena: &Traffic, local: &Traffic, policies: &[Policy]) 
     }
     // What `propose --source athena` decides: the shipped policies' findings (thresholds, the
     // verified-crawler and allowlist suppressions, aggregation, evidence) from each engine's traffic.
+    if policies.is_empty() {
+        return;
+    }
     let shipped = waftune::policy::load_dir(&root().join("policies"), None)
         .unwrap_or_else(|d| panic!("{d:?}"))
         .policies;
@@ -606,4 +689,60 @@ fn fingerprints_and_asns_agree() {
         .find(|p| p.key.to_string() == "192.0.2.0/24")
         .unwrap();
     assert_eq!((net.ja3.as_deref(), net.asn), (None, Some(64496)));
+}
+
+/// `report --compare` on Athena: one statement gives both periods, each equal to what the local
+/// engine's one pass (`scan_split`) gives, with and without the rollup.
+#[test]
+fn report_compare_gives_both_periods_from_one_statement() {
+    const HOUR: i64 = 3_600_000;
+    let sample = root().join("examples/sample-logs");
+    // 2026-11-20T00:00:00Z, where the sample starts.
+    let start = 1_795_132_800_000;
+    // `--compare previous`: periods that touch, with edges inside partitions and minutes.
+    let range = TimeRange {
+        since: Some(start + 41 * 60_000),
+        until: Some(start + 70 * 60_000),
+    };
+    let previous = TimeRange {
+        since: Some(1_795_133_554_500),
+        until: range.since,
+    };
+    check_periods(
+        std::slice::from_ref(&sample),
+        range,
+        Some(previous),
+        Layout::Projection,
+    );
+    // Whole hours: hours of both periods from the rollup, one of each from the raw table.
+    let run = check_periods(
+        std::slice::from_ref(&sample),
+        TimeRange {
+            since: Some(start + HOUR),
+            until: Some(start + 3 * HOUR),
+        },
+        Some(TimeRange {
+            since: Some(start - HOUR),
+            until: Some(start + HOUR),
+        }),
+        Layout::Projection,
+    );
+    assert!(run.rollup_hours > 0);
+    // `--compare SINCE..UNTIL` years before (another sample's day): each range with its own
+    // partitions, and its data hour from the rollup.
+    let other = root().join("tests/fixtures/public-waf-logs/aws-waf-security-automations.jsonl");
+    let day = 86_400_000;
+    let run = check_periods(
+        &[sample, other],
+        TimeRange {
+            since: Some(start),
+            until: Some(start + day),
+        },
+        Some(TimeRange {
+            since: Some(1_682_294_400_000),
+            until: Some(1_682_294_400_000 + day),
+        }),
+        Layout::Date,
+    );
+    assert!(run.rollup_hours > 0);
 }

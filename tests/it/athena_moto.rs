@@ -297,10 +297,11 @@ type = "report"
         table,
         rollup: None,
     };
-    let (traffic, scanned) = waftune::athena::scan(
+    let (traffic, _, scanned) = waftune::athena::scan(
         &api(&moto.endpoint),
         &source,
         &options,
+        None,
         0,
         Duration::from_secs(10),
     )
@@ -365,11 +366,27 @@ async fn executed(moto: &Moto) -> Vec<String> {
     out
 }
 
-/// Marker rows of a result: every hour of `hours` held for policy numbers `0..=policies`.
-fn marker_rows(hours: std::ops::Range<i64>, policies: u32) -> common::athena::Rows {
+/// A policy of one matcher: POSTs, per address.
+fn posts() -> Vec<waftune::policy::Policy> {
+    waftune::policy::parse_str(
+        "[[policy]]\nname = \"posts\"\ndescription = \"d\"\nkey = \"ip\"\n[policy.match]\n\
+         method = \"POST\"\n[policy.thresholds]\nrequests = 1\n[policy.action]\ntype = \"report\"\n",
+        std::path::Path::new("p.toml"),
+        None,
+    )
+    .unwrap()
+    .policies
+    .policies
+}
+
+/// Marker rows of a result: every hour of `hours` held for the policy numbers `policies`.
+fn marker_rows(
+    hours: std::ops::Range<i64>,
+    policies: std::ops::RangeInclusive<i64>,
+) -> common::athena::Rows {
     hours
         .flat_map(|h| {
-            (0..=policies).map(move |p| {
+            policies.clone().map(move |p| {
                 let mut row = text(&[&p.to_string(), "client", "", "#", "", &h.to_string()]);
                 row[2] = None;
                 row.extend(text(&["0"; 5]));
@@ -387,15 +404,7 @@ async fn rollup_is_created_filled_read_and_refilled_on_moto() {
     let moto = Moto::start().await;
     let api = api(&moto.endpoint);
     let timeout = Duration::from_secs(10);
-    let policies = waftune::policy::parse_str(
-        "[[policy]]\nname = \"posts\"\ndescription = \"d\"\nkey = \"ip\"\n[policy.match]\n\
-         method = \"POST\"\n[policy.thresholds]\nrequests = 1\n[policy.action]\ntype = \"report\"\n",
-        std::path::Path::new("p.toml"),
-        None,
-    )
-    .unwrap()
-    .policies
-    .policies;
+    let policies = posts();
     let table = Table {
         name: "waf_logs".into(),
         layout: waftune::model::athena::Layout::Projection,
@@ -483,9 +492,9 @@ async fn rollup_is_created_filled_read_and_refilled_on_moto() {
         ]
     };
     let mut all = data();
-    all.push(marker_rows(h0..h0 + 30, 1));
+    all.push(marker_rows(h0..h0 + 30, 0..=1));
     queue_result(&moto, &scan_result(&all));
-    let (traffic, scanned) = waftune::athena::scan(&api, &source, &options, now, timeout)
+    let (traffic, _, scanned) = waftune::athena::scan(&api, &source, &options, None, now, timeout)
         .await
         .unwrap();
     assert_eq!((scanned.statements, traffic.records), (1, 3));
@@ -500,11 +509,11 @@ async fn rollup_is_created_filled_read_and_refilled_on_moto() {
     // The rollup lacks hour 5 (its markers do not come back): the statement runs again with that
     // hour from the logs, and the run's result comes from the second statement.
     let mut lacking = data();
-    lacking.push(marker_rows(h0..h0 + 5, 1));
-    lacking.push(marker_rows(h0 + 6..h0 + 30, 1));
+    lacking.push(marker_rows(h0..h0 + 5, 0..=1));
+    lacking.push(marker_rows(h0 + 6..h0 + 30, 0..=1));
     queue_result(&moto, &scan_result(&lacking));
     queue_result(&moto, &scan_result(&lacking));
-    let (traffic, scanned) = waftune::athena::scan(&api, &source, &options, now, timeout)
+    let (traffic, _, scanned) = waftune::athena::scan(&api, &source, &options, None, now, timeout)
         .await
         .unwrap();
     assert_eq!((scanned.statements, traffic.records), (2, 3));
@@ -520,10 +529,10 @@ async fn rollup_is_created_filled_read_and_refilled_on_moto() {
     assert!(statement.contains(&format!("timestamp >= {}", (h0 + 5) * HOUR_MS)));
     // Hours lost between the two statements fail the run rather than read as empty.
     let mut lost = data();
-    lost.push(marker_rows(h0..h0 + 5, 1));
+    lost.push(marker_rows(h0..h0 + 5, 0..=1));
     queue_result(&moto, &scan_result(&lacking));
     queue_result(&moto, &scan_result(&lost));
-    let err = waftune::athena::scan(&api, &source, &options, now, timeout)
+    let err = waftune::athena::scan(&api, &source, &options, None, now, timeout)
         .await
         .unwrap_err();
     assert_eq!(
@@ -531,4 +540,87 @@ async fn rollup_is_created_filled_read_and_refilled_on_moto() {
         "the rollup `waf_rollup` lost 24 hours it held at the start of the run (a fill running at \
          the same time?): run again"
     );
+}
+
+/// `report --compare` through the engine: one statement reads both periods (the closed hours of
+/// each from the rollup, the previous period's for all requests only) and gives both traffics; a
+/// previous hour the rollup lacks is read from the logs by the second statement, as any other.
+#[tokio::test]
+async fn both_periods_of_a_comparison_come_from_one_statement_on_moto() {
+    use waftune::athena::rollup::HOUR_MS;
+    use waftune::athena::{Source, sql::Table};
+    let moto = Moto::start().await;
+    let api = api(&moto.endpoint);
+    let timeout = Duration::from_secs(10);
+    let policies = posts();
+    // 2026-11-20T00:00Z; the period is its hours 2 and 3, the previous one hours 0 and 1.
+    let h0 = 1_795_132_800_000 / HOUR_MS;
+    let hours = |a: i64, b: i64| waftune::log::TimeRange {
+        since: Some((h0 + a) * HOUR_MS),
+        until: Some((h0 + b) * HOUR_MS),
+    };
+    let options = waftune::scan::ScanOptions {
+        range: hours(2, 4),
+        policies,
+        ..Default::default()
+    };
+    let source = Source {
+        table: Table {
+            name: "waf_logs".into(),
+            layout: waftune::model::athena::Layout::Projection,
+        },
+        rollup: Some("waf_rollup".into()),
+    };
+    let (now, before) = ((h0 + 2) * 60 + 5, h0 * 60 + 7);
+    let data = || {
+        vec![
+            minute_rows(0, &[("192.0.2.1", now, 3, 0)]),
+            value_rows(&[
+                (0, "192.0.2.1", "C", "JP", 3),
+                (1, "192.0.2.1", "U", "/a", 2),
+            ]),
+            minute_rows(1, &[("192.0.2.1", now, 2, 0)]),
+            // The previous period: two clients, no policy.
+            minute_rows(
+                -1,
+                &[("192.0.2.1", before, 1, 1), ("198.51.100.9", before, 4, 0)],
+            ),
+            value_rows(&[(-1, "198.51.100.9", "C", "US", 4)]),
+            marker_rows(h0 + 2..h0 + 4, 0..=1),
+        ]
+    };
+    let mut lacking = data();
+    lacking.push(marker_rows(h0..h0 + 1, -1..=-1));
+    queue_result(&moto, &scan_result(&lacking));
+    queue_result(&moto, &scan_result(&lacking));
+    let at = (h0 + 5) * HOUR_MS;
+    let (traffic, previous, scanned) =
+        waftune::athena::scan(&api, &source, &options, Some(hours(0, 2)), at, timeout)
+            .await
+            .unwrap();
+    assert_eq!(
+        (traffic.records, traffic.policy_keys[0][0].requests),
+        (3, 2)
+    );
+    let previous = previous.unwrap();
+    assert_eq!((previous.records, previous.clients.len()), (6, 2));
+    assert_eq!(previous.actions.block, 1);
+    assert_eq!(&*previous.countries[0].value, "US");
+    assert!(previous.policy_keys.is_empty());
+    assert_eq!(
+        (scanned.statements, &scanned.missing_hours[..]),
+        (2, &[h0 + 1][..])
+    );
+    let ran = executed(&moto).await;
+    for statement in &ran {
+        assert_eq!(statement.matches("FROM waf_rollup").count(), 1);
+        assert!(statement.contains("THEN ARRAY[-1]"));
+    }
+    // Every hour of both periods is closed: the first statement reads the rollup alone.
+    assert!(!ran[0].contains("waf_logs"));
+    assert!(ran[0].contains(&format!("CASE WHEN (hour >= {h0} AND hour < {})", h0 + 2)));
+    // The second reads the lacking hour from the logs, once.
+    assert_eq!(ran[1].matches("waf_logs").count(), 1, "{}", ran[1]);
+    assert!(ran[1].contains(&format!("CASE WHEN (hour >= {h0} AND hour < {})", h0 + 1)));
+    assert!(ran[1].contains(&format!("timestamp >= {}", (h0 + 1) * HOUR_MS)));
 }

@@ -315,6 +315,11 @@ fn rate_commands_query_athena_with_the_scope_as_sql() {
         "{promote}"
     );
     assert!(promote.contains("nonterminatingmatchingrules"), "{promote}");
+    // Each one statement, reading the table once.
+    for sql in [&recommend, &backtest, &promote] {
+        assert_eq!(sql.matches(';').count(), 1, "{sql}");
+        assert_eq!(sql.matches("shop_logs").count(), 1, "{sql}");
+    }
 }
 
 #[test]

@@ -109,7 +109,7 @@ impl Drop for Held<'_> {
 
 /// Minute rows of one statement's result for `policy` (0: all requests): per row `(client,
 /// minute, allow, block)` with requests = allow + block, inside the minute.
-pub fn minute_rows(policy: u32, rows: &[(&str, i64, u64, u64)]) -> Rows {
+pub fn minute_rows(policy: i64, rows: &[(&str, i64, u64, u64)]) -> Rows {
     rows.iter()
         .map(|&(client, minute, allow, block)| {
             let first = minute * 60_000;
@@ -136,7 +136,7 @@ pub fn minute_rows(policy: u32, rows: &[(&str, i64, u64, u64)]) -> Rows {
 
 /// Value rows of one statement's result: per row `(policy, client, kind, value, requests)`, all of
 /// scope `client` and uncut.
-pub fn value_rows(rows: &[(u32, &str, &str, &str, u64)]) -> Rows {
+pub fn value_rows(rows: &[(i64, &str, &str, &str, u64)]) -> Rows {
     rows.iter()
         .map(|&(policy, client, kind, value, requests)| {
             let mut row = text(&[&policy.to_string(), "client", client, kind, value]);
