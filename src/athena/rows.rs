@@ -242,12 +242,17 @@ impl ScanRows {
             .zip(self.policies)
             .map(|(p, rows)| PolicyRows::new(p, rows))
             .collect();
-        traffic(
+        let mut t = traffic(
             &self.clients,
             &self.values,
             &policy_rows,
             options.home_country.clone(),
-        )
+        )?;
+        // The keys with enough requests that still cannot fire, left out as the local engine does.
+        for (keys, policy) in t.policy_keys.iter_mut().zip(&options.policies) {
+            keys.retain(|k| crate::scan::may_fire_for(policy, k));
+        }
+        Ok(t)
     }
 }
 

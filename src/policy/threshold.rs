@@ -281,6 +281,24 @@ impl Threshold {
         }
     }
 
+    /// See [`Thresholds::may_fire`].
+    fn may_fire(&self, c: &KeyCounts) -> bool {
+        match *self {
+            Threshold::AtLeast { measure, limit } => {
+                let bound = match measure {
+                    Measure::ActiveHours => c.active_minutes,
+                    Measure::DayRequests => c.requests,
+                    Measure::Addresses | Measure::Origin5xx => return true,
+                    _ => measure.of(c),
+                };
+                bound >= limit.value()
+            }
+            // Requests and blocked requests are exact.
+            Threshold::Blocked { .. } => self.check(c).is_some(),
+            Threshold::ActiveShare(_) | Threshold::Origin { .. } => true,
+        }
+    }
+
     /// Whether it reads the origin's logs (ALB or CloudFront), which only `propose` and `report`
     /// read beside the WAF logs.
     pub fn uses_origin(&self) -> bool {
@@ -400,6 +418,20 @@ impl Thresholds {
             Mode::Any => !fired.is_empty(),
         };
         (fires && !fired.is_empty()).then_some(fired)
+    }
+
+    /// Whether the policy may fire for a key whose counts are at most `c`: the scan judges keys
+    /// before their statistics are finished, from their exact requests and blocked requests and
+    /// upper bounds of their peaks, distinct paths and active minutes. Active hours are bounded by
+    /// the active minutes and the busiest day by the requests; what depends on the whole period or
+    /// the origin (active share, origin shares, a campaign's addresses) may always be reached, and
+    /// a relative limit is judged by its floor. `false` only when the policy cannot fire.
+    pub fn may_fire(&self, c: &KeyCounts) -> bool {
+        let mut each = self.list.iter().map(|t| t.may_fire(c));
+        match self.mode {
+            Mode::All => each.all(|m| m),
+            Mode::Any => each.any(|m| m),
+        }
     }
 
     /// The fewest matched requests a key needs before the policy can fire; 1 with a relative
@@ -686,6 +718,62 @@ mod tests {
             min_blocked: 1,
         };
         assert!(exact.check(&counts(10, [0; 4], 1, 7)).is_some());
+    }
+
+    #[test]
+    fn may_fire_is_false_only_when_no_key_with_such_counts_fires() {
+        let managed = Thresholds {
+            mode: Mode::All,
+            list: vec![Threshold::Blocked {
+                ratio: 0.5,
+                min_blocked: 20,
+            }],
+        };
+        // Requests and blocked requests are exact: judged as `check` judges them.
+        assert!(managed.may_fire(&counts(30, [30; 4], 30, 20)));
+        assert!(!managed.may_fire(&counts(5_000, [900; 4], 300, 19)));
+        assert!(!managed.may_fire(&counts(50, [50; 4], 50, 24)));
+        // Peaks and distinct paths are bounds: reaching them is enough to keep the key.
+        let any = Thresholds {
+            mode: Mode::Any,
+            list: vec![
+                peak(Window::M1, 1_000),
+                Threshold::at_least(Measure::DistinctUris, 5),
+            ],
+        };
+        assert!(any.may_fire(&counts(1_000, [1_000; 4], 1, 0)));
+        assert!(any.may_fire(&counts(6, [1; 4], 5, 0)));
+        assert!(!any.may_fire(&counts(999, [999; 4], 4, 0)));
+        // Active hours are bounded by active minutes, the busiest day by the requests.
+        let sustained = Thresholds {
+            mode: Mode::All,
+            list: vec![
+                Threshold::at_least(Measure::ActiveHours, 10),
+                Threshold::at_least(Measure::DayRequests, 100),
+            ],
+        };
+        let active = |requests, active_minutes| KeyCounts {
+            requests,
+            active_minutes,
+            ..KeyCounts::default()
+        };
+        assert!(sustained.may_fire(&active(100, 10)));
+        assert!(!sustained.may_fire(&active(100, 9)));
+        assert!(!sustained.may_fire(&active(99, 600)));
+        // What the scan cannot know yet may always be reached.
+        let unknown = Thresholds {
+            mode: Mode::All,
+            list: vec![
+                Threshold::ActiveShare(0.5),
+                Threshold::Origin {
+                    share: OriginShare::Errors5xx,
+                    ratio: 0.5,
+                },
+                Threshold::at_least(Measure::Origin5xx, 10),
+                Threshold::at_least(Measure::Addresses, 3),
+            ],
+        };
+        assert!(unknown.may_fire(&KeyCounts::default()));
     }
 
     #[test]

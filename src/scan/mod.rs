@@ -19,7 +19,8 @@ use crate::log::{
     ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
     reader::{Chunk, WholeFile, parse_lines},
 };
-use crate::policy::{KeyKind, Policy};
+use crate::policy::{KeyCounts, KeyKind, Policy};
+use crate::util::alloc::release_free_memory;
 pub use stats::{
     ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, WINDOWS, minute_of,
 };
@@ -100,8 +101,9 @@ pub struct Traffic {
     pub prefixes: Vec<ClientStats>,
     /// Per policy of [`ScanOptions::policies`] (same order): its matching requests by key, sorted
     /// like `clients`. Keys are networks: /32 or /128 for `key = "ip"`, /24 or /64 for `"prefix"`.
-    /// Only the keys that can fire: at least the policy's `min_requests` matched requests (all keys
-    /// for a policy without thresholds).
+    /// Only the keys that may fire: at least the policy's `min_requests` matched requests, and
+    /// counts that may meet its thresholds (see [`crate::policy::Thresholds::may_fire`]); every
+    /// key for a policy without thresholds, and every key with a request for a relative one.
     pub policy_keys: Vec<Vec<ClientStats>>,
 }
 
@@ -255,17 +257,14 @@ impl TrafficBuilder {
     }
 
     pub fn finish(self, files: u64) -> Traffic {
+        // The scan's buffers and the hash tables it outgrew are free now.
+        release_free_memory();
         let names = &self.names;
         let mut all: Vec<HashMap<ClientKey, Client>> = std::iter::once(self.clients)
             .chain(self.more_clients)
             .collect();
         let mut policy_keys = self.policy_keys;
         let shared = unshare_split_clients(&mut all, &mut policy_keys);
-        let min_requests: Vec<u64> = self
-            .policies
-            .iter()
-            .map(|p| p.thresholds.min_requests())
-            .collect();
         let busiest = match self.detail {
             Detail::All => None,
             Detail::Busiest(0) => None,
@@ -276,7 +275,7 @@ impl TrafficBuilder {
             None => Keep::All,
             Some(busiest) => Keep::Some {
                 busiest,
-                keys: can_fire(&policy_keys, &shared, &min_requests, &self.shared_bits),
+                keys: can_fire(&self.policies, &policy_keys, &shared, &self.shared_bits),
             },
         };
         // Every counted record is in exactly one client's accumulator (of one worker, summed here
@@ -294,24 +293,25 @@ impl TrafficBuilder {
                 a.merge(&b);
                 a
             });
-        let (mut clients, mut prefixes) = stats::finish_clients_keeping(
-            all.into_iter()
-                .flatten()
-                .map(|(key, client)| (key, client.acc)),
-            names,
-            &keep,
-        );
+        // Into one list of its final size, each worker's map freed once it is moved.
+        let mut parts = Vec::with_capacity(all.iter().map(HashMap::len).sum());
+        for clients in all {
+            parts.extend(clients.into_iter().map(|(key, client)| (key, client.acc)));
+        }
+        let (mut clients, mut prefixes) = stats::finish_clients_keeping(parts, names, &keep);
+        // What the accumulators held is free now; the lists built next need other sizes.
+        release_free_memory();
         let policy_keys = self
             .policies
             .iter()
             .zip(policy_keys)
-            .zip(self.shared_bits.iter().zip(min_requests))
-            .map(|((policy, keys), (&bit, min))| {
-                // Keys with fewer matched requests cannot fire: their statistics are not built
-                // (as Athena's queries leave them out). Policies without thresholds keep all.
+            .zip(&self.shared_bits)
+            .map(|((policy, keys), &bit)| {
+                // Keys that cannot fire: their statistics are not built (as Athena's queries
+                // leave out those with too few requests).
                 let mut v: Vec<ClientStats> = keys
                     .into_iter()
-                    .filter(|(_, acc)| acc.requests >= min)
+                    .filter(|(_, acc)| may_fire(policy, acc.requests, || acc_counts(acc)))
                     .map(|(k, acc)| acc.finish(ClientKey::Prefix(k), names))
                     .collect();
                 if bit != 0 {
@@ -319,8 +319,8 @@ impl TrafficBuilder {
                         clients
                             .iter()
                             .filter(|c| {
-                                c.requests >= min
-                                    && shared.get(&c.key).is_some_and(|s| s.bits & bit != 0)
+                                shared.get(&c.key).is_some_and(|s| s.bits & bit != 0)
+                                    && may_fire_for(policy, c)
                             })
                             .filter_map(|c| match c.key {
                                 ClientKey::Addr(ip) => Some(ClientStats {
@@ -389,9 +389,13 @@ fn unshare_split_clients(
             let s = common.entry(key.clone()).or_insert(Shared {
                 bits: client.shared,
                 requests: 0,
+                blocked: 0,
+                minutes: 0,
             });
             s.bits &= client.shared;
             s.requests += client.acc.requests;
+            s.blocked += client.acc.actions.block;
+            s.minutes += client.acc.minutes.len() as u64;
         }
     }
     for clients in all.iter_mut() {
@@ -420,23 +424,60 @@ fn unshare_split_clients(
 struct Shared {
     /// [`Client::shared`] bits common to all of them.
     bits: u64,
-    /// The client's requests, over all of them.
+    /// The client's requests and blocked requests, over all of them.
     requests: u64,
+    blocked: u64,
+    /// The sum of their active minutes (a minute two of them saw counts twice).
+    minutes: u64,
 }
 
-/// The clients and prefixes some policy counted at least its `min_requests` for: the keys it can
-/// fire for, whose statistics [`Traffic::policy_keys`] and a finding's evidence show.
+/// Whether `policy` may fire for a key with `requests` matched requests and the counts `counts`
+/// returns (see [`crate::policy::Thresholds::may_fire`]). Without thresholds, and with a relative
+/// limit (whose percentile is taken over every key the policy matched), `min_requests` decides.
+fn may_fire(policy: &Policy, requests: u64, counts: impl FnOnce() -> KeyCounts) -> bool {
+    let t = &policy.thresholds;
+    requests >= t.min_requests() && (t.list.is_empty() || t.is_relative() || t.may_fire(&counts()))
+}
+
+/// A key's counts from its merged accumulator, for [`may_fire`].
+fn acc_counts(acc: &ClientAcc) -> KeyCounts {
+    KeyCounts {
+        requests: acc.requests,
+        peaks: stats::window_peaks(&acc.minutes).map(|p| p.requests),
+        distinct_uris: acc.counts.distinct(Kind::Uri),
+        blocked: acc.actions.block,
+        active_minutes: acc.minutes.len() as u64,
+        ..KeyCounts::default()
+    }
+}
+
+/// Whether `policy` may fire for a key with these finished statistics (see [`may_fire`]): the
+/// keys [`Traffic::policy_keys`] lists, whichever engine counted them.
+pub fn may_fire_for(policy: &Policy, c: &ClientStats) -> bool {
+    may_fire(policy, c.requests, || KeyCounts {
+        requests: c.requests,
+        peaks: c.peaks.map(|p| p.requests),
+        distinct_uris: c.distinct_uris,
+        blocked: c.actions.block,
+        active_minutes: c.active_minutes,
+        ..KeyCounts::default()
+    })
+}
+
+/// The clients and prefixes some policy may fire for (see [`may_fire`]), whose statistics
+/// [`Traffic::policy_keys`] and a finding's evidence show. A client several workers saw is judged
+/// by bounds: its peaks and distinct paths by its requests, its active minutes by their sum.
 fn can_fire(
+    policies: &[Policy],
     policy_keys: &[HashMap<IpNet, ClientAcc>],
     shared: &HashMap<ClientKey, Shared>,
-    min_requests: &[u64],
     shared_bits: &[u64],
 ) -> HashSet<ClientKey> {
     let mut keys = HashSet::new();
-    for ((own, &min), &bit) in policy_keys.iter().zip(min_requests).zip(shared_bits) {
+    for ((own, policy), &bit) in policy_keys.iter().zip(policies).zip(shared_bits) {
         keys.extend(
             own.iter()
-                .filter(|(_, acc)| acc.requests >= min)
+                .filter(|(_, acc)| may_fire(policy, acc.requests, || acc_counts(acc)))
                 .map(|(&net, _)| match net.prefix_len() == net.max_prefix_len() {
                     true => ClientKey::Addr(net.addr()),
                     false => ClientKey::Prefix(net),
@@ -445,7 +486,17 @@ fn can_fire(
         keys.extend(
             shared
                 .iter()
-                .filter(|(_, s)| s.bits & bit != 0 && s.requests >= min)
+                .filter(|(_, s)| {
+                    s.bits & bit != 0
+                        && may_fire(policy, s.requests, || KeyCounts {
+                            requests: s.requests,
+                            peaks: [s.requests; 4],
+                            distinct_uris: s.requests,
+                            blocked: s.blocked,
+                            active_minutes: s.minutes,
+                            ..KeyCounts::default()
+                        })
+                })
                 .map(|(key, _)| key.clone()),
         );
     }
@@ -581,6 +632,11 @@ impl RecordSink for TrafficBuilder {
     }
 }
 
+/// Every this many jobs (files or chunks of about 1 MiB to 16 MiB of text), a worker returns the
+/// memory freed meanwhile to the system: the tables the scan outgrew as clients and values came,
+/// which glibc would otherwise keep (tens of megabytes over a week's logs).
+const RELEASE_EVERY: u64 = 64;
+
 /// What a worker does next.
 enum Job<'a> {
     /// A chunk of a large file or of stdin, streamed by whichever worker held the lock.
@@ -592,6 +648,8 @@ enum Job<'a> {
 /// The inputs still to read, shared by the workers. Small files are handed out whole; large ones are
 /// streamed chunk by chunk, so several workers share one large file.
 struct Work<'a> {
+    /// Jobs handed out so far (see [`RELEASE_EVERY`]).
+    jobs: u64,
     files: std::iter::Enumerate<std::slice::Iter<'a, InputFile>>,
     stream: Option<ChunkReader>,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
@@ -706,6 +764,7 @@ fn scan_with<A: Accumulator>(
     new: impl Fn() -> A,
 ) -> A {
     let work = Mutex::new(Work {
+        jobs: 0,
         files: files.iter().enumerate(),
         stream: None,
         progress: progress.clone(),
@@ -717,7 +776,14 @@ fn scan_with<A: Accumulator>(
             s.spawn(move |_| {
                 let mut whole = WholeFile::default();
                 loop {
-                    let job = work.lock().expect("no worker panics holding it").next();
+                    let (job, release) = {
+                        let mut work = work.lock().expect("no worker panics holding it");
+                        work.jobs += 1;
+                        (work.next(), work.jobs % RELEASE_EVERY == 0)
+                    };
+                    if release {
+                        release_free_memory();
+                    }
                     match job {
                         None => break,
                         Some(Job::Chunk(chunk)) => parse_chunk(&chunk, validate, builder),
@@ -1030,6 +1096,97 @@ note = "watching"
         assert_eq!(one.clients[0], every.clients[0]);
         assert_eq!(one.prefixes, every.prefixes);
         assert_eq!(detailed(&top(Detail::Busiest(0))).len(), 6);
+    }
+
+    #[test]
+    fn keys_that_cannot_fire_are_left_out_whoever_counted_them() {
+        let policy = |name: &str, key: &str| {
+            format!(
+                r#"
+[[policy]]
+name = "{name}"
+description = "mostly blocked"
+key = "{key}"
+[policy.match]
+path = {{ prefix = ["/x"] }}
+[policy.thresholds]
+blocked = {{ ratio = 0.5, min_blocked = 2 }}
+[policy.action]
+type = "report"
+note = "watching"
+"#
+            )
+        };
+        let text = policy("by-ip", "ip") + &policy("by-prefix", "prefix");
+        let policies = crate::policy::parse_str(&text, std::path::Path::new("p.toml"), None)
+            .unwrap()
+            .policies
+            .policies;
+        let options = ScanOptions {
+            detail: Detail::PolicyKeys,
+            ..ScanOptions::default()
+        }
+        .with_policies(policies);
+        // .1: 3 of 4 blocked, over both workers; .3: 2 of 2. 198.51.100.2: enough requests, but
+        // 1 of 4 blocked, so neither it nor its /24 can fire.
+        let lines = |requests: &[(&str, &str)]| -> Vec<String> {
+            requests
+                .iter()
+                .enumerate()
+                .map(|(i, (ip, action))| rec(i as i64 * 1_000, ip, action, "JP"))
+                .collect()
+        };
+        let a = lines(&[
+            ("192.0.2.1", "BLOCK"),
+            ("192.0.2.1", "ALLOW"),
+            ("198.51.100.2", "BLOCK"),
+            ("198.51.100.2", "ALLOW"),
+            ("192.0.2.3", "BLOCK"),
+        ]);
+        let b = lines(&[
+            ("192.0.2.1", "BLOCK"),
+            ("192.0.2.1", "BLOCK"),
+            ("198.51.100.2", "ALLOW"),
+            ("198.51.100.2", "ALLOW"),
+            ("192.0.2.3", "BLOCK"),
+        ]);
+        let builders = [&a, &b].map(|lines| {
+            let mut builder = TrafficBuilder::new(&options);
+            parse_chunk(&chunk(lines), false, &mut builder);
+            builder
+        });
+        let [first, second] = builders;
+        let t = first.merge(second).finish(1);
+        let keys = |i: usize| -> Vec<String> {
+            t.policy_keys[i].iter().map(|k| k.key.to_string()).collect()
+        };
+        assert_eq!(keys(0), ["192.0.2.1/32", "192.0.2.3/32"]);
+        assert_eq!(keys(1), ["192.0.2.0/24"]);
+        assert_eq!(t.policy_keys[1][0].actions.block, 5);
+        // Only the keys that may fire keep their lists.
+        let uris = |key: &str| {
+            let c = t.clients.iter().chain(&t.prefixes);
+            c.filter(|c| c.key.to_string() == key)
+                .map(|c| c.uris.len())
+                .sum::<usize>()
+        };
+        assert_eq!(
+            ["192.0.2.1", "192.0.2.3", "192.0.2.0/24", "198.51.100.2"].map(uris),
+            [1, 1, 1, 0]
+        );
+        // The same keys from the finished statistics of a scan of all requests.
+        let all = scan_bytes(
+            "t",
+            [a, b].concat().join("\n").as_bytes(),
+            &ScanOptions::default(),
+        );
+        let firing: Vec<String> = all
+            .clients
+            .iter()
+            .filter(|c| may_fire_for(&options.policies[0], c))
+            .map(|c| c.key.to_string())
+            .collect();
+        assert_eq!(firing, ["192.0.2.1", "192.0.2.3"]);
     }
 
     #[test]

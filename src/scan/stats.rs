@@ -1,6 +1,6 @@
 //! Per-client accumulators and the finished, engine-independent statistics they produce.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -522,6 +522,13 @@ impl Counts {
         }
     }
 
+    /// How many distinct values of `kind` were counted (not for [`Kind::Ja3`]).
+    pub fn distinct(&self, kind: Kind) -> u64 {
+        self.pairs()
+            .filter(|(key, _)| key >> KIND_SHIFT == kind as u32)
+            .count() as u64
+    }
+
     /// The JA3 counted, if there was only one (see [`OnlyValue`]).
     pub fn ja3(&self, names: &Interner) -> Option<Arc<str>> {
         match self.ja3 {
@@ -917,35 +924,38 @@ pub enum Keep {
 }
 
 /// [`finish_clients`], keeping lists as `keep` says.
+///
+/// The accumulators are sorted by key, which puts a prefix's clients next to each other (addresses
+/// order by value) and the clients that are not addresses last; every result is written once, into
+/// a list of its final size (a week holds 60,000 clients and 40,000 prefixes of ~400 bytes).
 pub fn finish_clients_keeping(
     clients: impl IntoIterator<Item = (ClientKey, ClientAcc)>,
     names: &Interner,
     keep: &Keep,
 ) -> (Vec<ClientStats>, Vec<ClientStats>) {
-    let mut by_prefix: BTreeMap<Option<ClientKey>, Vec<(ClientKey, ClientAcc)>> = BTreeMap::new();
-    for (key, acc) in clients {
-        by_prefix.entry(key.prefix()).or_default().push((key, acc));
+    let mut parts: Vec<(ClientKey, ClientAcc)> = clients.into_iter().collect();
+    parts.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // A key comes once per scan worker that saw it: merged into its first part, in parallel.
+    parts
+        .par_chunk_by_mut(|a, b| a.0.prefix() == b.0.prefix())
+        .for_each(merge_parts);
+    parts.dedup_by(|later, kept| later.0 == kept.0);
+    // Each prefix and where its clients are; the clients that are not addresses belong to none.
+    let mut groups: Vec<(ClientKey, std::ops::Range<usize>)> = Vec::new();
+    let mut at = 0;
+    for members in parts.chunk_by(|a, b| a.0.prefix() == b.0.prefix()) {
+        if let Some(prefix) = members[0].0.prefix() {
+            groups.push((prefix, at..at + members.len()));
+        }
+        at += members.len();
     }
-    // Clients that are not addresses belong to no prefix.
-    let mut unparsed = by_prefix.remove(&None).unwrap_or_default();
-    merge_parts(&mut unparsed);
-    let mut by_prefix: Vec<(ClientKey, Vec<(ClientKey, ClientAcc)>)> = by_prefix
-        .into_iter()
-        .map(|(prefix, members)| (prefix.expect("the others were taken out"), members))
-        .collect();
-    by_prefix
-        .par_iter_mut()
-        .for_each(|(_, members)| merge_parts(members));
     let detailed: Option<HashSet<ClientKey>> = match keep {
         Keep::All => None,
         Keep::Some { busiest, keys } => {
-            let clients = by_prefix
-                .iter()
-                .flat_map(|(_, members)| members)
-                .chain(&unparsed)
-                .map(|(key, acc)| (acc.requests, key));
-            let prefixes = by_prefix.iter().map(|(prefix, members)| {
-                (members.iter().map(|(_, acc)| acc.requests).sum(), prefix)
+            let clients = parts.iter().map(|(key, acc)| (acc.requests, key));
+            let prefixes = groups.iter().map(|(prefix, members)| {
+                let requests = parts[members.clone()].iter().map(|(_, acc)| acc.requests);
+                (requests.sum(), prefix)
             });
             let mut detailed = keys.clone();
             detailed.extend(busiest_keys(clients, *busiest));
@@ -953,48 +963,64 @@ pub fn finish_clients_keeping(
             Some(detailed)
         }
     };
+    let is_detailed = |key: &ClientKey| detailed.as_ref().is_none_or(|d| d.contains(key));
     let brief = |stats: &mut ClientStats| {
-        if detailed.as_ref().is_some_and(|d| !d.contains(&stats.key)) {
+        if !is_detailed(&stats.key) {
             stats.brief();
         }
     };
-    // Clients finish independently (their top lists are most of the work): in parallel, each
-    // result written once into a list of its final size (a week holds 60,000 clients of ~350 bytes).
-    let (mut prefixes, mut groups) = (Vec::new(), Vec::new());
-    by_prefix
-        .into_par_iter()
-        .map(|(prefix, members)| {
-            let sum = (members.len() > 1).then(|| {
-                let parts: Vec<&ClientAcc> = members.iter().map(|(_, acc)| acc).collect();
-                ClientAcc::sum(&parts)
-            });
-            let mut members: Vec<ClientStats> = members
-                .into_iter()
-                .map(|(k, acc)| acc.finish(k, names))
-                .collect();
-            // Most prefixes hold one client (9 in 10 on a day's logs): theirs are its statistics.
-            let mut prefix = match sum {
-                Some(sum) => sum.finish(prefix, names),
-                None => ClientStats {
-                    key: prefix,
-                    ..members[0].clone()
-                },
-            };
-            brief(&mut prefix);
-            members.iter_mut().for_each(brief);
-            (prefix, members)
+    // A prefix of one client (9 in 10 on a day's logs) takes its statistics, so a client whose
+    // prefix alone keeps its lists is briefed only after they were taken.
+    let later: HashSet<usize> = groups
+        .iter()
+        .filter(|(prefix, members)| {
+            members.len() == 1 && is_detailed(prefix) && !is_detailed(&parts[members.start].0)
         })
-        .unzip_into_vecs(&mut prefixes, &mut groups);
-    let mut finished =
-        Vec::with_capacity(groups.iter().map(Vec::len).sum::<usize>() + unparsed.len());
-    for members in groups {
-        finished.extend(members);
+        .map(|(_, members)| members.start)
+        .collect();
+    // The prefixes of several clients are their sum.
+    let sums: Vec<Option<ClientStats>> = groups
+        .par_iter()
+        .map(|(prefix, members)| {
+            let several = &parts[members.clone()];
+            if several.len() == 1 {
+                return None;
+            }
+            let parts: Vec<&ClientAcc> = several.iter().map(|(_, acc)| acc).collect();
+            let mut stats = ClientAcc::sum(&parts).finish(prefix.clone(), names);
+            brief(&mut stats);
+            Some(stats)
+        })
+        .collect();
+    // Clients finish independently (their top lists are most of the work): in parallel.
+    let mut finished: Vec<ClientStats> = parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, (key, acc))| {
+            let mut stats = acc.finish(key, names);
+            if !later.contains(&i) {
+                brief(&mut stats);
+            }
+            stats
+        })
+        .collect();
+    let prefixes = sums
+        .into_iter()
+        .zip(&groups)
+        .map(|(sum, (prefix, members))| {
+            sum.unwrap_or_else(|| {
+                let mut stats = ClientStats {
+                    key: prefix.clone(),
+                    ..finished[members.start].clone()
+                };
+                brief(&mut stats);
+                stats
+            })
+        })
+        .collect();
+    for i in later {
+        finished[i].brief();
     }
-    finished.extend(unparsed.into_iter().map(|(k, acc)| {
-        let mut stats = acc.finish(k, names);
-        brief(&mut stats);
-        stats
-    }));
     (finished, prefixes)
 }
 
@@ -1012,16 +1038,17 @@ fn busiest_keys<'k>(
     all.into_iter().map(|(_, key)| key.clone())
 }
 
-/// Sorts one prefix's accumulators by key and merges those of the same key.
-fn merge_parts(members: &mut Vec<(ClientKey, ClientAcc)>) {
-    members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    members.dedup_by(|later, kept| {
-        let same = later.0 == kept.0;
-        if same {
-            kept.1.absorb(&mut later.1);
+/// Merges the parts of the same key (sorted by key) into the first of them, leaving the others
+/// empty.
+fn merge_parts(parts: &mut [(ClientKey, ClientAcc)]) {
+    for same in parts.chunk_by_mut(|a, b| a.0 == b.0) {
+        if let [(_, first), rest @ ..] = same {
+            for (_, later) in rest {
+                first.absorb(later);
+                *later = ClientAcc::default();
+            }
         }
-        same
-    });
+    }
 }
 
 #[cfg(test)]
@@ -1254,6 +1281,72 @@ mod tests {
             .unwrap();
         assert_eq!(single.minutes, alone.minutes);
         assert_eq!(single.uris, alone.uris);
+    }
+
+    #[test]
+    fn kept_lists_follow_the_key_whatever_the_prefix_holds() {
+        let mut names = Interner::default();
+        let acc = |uris: &[&str], names: &mut Interner| {
+            let mut acc = ClientAcc::default();
+            for (i, uri) in uris.iter().enumerate() {
+                let ids = RecordIds {
+                    rule: names.intern("-"),
+                    response_code: None,
+                    uri: names.intern(uri),
+                    user_agent: names.intern("ua"),
+                    country: names.intern("JP"),
+                    labels: &[],
+                    count_rules: &[],
+                    ja4: None,
+                    asn: None,
+                    ja3: None,
+                };
+                acc.add(i as i64 * 60_000, Action::Allow, &ids, names);
+            }
+            acc
+        };
+        let ip = |s: &str| ClientKey::Addr(s.parse().unwrap());
+        let net = |s: &str| ClientKey::Prefix(s.parse().unwrap());
+        // 192.0.2.1 alone in its /24, seen by two workers; two clients in 198.51.100.0/24.
+        let parts = vec![
+            (ip("198.51.100.2"), acc(&["/b"], &mut names)),
+            (ip("192.0.2.1"), acc(&["/a", "/a"], &mut names)),
+            (ip("198.51.100.1"), acc(&["/c", "/d"], &mut names)),
+            (ip("192.0.2.1"), acc(&["/e"], &mut names)),
+            (ClientKey::Unparsed("X".into()), acc(&["/x"], &mut names)),
+        ];
+        let sorted = |(mut c, mut p): (Vec<ClientStats>, Vec<ClientStats>)| {
+            c.sort_by(|a, b| a.key.cmp(&b.key));
+            p.sort_by(|a, b| a.key.cmp(&b.key));
+            (c, p)
+        };
+        let (all_clients, all_prefixes) = sorted(finish_clients(parts.clone(), &names));
+        assert_eq!(
+            all_clients.iter().map(|c| c.requests).collect::<Vec<_>>(),
+            [3, 2, 1, 1]
+        );
+        assert_eq!(all_prefixes[0].uris, all_clients[0].uris);
+        assert_eq!(all_prefixes[1].requests, 3);
+        // Only the lone client's prefix keeps its lists: the client is brief, its prefix is not.
+        let keep = Keep::Some {
+            busiest: 0,
+            keys: HashSet::from([net("192.0.2.0/24")]),
+        };
+        let (clients, prefixes) = sorted(finish_clients_keeping(parts.clone(), &names, &keep));
+        assert_eq!(prefixes[0], all_prefixes[0]);
+        assert!(clients[0].uris.is_empty() && clients[0].minutes.is_empty());
+        assert_eq!(clients[0].requests, 3);
+        assert_eq!(clients[0].peaks, all_clients[0].peaks);
+        assert!(prefixes[1].uris.is_empty());
+        // And the other way round: the client keeps them, its prefix does not.
+        let keep = Keep::Some {
+            busiest: 0,
+            keys: HashSet::from([ip("192.0.2.1")]),
+        };
+        let (clients, prefixes) = sorted(finish_clients_keeping(parts, &names, &keep));
+        assert_eq!(clients[0], all_clients[0]);
+        assert!(prefixes[0].uris.is_empty());
+        assert_eq!(prefixes[0].distinct_uris, 2);
     }
 
     #[test]

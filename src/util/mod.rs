@@ -1,5 +1,6 @@
 //! Layer 0: helpers every other layer shares. Nothing here imports from the rest of the crate.
 
+pub mod alloc;
 pub mod atomic_file;
 pub mod cidr;
 pub mod diag;
