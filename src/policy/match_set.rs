@@ -2,11 +2,12 @@
 //!
 //! The scan asks every policy about every record, and the answers repeat: most policies exclude
 //! verified crawlers with the same label test, both scraper policies run the same user-agent
-//! regex, and a day's half million records carry a few thousand distinct paths and a few hundred
-//! user agents. Regexes over those two texts are the costliest tests (a quarter of `report`'s time
-//! before this module). So a [`MatchSet`] evaluates each distinct condition at most once per
-//! record, and a condition on the path or the user agent at most once per distinct text while
-//! that text stays in a small per-worker [`TextCache`], found by the text's interned id.
+//! regex, and a day's half million records carry a few thousand distinct paths, a few hundred
+//! user agents and a handful of terminating rules. Regexes over those texts are the costliest
+//! tests (a quarter of `report`'s time before this module). So a [`MatchSet`] evaluates each
+//! distinct condition at most once per record, and a condition on the path, the user agent or the
+//! terminating rule at most once per distinct text while that text stays in a small per-worker
+//! [`TextCache`], found by the text's interned id.
 //!
 //! Only conditions that are a function of that one text are cached across records: labels,
 //! headers, country, action and the rest differ between records with the same path or user
@@ -19,7 +20,7 @@ use super::matcher::{Condition, Expr, Matcher};
 /// Distinct conditions beyond this many are evaluated for each policy that tests them (the
 /// answers are the same, only not shared within a record).
 const RECORD_SLOTS: usize = 64;
-/// Per field (path, user agent), distinct conditions beyond this many are not cached across records.
+/// Per field (path, user agent, terminating rule), distinct conditions beyond this many are not cached across records.
 const TEXT_SLOTS: u32 = 32;
 /// Per field, how many texts' answers a [`TextCache`] holds: a fixed 48 KB, however many distinct
 /// paths the logs carry (the week has millions of records and tens of thousands of paths).
@@ -45,33 +46,49 @@ enum Node {
 #[derive(Debug, Clone)]
 struct Leaf {
     condition: Condition,
-    /// For a condition on the path or the user agent alone: the field and its bit in a
-    /// [`TextCache`] entry.
+    /// For a condition on one cached field alone: the field and its bit in a [`TextCache`] entry.
     text: Option<(TextField, u32)>,
 }
 
+/// The fields whose conditions are cached across records, in [`TextCache::fields`]' order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TextField {
     Path,
     UserAgent,
+    Rule,
 }
 
-/// The record's path and user agent as interned ids: equal ids for equal texts, different ids for
-/// different texts, in one numbering for as long as a [`TextCache`] is used with it (a scan
-/// worker's interner). A missing field may share the id of the empty text: it is never looked up.
+impl TextField {
+    const ALL: [TextField; 3] = [TextField::Path, TextField::UserAgent, TextField::Rule];
+
+    fn of(c: &Condition) -> Option<TextField> {
+        match c {
+            Condition::Path(_) => Some(TextField::Path),
+            Condition::UserAgent(_) => Some(TextField::UserAgent),
+            Condition::TerminatingRule(_) => Some(TextField::Rule),
+            _ => None,
+        }
+    }
+}
+
+/// The record's path, user agent and terminating rule as interned ids: equal ids for equal texts,
+/// different ids for different texts, in one numbering for as long as a [`TextCache`] is used
+/// with it (a scan worker's interner). A missing field may share the id of some text (the scan
+/// interns a missing rule as `-`): it is never looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TextIds {
     pub uri: u32,
     pub user_agent: u32,
+    pub rule: u32,
 }
 
-/// Remembered answers of path and user-agent conditions, by interned id: one per scan worker, for
-/// one [`MatchSet`] and one id numbering. Direct-mapped and of fixed size: a text whose slot
-/// another text takes is evaluated again when it comes back.
+/// Remembered answers of path, user-agent and terminating-rule conditions, by interned id: one per
+/// scan worker, for one [`MatchSet`] and one id numbering. Direct-mapped and of fixed size: a text
+/// whose slot another text takes is evaluated again when it comes back.
 #[derive(Debug, Default)]
 pub struct TextCache {
-    paths: Vec<Entry>,
-    user_agents: Vec<Entry>,
+    /// Per [`TextField`]: no entries when the set has no condition on that field.
+    fields: [Vec<Entry>; TextField::ALL.len()],
 }
 
 /// One text's answers: bit `b` of `value` is the answer of the field's condition `b`, valid when
@@ -86,7 +103,7 @@ struct Entry {
 impl MatchSet {
     pub fn new<'a>(matchers: impl IntoIterator<Item = &'a Matcher>) -> MatchSet {
         let mut set = MatchSet::default();
-        let mut text_slots = [0u32; 2];
+        let mut text_slots = [0u32; TextField::ALL.len()];
         for m in matchers {
             let tree = set.node(m.expr(), &mut text_slots);
             set.trees.push(tree);
@@ -94,7 +111,7 @@ impl MatchSet {
         set
     }
 
-    fn node(&mut self, e: &Expr, text_slots: &mut [u32; 2]) -> Node {
+    fn node(&mut self, e: &Expr, text_slots: &mut [u32; TextField::ALL.len()]) -> Node {
         match e {
             Expr::All(v) => Node::All(v.iter().map(|c| self.node(c, text_slots)).collect()),
             Expr::Any(v) => Node::Any(v.iter().map(|c| self.node(c, text_slots)).collect()),
@@ -104,16 +121,11 @@ impl MatchSet {
     }
 
     /// The index of `c` among the distinct conditions, adding it when new.
-    fn leaf(&mut self, c: &Condition, text_slots: &mut [u32; 2]) -> usize {
+    fn leaf(&mut self, c: &Condition, text_slots: &mut [u32; TextField::ALL.len()]) -> usize {
         if let Some(i) = self.leaves.iter().position(|l| l.condition == *c) {
             return i;
         }
-        let field = match c {
-            Condition::Path(_) => Some(TextField::Path),
-            Condition::UserAgent(_) => Some(TextField::UserAgent),
-            _ => None,
-        };
-        let text = field.and_then(|f| {
+        let text = TextField::of(c).and_then(|f| {
             let next = &mut text_slots[f as usize];
             (*next < TEXT_SLOTS).then(|| {
                 *next += 1;
@@ -127,7 +139,7 @@ impl MatchSet {
         self.leaves.len() - 1
     }
 
-    /// An empty cache sized for this set's conditions (nothing when it tests neither field).
+    /// An empty cache sized for this set's conditions (nothing for a field it does not test).
     pub fn cache(&self) -> TextCache {
         self.cache_of(CACHE_ENTRIES)
     }
@@ -142,8 +154,7 @@ impl MatchSet {
             vec![Entry::default(); if used { entries } else { 0 }]
         };
         TextCache {
-            paths: sized(TextField::Path),
-            user_agents: sized(TextField::UserAgent),
+            fields: TextField::ALL.map(sized),
         }
     }
 
@@ -156,20 +167,23 @@ impl MatchSet {
         ids: TextIds,
         cache: &'s mut TextCache,
     ) -> RecordMatch<'s, 'r> {
-        let TextCache { paths, user_agents } = cache;
+        let [paths, user_agents, rules] = &mut cache.fields;
         RecordMatch {
             set: self,
             record: r,
             known: 0,
             value: 0,
-            path: r
-                .http_request
-                .uri
-                .as_ref()
-                .and_then(|_| entry(paths, ids.uri)),
-            user_agent: r
-                .user_agent()
-                .and_then(|_| entry(user_agents, ids.user_agent)),
+            entries: [
+                r.http_request
+                    .uri
+                    .as_ref()
+                    .and_then(|_| entry(paths, ids.uri)),
+                r.user_agent()
+                    .and_then(|_| entry(user_agents, ids.user_agent)),
+                r.terminating_rule_id
+                    .as_ref()
+                    .and_then(|_| entry(rules, ids.rule)),
+            ],
         }
     }
 }
@@ -195,9 +209,8 @@ pub struct RecordMatch<'s, 'r> {
     /// Bit `i`: leaf `i` (below [`RECORD_SLOTS`]) was evaluated for this record, and its answer.
     known: u64,
     value: u64,
-    /// The cache entries of the record's path and user agent, when it has them.
-    path: Option<&'s mut Entry>,
-    user_agent: Option<&'s mut Entry>,
+    /// Per [`TextField`], the cache entry of the record's text, when it has one.
+    entries: [Option<&'s mut Entry>; TextField::ALL.len()],
 }
 
 impl RecordMatch<'_, '_> {
@@ -224,11 +237,9 @@ impl RecordMatch<'_, '_> {
         }
         let leaf = &self.set.leaves[i];
         let record = self.record;
-        let entry = match leaf.text {
-            Some((TextField::Path, b)) => self.path.as_deref_mut().map(|e| (e, b)),
-            Some((TextField::UserAgent, b)) => self.user_agent.as_deref_mut().map(|e| (e, b)),
-            None => None,
-        };
+        let entry = leaf
+            .text
+            .and_then(|(f, b)| Some((self.entries[f as usize].as_deref_mut()?, b)));
         let answer = match entry {
             Some((e, b)) => {
                 if e.known & b == 0 {
@@ -282,9 +293,12 @@ mod tests {
     fn path(re: &str) -> Expr {
         cond(Condition::Path(text(re)))
     }
+    fn rule(re: &str) -> Expr {
+        cond(Condition::TerminatingRule(text(re)))
+    }
 
-    /// Policies mixing conditions on the path and user agent (cacheable) with conditions on
-    /// everything else that varies between records with the same path and user agent.
+    /// Policies mixing conditions on the path, user agent and rule (cacheable) with conditions on
+    /// everything else that varies between records with the same path, user agent and rule.
     fn matchers() -> Vec<Matcher> {
         let scraper = ua("(?i)^(curl|python-requests)");
         let login = path("/login$");
@@ -313,6 +327,9 @@ mod tests {
             })),
             Expr::Any(vec![path("^$"), ua("^$")]),
             not(path(".")),
+            Expr::All(vec![not(verified()), rule("^waftune-")]),
+            // A missing rule is interned as `-`: never the answer for a rule named `-`.
+            Expr::Any(vec![rule("^-$"), path("/shop")]),
             Expr::All(vec![]),
             Expr::Any(vec![]),
         ]
@@ -321,11 +338,13 @@ mod tests {
         .collect()
     }
 
-    /// Every combination of a few paths, user agents, labels, methods, countries, actions and
-    /// headers, including missing and empty paths and user agents.
+    /// Every combination of a few paths, user agents, rules, labels, methods, countries, actions
+    /// and headers, including missing and empty paths and user agents and a missing rule.
     fn records() -> Vec<String> {
         let mut out = Vec::new();
-        for uri in [None, Some(""), Some("/login"), Some("/shop")] {
+        let uris = [None, Some(""), Some("/login"), Some("/shop")];
+        let rules = [None, Some("-"), Some("waftune-blocklist")];
+        for (uri, rule) in uris.into_iter().flat_map(|u| rules.map(|r| (u, r))) {
             for agent in [
                 None,
                 Some(""),
@@ -359,8 +378,11 @@ mod tests {
                         headers.push(r#"{"name":"X-Api-Key","value":"k"}"#.to_owned());
                     }
                     let uri = uri.map(|u| format!(r#""uri":"{u}","#)).unwrap_or_default();
+                    let rule = rule
+                        .map(|r| format!(r#""terminatingRuleId":"{r}","#))
+                        .unwrap_or_default();
                     out.push(format!(
-                        r#"{{"timestamp":1700000000000,"action":"{action}",{labels}"httpRequest":{{"clientIp":"192.0.2.7",{uri}"httpMethod":"{method}","country":"{country}","headers":[{}]}}}}"#,
+                        r#"{{"timestamp":1700000000000,"action":"{action}",{rule}{labels}"httpRequest":{{"clientIp":"192.0.2.7",{uri}"httpMethod":"{method}","country":"{country}","headers":[{}]}}}}"#,
                         headers.join(",")
                     ));
                 }
@@ -378,6 +400,7 @@ mod tests {
         TextIds {
             uri: intern(r.http_request.uri.as_deref().unwrap_or("")),
             user_agent: intern(r.user_agent().unwrap_or("")),
+            rule: intern(r.terminating_rule_id.as_deref().unwrap_or("-")),
         }
     }
 
@@ -416,7 +439,7 @@ mod tests {
         let set = MatchSet::new(&matchers);
         // The repeated user-agent regex and label test are one condition each.
         let distinct = set.leaves.len();
-        assert_eq!(distinct, 11);
+        assert_eq!(distinct, 14);
         check_against_direct(&set, &matchers, &mut set.cache());
     }
 
@@ -430,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn only_path_and_user_agent_conditions_are_cached_across_records() {
+    fn only_conditions_on_one_cached_field_are_cached_across_records() {
         let matchers = matchers();
         let set = MatchSet::new(&matchers);
         let cached: Vec<_> = set
@@ -438,15 +461,15 @@ mod tests {
             .iter()
             .filter_map(|l| l.text.map(|(f, _)| (f, &l.condition)))
             .collect();
-        assert_eq!(cached.len(), 6, "{cached:?}");
+        assert_eq!(cached.len(), 9, "{cached:?}");
         assert!(cached.iter().all(|(f, c)| match f {
             TextField::Path => matches!(c, Condition::Path(_)),
             TextField::UserAgent => matches!(c, Condition::UserAgent(_)),
+            TextField::Rule => matches!(c, Condition::TerminatingRule(_)),
         }));
         // A set without such conditions allocates no cache.
         let labels_only = MatchSet::new(&[Matcher::new(not(verified()))]);
-        let cache = labels_only.cache();
-        assert!(cache.paths.is_empty() && cache.user_agents.is_empty());
+        assert!(labels_only.cache().fields.iter().all(Vec::is_empty));
     }
 
     #[test]

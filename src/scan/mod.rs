@@ -548,6 +548,7 @@ impl RecordSink for TrafficBuilder {
             let text_ids = TextIds {
                 uri: ids.uri,
                 user_agent: ids.user_agent,
+                rule: ids.rule,
             };
             let mut answers = self.matchers.record(r, text_ids, &mut self.match_cache);
             for (i, ((policy, keys), &bit)) in self
