@@ -50,9 +50,11 @@ declare -A CMD=(
 )
 ORDER=(analyze report report-html report-markdown propose)
 
-# Appends "user_s wall_s maxrss_kb" per run to $TMP/t.<label>.
+# Appends "user_s wall_s maxrss_kb" per run to $TMP/t.<label>. Each round starts one command
+# later, so that none is always the one that meets a rise in the machine's load.
 for ((i = 1; i <= RUNS; i++)); do
-    for label in "${ORDER[@]}"; do
+    for ((j = 0; j < ${#ORDER[@]}; j++)); do
+        label=${ORDER[(i - 1 + j) % ${#ORDER[@]}]}
         # shellcheck disable=SC2086 # the command line is split on purpose (no spaces in its paths)
         if ! (cd "$TMP" && /usr/bin/time -f '%U %e %M' -o "$TMP/last" "$WAFTUNE" ${CMD[$label]} \
             >/dev/null 2>"$TMP/err"); then
