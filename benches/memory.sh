@@ -22,22 +22,8 @@ DAY=${BENCH_DAY:-bench-data/day}
 WEEK=${BENCH_WEEK:-bench-data/week}
 WAFTUNE=${BENCH_WAFTUNE:-$ROOT/target/release/waftune}
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
-[[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is needed: apt-get install time"
-
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 && -z ${BENCH_WAFTUNE:-} ]]; then
-    log "cargo build --release"
-    cargo build --release --quiet
-fi
-[[ -x $WAFTUNE ]] || die "$WAFTUNE not found or not executable"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/waftune-memory.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-# Snapshot the binary: a concurrent `cargo build` elsewhere must not swap it between runs.
-cp "$WAFTUNE" "$TMP/waftune-bin"
-WAFTUNE=$TMP/waftune-bin
+# shellcheck source=benches/common.sh
+source benches/common.sh memory
 
 # $1 = dir, $2 = seed, $3 = records, $4 = minutes, $5 = start (empty: the generator's default).
 # The stamp is written last, so an interrupted generation is redone. The day's stamp is the one

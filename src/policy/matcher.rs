@@ -63,7 +63,7 @@ pub enum Expr {
 
 /// One test on one field of a record. A field missing from the record matches no pattern (so
 /// `not` of a condition on it is true), except where a condition says otherwise.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     /// `httpRequest.uri` (the path, without the query string).
     Path(TextMatch),
@@ -158,15 +158,22 @@ impl TextMatch {
     }
 }
 
+/// Two text matches are equal when they compile to the same regex: they match the same texts.
+impl PartialEq for TextMatch {
+    fn eq(&self, other: &TextMatch) -> bool {
+        self.regex() == other.regex()
+    }
+}
+
 /// A request header by name.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HeaderMatch {
     /// Lower case; header names compare without regard to case.
     pub name: String,
     pub test: HeaderTest,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HeaderTest {
     /// Whether the header is sent at all.
     Present(bool),
@@ -296,7 +303,7 @@ impl Expr {
 }
 
 impl Condition {
-    fn matches(&self, r: &ScanRecord) -> bool {
+    pub(super) fn matches(&self, r: &ScanRecord) -> bool {
         let req = &r.http_request;
         match self {
             Condition::Path(t) => t.matches(req.uri.as_deref()),

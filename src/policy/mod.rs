@@ -9,6 +9,7 @@
 //! counted ([`KeyCounts`]).
 
 mod allow;
+mod match_set;
 mod matcher;
 mod parse;
 mod pattern;
@@ -22,6 +23,7 @@ use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 
 pub use allow::{AllowEntry, AllowRule, Allowlist};
+pub use match_set::{MatchSet, RecordMatch, TextCache, TextIds};
 pub use matcher::{
     Condition, CountryMatch, Expr, HeaderMatch, HeaderTest, LabelMatch, LabelPattern, Matcher,
     Pattern, TextMatch,

@@ -19,7 +19,7 @@ use crate::log::{
     ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
     reader::{Chunk, WholeFile, parse_lines},
 };
-use crate::policy::{KeyCounts, KeyKind, Policy};
+use crate::policy::{KeyCounts, KeyKind, MatchSet, Policy, TextCache, TextIds};
 use crate::util::alloc::release_free_memory;
 pub use stats::{
     ActionCounts, ClientAcc, ClientKey, ClientStats, Count, MINUTE_MS, Peak, WINDOWS, minute_of,
@@ -179,6 +179,9 @@ pub struct TrafficBuilder {
     range: TimeRange,
     detail: Detail,
     policies: Vec<Policy>,
+    /// The policies' matchers, sharing conditions; the cache is this worker's, by `names`' ids.
+    matchers: MatchSet,
+    match_cache: TextCache,
     /// Per policy: the bit it shares client accumulators under (see [`Client::shared`]), 0 for
     /// prefix-keyed policies (a key sums several clients) and past the 64th policy.
     shared_bits: Vec<u64>,
@@ -206,11 +209,15 @@ pub struct TrafficBuilder {
 
 impl TrafficBuilder {
     pub fn new(options: &ScanOptions) -> TrafficBuilder {
+        let matchers = MatchSet::new(options.policies.iter().map(|p| &p.matcher));
+        let match_cache = matchers.cache();
         TrafficBuilder {
             range: options.range,
             detail: options.detail,
             home_country: options.home_country.clone(),
             policies: options.policies.clone(),
+            matchers,
+            match_cache,
             shared_bits: (0..options.policies.len())
                 .map(|i| match options.policies[i].key {
                     KeyKind::Ip if i < 64 => 1 << i,
@@ -589,13 +596,20 @@ impl RecordSink for TrafficBuilder {
         let client = self.clients.entry(key).or_default();
         if let Some(ip) = ip {
             let first = client.acc.requests == 0;
-            for ((policy, keys), &bit) in self
+            let text_ids = TextIds {
+                uri: ids.uri,
+                user_agent: ids.user_agent,
+                rule: ids.rule,
+            };
+            let mut answers = self.matchers.record(r, text_ids, &mut self.match_cache);
+            for (i, ((policy, keys), &bit)) in self
                 .policies
                 .iter()
                 .zip(&mut self.policy_keys)
                 .zip(&self.shared_bits)
+                .enumerate()
             {
-                let matches = policy.matcher.matches(r);
+                let matches = answers.matches(i);
                 if bit != 0 && first {
                     // Shared from the start when the first request matches.
                     client.shared |= if matches { bit } else { 0 };
