@@ -634,7 +634,7 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
     let mut notes = Vec::new();
     if t.per_minute_detail.is_none() {
         notes.push(
-            "COUNT-mode matches and domestic/overseas per hour: the Athena queries do not return them yet; the totals are shown"
+            "COUNT-mode matches and domestic/overseas per hour: the Athena rollup does not hold them (hours were read from it); the totals are shown"
                 .to_owned(),
         );
     }
