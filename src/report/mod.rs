@@ -145,7 +145,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<OriginHealth>,
     pub ledger: LedgerSummary,
-    /// What this report could not show, and why (for example a series Athena does not return).
+    /// What this report could not show, and why (for example a series the Athena rollup does not hold).
     pub notes: Vec<String>,
 }
 
