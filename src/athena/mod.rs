@@ -69,9 +69,10 @@ impl Source {
         held: &rollup::Held,
     ) -> String {
         let (range, policies) = (&options.range, &options.policies);
+        let home = options.home_country.as_deref();
         match &self.rollup {
-            Some(name) => rollup::scan(&self.table, name, range, previous, held, policies),
-            None => sql::scan(&self.table, range, previous, policies),
+            Some(name) => rollup::scan(&self.table, name, range, previous, held, policies, home),
+            None => sql::scan(&self.table, range, previous, policies, home),
         }
     }
 

@@ -85,6 +85,7 @@ pub fn fingerprint(policy: Option<&Policy>) -> String {
         &[],
         None,
         true,
+        sql::Detail::Without,
     );
     let digest = Sha256::digest(format!("{definitions}\n{predicate}"));
     digest[..8].iter().fold(String::new(), |mut s, b| {
@@ -250,7 +251,8 @@ pub fn fill(table: &Table, name: &str, hours: Range<i64>, policies: &[Policy]) -
             &sql::range_filter(table.layout, &range),
             &policies,
             None,
-            true
+            true,
+            sql::Detail::Without,
         )
         .replace('\n', "\n      "),
         arrays = arrays.join(",\n  "),
@@ -305,7 +307,9 @@ impl Held {
 /// hours `held` from the rollup `name` and the rest of the ranges from the raw table: the base of
 /// both merged, then reshaped as [`sql::scan`] reshapes the raw one. The rollup's markers of those
 /// hours pass through as rows of kind [`MARKER_TAG`] (`minute` the hour), so the run can check the
-/// rollup really held them. Without `held` hours it is [`sql::scan`].
+/// rollup really held them. The rollup does not store the [`sql::DETAIL_COLUMNS`]: its minute rows
+/// have them NULL, so a run's per-minute detail is complete only without held hours. Without `held`
+/// hours it is [`sql::scan`].
 pub fn scan(
     table: &Table,
     name: &str,
@@ -313,9 +317,10 @@ pub fn scan(
     previous: Option<&TimeRange>,
     held: &Held,
     policies: &[Policy],
+    home: Option<&str>,
 ) -> String {
     if held.is_empty() {
-        return sql::scan(table, range, previous, policies);
+        return sql::scan(table, range, previous, policies, home);
     }
     let fingerprints = fingerprints(policies);
     // A fingerprint maps to every policy number that has it (two policies may match alike).
@@ -370,7 +375,7 @@ pub fn scan(
          CASE WHEN j > 0 THEN '{MINUTE_TAG}' ELSE substr(element_at(items, i), 1, 1) END AS kind,\n  \
          CASE WHEN j > 0 THEN '' ELSE substr(element_at(items, i), 2) END AS value,\n  \
          CASE WHEN j > 0 THEN {minute} WHEN element_at(items, i) = '{MARKER_TAG}' THEN hour END AS minute,\n  \
-         requests, {actions},\n  {}, {}\n\
+         requests, {actions},\n  {}, {},\n  {detail}\n\
          FROM (\n  \
          SELECT *, i - coalesce(cardinality(item_counts), 0) AS j\n  \
          FROM {name}\n  \
@@ -382,7 +387,10 @@ pub fn scan(
         edge("first_ms"),
         edge("last_ms"),
         fingerprint_list(&fingerprints),
-        hour_condition(&hours)
+        hour_condition(&hours),
+        detail = sql::DETAIL_COLUMNS
+            .map(|c| format!("CAST(NULL AS bigint) AS {c}"))
+            .join(", "),
     );
     // The raw table for the rest: the ranges minus the held hours.
     let mut raw = gaps(range, &held.range);
@@ -394,7 +402,14 @@ pub fn scan(
         let _ = write!(
             rows,
             "\nUNION ALL\n{}",
-            sql::expanded(table, &filter, policies, previous, false)
+            sql::expanded(
+                table,
+                &filter,
+                policies,
+                previous,
+                false,
+                sql::Detail::With { home }
+            )
         );
     }
     sql::reshape(&sql::aggregate(&rows), policies, previous.is_some())
@@ -519,7 +534,7 @@ mod tests {
             range: vec![11, 12, 14],
             previous: Vec::new(),
         };
-        let sql = scan(&table(), "waf_rollup", &range, None, &held, &p);
+        let sql = scan(&table(), "waf_rollup", &range, None, &held, &p, None);
         assert_eq!(sql.matches("FROM waf_logs").count(), 1, "{sql}");
         assert_eq!(sql.matches("FROM waf_rollup").count(), 1);
         assert!(sql.contains("(hour >= 11 AND hour < 13) OR (hour >= 14 AND hour < 15)"));
@@ -548,7 +563,7 @@ mod tests {
             range: vec![11, 12],
             previous: Vec::new(),
         };
-        let sql = scan(&table(), "waf_rollup", &whole, None, &held, &p);
+        let sql = scan(&table(), "waf_rollup", &whole, None, &held, &p, None);
         assert!(!sql.contains("waf_logs"), "{sql}");
         assert_eq!(
             missing(&[11, 12], &[(0, 11), (1, 11), (2, 11), (0, 12)], 2),
@@ -572,7 +587,15 @@ mod tests {
             range: vec![11, 12],
             previous: vec![1, 2, 3],
         };
-        let sql = scan(&table(), "waf_rollup", &range, Some(&previous), &held, &p);
+        let sql = scan(
+            &table(),
+            "waf_rollup",
+            &range,
+            Some(&previous),
+            &held,
+            &p,
+            None,
+        );
         assert_eq!(sql.matches("waf_logs").count(), 1, "{sql}");
         assert_eq!(sql.matches("FROM waf_rollup").count(), 1);
         let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -606,6 +629,7 @@ mod tests {
             Some(&previous),
             &Held::default(),
             &p,
+            None,
         );
         let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(

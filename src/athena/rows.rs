@@ -17,7 +17,7 @@ use crate::policy::{KeyKind, Policy};
 use crate::scan::stats::{
     ClientAcc, ClientKey, ClientStats, Counts, Interner, Kind, finish_clients,
 };
-use crate::scan::{ActionCounts, GeoSplit, ScanOptions, Traffic, minute_of};
+use crate::scan::{ActionCounts, GeoSplit, MinuteDetail, ScanOptions, Traffic, minute_of};
 
 /// A query result as Athena returns it: column names and text values (NULL as `None`), header row
 /// already removed.
@@ -42,7 +42,7 @@ pub enum ConvertError {
 }
 
 /// The columns of the one statement's result ([`super::sql::reshape`]).
-pub const SCAN_COLUMNS: [&str; 14] = [
+pub const SCAN_COLUMNS: [&str; 17] = [
     "policy",
     "scope",
     "client",
@@ -57,6 +57,9 @@ pub const SCAN_COLUMNS: [&str; 14] = [
     "first_ms",
     "last_ms",
     "distinct_values",
+    "counted",
+    "domestic",
+    "no_country",
 ];
 
 /// The rows of one statement, by shape.
@@ -164,6 +167,9 @@ impl ResultSet {
             first,
             last,
             distinct,
+            counted,
+            domestic,
+            no_country,
         ] = columns[..]
         else {
             unreachable!("one index per column")
@@ -198,6 +204,18 @@ impl ResultSet {
                     },
                     first_ms: self.opt_int(i, first)?,
                     last_ms: self.opt_int(i, last)?,
+                    detail: match (
+                        self.opt_int(i, counted)?,
+                        self.opt_int(i, domestic)?,
+                        self.opt_int(i, no_country)?,
+                    ) {
+                        (Some(counted), Some(domestic), Some(no_country)) => Some(RowDetail {
+                            counted: counted.max(0) as u64,
+                            domestic: domestic.max(0) as u64,
+                            no_country: no_country.max(0) as u64,
+                        }),
+                        _ => None,
+                    },
                 };
                 match p.checked_sub(1) {
                     None => out.clients.push(row),
@@ -356,6 +374,17 @@ pub struct MinuteRow {
     /// an earlier (later) one: the rollup keeps only those of each client and hour.
     pub first_ms: Option<i64>,
     pub last_ms: Option<i64>,
+    /// The [`super::sql::DETAIL_COLUMNS`] of a row of all requests; `None` where the statement
+    /// has none (rows of policies, and of hours read from the rollup).
+    pub detail: Option<RowDetail>,
+}
+
+/// The per-minute detail of one client's minute row (see [`super::sql::DETAIL_COLUMNS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowDetail {
+    pub counted: u64,
+    pub domestic: u64,
+    pub no_country: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -366,6 +395,11 @@ pub enum RowError {
         "row for client `{client}`: the counts by action add up to more than `requests` ({requests})"
     )]
     Actions { client: String, requests: u64 },
+    #[error(
+        "row for client `{client}`: the COUNT-mode or domestic and unknown-country counts exceed \
+         `requests` ({requests})"
+    )]
+    Detail { client: String, requests: u64 },
     #[error("value row for client `{client}`, which has no requests in the minute rows")]
     ValueClient { client: String },
     #[error(
@@ -385,6 +419,30 @@ pub enum RowError {
 }
 
 impl MinuteRow {
+    /// The row's [`MinuteDetail`], if it has one; overseas are the requests with a country that is
+    /// not the home country.
+    fn minute_detail(&self) -> Result<Option<MinuteDetail>, RowError> {
+        let Some(d) = self.detail else {
+            return Ok(None);
+        };
+        let overseas = self
+            .requests
+            .checked_sub(d.domestic + d.no_country)
+            .filter(|_| d.counted <= self.requests)
+            .ok_or_else(|| RowError::Detail {
+                client: self.client.clone(),
+                requests: self.requests,
+            })?;
+        Ok(Some(MinuteDetail {
+            counted: d.counted,
+            geo: GeoSplit {
+                domestic: d.domestic,
+                overseas,
+                unknown: d.no_country,
+            },
+        }))
+    }
+
     fn acc(&self) -> Result<ClientAcc, RowError> {
         let minute = u32::try_from(self.minute).map_err(|_| RowError::Minute {
             client: self.client.clone(),
@@ -600,16 +658,24 @@ pub fn traffic(
     let mut names = Interner::default();
     let (clients, prefixes, unparseable_client_ips) = clients(client_rows, value_rows, &mut names)?;
     let mut per_minute: BTreeMap<u32, ActionCounts> = BTreeMap::new();
+    // Complete only if every row has its detail (none from the rollup).
+    let mut per_minute_detail: Option<BTreeMap<u32, MinuteDetail>> = Some(BTreeMap::new());
     let mut actions = ActionCounts::default();
     for c in &clients {
         actions.merge(&c.actions);
     }
     for row in client_rows {
         let acc = row.acc()?;
-        per_minute
-            .entry(acc.minutes[0].0)
-            .or_default()
-            .merge(&acc.actions);
+        let minute = acc.minutes[0].0;
+        per_minute.entry(minute).or_default().merge(&acc.actions);
+        match (row.minute_detail()?, &mut per_minute_detail) {
+            (Some(d), Some(detail)) => {
+                let e = detail.entry(minute).or_default();
+                e.counted += d.counted;
+                e.geo.merge(&d.geo);
+            }
+            _ => per_minute_detail = None,
+        }
     }
     let mut totals = Counts::default();
     let mut geo = GeoSplit::default();
@@ -637,6 +703,7 @@ pub fn traffic(
         last_ms: clients.iter().map(|c| c.last_ms).max(),
         actions,
         per_minute,
+        per_minute_detail,
         home_country,
         geo,
         countries: totals.sorted(Kind::Country, &names),
@@ -671,6 +738,7 @@ mod tests {
             },
             first_ms: Some(minute * 60_000),
             last_ms: Some(minute * 60_000 + 59_000),
+            detail: None,
         }
     }
 
@@ -915,6 +983,80 @@ mod tests {
         )
         .unwrap();
         assert!(t.policy_keys[0].is_empty());
+    }
+
+    #[test]
+    fn minute_rows_of_all_requests_give_the_detail_per_minute_unless_one_lacks_it() {
+        let detail = |counted, domestic, no_country| {
+            Some(RowDetail {
+                counted,
+                domestic,
+                no_country,
+            })
+        };
+        let mut rows = [
+            row("192.0.2.1", 10, 5, 5),
+            row("2001:db8::1", 10, 3, 3),
+            row("192.0.2.1", 11, 2, 2),
+        ];
+        rows[0].detail = detail(1, 2, 1);
+        rows[1].detail = detail(3, 0, 3);
+        rows[2].detail = detail(0, 2, 0);
+        let t = traffic(&rows, &[], &[], Some("JP".into())).unwrap();
+        let minute = |counted, domestic, overseas, unknown| MinuteDetail {
+            counted,
+            geo: GeoSplit {
+                domestic,
+                overseas,
+                unknown,
+            },
+        };
+        assert_eq!(
+            t.per_minute_detail,
+            Some(BTreeMap::from([
+                (10, minute(4, 2, 2, 4)),
+                (11, minute(0, 2, 0, 0))
+            ]))
+        );
+        // Read by column name from a result; NULL (the rollup's) is none.
+        let mut set = values(&[]);
+        for d in [["1", "2", "1"], ["", "", ""]] {
+            let mut r = [
+                "0",
+                "client",
+                "192.0.2.1",
+                "M",
+                "",
+                "10",
+                "5",
+                "5",
+                "0",
+                "0",
+                "0",
+                "600000",
+                "600500",
+                "",
+            ]
+            .to_vec();
+            r.extend(d);
+            set.rows.push(
+                r.iter()
+                    .map(|v| (!v.is_empty()).then(|| v.to_string()))
+                    .collect(),
+            );
+        }
+        let read = set.scan_rows(0).unwrap().clients;
+        assert_eq!((read[0].detail, read[1].detail), (rows[0].detail, None));
+        // A minute row from the rollup has none: the run has no detail.
+        rows[2].detail = None;
+        let t = traffic(&rows, &[], &[], None).unwrap();
+        assert_eq!(t.per_minute_detail, None);
+        rows[0].detail = detail(1, 5, 1);
+        assert_eq!(
+            traffic(&rows, &[], &[], None).unwrap_err().to_string(),
+            "row for client `192.0.2.1`: the COUNT-mode or domestic and unknown-country counts \
+             exceed `requests` (5)"
+        );
     }
 
     #[test]

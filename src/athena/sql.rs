@@ -305,17 +305,62 @@ pub const BASE_COLUMNS: [(&str, &str); 12] = [
     ("last_ms", "bigint"),
 ];
 
-/// The sums and extremes that merge [`BASE_COLUMNS`] rows of one group.
+/// The columns a run's statement adds to [`BASE_COLUMNS`]: on the minute rows of all requests
+/// (policy 0 and [`PREVIOUS`]), the requests with a COUNT-mode match, from the home country, and
+/// without a country (the local engine's [`crate::scan::MinuteDetail`]; overseas are the rest);
+/// NULL on other rows, and on the minute rows the rollup returns, which does not store them.
+pub const DETAIL_COLUMNS: [&str; 3] = ["counted", "domestic", "no_country"];
+
+/// Whether [`expanded`] rows carry the [`DETAIL_COLUMNS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail<'a> {
+    /// Without them: the rollup's fill and fingerprints (the rollup does not store them).
+    Without,
+    /// With them, `home` (the configured home country) counting as domestic.
+    With { home: Option<&'a str> },
+}
+
+/// The sums and extremes that merge rows of [`BASE_COLUMNS`] and [`DETAIL_COLUMNS`] of one group.
+/// A detail sum stays NULL where all its rows are (a minute's rows all come from the raw table or
+/// all from the rollup).
 fn merged_counts() -> String {
     BASE_COLUMNS[5..10]
         .iter()
-        .map(|(c, _)| format!("sum({c}) AS {c}"))
+        .map(|(c, _)| *c)
+        .chain(DETAIL_COLUMNS)
+        .map(|c| format!("sum({c}) AS {c}"))
         .chain([
             "min(first_ms) AS first_ms".to_owned(),
             "max(last_ms) AS last_ms".to_owned(),
         ])
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The [`DETAIL_COLUMNS`] of an [`expanded`] row, from the request's `has_count` and `country`.
+fn detail_columns(home: Option<&str>) -> Vec<String> {
+    // The local engine's split ([`crate::scan::GeoSplit::add`]): `-` or empty is no country, the
+    // home country compares without regard to ASCII case (`translate` folds ASCII letters only).
+    let domestic = match home {
+        Some(home) => format!(
+            "translate(country, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') = {}",
+            quote(&home.to_ascii_uppercase())
+        ),
+        None => "false".into(),
+    };
+    let no_country = "country IN ('-', '')";
+    [
+        ("counted", "has_count".to_owned()),
+        ("domestic", format!("NOT {no_country} AND {domestic}")),
+        ("no_country", no_country.to_owned()),
+    ]
+    .into_iter()
+    .map(|(column, test)| {
+        format!(
+            "CASE WHEN v = '{MINUTE_TAG}' AND p < 1 THEN CASE WHEN {test} THEN 1 ELSE 0 END END AS {column}"
+        )
+    })
+    .collect()
 }
 
 /// The `policy` number of the rows of the previous period of `report --compare`: all its requests,
@@ -326,14 +371,16 @@ pub const PREVIOUS: i64 = -1;
 /// requests, `n` for the n-th of `policies`) and per value it carries (tagged with its
 /// [`VALUE_KINDS`] letter) plus one [`MINUTE_TAG`] element: rows of [`BASE_COLUMNS`] (`policy` an
 /// integer) worth one request each, and with `hour` the epoch hour first. A request in `previous`
-/// counts for [`PREVIOUS`] alone. The one reference to the raw table of any statement: everything
-/// else is grouped and reshaped from these rows.
+/// counts for [`PREVIOUS`] alone. With [`Detail::With`] the rows carry the [`DETAIL_COLUMNS`] too.
+/// The one reference to the raw table of any statement: everything else is grouped and reshaped
+/// from these rows.
 pub fn expanded(
     table: &Table,
     filter: &str,
     policies: &[Policy],
     previous: Option<&TimeRange>,
     hour: bool,
+    detail: Detail,
 ) -> String {
     let mut tagged = vec![format!("ARRAY['{MINUTE_TAG}']")];
     tagged.extend(VALUE_KINDS.iter().map(|&(kind, tag)| match kind {
@@ -385,11 +432,22 @@ pub fn expanded(
     }
     columns.push(format!("{} AS first_ms", minute_only("timestamp")));
     columns.push(format!("{} AS last_ms", minute_only("timestamp")));
+    let mut request = String::new();
+    if let Detail::With { home } = detail {
+        columns.extend(detail_columns(home));
+        // A COUNT-mode match: a rule id among the request's COUNT rules, as the `K` values.
+        let _ = write!(
+            request,
+            "cardinality(filter({}, r -> r IS NOT NULL)) > 0 AS has_count,\n    \
+             coalesce(httprequest.country, '-') AS country,\n    ",
+            value_expr(Kind::CountRule)
+        );
+    }
     format!(
         "SELECT {columns}\n\
          FROM (\n  SELECT httprequest.clientip AS client,\n    \
          CAST(floor(CAST(timestamp AS double) / 60000) AS bigint) AS minute,\n    \
-         timestamp, upper(action) AS action,\n    \
+         timestamp, upper(action) AS action,\n    {request}\
          filter(concat(\n      {tagged}\n    ), v -> v IS NOT NULL) AS vs,\n    \
          {counted} AS ps\n  \
          FROM {table}\n  WHERE {filter}\n)\n\
@@ -419,11 +477,13 @@ pub fn scan(
     range: &TimeRange,
     previous: Option<&TimeRange>,
     policies: &[Policy],
+    home: Option<&str>,
 ) -> String {
     let ranges: Vec<TimeRange> = std::iter::once(*range).chain(previous.copied()).collect();
     let filter = ranges_filter(table.layout, &ranges);
+    let detail = Detail::With { home };
     reshape(
-        &aggregate(&expanded(table, &filter, policies, previous, false)),
+        &aggregate(&expanded(table, &filter, policies, previous, false, detail)),
         policies,
         previous.is_some(),
     )
@@ -526,12 +586,13 @@ pub fn reshape(base: &str, policies: &[Policy], previous: bool) -> String {
          FROM scoped\n)\n\
          SELECT policy, scope, key AS client, kind, value, minute, requests,\n  \
          allow, block, captcha, challenge, first_ms, last_ms,\n  \
-         CASE WHEN cut THEN distinct_values END AS distinct_values\n\
+         CASE WHEN cut THEN distinct_values END AS distinct_values, {detail}\n\
          FROM ranked\n\
          WHERE (NOT cut OR place <= CASE kind{limit} END)\n  \
          AND (scope = 'client' OR policy > 0 OR shared){reachable}",
         base = base.replace('\n', "\n  "),
         counts = merged_counts(),
+        detail = DETAIL_COLUMNS.join(", "),
     )
 }
 
@@ -804,7 +865,7 @@ mod tests {
 
     #[test]
     fn one_statement_reads_the_raw_table_once() {
-        let sql = scan(&table(Layout::Projection), &range(), None, &[]);
+        let sql = scan(&table(Layout::Projection), &range(), None, &[], None);
         assert_eq!(sql.matches("waf_logs").count(), 1, "{sql}");
         let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(words.contains(
@@ -836,6 +897,7 @@ mod tests {
             &range(),
             Some(&previous),
             policies,
+            None,
         );
         assert_eq!(sql.matches("waf_logs").count(), 1, "{sql}");
         let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -851,7 +913,7 @@ mod tests {
         ));
         assert!(words.contains("WHEN policy <= 0 THEN ARRAY['client', 'prefix']"));
         // Without one, the statement is as before.
-        assert!(!scan(&table(Layout::Projection), &range(), None, policies).contains("<= 0"));
+        assert!(!scan(&table(Layout::Projection), &range(), None, policies, None).contains("<= 0"));
         // A period apart: each range with its own partitions, never the days between.
         let apart = TimeRange {
             since: range().since.map(|s| s - 7 * day),
@@ -923,6 +985,26 @@ type = "report"
              h -> lower(h.name) = 'user-agent'), h -> coalesce(h.value, '')), 1), \
              '(?i)(?:python-requests)'), false))"
         );
+    }
+
+    #[test]
+    fn minute_rows_of_all_requests_carry_the_detail_and_the_rollup_definitions_do_not() {
+        let sql = scan(&table(Layout::None), &range(), None, &[], Some("jp"));
+        let words = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains(
+            "CASE WHEN v = 'M' AND p < 1 THEN CASE WHEN NOT country IN ('-', '') AND \
+             translate(country, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'JP' \
+             THEN 1 ELSE 0 END END AS domestic"
+        ));
+        assert!(words.contains("coalesce(httprequest.country, '-') AS country"));
+        assert!(words.contains("sum(counted) AS counted, sum(domestic) AS domestic"));
+        assert!(words.contains("distinct_values, counted, domestic, no_country FROM ranked"));
+        // Without a home country every known country is overseas.
+        let sql = scan(&table(Layout::None), &range(), None, &[], None);
+        assert!(sql.contains("WHEN NOT country IN ('-', '') AND false THEN 1"));
+        // The rollup's fill and fingerprints read the definitions without them.
+        let without = expanded(&table(Layout::None), "", &[], None, true, Detail::Without);
+        assert!(!without.contains("has_count") && !without.contains("domestic"));
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<OriginHealth>,
     pub ledger: LedgerSummary,
-    /// What this report could not show, and why (for example a series Athena does not return).
+    /// What this report could not show, and why (for example a series the Athena rollup does not hold).
     pub notes: Vec<String>,
 }
 
@@ -634,7 +634,7 @@ pub fn build(inputs: &Inputs<'_>) -> Report {
     let mut notes = Vec::new();
     if t.per_minute_detail.is_none() {
         notes.push(
-            "COUNT-mode matches and domestic/overseas per hour: the Athena queries do not return them yet; the totals are shown"
+            "COUNT-mode matches and domestic/overseas per hour: the Athena rollup does not hold them (hours were read from it); the totals are shown"
                 .to_owned(),
         );
     }

@@ -87,7 +87,8 @@ pub struct Traffic {
     /// Requests per epoch minute by action.
     pub per_minute: BTreeMap<u32, ActionCounts>,
     /// Per epoch minute: COUNT-mode matches and the domestic/overseas split. Filled by the local
-    /// scan; `None` from Athena, whose queries do not return it.
+    /// scan and by Athena's statement; `None` from an Athena run that read hours from the rollup,
+    /// which does not store it.
     pub per_minute_detail: Option<BTreeMap<u32, MinuteDetail>>,
     pub home_country: Option<String>,
     pub geo: GeoSplit,

@@ -4,7 +4,9 @@
 use crate::common;
 
 use assert_cmd::Command;
-use common::athena::{REGION, minute_rows, queue_result, scan_result, text, value_rows};
+use common::athena::{
+    REGION, minute_rows, queue_result, scan_result, text, value_rows, with_detail,
+};
 use common::moto::Moto;
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
@@ -302,7 +304,8 @@ async fn analyze_and_propose_run_on_athena_through_the_aws_environment() {
     }
 }
 
-/// `report --compare previous` on Athena: both weeks' figures from one statement.
+/// `report --compare previous` on Athena: both weeks' figures from one statement, with the
+/// COUNT-mode matches and the geo split per hour its minute rows carry.
 #[tokio::test]
 async fn report_compare_runs_one_statement_on_athena() {
     let moto = Moto::start().await;
@@ -312,11 +315,14 @@ async fn report_compare_runs_one_statement_on_athena() {
     queue_result(
         &moto,
         &scan_result(&[
-            minute_rows(0, &[("192.0.2.7", minute, 3, 4)]),
+            with_detail(minute_rows(0, &[("192.0.2.7", minute, 3, 4)]), &[(2, 0, 1)]),
             value_rows(&[(0, "192.0.2.7", "C", "US", 7)]),
-            minute_rows(
-                -1,
-                &[("192.0.2.7", before, 2, 0), ("198.51.100.1", before, 3, 0)],
+            with_detail(
+                minute_rows(
+                    -1,
+                    &[("192.0.2.7", before, 2, 0), ("198.51.100.1", before, 3, 0)],
+                ),
+                &[(0, 0, 0), (1, 0, 0)],
             ),
             value_rows(&[(-1, "198.51.100.1", "C", "JP", 3)]),
         ]),
@@ -341,6 +347,21 @@ async fn report_compare_runs_one_statement_on_athena() {
         "{overview}"
     );
     assert_eq!(report["previous_period"]["since"], "2026-11-19T00:00:00Z");
+    // No home country: every known country is overseas.
+    let sum = |hourly: &serde_json::Value, series: &str| -> u64 {
+        let values = hourly[series]
+            .as_array()
+            .unwrap_or_else(|| panic!("{series}"));
+        values.iter().map(|v| v.as_u64().unwrap()).sum()
+    };
+    let (now, before) = (&overview["hourly"], &overview["previous_hourly"]);
+    assert_eq!(
+        ["counted", "domestic", "overseas", "unknown"].map(|s| sum(now, s)),
+        [2, 0, 6, 1],
+        "{overview}"
+    );
+    assert_eq!(sum(before, "counted"), 1, "{overview}");
+    assert_eq!(report["notes"], serde_json::json!([]), "{report}");
 }
 
 #[test]

@@ -306,9 +306,10 @@ fn check_periods(
     layout: Layout,
 ) -> Run {
     let policies = policies();
+    let home = Some("JP");
     let options = ScanOptions {
         range,
-        home_country: Some("JP".into()),
+        home_country: home.map(String::from),
         ..ScanOptions::default()
     }
     .with_policies(policies.clone());
@@ -375,8 +376,15 @@ fn check_periods(
                 .collect(),
         };
         for held in [held, &read] {
-            let statement =
-                rollup::scan(&table, ROLLUP, &range, previous.as_ref(), held, &policies);
+            let statement = rollup::scan(
+                &table,
+                ROLLUP,
+                &range,
+                previous.as_ref(),
+                held,
+                &policies,
+                home,
+            );
             assert_eq!(statement.matches("waf_logs").count(), 1, "one read");
             queries.push(statement);
         }
@@ -390,17 +398,21 @@ fn check_periods(
         }),
     );
     let label = format!("{paths:?} {layout:?} previous {previous:?}");
-    // Each period equal to the local engine's (the previous one counts no policies).
-    let compare_both = |label: &str, (now, before): (Traffic, Option<Traffic>)| {
+    // Each period equal to the local engine's (the previous one counts no policies); the detail
+    // per minute too where the statement read no hour from the rollup, else it is missing.
+    let compare_both = |label: &str, (now, before): (Traffic, Option<Traffic>), raw: bool| {
         compare(label, &now, &local, &policies);
+        compare_detail(label, &now, &local, raw);
         assert_eq!(before.is_some(), local_before.is_some(), "{label}");
         if let Some((athena, local)) = before.zip(local_before.as_ref()) {
             assert!(athena.policy_keys.is_empty());
-            compare(&format!("{label} (previous)"), &athena, local, &[]);
+            let label = format!("{label} (previous)");
+            compare(&label, &athena, local, &[]);
+            compare_detail(&label, &athena, local, raw);
         }
     };
     let (athena, before, rows) = traffic_of(&results[0], &options, previous);
-    compare_both(&label, (athena, before));
+    compare_both(&label, (athena, before), true);
     let mut rollup_hours = 0;
     if let Some((filled, held)) = &plan {
         // The first statement assumed every held hour filled; its markers name the ones that are
@@ -426,7 +438,7 @@ fn check_periods(
             "{label}: hours of the previous period the rollup lacks"
         );
         let (now, before, _) = traffic_of(&results[2], &options, previous);
-        compare_both(&format!("{label} rollup"), (now, before));
+        compare_both(&format!("{label} rollup"), (now, before), false);
         rollup_hours = filled.len();
     }
     let matched = local
@@ -453,6 +465,20 @@ fn check_periods(
         shared_prefix: prefix(false),
         policy_prefix: prefix(true),
         rollup_hours,
+    }
+}
+
+/// Asserts the Athena engine's COUNT-mode matches and geo split per minute equal the local
+/// engine's (`raw`: the statement read no hour from the rollup), or are missing.
+fn compare_detail(label: &str, athena: &Traffic, local: &Traffic, raw: bool) {
+    let local = local
+        .per_minute_detail
+        .as_ref()
+        .expect("the local scan fills it");
+    match &athena.per_minute_detail {
+        Some(detail) => assert_eq!(detail, local, "{label}: detail per minute"),
+        // Hours from the rollup, which does not store it (a range without any has it).
+        None => assert!(!raw, "{label}: detail per minute missing"),
     }
 }
 
@@ -629,6 +655,16 @@ fn s3_layout_sample_with_a_range_prunes_partitions_and_cuts_exactly() {
     );
 }
 
+/// Writes `lines` to `path` and checks the file as [`check`] does; returns the local engine's
+/// traffic of it with `options`.
+fn check_lines(path: &Path, lines: &[String], options: &ScanOptions) -> Traffic {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    let paths = [path.to_owned()];
+    check(&paths, TimeRange::default(), Layout::None);
+    let found = discover(&paths, &TimeRange::default()).unwrap();
+    scan(&found.files, options, Arc::new(|_| {}))
+}
+
 /// JA4, JA3 and `clientAsn` per client agree, where the samples have none of `clientAsn` and few
 /// clients whose JA3 varies: ASNs as numbers, text and junk, a JA3 that changes per request (kept
 /// by neither engine) beside one that does not, over IPv4 (cut in SQL) and IPv6 (merged in Rust).
@@ -663,14 +699,7 @@ fn fingerprints_and_asns_agree() {
         line(i, "2001:db8::2", r#""bbbb""#, r#""t13d_c""#, "99999999999");
     }
     line(9, "192.0.2.1", "null", r#""t13d_z""#, "64511");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    check(
-        std::slice::from_ref(&path),
-        TimeRange::default(),
-        Layout::None,
-    );
-    let found = discover(&[path], &TimeRange::default()).unwrap();
-    let local = scan(&found.files, &ScanOptions::default(), Arc::new(|_| {}));
+    let local = check_lines(&path, &lines, &ScanOptions::default());
     let of = |ip: &str| {
         let c = local
             .clients
@@ -745,4 +774,62 @@ fn report_compare_gives_both_periods_from_one_statement() {
         Layout::Date,
     );
     assert!(run.rollup_hours > 0);
+}
+
+/// `report`'s detail per minute (requests with a COUNT-mode match, domestic, overseas and unknown
+/// country) agrees, on records the samples have few of: COUNT-mode matches at the top level and
+/// inside rule groups, matches without a rule id (no match locally), empty and missing lists, a
+/// missing, empty and `-` country, and the home country in another case.
+#[test]
+fn count_mode_matches_and_home_country_per_minute_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("detail.jsonl");
+    let top = r#""nonTerminatingMatchingRules":[{"ruleId":"count-top","action":"COUNT"}]"#;
+    let group = r#""ruleGroupList":[{"ruleGroupId":"AWS#Common","terminatingRule":null,"nonTerminatingMatchingRules":[]},{"ruleGroupId":"AWS#Bot","nonTerminatingMatchingRules":[{"ruleId":"CategoryHttpLibrary","action":"COUNT"}]}]"#;
+    let no_id = r#""nonTerminatingMatchingRules":[{"action":"COUNT"}],"ruleGroupList":[{"ruleGroupId":"g","nonTerminatingMatchingRules":[{"action":"COUNT"}]}]"#;
+    let none = r#""nonTerminatingMatchingRules":[],"ruleGroupList":[{"ruleGroupId":"g","nonTerminatingMatchingRules":null}]"#;
+    let missing = r#""x":1"#;
+    let countries = [
+        r#","country":"JP""#,
+        r#","country":"jp""#,
+        r#","country":"US""#,
+        "",
+        r#","country":"""#,
+        r#","country":"-""#,
+        r#","country":null"#,
+    ];
+    let mut lines = Vec::new();
+    let mut n = 0u64;
+    for (c, ip) in ["192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:0db8::1"]
+        .iter()
+        .enumerate()
+    {
+        for (r, rules) in [top, group, no_id, none, missing].iter().enumerate() {
+            for (k, country) in countries.iter().enumerate() {
+                // Spread over minutes, so minutes differ in what they hold.
+                if (c + r + k) % 3 == 0 {
+                    continue;
+                }
+                n += 1;
+                let ms = 1_795_133_000_000 + (n % 7) * 60_000 + n * 37;
+                lines.push(format!(
+                    r#"{{"timestamp":{ms},"action":"{}","terminatingRuleId":"Default_Action",{rules},"httpRequest":{{"clientIp":"{ip}"{country},"uri":"/","headers":[]}}}}"#,
+                    ["ALLOW", "BLOCK", "COUNT"][(r + k) % 3]
+                ));
+            }
+        }
+    }
+    let options = ScanOptions {
+        home_country: Some("JP".into()),
+        ..ScanOptions::default()
+    };
+    let local = check_lines(&path, &lines, &options);
+    // The comparison means something only if each side of the split is present.
+    let detail = local.per_minute_detail.unwrap();
+    let sum = |f: fn(&waftune::scan::MinuteDetail) -> u64| detail.values().map(f).sum::<u64>();
+    let counted = sum(|d| d.counted);
+    assert!(counted > 0 && counted < local.records, "{counted}");
+    assert!(
+        sum(|d| d.geo.domestic) > 0 && sum(|d| d.geo.overseas) > 0 && sum(|d| d.geo.unknown) > 0
+    );
 }

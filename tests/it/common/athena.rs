@@ -134,6 +134,20 @@ pub fn minute_rows(policy: i64, rows: &[(&str, i64, u64, u64)]) -> Rows {
         .collect()
 }
 
+/// Minute rows of all requests (see [`minute_rows`]) with their detail columns: per row
+/// `(counted, domestic, no_country)`.
+pub fn with_detail(rows: Rows, detail: &[(u64, u64, u64)]) -> Rows {
+    rows.into_iter()
+        .zip(detail)
+        .map(|(mut row, &(counted, domestic, no_country))| {
+            row.extend(text(
+                &[counted, domestic, no_country].map(|n| n.to_string()),
+            ));
+            row
+        })
+        .collect()
+}
+
 /// Value rows of one statement's result: per row `(policy, client, kind, value, requests)`, all of
 /// scope `client` and uncut.
 pub fn value_rows(rows: &[(i64, &str, &str, &str, u64)]) -> Rows {
