@@ -31,35 +31,12 @@ SEED=42
 RECORDS=550000
 MINUTES=1440
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
-
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 NPROC=$(nproc)
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
 # --- tools -------------------------------------------------------------------------------
-if [[ ! -x /usr/bin/time ]]; then
-    log "installing GNU time (apt)"
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq time >/dev/null
-fi
-
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 && -z ${BENCH_WAFTUNE:-} ]]; then
-    log "cargo build --release"
-    cargo build --release --quiet
-fi
-[[ -x $WAFTUNE ]] || die "$WAFTUNE not found or not executable"
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/waftune-bench.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-# Snapshot the binary: a concurrent `cargo build` elsewhere must not swap it between runs.
-cp "$WAFTUNE" "$TMP/waftune-bin"
-WAFTUNE=$TMP/waftune-bin
+# shellcheck source=benches/common.sh
+source benches/common.sh bench
 
 if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import duckdb_cli' 2>/dev/null; then
     log "creating venv $VENV with $DUCKDB_PIP"
@@ -96,6 +73,10 @@ if [[ ! -f $STAMP ]] || [[ $(head -n1 "$STAMP") != "$WANT_STAMP" ]]; then
     log "generating $RECORDS records over $MINUTES minutes (seed $SEED) into $DATA"
     "$WAFTUNE" generate --out "$DATA" --seed "$SEED" --records "$RECORDS" --minutes "$MINUTES" >&2
     [[ -d $DATA/AWSLogs ]] || die "generator did not write $DATA/AWSLogs"
+    printf '%s\n' "$WANT_STAMP" >"$STAMP"
+fi
+# memory.sh stamps the same day without the sizes: measure them once here.
+if [[ -z $(sed -n 2p "$STAMP") ]]; then
     log "measuring input size"
     files=$(find "$DATA/AWSLogs" -type f -name '*.log.gz' | wc -l)
     gz_bytes=$(find "$DATA/AWSLogs" -type f -name '*.log.gz' -printf '%s\n' | awk '{s += $1} END {print s + 0}')

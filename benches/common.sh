@@ -1,14 +1,23 @@
-# Sourced by the benchmark scripts (memory.sh, report-vs-analyze.sh) from the repo root, after they
-# set RUNS and WAFTUNE; $1 names the scratch directory. Checks the settings and GNU time, builds
-# waftune unless told not to, and leaves TMP (removed on exit) holding a snapshot of the binary
-# in WAFTUNE.
+# Sourced by the benchmark scripts (memory.sh, report-vs-analyze.sh, analyze-vs-duckdb.sh) from the
+# repo root, after they set RUNS and WAFTUNE; $1 names the scratch directory. Checks the settings,
+# installs GNU time when missing, builds waftune unless told not to, and leaves TMP (removed on exit)
+# holding a snapshot of the binary in WAFTUNE.
 # shellcheck shell=bash
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
-[[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is needed: apt-get install time"
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+if [[ ! -x /usr/bin/time ]]; then
+    log "installing GNU time (apt)"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq time >/dev/null
+fi
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 && -z ${BENCH_WAFTUNE:-} ]]; then
     log "cargo build --release"

@@ -5,7 +5,7 @@ use crate::common;
 
 use assert_cmd::Command;
 use common::athena::{
-    REGION, minute_rows, queue_result, scan_result, text, value_rows, with_detail,
+    REGION, minute_rows, printed_offline, queue_result, scan_result, text, value_rows, with_detail,
 };
 use common::moto::Moto;
 use predicates::prelude::PredicateBooleanExt;
@@ -176,21 +176,15 @@ fn once_each(sql: &str, parts: &[&str]) {
 /// What `waftune ARGS` prints for the 2026-11-20 UTC day with `config` (ARGS with `--print-sql` or
 /// `--dry-run`); no AWS endpoint is reachable, so no query could run.
 fn printed(config: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::cargo_bin("waftune")
-        .unwrap()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .args(["--since", "2026-11-20T00:00:00Z"])
-        .args(["--until", "2026-11-21T00:00:00Z"])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("NO_COLOR", "1")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    String::from_utf8(out).unwrap()
+    printed_offline(
+        Command::cargo_bin("waftune")
+            .unwrap()
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .args(["--since", "2026-11-20T00:00:00Z"])
+            .args(["--until", "2026-11-21T00:00:00Z"]),
+    )
 }
 
 /// A policy the queued results trip: 3 or more POSTs from one address.
@@ -463,14 +457,7 @@ async fn rollup_command_creates_fills_and_then_skips_what_the_rollup_holds() {
         .success()
         .stdout(contains("24 held, 0 filled").and(contains("; 1 statements scanned")));
     // `--print-sql` runs nothing: the fill statements of every closed hour.
-    let printed = rollup(&["--print-sql"])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let printed = String::from_utf8(printed).unwrap();
+    let printed = printed_offline(&mut rollup(&["--print-sql"]));
     assert_eq!(printed.matches("DELETE FROM waf_rollup").count(), 1);
     assert_eq!(printed.matches("FROM shop_logs").count(), 1);
 

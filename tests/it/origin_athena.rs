@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use assert_cmd::Command;
-use common::athena::{REGION, Rows, queue_result, text};
+use common::athena::{REGION, Rows, printed_offline, queue_result, text};
 use common::moto::Moto;
 use serde_json::{Value, json};
 use waftune::athena::origin::{ALB_COLUMNS, ALB_REGEX, CLOUDFRONT_COLUMNS};
@@ -195,14 +195,7 @@ async fn on_athena(
             .args(extra);
         cmd
     };
-    let printed = athena(&["--print-sql"])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let printed = String::from_utf8(printed).unwrap();
+    let printed = printed_offline(&mut athena(&["--print-sql"]));
     let statements: Vec<String> = printed
         .split(";\n")
         .map(str::trim)

@@ -281,24 +281,20 @@ fn rate_commands_query_athena_with_the_scope_as_sql() {
     )
     .unwrap();
     let sql = |args: &[&str]| {
-        let out = waftune()
-            .arg("rate")
-            .args(args)
-            .args(["--source", "athena", "--print-sql", "--home-country", "JP"])
-            .args([
-                "--since",
-                "2026-11-20T00:00:00Z",
-                "--until",
-                "2026-11-21T00:00:00Z",
-                "-c",
-            ])
-            .arg(&config)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out).unwrap()
+        crate::common::athena::printed_offline(
+            waftune()
+                .arg("rate")
+                .args(args)
+                .args(["--source", "athena", "--print-sql", "--home-country", "JP"])
+                .args([
+                    "--since",
+                    "2026-11-20T00:00:00Z",
+                    "--until",
+                    "2026-11-21T00:00:00Z",
+                    "-c",
+                ])
+                .arg(&config),
+        )
     };
     let recommend = sql(&["recommend", "--scope", "overseas", "--scope", "path:/login"]);
     assert!(recommend.contains("NOT IN ('JP', '-')"), "{recommend}");

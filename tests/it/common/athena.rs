@@ -16,6 +16,19 @@ use super::moto::Moto;
 
 pub const REGION: &str = "us-east-1";
 
+/// What `cmd` prints (`--print-sql`, `--dry-run`) with AWS unreachable: printing must run no query.
+pub fn printed_offline(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("NO_COLOR", "1")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
 /// An SDK client for `endpoint`, retries off (a failure shows at once).
 pub fn sdk(endpoint: &str) -> aws_sdk_athena::Client {
     let config = aws_sdk_athena::Config::builder()
