@@ -459,8 +459,9 @@ fn acc_counts(acc: &ClientAcc) -> KeyCounts {
     }
 }
 
-/// Whether `policy` may fire for a key with these finished statistics (see [`may_fire`]): the
-/// keys [`Traffic::policy_keys`] lists, whichever engine counted them.
+/// Whether `policy` may fire for a key with these finished statistics (see
+/// [`crate::policy::Thresholds::may_fire`]): the keys [`Traffic::policy_keys`] lists, whichever
+/// engine counted them.
 pub fn may_fire_for(policy: &Policy, c: &ClientStats) -> bool {
     may_fire(policy, c.requests, || KeyCounts {
         requests: c.requests,
