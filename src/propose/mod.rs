@@ -106,13 +106,9 @@ pub fn origin_missing_note(policies: &PolicySet) -> Option<String> {
 /// What a key's thresholds compare, from its per-minute counts: the same for both engines.
 fn key_counts(s: &ClientStats, period_hours: u64) -> KeyCounts {
     let mut c = KeyCounts {
-        requests: s.requests,
-        peaks: s.peaks.map(|p| p.requests),
-        distinct_uris: s.distinct_uris,
-        blocked: s.actions.block,
         period_hours,
         addresses: 1,
-        ..KeyCounts::default()
+        ..crate::scan::key_counts(s)
     };
     add_activity(&mut c, &s.minutes);
     c

@@ -463,14 +463,20 @@ fn acc_counts(acc: &ClientAcc) -> KeyCounts {
 /// [`crate::policy::Thresholds::may_fire`]): the keys [`Traffic::policy_keys`] lists, whichever
 /// engine counted them.
 pub fn may_fire_for(policy: &Policy, c: &ClientStats) -> bool {
-    may_fire(policy, c.requests, || KeyCounts {
+    may_fire(policy, c.requests, || key_counts(c))
+}
+
+/// The counts a policy's thresholds compare that a key's finished statistics hold alone; what
+/// depends on the period or the origin is the caller's to add.
+pub fn key_counts(c: &ClientStats) -> KeyCounts {
+    KeyCounts {
         requests: c.requests,
         peaks: c.peaks.map(|p| p.requests),
         distinct_uris: c.distinct_uris,
         blocked: c.actions.block,
         active_minutes: c.active_minutes,
         ..KeyCounts::default()
-    })
+    }
 }
 
 /// The clients and prefixes some policy may fire for (see [`may_fire`]), whose statistics

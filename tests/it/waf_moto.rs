@@ -282,6 +282,16 @@ async fn make_plan(waf: &AwsWaf, config: &Config, ledger: &Ledger) -> Plan {
     try_make_plan(waf, config, ledger).await.unwrap()
 }
 
+/// Plans again: AWS already matches the ledger and configuration.
+async fn assert_in_sync(waf: &AwsWaf, config: &Config, ledger: &Ledger) {
+    let again = make_plan(waf, config, ledger).await;
+    assert!(
+        !again.has_changes(),
+        "{}",
+        render::text(&again, false, true)
+    );
+}
+
 async fn try_make_plan(
     waf: &AwsWaf,
     config: &Config,
@@ -390,12 +400,7 @@ async fn first_apply_creates_sets_and_rule_and_leaves_the_rest_alone() {
     );
     assert!(tags.contains(&("team".into(), "sre".into())), "{tags:?}");
 
-    let again = make_plan(&waf, &config, &ledger).await;
-    assert!(
-        !again.has_changes(),
-        "{}",
-        render::text(&again, false, true)
-    );
+    assert_in_sync(&waf, &config, &ledger).await;
 }
 
 #[tokio::test]
@@ -1029,12 +1034,7 @@ async fn rate_rules_plan_apply_round_trip_and_leave_unmanaged_rules_alone() {
     assert_eq!(scope_down.statements().len(), 4);
     assert!(rate.action().unwrap().count().is_some());
     // Read back through moto, the rule is recognised as waftune's and in place: nothing to do.
-    let again = make_plan(&waf, &config, &Ledger::default()).await;
-    assert!(
-        !again.has_changes(),
-        "{}",
-        render::text(&again, false, false)
-    );
+    assert_in_sync(&waf, &config, &Ledger::default()).await;
 
     // A new limit: the plan warns that WAF resets the rule's counters, apply writes it.
     let higher = rate_config(&rate_rule("waftune-rate", 20, 500, API_SCOPE));
@@ -1457,12 +1457,7 @@ async fn asn_rule_plan_apply_replan_and_expiry_through_moto() {
     assert_eq!(asn_list(&rule), [64496, 64500]);
     assert!(rule.action().unwrap().block().is_some());
     // Read back through moto, the rule is recognised as waftune's and in place.
-    let again = make_plan(&waf, &config, &both).await;
-    assert!(
-        !again.has_changes(),
-        "{}",
-        render::text(&again, false, false)
-    );
+    assert_in_sync(&waf, &config, &both).await;
 
     // AS64496 expired: the plan shows it going, apply writes the shorter list.
     let one = asn_ledger(&[(64500, None), (64496, past)]);
@@ -1504,12 +1499,7 @@ async fn rate_limited_asn_rule_round_trips_through_moto() {
         scope.asn_match_statement().unwrap().asn_list(),
         [64496, 64511]
     );
-    let again = make_plan(&waf, &config, &ledger).await;
-    assert!(
-        !again.has_changes(),
-        "{}",
-        render::text(&again, false, false)
-    );
+    assert_in_sync(&waf, &config, &ledger).await;
 }
 
 #[tokio::test]
