@@ -378,13 +378,15 @@ impl OnlyValue {
         }
     }
 
-    /// Adds `value` if it is the one kept (or the first): only then is it interned, so a client's
-    /// per-connection values cost a comparison each, not a string.
+    /// Adds `value`, interning it only when it is the first: a second, different value only proves
+    /// there were several, so a client's per-connection values cost a comparison each, not a
+    /// string (on a week, interning them took 4 MB).
     fn add_text(&mut self, value: &str, names: &mut Interner) {
         match *self {
             OnlyValue::Several => {}
             OnlyValue::One { id, .. } if names.name(id) == value => self.add(id, 1),
-            _ => self.add(names.intern(value), 1),
+            OnlyValue::One { .. } => *self = OnlyValue::Several,
+            OnlyValue::None => self.add(names.intern(value), 1),
         }
     }
 }
@@ -1054,6 +1056,22 @@ fn merge_parts(parts: &mut [(ClientKey, ClientAcc)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_ja3_makes_several_without_interning_it() {
+        let mut names = Interner::default();
+        let mut one = OnlyValue::None;
+        for v in ["a", "a"] {
+            one.add_text(v, &mut names);
+        }
+        assert_eq!(one, OnlyValue::One { id: 0, count: 2 });
+        one.add_text("b", &mut names);
+        assert_eq!(one, OnlyValue::Several);
+        one.add_text("a", &mut names);
+        assert_eq!(one, OnlyValue::Several);
+        // Only the first value was interned.
+        assert_eq!(names.intern("c"), 1);
+    }
 
     #[test]
     fn peaks_slide_by_minute() {
