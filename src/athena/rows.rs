@@ -471,8 +471,7 @@ impl MinuteRow {
                 requests: self.requests,
             })?;
         Ok(ClientAcc {
-            requests: self.requests,
-            actions,
+            tally: actions.into(),
             // A minute without them never lowers (raises) its client's first (last) timestamp.
             first_ms: self.first_ms.unwrap_or(i64::MAX),
             last_ms: self.last_ms.unwrap_or(i64::MIN),
@@ -551,7 +550,7 @@ pub fn clients(
         let acc = row.acc()?;
         let key = client_key(&row.client)?;
         if matches!(key, ClientKey::Unparsed(_)) {
-            unparseable += acc.requests;
+            unparseable += acc.requests();
         }
         by_key.entry(key).or_default().merge(&acc);
     }
@@ -634,7 +633,7 @@ pub fn policy_keys(
     }
     let mut v: Vec<ClientStats> = by_key
         .into_iter()
-        .filter(|(_, acc)| acc.requests >= policy.min_requests)
+        .filter(|(_, acc)| acc.requests() >= policy.min_requests)
         .map(|(k, acc)| acc.finish(ClientKey::Prefix(k), names))
         .collect();
     apply_cuts(&mut v, names, |k| cuts.get(k));
@@ -667,7 +666,10 @@ pub fn traffic(
     for row in client_rows {
         let acc = row.acc()?;
         let minute = acc.minutes[0].0;
-        per_minute.entry(minute).or_default().merge(&acc.actions);
+        per_minute
+            .entry(minute)
+            .or_default()
+            .merge(&acc.tally.actions());
         match (row.minute_detail()?, &mut per_minute_detail) {
             (Some(d), Some(detail)) => {
                 let e = detail.entry(minute).or_default();

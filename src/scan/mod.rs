@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::log::{
-    ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
+    Action, ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
     reader::{Chunk, WholeFile, parse_lines},
 };
 use crate::policy::{KeyCounts, KeyKind, MatchSet, Policy, TextCache, TextIds};
@@ -319,7 +319,7 @@ impl TrafficBuilder {
                 // leave out those with too few requests).
                 let mut v: Vec<ClientStats> = keys
                     .into_iter()
-                    .filter(|(_, acc)| may_fire(policy, acc.requests, || acc_counts(acc)))
+                    .filter(|(_, acc)| may_fire(policy, acc.requests(), || acc_counts(acc)))
                     .map(|(k, acc)| acc.finish(ClientKey::Prefix(k), names))
                     .collect();
                 if bit != 0 {
@@ -401,8 +401,8 @@ fn unshare_split_clients(
                 minutes: 0,
             });
             s.bits &= client.shared;
-            s.requests += client.acc.requests;
-            s.blocked += client.acc.actions.block;
+            s.requests += client.acc.requests();
+            s.blocked += client.acc.tally.get(Action::Block);
             s.minutes += client.acc.minutes.len() as u64;
         }
     }
@@ -450,10 +450,10 @@ fn may_fire(policy: &Policy, requests: u64, counts: impl FnOnce() -> KeyCounts) 
 /// A key's counts from its merged accumulator, for [`may_fire`].
 fn acc_counts(acc: &ClientAcc) -> KeyCounts {
     KeyCounts {
-        requests: acc.requests,
+        requests: acc.requests(),
         peaks: stats::window_peaks(&acc.minutes).map(|p| p.requests),
         distinct_uris: acc.counts.distinct(Kind::Uri),
-        blocked: acc.actions.block,
+        blocked: acc.tally.get(Action::Block),
         active_minutes: acc.minutes.len() as u64,
         ..KeyCounts::default()
     }
@@ -492,7 +492,7 @@ fn can_fire(
     for ((own, policy), &bit) in policy_keys.iter().zip(policies).zip(shared_bits) {
         keys.extend(
             own.iter()
-                .filter(|(_, acc)| may_fire(policy, acc.requests, || acc_counts(acc)))
+                .filter(|(_, acc)| may_fire(policy, acc.requests(), || acc_counts(acc)))
                 .map(|(&net, _)| match net.prefix_len() == net.max_prefix_len() {
                     true => ClientKey::Addr(net.addr()),
                     false => ClientKey::Prefix(net),
@@ -603,7 +603,7 @@ impl RecordSink for TrafficBuilder {
         };
         let client = self.clients.entry(key).or_default();
         if let Some(ip) = ip {
-            let first = client.acc.requests == 0;
+            let first = client.acc.is_empty();
             let text_ids = TextIds {
                 uri: ids.uri,
                 user_agent: ids.user_agent,

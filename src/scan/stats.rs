@@ -70,6 +70,75 @@ impl ActionCounts {
     }
 }
 
+/// A client accumulator's requests by action: 20 bytes in `u32`s where [`ActionCounts`] takes 40 in
+/// `u64`s (a week's 100,000 accumulators sit in hash tables whose every slot pays for the width),
+/// widened to `u64`s the first time one would overflow, so counts stay exact at any volume.
+#[derive(Debug, Clone)]
+pub enum Tally {
+    Narrow([u32; 5]),
+    Wide(Box<ActionCounts>),
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally::Narrow([0; 5])
+    }
+}
+
+impl Tally {
+    pub fn add(&mut self, action: Action, n: u64) {
+        if let Tally::Narrow(counts) = self {
+            let slot = &mut counts[action as usize];
+            if let Some(sum) = u32::try_from(n).ok().and_then(|n| slot.checked_add(n)) {
+                *slot = sum;
+                return;
+            }
+            *self = Tally::Wide(Box::new(self.actions()));
+        }
+        if let Tally::Wide(wide) = self {
+            wide.add(action, n);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        for a in Action::ALL {
+            let n = other.get(a);
+            if n > 0 {
+                self.add(a, n);
+            }
+        }
+    }
+
+    pub fn get(&self, action: Action) -> u64 {
+        match self {
+            Tally::Narrow(counts) => u64::from(counts[action as usize]),
+            Tally::Wide(wide) => wide.get(action),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        Action::ALL.iter().map(|&a| self.get(a)).sum()
+    }
+
+    pub fn actions(&self) -> ActionCounts {
+        let mut actions = ActionCounts::default();
+        for a in Action::ALL {
+            actions.add(a, self.get(a));
+        }
+        actions
+    }
+}
+
+impl From<ActionCounts> for Tally {
+    fn from(actions: ActionCounts) -> Tally {
+        let mut tally = Tally::default();
+        for a in Action::ALL {
+            tally.add(a, actions.get(a));
+        }
+        tally
+    }
+}
+
 /// Who sent requests: an address, an address prefix (/24, /64), or a `clientIp` that is not an address
 /// (`X.X.X.X` in redacted logs), which is kept and counted rather than dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -702,8 +771,8 @@ impl RecordIds<'_> {
 /// Accumulates one client's requests during a scan.
 #[derive(Debug, Clone, Default)]
 pub struct ClientAcc {
-    pub requests: u64,
-    pub actions: ActionCounts,
+    /// Requests by action (their sum is the requests).
+    pub tally: Tally,
     pub first_ms: i64,
     pub last_ms: i64,
     pub minutes: Vec<(u32, u32)>,
@@ -718,15 +787,14 @@ impl ClientAcc {
         ids: &RecordIds<'_>,
         names: &mut Interner,
     ) {
-        if self.requests == 0 {
+        if self.is_empty() {
             self.first_ms = timestamp;
             self.last_ms = timestamp;
         } else {
             self.first_ms = self.first_ms.min(timestamp);
             self.last_ms = self.last_ms.max(timestamp);
         }
-        self.requests += 1;
-        self.actions.add(action, 1);
+        self.tally.add(action, 1);
         bump_minute(&mut self.minutes, minute_of(timestamp), 1);
         let c = &mut self.counts;
         ids.add_summary(c);
@@ -745,9 +813,21 @@ impl ClientAcc {
         }
     }
 
+    pub fn requests(&self) -> u64 {
+        self.tally.total()
+    }
+
+    /// No request counted yet (cheaper than `requests() == 0`).
+    pub fn is_empty(&self) -> bool {
+        match &self.tally {
+            Tally::Narrow(counts) => counts.iter().all(|&n| n == 0),
+            Tally::Wide(_) => false,
+        }
+    }
+
     /// Adds `other` (ids in the same numbering).
     pub fn merge(&mut self, other: &ClientAcc) {
-        if other.requests == 0 {
+        if other.is_empty() {
             return;
         }
         self.add_totals(other);
@@ -779,21 +859,21 @@ impl ClientAcc {
 
     /// Requests, actions and first/last seen of `other`.
     fn add_totals(&mut self, other: &ClientAcc) {
-        if other.requests == 0 {
+        if other.is_empty() {
             return;
         }
-        if self.requests == 0 {
+        if self.is_empty() {
             self.first_ms = other.first_ms;
             self.last_ms = other.last_ms;
         }
-        self.requests += other.requests;
-        self.actions.merge(&other.actions);
+        self.tally.merge(&other.tally);
         self.first_ms = self.first_ms.min(other.first_ms);
         self.last_ms = self.last_ms.max(other.last_ms);
     }
 
     pub fn finish(self, key: ClientKey, names: &Interner) -> ClientStats {
         let peaks = window_peaks(&self.minutes);
+        let actions = self.tally.actions();
         let mut lists = self.counts.into_lists(names, |kind| match kind {
             Kind::Uri => TOP_URIS,
             Kind::UserAgent => TOP_USER_AGENTS,
@@ -801,8 +881,8 @@ impl ClientAcc {
         });
         ClientStats {
             key,
-            requests: self.requests,
-            actions: self.actions,
+            requests: actions.total(),
+            actions,
             first_ms: self.first_ms,
             last_ms: self.last_ms,
             peaks,
@@ -954,9 +1034,9 @@ pub fn finish_clients_keeping(
     let detailed: Option<HashSet<ClientKey>> = match keep {
         Keep::All => None,
         Keep::Some { busiest, keys } => {
-            let clients = parts.iter().map(|(key, acc)| (acc.requests, key));
+            let clients = parts.iter().map(|(key, acc)| (acc.requests(), key));
             let prefixes = groups.iter().map(|(prefix, members)| {
-                let requests = parts[members.clone()].iter().map(|(_, acc)| acc.requests);
+                let requests = parts[members.clone()].iter().map(|(_, acc)| acc.requests());
                 (requests.sum(), prefix)
             });
             let mut detailed = keys.clone();
@@ -1056,6 +1136,34 @@ fn merge_parts(parts: &mut [(ClientKey, ClientAcc)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tally_widens_instead_of_overflowing() {
+        let mut t = Tally::default();
+        t.add(Action::Block, u64::from(u32::MAX));
+        t.add(Action::Allow, 2);
+        assert!(matches!(t, Tally::Narrow(_)));
+        t.add(Action::Block, 1);
+        assert!(matches!(t, Tally::Wide(_)));
+        assert_eq!(t.get(Action::Block), 1 << 32);
+        assert_eq!(t.total(), (1 << 32) + 2);
+        // Merging into a narrow tally widens it; amounts past 32 bits arrive whole.
+        let mut n = Tally::from(ActionCounts {
+            other: 5,
+            ..ActionCounts::default()
+        });
+        n.merge(&t);
+        n.add(Action::Captcha, 1 << 40);
+        let want = ActionCounts {
+            allow: 2,
+            block: 1 << 32,
+            captcha: 1 << 40,
+            other: 5,
+            ..ActionCounts::default()
+        };
+        assert_eq!(n.actions(), want);
+        assert_eq!(Tally::from(want).actions(), want);
+    }
 
     #[test]
     fn a_second_ja3_makes_several_without_interning_it() {
@@ -1259,7 +1367,7 @@ mod tests {
         assert_eq!(sum.minutes, [(1, 1), (2, 2), (10, 1)]);
         assert_eq!(sum.minutes, merged.minutes);
         assert_eq!(
-            (sum.requests, sum.first_ms, sum.last_ms),
+            (sum.requests(), sum.first_ms, sum.last_ms),
             (4, 60_000, 600_000)
         );
         let key = ClientKey::Unparsed("x".into());
