@@ -335,9 +335,9 @@ impl Cut {
             let n = kept(kind).unwrap_or(usize::MAX);
             let top = self.counts.top(kind, names, n);
             match kind {
-                Kind::Uri => (stats.uris, stats.distinct_uris) = (top, distinct),
+                Kind::Uri => (stats.uris, stats.distinct_uris) = (top.into(), distinct),
                 Kind::UserAgent => {
-                    (stats.user_agents, stats.distinct_user_agents) = (top, distinct)
+                    (stats.user_agents, stats.distinct_user_agents) = (top.into(), distinct)
                 }
                 Kind::Ja3 => stats.ja3 = self.counts.ja3(names).filter(|_| distinct == 1),
                 _ => {}

@@ -4,6 +4,8 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
 use rayon::prelude::*;
 
 use hashbrown::HashTable;
@@ -642,16 +644,16 @@ impl Counts {
         }
         let ja3 = Kind::Ja3 as usize;
         (lists.counts[ja3], lists.distinct[ja3]) = match only_ja3 {
-            OnlyValue::None => (Vec::new(), 0),
+            OnlyValue::None => (ThinVec::new(), 0),
             OnlyValue::One { id, count } => (
-                vec![Count {
+                thin_vec::thin_vec![Count {
                     value: names.shared(id),
                     count: count.into(),
                 }],
                 1,
             ),
             // At least two; how many more is not kept.
-            OnlyValue::Several => (Vec::new(), 2),
+            OnlyValue::Several => (ThinVec::new(), 2),
         };
         lists
     }
@@ -693,7 +695,7 @@ fn combined<'p>(parts: impl Iterator<Item = &'p [(u32, u32)]> + Clone) -> Vec<(u
 
 /// Orders one kind's `(key, count)` entries most frequent first, ties by value, and keeps the first
 /// `k`, as [`Count`]s sharing the interned strings.
-fn ranked(entries: &mut [(u32, u32)], names: &Interner, k: usize) -> Vec<Count> {
+fn ranked<C: FromIterator<Count>>(entries: &mut [(u32, u32)], names: &Interner, k: usize) -> C {
     let order = |a: &(u32, u32), b: &(u32, u32)| {
         b.1.cmp(&a.1)
             .then_with(|| names.name(a.0 & ID_MASK).cmp(names.name(b.0 & ID_MASK)))
@@ -717,12 +719,12 @@ fn ranked(entries: &mut [(u32, u32)], names: &Interner, k: usize) -> Vec<Count> 
 /// A client's finished lists by [`Kind`] (see [`Counts::into_lists`]).
 #[derive(Debug, Default)]
 pub struct Lists {
-    counts: [Vec<Count>; Kind::ALL.len()],
+    counts: [ThinVec<Count>; Kind::ALL.len()],
     distinct: [u64; Kind::ALL.len()],
 }
 
 impl Lists {
-    pub fn take(&mut self, kind: Kind) -> Vec<Count> {
+    pub fn take(&mut self, kind: Kind) -> ThinVec<Count> {
         std::mem::take(&mut self.counts[kind as usize])
     }
 
@@ -902,7 +904,7 @@ impl ClientAcc {
                 .take(Kind::Asn)
                 .first()
                 .and_then(|c| c.value.parse().ok()),
-            minutes: self.minutes,
+            minutes: ThinVec::from(self.minutes),
         }
     }
 }
@@ -925,20 +927,20 @@ pub struct ClientStats {
     pub peaks: [Peak; 4],
     pub active_minutes: u64,
     /// Sorted `(epoch minute, requests)`.
-    pub minutes: Vec<(u32, u32)>,
+    pub minutes: ThinVec<(u32, u32)>,
     /// Terminating rule ids (`Default_Action` when none matched).
-    pub rules: Vec<Count>,
-    pub response_codes: Vec<Count>,
+    pub rules: ThinVec<Count>,
+    pub response_codes: ThinVec<Count>,
     pub distinct_uris: u64,
     /// The [`TOP_URIS`] most requested paths.
-    pub uris: Vec<Count>,
+    pub uris: ThinVec<Count>,
     pub distinct_user_agents: u64,
     /// The [`TOP_USER_AGENTS`] most used user agents.
-    pub user_agents: Vec<Count>,
-    pub countries: Vec<Count>,
-    pub labels: Vec<Count>,
+    pub user_agents: ThinVec<Count>,
+    pub countries: ThinVec<Count>,
+    pub labels: ThinVec<Count>,
     /// Rules matched in COUNT mode.
-    pub count_rules: Vec<Count>,
+    pub count_rules: ThinVec<Count>,
     /// The most frequent `ja4Fingerprint`, where logged.
     pub ja4: Option<Arc<str>>,
     /// The `ja3Fingerprint`, when every request that carried one carried the same (see
@@ -960,9 +962,9 @@ impl ClientStats {
             &mut self.labels,
             &mut self.count_rules,
         ] {
-            *list = Vec::new();
+            *list = ThinVec::new();
         }
-        self.minutes = Vec::new();
+        self.minutes = ThinVec::new();
     }
 
     pub fn peak(&self, window_minutes: u32) -> Peak {
@@ -1256,7 +1258,7 @@ mod tests {
         let mut lists = c.into_lists(&names, |k| if k == Kind::Uri { 2 } else { usize::MAX });
         assert_eq!(
             (lists.take(Kind::Uri), lists.distinct(Kind::Uri)),
-            (top, 53)
+            (ThinVec::from(top), 53)
         );
         assert_eq!(lists.take(Kind::Country)[0].count, 7);
         assert_eq!(lists.distinct(Kind::Label), 0);
