@@ -1110,17 +1110,17 @@ pub fn finish_clients_keeping(
         .map(|(_, members)| members.start)
         .collect();
     // The prefixes of several clients are their sum.
-    let sums: Vec<Option<ClientStats>> = groups
+    // Only those: most prefixes hold one client, and a slot for each would be as big as a sum.
+    let sums: Vec<(usize, ClientStats)> = groups
         .par_iter()
-        .map(|(prefix, members)| {
-            let several = &parts[members.clone()];
-            if several.len() == 1 {
-                return None;
-            }
-            let parts: Vec<&ClientAcc> = several.iter().map(|(_, acc)| acc).collect();
+        .enumerate()
+        .filter(|(_, (_, members))| members.len() > 1)
+        .map(|(i, (prefix, members))| {
+            let parts: Vec<&ClientAcc> =
+                parts[members.clone()].iter().map(|(_, acc)| acc).collect();
             let mut stats = ClientAcc::sum(&parts).finish(prefix.clone(), names);
             brief(&mut stats);
-            Some(stats)
+            (i, stats)
         })
         .collect();
     // Clients finish independently (their top lists are most of the work): in parallel.
@@ -1135,18 +1135,21 @@ pub fn finish_clients_keeping(
             stats
         })
         .collect();
-    let prefixes = sums
-        .into_iter()
-        .zip(&groups)
-        .map(|(sum, (prefix, members))| {
-            sum.unwrap_or_else(|| {
-                let mut stats = ClientStats {
-                    key: prefix.clone(),
-                    ..finished[members.start].clone()
-                };
-                brief(&mut stats);
-                stats
-            })
+    let mut sums = sums.into_iter().peekable();
+    let prefixes = groups
+        .iter()
+        .enumerate()
+        .map(|(i, (prefix, members))| {
+            sums.next_if(|(at, _)| *at == i)
+                .map(|(_, sum)| sum)
+                .unwrap_or_else(|| {
+                    let mut stats = ClientStats {
+                        key: prefix.clone(),
+                        ..finished[members.start].clone()
+                    };
+                    brief(&mut stats);
+                    stats
+                })
         })
         .collect();
     for i in later {
