@@ -413,52 +413,311 @@ const KIND_SHIFT: u32 = 28;
 const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
 
 /// Counts keyed by `(kind, interned id)`. Most clients have a handful of distinct values, so a short
-/// list scanned linearly beats a hash table; clients with many (scanners walking thousands of paths,
-/// a week of a regular visitor's pages) keep them in hash tables instead, with no list beside them.
-/// These are most of a long scan's memory, and most of their values are counted once (each page a
-/// visitor or crawler fetched): those cost 4 bytes a slot, the others 8.
+/// list scanned linearly beats an index; clients with many (scanners walking thousands of paths, a
+/// week of a regular visitor's pages) keep them in a [`Table`] instead. These are most of a long
+/// scan's memory.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
-    /// `(kind and id, count)` while there are at most [`INDEX_AT`] of them (or after a remap, sum
-    /// or bulk merge, which leave a list); 8 bytes an entry.
-    list: Vec<(u32, u32)>,
-    /// The values once a list outgrows [`INDEX_AT`] (then `list` is empty).
-    table: Option<Box<Table>>,
+    values: Values,
     /// The [`Kind::Ja3`] values, which are not counted like the others.
     ja3: OnlyValue,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Table {
-    /// Keys counted exactly once.
-    ones: HashTable<u32>,
-    /// Keys counted more than once, with their counts.
-    more: HashTable<(u32, u32)>,
+/// One enum rather than a list and an optional table side by side: a header less in every client.
+#[derive(Debug, Clone)]
+enum Values {
+    /// `(kind and id, count)` while there are at most [`INDEX_AT`] of them (or after a sum or bulk
+    /// merge, which leave a list); 8 bytes an entry, grown [`LIST_STEP`] entries at a time.
+    List(Vec<(u32, u32)>),
+    /// Once a list outgrows [`INDEX_AT`].
+    Indexed(Box<Table>),
 }
 
-impl Table {
-    fn add(&mut self, key: u32, n: u32) {
-        let hash = hash_key(key);
-        if let Some(e) = self.more.find_mut(hash, |e| e.0 == key) {
-            e.1 = e.1.saturating_add(n);
-            return;
+impl Default for Values {
+    fn default() -> Values {
+        Values::List(Vec::new())
+    }
+}
+
+impl Values {
+    /// The pairs as a list, consuming the table if there is one.
+    fn into_list(self) -> Vec<(u32, u32)> {
+        match self {
+            Values::List(list) => list,
+            Values::Indexed(table) => {
+                let mut list = Vec::with_capacity(table.len());
+                list.extend(table.pairs());
+                list
+            }
         }
-        let n = match self.ones.find_entry(hash, |&k| k == key) {
-            Ok(once) => {
-                once.remove();
-                n.saturating_add(1)
-            }
-            Err(_) if n == 1 => {
-                self.ones.insert_unique(hash, key, |&k| hash_key(k));
-                return;
-            }
-            Err(_) => n,
-        };
-        self.more.insert_unique(hash, (key, n), |e| hash_key(e.0));
     }
 }
 
 const INDEX_AT: usize = 24;
+/// Lists grow by this many entries, not by doubling: most clients' lists stay short, and a list of
+/// 17 would otherwise hold room for 32.
+const LIST_STEP: usize = 4;
+
+/// The values of a client with many. Most are counted once (each page a visitor or crawler fetched):
+/// those are sorted keys, 4 bytes each; the others are counted in [`More`].
+#[derive(Debug, Clone, Default)]
+struct Table {
+    more: More,
+    /// Keys counted exactly once (none of them in `more`).
+    ones: Ones,
+}
+
+impl Table {
+    /// From distinct `(key, count)` pairs.
+    fn new(pairs: &[(u32, u32)]) -> Table {
+        let ones = pairs.iter().filter(|e| e.1 == 1).map(|e| e.0);
+        Table {
+            more: More::new(pairs.iter().copied().filter(|e| e.1 != 1)),
+            ones: Ones::new(ones),
+        }
+    }
+
+    fn add(&mut self, key: u32, n: u32) {
+        if self.more.add(key, n) {
+            return;
+        }
+        let n = if self.ones.take_or_insert(key, n == 1) {
+            n.saturating_add(1)
+        } else if n == 1 {
+            return;
+        } else {
+            n
+        };
+        self.more.insert(key, n);
+    }
+
+    fn len(&self) -> usize {
+        self.more.len() + self.ones.len()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let ones = self.ones.iter().map(|k| (k, 1));
+        self.more.iter().chain(ones)
+    }
+
+    fn remap(&mut self, remap: &[u32]) {
+        let more = std::mem::take(&mut self.more);
+        self.more = More::new(more.iter().map(|(key, n)| (remap_key(key, remap), n)));
+        self.ones = Ones::new(self.ones.iter().map(|k| remap_key(k, remap)));
+    }
+}
+
+/// Keys counted more than once, with their counts: a list scanned linearly while short (most
+/// clients repeat a dozen values, and those they send on every request come first), then a hash
+/// table. A hash table of a few entries would take twice the room.
+#[derive(Debug, Clone)]
+enum More {
+    List(Vec<(u32, u32)>),
+    Hashed(HashTable<(u32, u32)>),
+}
+
+impl Default for More {
+    fn default() -> More {
+        More::List(Vec::new())
+    }
+}
+
+/// How many keys counted more than once a [`More`] lists before it hashes them.
+const HASH_MORE_AT: usize = 32;
+
+impl More {
+    /// From distinct `(key, count)` pairs.
+    fn new(pairs: impl Iterator<Item = (u32, u32)> + Clone) -> More {
+        let len = pairs.clone().count();
+        if len <= HASH_MORE_AT {
+            let mut list = Vec::with_capacity(len);
+            list.extend(pairs);
+            return More::List(list);
+        }
+        let mut table = HashTable::with_capacity(len);
+        for e in pairs {
+            table.insert_unique(hash_key(e.0), e, |e| hash_key(e.0));
+        }
+        More::Hashed(table)
+    }
+
+    /// Adds `n` to `key`'s count if it is here; whether it was.
+    fn add(&mut self, key: u32, n: u32) -> bool {
+        let count = match self {
+            More::List(list) => list.iter_mut().find(|e| e.0 == key),
+            More::Hashed(table) => table.find_mut(hash_key(key), |e| e.0 == key),
+        };
+        count.map(|e| e.1 = e.1.saturating_add(n)).is_some()
+    }
+
+    /// Inserts `key`, which is not here.
+    fn insert(&mut self, key: u32, n: u32) {
+        match self {
+            More::List(list) if list.len() < HASH_MORE_AT => push_short(list, (key, n)),
+            More::List(list) => {
+                *self = More::new(list.iter().copied().chain([(key, n)]));
+            }
+            More::Hashed(table) => {
+                table.insert_unique(hash_key(key), (key, n), |e| hash_key(e.0));
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            More::List(list) => list.len(),
+            More::Hashed(table) => table.len(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + Clone + '_ {
+        let (list, table) = match self {
+            More::List(list) => (&list[..], None),
+            More::Hashed(table) => (&[][..], Some(table)),
+        };
+        list.iter()
+            .copied()
+            .chain(table.into_iter().flat_map(|t| t.iter().copied()))
+    }
+}
+
+/// Appends `e` to a short list, growing it [`LIST_STEP`] entries at a time.
+fn push_short(list: &mut Vec<(u32, u32)>, e: (u32, u32)) {
+    if list.len() == list.capacity() {
+        list.reserve_exact(LIST_STEP);
+    }
+    list.push(e);
+}
+
+/// Distinct keys: sorted ones, then a sorted tail of the latest, merged into them when the buffer is
+/// full (the buffer has room for a tail of about the square root of their number, so neither
+/// inserting into the tail nor merging it costs more than that per key). A key taken from the
+/// sorted part is only marked, and dropped at the next merge.
+#[derive(Debug, Clone, Default)]
+struct Ones {
+    keys: Vec<u32>,
+    /// How many of `keys` are the sorted part.
+    sorted: u32,
+    /// How many of the sorted part are taken.
+    taken: u32,
+    /// Which of the sorted part are taken (empty while none is).
+    taken_bits: Box<[u64]>,
+}
+
+impl Ones {
+    /// From distinct `keys` in any order.
+    fn new(keys: impl Iterator<Item = u32> + Clone) -> Ones {
+        let len = keys.clone().count();
+        let mut sorted = Vec::with_capacity(len + tail_room(len));
+        sorted.extend(keys);
+        sorted.sort_unstable();
+        Ones::sorted(sorted)
+    }
+
+    fn sorted(keys: Vec<u32>) -> Ones {
+        Ones {
+            sorted: u32::try_from(keys.len()).expect("fewer than 2^32 values"),
+            keys,
+            taken: 0,
+            taken_bits: Box::default(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len() - self.taken as usize
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + Clone + '_ {
+        let sorted = self.sorted as usize;
+        let kept = (0..sorted).filter(|&i| !is_taken(&self.taken_bits, i));
+        kept.map(|i| self.keys[i])
+            .chain(self.keys[sorted..].iter().copied())
+    }
+
+    /// Takes `key` out if it is here, else inserts it if `insert`; whether it was here. Keys once
+    /// taken are never looked for again (they are counted in [`Table::more`]).
+    fn take_or_insert(&mut self, key: u32, insert: bool) -> bool {
+        let sorted = self.sorted as usize;
+        if let Ok(i) = self.keys[..sorted].binary_search(&key) {
+            debug_assert!(
+                !is_taken(&self.taken_bits, i),
+                "a taken key is counted in `more`"
+            );
+            if self.taken_bits.is_empty() {
+                self.taken_bits = vec![0; sorted.div_ceil(64)].into();
+            }
+            self.taken_bits[i / 64] |= 1 << (i % 64);
+            self.taken += 1;
+            // Half taken (a visitor's second round of the same pages): the marks would cost more
+            // than a merge.
+            if self.taken * 2 > self.sorted {
+                self.merge_tail();
+            }
+            return true;
+        }
+        match self.keys[sorted..].binary_search(&key) {
+            Ok(i) => {
+                self.keys.remove(sorted + i);
+                true
+            }
+            Err(_) if !insert => false,
+            Err(i) => {
+                if self.keys.len() == self.keys.capacity() {
+                    self.merge_tail();
+                    self.keys.push(key);
+                } else {
+                    self.keys.insert(sorted + i, key);
+                }
+                false
+            }
+        }
+    }
+
+    /// Merges the tail into the sorted keys without the taken ones, into a buffer with room for
+    /// the next tail: the runs of sorted keys between two of the tail's are copied whole.
+    fn merge_tail(&mut self) {
+        let Ones {
+            keys,
+            sorted,
+            taken,
+            taken_bits,
+        } = self;
+        if *taken > 0 {
+            let mut i = 0;
+            keys.retain(|_| {
+                let kept = i >= *sorted as usize || !is_taken(taken_bits, i);
+                i += 1;
+                kept
+            });
+            *sorted -= *taken;
+        }
+        let (mut rest, tail) = keys.split_at(*sorted as usize);
+        let mut merged = Vec::with_capacity(keys.len() + tail_room(keys.len()));
+        for &key in tail {
+            let (before, after) = rest.split_at(rest.partition_point(|&k| k < key));
+            merged.extend_from_slice(before);
+            merged.push(key);
+            rest = after;
+        }
+        merged.extend_from_slice(rest);
+        *self = Ones::sorted(merged);
+    }
+}
+
+/// Whether bit `i` of `bits` is set (see [`Ones::taken_bits`]).
+fn is_taken(bits: &[u64], i: usize) -> bool {
+    bits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+}
+
+/// Room for the tail of `len` sorted keys (see [`Ones`]).
+fn tail_room(len: usize) -> usize {
+    len.isqrt().max(LIST_STEP)
+}
+
+/// `key` with its id translated through `remap` (see [`Interner::absorb`]).
+fn remap_key(key: u32, remap: &[u32]) -> u32 {
+    (key & !ID_MASK) | remap[(key & ID_MASK) as usize]
+}
 
 /// A value kept only while it is the only one seen: a client's JA3 identifies its TLS stack only
 /// when it does not change, and Chromium permutes its TLS extensions per connection, so its JA3
@@ -526,78 +785,58 @@ impl Counts {
 
     fn add_key(&mut self, key: u32, n: u64) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        if self.table.is_none() {
-            if let Some(e) = self.list.iter_mut().find(|e| e.0 == key) {
-                e.1 = e.1.saturating_add(n);
-                return;
+        match &mut self.values {
+            Values::List(list) => {
+                if let Some(e) = list.iter_mut().find(|e| e.0 == key) {
+                    e.1 = e.1.saturating_add(n);
+                } else if list.len() < INDEX_AT {
+                    push_short(list, (key, n));
+                } else {
+                    let mut table = Table::new(list);
+                    table.add(key, n);
+                    self.values = Values::Indexed(Box::new(table));
+                }
             }
-            if self.list.len() < INDEX_AT {
-                self.list.push((key, n));
-                return;
-            }
-            self.index();
+            Values::Indexed(table) => table.add(key, n),
         }
-        self.table.as_mut().expect("indexed above").add(key, n);
     }
 
-    /// Moves the list into hash tables (adding to them is next).
-    fn index(&mut self) {
-        let mut table = Table::default();
-        for (key, n) in std::mem::take(&mut self.list) {
-            table.add(key, n);
-        }
-        self.table = Some(Box::new(table));
-    }
-
-    /// Whether the counts are in hash tables (adding many to them costs less than sorting).
+    /// Whether the counts are in a [`Table`] (adding many to it costs less than sorting).
     fn is_indexed(&self) -> bool {
-        self.table.is_some()
+        matches!(self.values, Values::Indexed(_))
     }
 
     fn len(&self) -> usize {
-        self.table
-            .as_ref()
-            .map_or(self.list.len(), |t| t.ones.len() + t.more.len())
+        match &self.values {
+            Values::List(list) => list.len(),
+            Values::Indexed(table) => table.len(),
+        }
     }
 
     fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let table = self.table.iter();
-        self.list
-            .iter()
+        let (list, table) = match &self.values {
+            Values::List(list) => (&list[..], None),
+            Values::Indexed(table) => (&[][..], Some(table)),
+        };
+        list.iter()
             .copied()
-            .chain(table.clone().flat_map(|t| t.ones.iter().map(|&k| (k, 1))))
-            .chain(table.flat_map(|t| t.more.iter().copied()))
+            .chain(table.into_iter().flat_map(|t| t.pairs()))
     }
 
-    /// The pairs as a list, consuming the tables if there are.
-    fn into_list(self) -> Vec<(u32, u32)> {
-        match self.table {
-            Some(t) => {
-                let mut list = Vec::with_capacity(t.ones.len() + t.more.len());
-                list.extend(t.ones.into_iter().map(|k| (k, 1)));
-                list.extend(t.more);
-                list
-            }
-            None => self.list,
-        }
-    }
-
-    /// Translates ids through `remap` (see [`Interner::absorb`]). A table, keyed by the old ids,
-    /// becomes a list; the next new key indexes it again.
+    /// Translates ids through `remap` (see [`Interner::absorb`]). A table stays one, re-sorted and
+    /// rehashed: as a list, each value counted once would take twice the room.
     pub fn remap(&mut self, remap: &[u32]) {
-        let mut ja3 = self.ja3;
-        if let OnlyValue::One { id, .. } = &mut ja3 {
+        if let OnlyValue::One { id, .. } = &mut self.ja3 {
             *id = remap[*id as usize];
         }
-        let mut list = std::mem::take(self).into_list();
-        for e in &mut list {
-            e.0 = (e.0 & !ID_MASK) | remap[(e.0 & ID_MASK) as usize];
+        match &mut self.values {
+            Values::List(list) => {
+                for e in list {
+                    e.0 = remap_key(e.0, remap);
+                }
+            }
+            Values::Indexed(table) => table.remap(remap),
         }
-        *self = Counts {
-            list,
-            table: None,
-            ja3,
-        };
     }
 
     /// Adds `other` (ids in the same numbering): key by key when it is short (as when Athena rows
@@ -610,15 +849,10 @@ impl Counts {
                 self.add_key(key, u64::from(n));
             }
         } else {
-            let ja3 = self.ja3;
-            let mut list = std::mem::take(self).into_list();
+            let mut list = std::mem::take(&mut self.values).into_list();
             list.extend(other.pairs());
             combine(&mut list);
-            *self = Counts {
-                list,
-                table: None,
-                ja3,
-            };
+            self.values = Values::List(list);
         }
     }
 
@@ -636,8 +870,7 @@ impl Counts {
         }
         combine(&mut list);
         Counts {
-            list,
-            table: None,
+            values: Values::List(list),
             ja3,
         }
     }
@@ -682,7 +915,7 @@ impl Counts {
     pub fn into_lists(self, names: &Interner, keep: impl Fn(Kind) -> usize) -> Lists {
         let mut lists = Lists::default();
         let only_ja3 = self.ja3;
-        let mut entries = self.into_list();
+        let mut entries = self.values.into_list();
         entries.sort_unstable_by_key(|e| e.0 >> KIND_SHIFT);
         for group in entries.chunk_by_mut(|a, b| a.0 >> KIND_SHIFT == b.0 >> KIND_SHIFT) {
             let kind = Kind::ALL[(group[0].0 >> KIND_SHIFT) as usize];
@@ -1188,6 +1421,7 @@ fn merge_parts(parts: &mut [(ClientKey, ClientAcc)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn a_tally_widens_instead_of_overflowing() {
@@ -1387,6 +1621,124 @@ mod tests {
             ("/p0", 1 + 2 + 2 + 5)
         );
         assert_eq!(uris.len(), 61);
+    }
+
+    /// Random counts of `distinct` possible values of a few kinds, with a plain map of the same.
+    fn random_counts(
+        rng: &mut impl rand::Rng,
+        distinct: u32,
+        adds: usize,
+    ) -> (Counts, BTreeMap<(Kind, u32), u64>) {
+        let kinds = [Kind::Rule, Kind::Uri, Kind::Label, Kind::Asn];
+        let (mut c, mut model) = (Counts::default(), BTreeMap::new());
+        for _ in 0..adds {
+            let kind = kinds[rng.random_range(0..kinds.len())];
+            let id = rng.random_range(0..distinct);
+            // Mostly ones, as records add them; sometimes more, as Athena's rows do.
+            let n = if rng.random_bool(0.9) {
+                1
+            } else {
+                rng.random_range(2..1000)
+            };
+            c.add(kind, id, n);
+            *model.entry((kind, id)).or_default() += n;
+        }
+        (c, model)
+    }
+
+    /// Asserts that `c` counts exactly what `model` does: every kind's values, counts and order.
+    fn assert_counts(c: &Counts, model: &BTreeMap<(Kind, u32), u64>, names: &Interner) {
+        let total: u64 = model.values().sum();
+        assert_eq!(c.pairs().map(|p| u64::from(p.1)).sum::<u64>(), total);
+        for kind in [Kind::Rule, Kind::Uri, Kind::Label, Kind::Asn, Kind::Country] {
+            let mut want: Vec<(&str, u64)> = model
+                .iter()
+                .filter(|((k, _), _)| *k == kind)
+                .map(|(&(_, id), &n)| (names.name(id), n))
+                .collect();
+            want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let got = c.sorted(kind, names);
+            let got: Vec<(&str, u64)> = got.iter().map(|c| (&*c.value, c.count)).collect();
+            assert_eq!(got, want, "{kind:?}");
+            assert_eq!(c.distinct(kind), want.len() as u64);
+            assert_eq!(
+                c.top(kind, names, 3),
+                c.sorted(kind, names)[..want.len().min(3)]
+            );
+        }
+    }
+
+    fn add_model(into: &mut BTreeMap<(Kind, u32), u64>, other: &BTreeMap<(Kind, u32), u64>) {
+        for (&k, &n) in other {
+            *into.entry(k).or_default() += n;
+        }
+    }
+
+    #[test]
+    fn counts_agree_with_a_map_at_every_size() {
+        use rand::{SeedableRng, seq::SliceRandom};
+        const IDS: u32 = 40_000;
+        let mut names = Interner::default();
+        for i in 0..IDS {
+            names.intern(&format!("v{i}"));
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        // (distinct values, adds): short lists, the list's limit either side, tables whose keys
+        // are mostly counted once, and tables whose keys are mostly seen again.
+        let sizes = [
+            (3, 10),
+            (6, 6),
+            (24, 24),
+            (25, 40),
+            (60, 60),
+            (300, 2_000),
+            (2_000, 8_000),
+            (5_000, 5_000),
+            (IDS, 30_000),
+        ];
+        for &(distinct, adds) in &sizes {
+            let (mut a, mut ma) = random_counts(&mut rng, distinct, adds);
+            assert_counts(&a, &ma, &names);
+            let (b, mb) = random_counts(&mut rng, distinct, adds / 2 + 1);
+            // Merging either way round, and summing with a third part.
+            let mut ab = a.clone();
+            ab.merge(&b);
+            let mut ba = b.clone();
+            ba.merge(&a);
+            let mut mab = ma.clone();
+            add_model(&mut mab, &mb);
+            assert_counts(&ab, &mab, &names);
+            assert_counts(&ba, &mab, &names);
+            let (c, mc) = random_counts(&mut rng, IDS, 30);
+            let mut sum = Counts::sum(&[&a, &b, &c]);
+            add_model(&mut mab, &mc);
+            assert_counts(&sum, &mab, &names);
+            // A sum goes on counting exactly, past its next index.
+            let (d, md) = random_counts(&mut rng, distinct, adds);
+            for (key, n) in d.pairs() {
+                sum.add_key(key, n.into());
+            }
+            add_model(&mut mab, &md);
+            assert_counts(&sum, &mab, &names);
+            // Another numbering: the same counts under translated ids, and counting goes on.
+            let mut remap: Vec<u32> = (0..IDS).collect();
+            remap.shuffle(&mut rng);
+            a.remap(&remap);
+            ma = ma
+                .into_iter()
+                .map(|((k, id), n)| ((k, remap[id as usize]), n))
+                .collect();
+            assert_counts(&a, &ma, &names);
+            let (e, me) = random_counts(&mut rng, distinct, adds);
+            a.merge(&e);
+            add_model(&mut ma, &me);
+            assert_counts(&a, &ma, &names);
+            // The summary kinds alone.
+            let mut summary = Counts::default();
+            summary.add_summary_of(&a);
+            ma.retain(|(k, _), _| Kind::SUMMARY.contains(k));
+            assert_counts(&summary, &ma, &names);
+        }
     }
 
     #[test]
