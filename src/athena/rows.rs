@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use super::sql::{kept, value_kind};
 use crate::policy::{KeyKind, Policy};
+use crate::scan::minutes::Minutes;
 use crate::scan::stats::{
     ClientAcc, ClientKey, ClientStats, Counts, Interner, Kind, finish_clients,
 };
@@ -475,7 +476,10 @@ impl MinuteRow {
             // A minute without them never lowers (raises) its client's first (last) timestamp.
             first_ms: self.first_ms.unwrap_or(i64::MAX),
             last_ms: self.last_ms.unwrap_or(i64::MIN),
-            minutes: vec![(minute, u32::try_from(self.requests).unwrap_or(u32::MAX))],
+            minutes: Minutes::from_buckets(&[(
+                minute,
+                u32::try_from(self.requests).unwrap_or(u32::MAX),
+            )]),
             ..ClientAcc::default()
         })
     }
@@ -665,7 +669,7 @@ pub fn traffic(
     }
     for row in client_rows {
         let acc = row.acc()?;
-        let minute = acc.minutes[0].0;
+        let minute = acc.minutes.buckets()[0].0;
         per_minute
             .entry(minute)
             .or_default()

@@ -4,6 +4,7 @@
 //! own [`TrafficBuilder`] and the builders are merged at the end, so the hot loop takes no locks. Memory
 //! grows with distinct clients and their active minutes, never with the number of records read.
 
+pub mod minutes;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashSet};
@@ -458,7 +459,7 @@ fn unshare_split_clients(
             s.bits &= client.shared;
             s.requests += client.acc.requests();
             s.blocked += client.acc.tally.get(Action::Block);
-            s.minutes += client.acc.minutes.len() as u64;
+            s.minutes += client.acc.minutes.active();
         }
     }
     for clients in all.iter_mut() {
@@ -504,12 +505,13 @@ fn may_fire(policy: &Policy, requests: u64, counts: impl FnOnce() -> KeyCounts) 
 
 /// A key's counts from its merged accumulator, for [`may_fire`].
 fn acc_counts(acc: &ClientAcc) -> KeyCounts {
+    let minutes = acc.minutes.buckets();
     KeyCounts {
         requests: acc.requests(),
-        peaks: stats::window_peaks(&acc.minutes).map(|p| p.requests),
+        peaks: stats::window_peaks(&minutes).map(|p| p.requests),
         distinct_uris: acc.counts.distinct(Kind::Uri),
         blocked: acc.tally.get(Action::Block),
-        active_minutes: acc.minutes.len() as u64,
+        active_minutes: minutes.len() as u64,
         ..KeyCounts::default()
     }
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use std::hash::BuildHasher as _;
 
+use super::minutes::Minutes;
 use crate::log::Action;
 
 /// The sliding windows AWS rate-based rules evaluate (60, 120, 300, 600 s), in minutes.
@@ -215,20 +216,6 @@ pub fn window_peak(minutes: &[(u32, u32)], width: u32) -> Peak {
         }
     }
     best
-}
-
-/// Adds one request at `minute` to sorted buckets. Records mostly arrive in time order, so the common
-/// case appends or bumps the last bucket.
-pub fn bump_minute(minutes: &mut Vec<(u32, u32)>, minute: u32, n: u32) {
-    match minutes.last_mut() {
-        Some(last) if last.0 == minute => last.1 += n,
-        Some(last) if last.0 < minute => minutes.push((minute, n)),
-        None => minutes.push((minute, n)),
-        Some(_) => match minutes.binary_search_by_key(&minute, |b| b.0) {
-            Ok(i) => minutes[i].1 += n,
-            Err(i) => minutes.insert(i, (minute, n)),
-        },
-    }
 }
 
 /// Merges sorted bucket lists.
@@ -951,7 +938,7 @@ impl Counts {
 
 /// Sorts `(key, n)` pairs by key and adds up the `n` of repeated keys: the sum of several lists in
 /// one sort, with no hashing.
-fn combine(pairs: &mut Vec<(u32, u32)>) {
+pub(super) fn combine(pairs: &mut Vec<(u32, u32)>) {
     pairs.sort_unstable_by_key(|e| e.0);
     // `dedup_by` hands over (later, kept): a repeated key adds its count to the kept one.
     pairs.dedup_by(|later, kept| {
@@ -961,16 +948,6 @@ fn combine(pairs: &mut Vec<(u32, u32)>) {
         }
         same
     });
-}
-
-/// The pairs of all `parts` in one list, [`combine`]d.
-fn combined<'p>(parts: impl Iterator<Item = &'p [(u32, u32)]> + Clone) -> Vec<(u32, u32)> {
-    let mut pairs = Vec::with_capacity(parts.clone().map(<[_]>::len).sum());
-    for part in parts {
-        pairs.extend_from_slice(part);
-    }
-    combine(&mut pairs);
-    pairs
 }
 
 /// Orders one kind's `(key, count)` entries most frequent first, ties by value, and keeps the first
@@ -1057,7 +1034,7 @@ pub struct ClientAcc {
     pub tally: Tally,
     pub first_ms: i64,
     pub last_ms: i64,
-    pub minutes: Vec<(u32, u32)>,
+    pub minutes: Minutes,
     pub counts: Counts,
 }
 
@@ -1077,7 +1054,7 @@ impl ClientAcc {
             self.last_ms = self.last_ms.max(timestamp);
         }
         self.tally.add(action, 1);
-        bump_minute(&mut self.minutes, minute_of(timestamp), 1);
+        self.minutes.add(minute_of(timestamp), 1);
         let c = &mut self.counts;
         ids.add_summary(c);
         if let Some(code) = ids.response_code {
@@ -1113,7 +1090,7 @@ impl ClientAcc {
             return;
         }
         self.add_totals(other);
-        merge_minutes(&mut self.minutes, &other.minutes);
+        self.minutes.merge(&other.minutes);
         self.counts.merge(&other.counts);
     }
 
@@ -1123,8 +1100,8 @@ impl ClientAcc {
         let mut sum = ClientAcc::default();
         for part in parts {
             sum.add_totals(part);
+            sum.minutes.merge(&part.minutes);
         }
-        sum.minutes = combined(parts.iter().map(|p| &p.minutes[..]));
         let counts: Vec<&Counts> = parts.iter().map(|p| &p.counts).collect();
         sum.counts = Counts::sum(&counts);
         sum
@@ -1154,7 +1131,8 @@ impl ClientAcc {
     }
 
     pub fn finish(self, key: ClientKey, names: &Interner) -> ClientStats {
-        let peaks = window_peaks(&self.minutes);
+        let minutes = self.minutes.buckets();
+        let peaks = window_peaks(&minutes);
         let actions = self.tally.actions();
         let mut lists = self.counts.into_lists(names, |kind| match kind {
             Kind::Uri => TOP_URIS,
@@ -1168,7 +1146,7 @@ impl ClientAcc {
             first_ms: self.first_ms,
             last_ms: self.last_ms,
             peaks,
-            active_minutes: self.minutes.len() as u64,
+            active_minutes: minutes.len() as u64,
             rules: lists.take(Kind::Rule),
             response_codes: lists.take(Kind::ResponseCode),
             distinct_uris: lists.distinct(Kind::Uri),
@@ -1184,7 +1162,7 @@ impl ClientAcc {
                 .take(Kind::Asn)
                 .first()
                 .and_then(|c| c.value.parse().ok()),
-            minutes: ThinVec::from(self.minutes),
+            minutes: ThinVec::from(minutes),
         }
     }
 }
@@ -1495,12 +1473,8 @@ mod tests {
     }
 
     #[test]
-    fn bump_and_merge_keep_order() {
-        let mut v = Vec::new();
-        for m in [5, 5, 7, 3, 6, 3] {
-            bump_minute(&mut v, m, 1);
-        }
-        assert_eq!(v, [(3, 2), (5, 2), (6, 1), (7, 1)]);
+    fn merge_keeps_order() {
+        let mut v = vec![(3, 2), (5, 2), (6, 1), (7, 1)];
         merge_minutes(&mut v, &[(1, 1), (5, 3), (9, 1)]);
         assert_eq!(v, [(1, 1), (3, 2), (5, 5), (6, 1), (7, 1), (9, 1)]);
     }
@@ -1768,8 +1742,8 @@ mod tests {
         let sum = ClientAcc::sum(&[&a, &ClientAcc::default(), &b]);
         let mut merged = a.clone();
         merged.merge(&b);
-        assert_eq!(sum.minutes, [(1, 1), (2, 2), (10, 1)]);
-        assert_eq!(sum.minutes, merged.minutes);
+        assert_eq!(sum.minutes.buckets(), [(1, 1), (2, 2), (10, 1)]);
+        assert_eq!(sum.minutes.buckets(), merged.minutes.buckets());
         assert_eq!(
             (sum.requests(), sum.first_ms, sum.last_ms),
             (4, 60_000, 600_000)
