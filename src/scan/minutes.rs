@@ -9,7 +9,7 @@ const HEADER: usize = 8;
 
 /// Requests per epoch minute, as [`Minutes::buckets`] returns them.
 ///
-/// After the [`HEADER`], LEB128 entries (minute minus the previous entry's minute, zigzag-signed;
+/// After the `HEADER`, LEB128 entries (minute minus the previous entry's minute, zigzag-signed;
 /// requests), the first from minute 0. The entries up to the header's end offset have increasing
 /// minutes; after it come those added out of order (records from another source or worker),
 /// folded in once they outgrow a quarter of the sorted ones. Records mostly arrive in time order,

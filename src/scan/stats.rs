@@ -401,7 +401,7 @@ const ID_MASK: u32 = (1 << KIND_SHIFT) - 1;
 
 /// Counts keyed by `(kind, interned id)`. Most clients have a handful of distinct values, so a short
 /// list scanned linearly beats an index; clients with many (scanners walking thousands of paths, a
-/// week of a regular visitor's pages) keep them in a [`Table`] instead. These are most of a long
+/// week of a regular visitor's pages) keep them in a `Table` instead. These are most of a long
 /// scan's memory.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
