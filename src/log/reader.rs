@@ -295,6 +295,7 @@ impl WholeFile {
             return None;
         };
         self.raw.clear();
+        super::gunzip::forget_larger(&mut self.raw, input.size as usize);
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut self.raw))
             .ok()?;
@@ -339,6 +340,22 @@ pub fn parse_lines(
     validate: bool,
     sink: &mut impl RecordSink,
 ) {
+    let mut index = super::fast::Index::default();
+    parse_lines_with(
+        &mut index, data, file_index, file, first_line, validate, sink,
+    );
+}
+
+/// [`parse_lines`] with the caller's scratch `index`, for callers that parse a few lines at a time.
+pub fn parse_lines_with(
+    index: &mut super::fast::Index,
+    data: &[u8],
+    file_index: usize,
+    file: &Arc<str>,
+    first_line: u64,
+    validate: bool,
+    sink: &mut impl RecordSink,
+) {
     let problem = |line: u64, reason: String| Malformed {
         file_index,
         file: file.clone(),
@@ -346,7 +363,6 @@ pub fn parse_lines(
         reason,
     };
 
-    let mut index = super::fast::Index::default();
     let mut start = 0;
     let mut line_no = first_line;
     while start < data.len() {
@@ -356,7 +372,7 @@ pub fn parse_lines(
         let (len, read) = if validate {
             (memchr::memchr(b'\n', rest).unwrap_or(rest.len()), false)
         } else {
-            super::fast::next_record(rest, &mut index, |record| sink.record(record))
+            super::fast::next_record(rest, index, |record| sink.record(record))
         };
         let line = rest[..len].trim_ascii();
         let n = line_no;
