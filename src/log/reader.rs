@@ -319,6 +319,7 @@ pub trait RecordSink {
 /// the fields of [`ScanRecord`] are typed and the rest is skipped (checked for JSON structure only).
 pub fn parse_chunk(chunk: &Chunk, validate: bool, sink: &mut impl RecordSink) {
     parse_lines(
+        &mut super::fast::Index::default(),
         &chunk.data,
         chunk.file_index,
         &chunk.file,
@@ -332,22 +333,8 @@ pub fn parse_chunk(chunk: &Chunk, validate: bool, sink: &mut impl RecordSink) {
 }
 
 /// Parses `data`, whose first line is line `first_line` of input `file` (see [`parse_chunk`]).
+/// `index` is scratch space, kept by callers that parse a few lines at a time.
 pub fn parse_lines(
-    data: &[u8],
-    file_index: usize,
-    file: &Arc<str>,
-    first_line: u64,
-    validate: bool,
-    sink: &mut impl RecordSink,
-) {
-    let mut index = super::fast::Index::default();
-    parse_lines_with(
-        &mut index, data, file_index, file, first_line, validate, sink,
-    );
-}
-
-/// [`parse_lines`] with the caller's scratch `index`, for callers that parse a few lines at a time.
-pub fn parse_lines_with(
     index: &mut super::fast::Index,
     data: &[u8],
     file_index: usize,
@@ -619,7 +606,15 @@ mod tests {
             let ok = nested(MAX_NESTING - 1);
             let deep = nested(10_000);
             let data = format!("{ok}\n{deep}\n");
-            parse_lines(data.as_bytes(), 0, &Arc::from("f"), 1, validate, &mut sink);
+            parse_lines(
+                &mut Default::default(),
+                data.as_bytes(),
+                0,
+                &Arc::from("f"),
+                1,
+                validate,
+                &mut sink,
+            );
             assert_eq!(sink.records, [1], "validate: {validate}");
             assert_eq!(sink.malformed.len(), 1);
             assert_eq!(
@@ -657,7 +652,15 @@ mod tests {
         let mut reasons = Vec::new();
         for validate in [false, true] {
             let mut sink = Sink::default();
-            parse_lines(line, 0, &Arc::from("f"), 1, validate, &mut sink);
+            parse_lines(
+                &mut Default::default(),
+                line,
+                0,
+                &Arc::from("f"),
+                1,
+                validate,
+                &mut sink,
+            );
             assert!(sink.records.is_empty());
             assert_eq!(sink.malformed.len(), 1);
             reasons.push(sink.malformed[0].to_string());

@@ -180,8 +180,8 @@ struct Client {
 
 /// A worker's clients by key. IPv4 addresses, nearly every client, are keyed by their 4 bytes in a
 /// table of positions in `v4`, which holds the clients in fixed blocks: a hash table keeps up to
-/// half its slots free, and a slot of 8 bytes wastes less than one of a whole [`Client`] (on a
-/// week, 7 MB of the workers' 15), while blocks grow without copying.
+/// half its slots free, and a free slot of 8 bytes wastes less than one of a whole [`Client`],
+/// while blocks grow without copying.
 #[derive(Debug, Default)]
 struct ClientMap {
     v4_at: HashMap<Ipv4Addr, u32>,
