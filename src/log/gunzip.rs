@@ -37,7 +37,9 @@ pub fn gunzip_into(input: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<()
         .checked_sub(4)
         .map(|at| u32::from_le_bytes(input[at..].try_into().expect("4 bytes")) as usize)
         .unwrap_or(0);
-    out.reserve_exact(guess.clamp(1024, max_out.max(1024)));
+    let guess = guess.clamp(1024, max_out.max(1024));
+    forget_larger(out, guess);
+    out.reserve_exact(guess);
     let mut rest = input;
     while !rest.is_empty() {
         let (mut used_in, mut used_out) = (0usize, 0usize);
@@ -83,6 +85,15 @@ pub fn gunzip_into(input: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<()
     Ok(())
 }
 
+/// Frees `buf` (emptied) when it holds room for much more than `need` bytes, so a buffer reused file
+/// after file follows the file at hand rather than the largest file read so far: a flood's 16 MiB
+/// files early in a week would otherwise stay resident to its end. Below 4 MiB it is always kept.
+pub fn forget_larger(buf: &mut Vec<u8>, need: usize) {
+    if buf.capacity() > 2 * need.max(4 << 20) {
+        *buf = Vec::new();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +125,17 @@ mod tests {
         let data = gz(&b"0123456789".repeat(1000));
         assert_eq!(gunzip(&data[..data.len() - 9], 1 << 20), Err(GunzipFailed));
         assert_eq!(gunzip(&data, 100), Err(GunzipFailed));
+    }
+
+    #[test]
+    fn a_buffer_much_larger_than_the_file_at_hand_goes() {
+        let mut buf = Vec::with_capacity(16 << 20);
+        forget_larger(&mut buf, 9 << 20);
+        assert_eq!(buf.capacity(), 16 << 20, "kept: at most twice the need");
+        forget_larger(&mut buf, 3 << 20);
+        assert_eq!(buf.capacity(), 0, "dropped: more than twice 4 MiB");
+        let mut small = Vec::with_capacity(8 << 20);
+        forget_larger(&mut small, 1000);
+        assert_eq!(small.capacity(), 8 << 20, "never below 4 MiB");
     }
 }

@@ -295,6 +295,7 @@ impl WholeFile {
             return None;
         };
         self.raw.clear();
+        super::gunzip::forget_larger(&mut self.raw, input.size as usize);
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut self.raw))
             .ok()?;
@@ -318,6 +319,7 @@ pub trait RecordSink {
 /// the fields of [`ScanRecord`] are typed and the rest is skipped (checked for JSON structure only).
 pub fn parse_chunk(chunk: &Chunk, validate: bool, sink: &mut impl RecordSink) {
     parse_lines(
+        &mut super::fast::Index::default(),
         &chunk.data,
         chunk.file_index,
         &chunk.file,
@@ -331,7 +333,9 @@ pub fn parse_chunk(chunk: &Chunk, validate: bool, sink: &mut impl RecordSink) {
 }
 
 /// Parses `data`, whose first line is line `first_line` of input `file` (see [`parse_chunk`]).
+/// `index` is scratch space, kept by callers that parse a few lines at a time.
 pub fn parse_lines(
+    index: &mut super::fast::Index,
     data: &[u8],
     file_index: usize,
     file: &Arc<str>,
@@ -346,7 +350,6 @@ pub fn parse_lines(
         reason,
     };
 
-    let mut index = super::fast::Index::default();
     let mut start = 0;
     let mut line_no = first_line;
     while start < data.len() {
@@ -356,7 +359,7 @@ pub fn parse_lines(
         let (len, read) = if validate {
             (memchr::memchr(b'\n', rest).unwrap_or(rest.len()), false)
         } else {
-            super::fast::next_record(rest, &mut index, |record| sink.record(record))
+            super::fast::next_record(rest, index, |record| sink.record(record))
         };
         let line = rest[..len].trim_ascii();
         let n = line_no;
@@ -603,7 +606,15 @@ mod tests {
             let ok = nested(MAX_NESTING - 1);
             let deep = nested(10_000);
             let data = format!("{ok}\n{deep}\n");
-            parse_lines(data.as_bytes(), 0, &Arc::from("f"), 1, validate, &mut sink);
+            parse_lines(
+                &mut Default::default(),
+                data.as_bytes(),
+                0,
+                &Arc::from("f"),
+                1,
+                validate,
+                &mut sink,
+            );
             assert_eq!(sink.records, [1], "validate: {validate}");
             assert_eq!(sink.malformed.len(), 1);
             assert_eq!(
@@ -641,7 +652,15 @@ mod tests {
         let mut reasons = Vec::new();
         for validate in [false, true] {
             let mut sink = Sink::default();
-            parse_lines(line, 0, &Arc::from("f"), 1, validate, &mut sink);
+            parse_lines(
+                &mut Default::default(),
+                line,
+                0,
+                &Arc::from("f"),
+                1,
+                validate,
+                &mut sink,
+            );
             assert!(sink.records.is_empty());
             assert_eq!(sink.malformed.len(), 1);
             reasons.push(sink.malformed[0].to_string());

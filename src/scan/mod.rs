@@ -1,10 +1,12 @@
 //! The local scan engine: one parallel pass over all inputs that aggregates everything later stages need.
 //!
-//! Chunks of whole lines (from any file) are handed to worker threads; each worker folds records into its
-//! own [`TrafficBuilder`] and the builders are merged at the end, so the hot loop takes no locks. Memory
-//! grows with distinct clients and their active minutes, never with the number of records read.
+//! Chunks of whole lines (from any file) are handed to worker threads; each worker folds the records of
+//! the clients it owns into its own [`TrafficBuilder`] and hands the other lines to their owners
+//! (`route`), and the builders are merged at the end, so the hot loop takes no locks. Memory grows with
+//! distinct clients and their active minutes, never with the number of records read.
 
 pub mod minutes;
+mod route;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,7 +21,7 @@ use serde::Serialize;
 
 use crate::log::{
     Action, ChunkReader, InputFile, Malformed, RecordSink, ScanRecord, TimeRange, parse_chunk,
-    reader::{Chunk, WholeFile, parse_lines},
+    reader::{Chunk, WholeFile},
 };
 use crate::policy::{KeyCounts, KeyKind, MatchSet, Policy, TextCache, TextIds};
 use crate::util::alloc::release_free_memory;
@@ -176,19 +178,28 @@ struct Client {
     shared: u64,
 }
 
-/// A worker's clients by key. IPv4 addresses, nearly every client, are keyed by their 4 bytes
-/// rather than a 24-byte [`ClientKey`]: a week's 50,000 clients per worker fill a table of 65,536
-/// slots, each paying for the key's width.
+/// A worker's clients by key. IPv4 addresses, nearly every client, are keyed by their 4 bytes in a
+/// table of positions in `v4`, which holds the clients in fixed blocks: a hash table keeps up to
+/// half its slots free, and a free slot of 8 bytes wastes less than one of a whole [`Client`],
+/// while blocks grow without copying.
 #[derive(Debug, Default)]
 struct ClientMap {
-    v4: HashMap<Ipv4Addr, Client>,
+    v4_at: HashMap<Ipv4Addr, u32>,
+    v4: Blocks<(Ipv4Addr, Client)>,
     other: HashMap<ClientKey, Client>,
 }
 
 impl ClientMap {
     fn get_or_default(&mut self, key: ClientKey) -> &mut Client {
         match key {
-            ClientKey::Addr(IpAddr::V4(ip)) => self.v4.entry(ip).or_default(),
+            ClientKey::Addr(IpAddr::V4(ip)) => {
+                let v4 = &mut self.v4;
+                let at = *self
+                    .v4_at
+                    .entry(ip)
+                    .or_insert_with(|| v4.push((ip, Client::default())));
+                &mut v4.get_mut(at).1
+            }
             key => self.other.entry(key).or_default(),
         }
     }
@@ -198,31 +209,86 @@ impl ClientMap {
     }
 
     fn values(&self) -> impl Iterator<Item = &Client> {
-        self.v4.values().chain(self.other.values())
+        self.v4.iter().map(|(_, c)| c).chain(self.other.values())
     }
 
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Client> {
-        self.v4.values_mut().chain(self.other.values_mut())
+        let v4 = self.v4.iter_mut().map(|(_, c)| c);
+        v4.chain(self.other.values_mut())
     }
 
     fn iter(&self) -> impl Iterator<Item = (ClientKey, &Client)> {
         let v4 = self
             .v4
             .iter()
-            .map(|(&ip, c)| (ClientKey::Addr(ip.into()), c));
+            .map(|(ip, c)| (ClientKey::Addr((*ip).into()), c));
         v4.chain(self.other.iter().map(|(k, c)| (k.clone(), c)))
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = (ClientKey, &mut Client)> {
         let v4 = self.v4.iter_mut();
-        let v4 = v4.map(|(&ip, c)| (ClientKey::Addr(ip.into()), c));
+        let v4 = v4.map(|(ip, c)| (ClientKey::Addr((*ip).into()), c));
         v4.chain(self.other.iter_mut().map(|(k, c)| (k.clone(), c)))
     }
 
     fn into_iter(self) -> impl Iterator<Item = (ClientKey, Client)> {
+        drop(self.v4_at);
         let v4 = self.v4.into_iter();
         let v4 = v4.map(|(ip, c)| (ClientKey::Addr(ip.into()), c));
         v4.chain(self.other)
+    }
+}
+
+/// Items in blocks of [`BLOCK`]: a list that grows without moving what it holds, so it never holds
+/// two copies while growing, and wastes at most one block.
+#[derive(Debug)]
+struct Blocks<T> {
+    blocks: Vec<Vec<T>>,
+}
+
+/// Items per block of [`Blocks`]; a block of clients (about 120 KB) stays below glibc's mmap
+/// threshold (see `main.rs`).
+const BLOCK: usize = 1024;
+
+impl<T> Default for Blocks<T> {
+    fn default() -> Self {
+        Blocks { blocks: Vec::new() }
+    }
+}
+
+impl<T> Blocks<T> {
+    /// Adds `item` and returns its position.
+    fn push(&mut self, item: T) -> u32 {
+        if self.blocks.last().is_none_or(|b| b.len() == BLOCK) {
+            self.blocks.push(Vec::with_capacity(BLOCK));
+        }
+        let at = (self.blocks.len() - 1) * BLOCK + self.blocks.last().map_or(0, Vec::len);
+        self.blocks
+            .last_mut()
+            .expect("a block with room")
+            .push(item);
+        u32::try_from(at).expect("fewer than 2^32 clients per worker")
+    }
+
+    fn get_mut(&mut self, at: u32) -> &mut T {
+        let at = at as usize;
+        &mut self.blocks[at / BLOCK][at % BLOCK]
+    }
+
+    fn len(&self) -> usize {
+        self.blocks.iter().map(Vec::len).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.blocks.iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.blocks.iter_mut().flatten()
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = T> {
+        self.blocks.into_iter().flatten()
     }
 }
 
@@ -801,8 +867,9 @@ impl Accumulator for SplitBuilder {
 
 /// Scans all inputs in parallel. `progress` is called with each batch of bytes taken from the inputs.
 ///
-/// Exactly one accumulator per worker thread (of the current rayon pool): memory is the accumulators
-/// plus one file or chunk in flight per worker, whatever the input size.
+/// One worker thread per thread of the current rayon pool, each with one accumulator: memory is the
+/// accumulators plus one file or chunk and a few batches of lines in flight per worker, whatever the
+/// input size.
 pub fn scan(
     files: &[InputFile],
     options: &ScanOptions,
@@ -848,13 +915,17 @@ fn scan_with<A: Accumulator>(
         stream: None,
         progress: progress.clone(),
     });
-    let mut builders: Vec<A> = (0..rayon::current_num_threads()).map(|_| new()).collect();
-    rayon::scope(|s| {
-        for builder in &mut builders {
+    let workers = rayon::current_num_threads();
+    let mut builders: Vec<A> = (0..workers).map(|_| new()).collect();
+    // Threads of their own, not the pool's: a worker waits for the others' lines until they are
+    // done, so all must run at once.
+    std::thread::scope(|s| {
+        for (builder, mut post) in builders.iter_mut().zip(route::posts(workers)) {
             let (work, progress) = (&work, &progress);
-            s.spawn(move |_| {
+            s.spawn(move || {
                 let mut whole = WholeFile::default();
                 loop {
+                    post.read_mail(validate, files, builder);
                     let (job, release) = {
                         let mut work = work.lock().expect("no worker panics holding it");
                         work.jobs += 1;
@@ -863,23 +934,31 @@ fn scan_with<A: Accumulator>(
                     if release {
                         release_free_memory();
                     }
+                    let mut chunk = |chunk: &Chunk| {
+                        let (data, name) = (&chunk.data, &chunk.file);
+                        let i = chunk.file_index;
+                        post.parse(data, i, name, chunk.first_line, validate, files, builder);
+                        if let Some(p) = &chunk.error {
+                            builder.malformed(p.clone());
+                        }
+                    };
                     match job {
                         None => break,
-                        Some(Job::Chunk(chunk)) => parse_chunk(&chunk, validate, builder),
+                        Some(Job::Chunk(c)) => chunk(&c),
                         Some(Job::File(i, file)) => match whole.load_input(file) {
                             Some(data) => {
                                 progress(file.size);
-                                parse_lines(data, i, &file.name, 1, validate, builder);
+                                post.parse(data, i, &file.name, 1, validate, files, builder);
                             }
                             // Damaged: streaming reads what it can and says where it broke.
                             None => {
-                                for chunk in ChunkReader::new(i, file, progress.clone()) {
-                                    parse_chunk(&chunk, validate, builder);
-                                }
+                                ChunkReader::new(i, file, progress.clone()).for_each(|c| chunk(&c))
                             }
                         },
                     }
                 }
+                drop(whole);
+                post.finish(validate, files, builder);
             });
         }
     });
@@ -1024,9 +1103,9 @@ mod tests {
         }
     }
 
-    /// Two workers' records; a policy counting `/.env` probes of 2 or more requests per address.
-    fn two_workers(detail: Detail) -> (Traffic, Vec<String>, Vec<String>) {
-        let policies = crate::policy::parse_str(
+    /// A policy counting `/.env` probes of 2 or more requests per address.
+    fn probe_policy() -> Vec<Policy> {
+        crate::policy::parse_str(
             r#"
 [[policy]]
 name = "probe"
@@ -1045,12 +1124,16 @@ note = "watching"
         )
         .unwrap()
         .policies
-        .policies;
+        .policies
+    }
+
+    /// Two workers' records; a policy counting `/.env` probes of 2 or more requests per address.
+    fn two_workers(detail: Detail) -> (Traffic, Vec<String>, Vec<String>) {
         let options = ScanOptions {
             detail,
             ..ScanOptions::default()
         }
-        .with_policies(policies);
+        .with_policies(probe_policy());
         // .1 matches every request in both workers (shared throughout); .2 and .5 diverge in one
         // worker and share in the other; .3 starts unmatched; .4 has one match, too few to fire.
         let a = vec![
@@ -1076,6 +1159,60 @@ note = "watching"
         });
         let [first, second] = std::mem::take(&mut builders);
         (first.merge(second).finish(1), a, b)
+    }
+
+    /// Workers hand lines over to the worker that owns their client (`route`): however many
+    /// there are, the scan is the same, a malformed line handed over keeps its file and line, and
+    /// a busy client (which stays with whoever reads it) is counted once.
+    #[test]
+    fn any_number_of_workers_scans_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in 0..6u32 {
+            let mut text = String::new();
+            for i in 0..400u32 {
+                if i % 97 == 5 {
+                    text += "{\"httpRequest\":{\"clientIp\":\"192.0.2.1\"},broken\n";
+                    continue;
+                }
+                // Every other line from one busy client; the rest from 40 others.
+                let ip = match i % 2 {
+                    0 => "198.51.100.7".to_string(),
+                    _ => format!("192.0.2.{}", (i * 7 + f) % 40),
+                };
+                let path = if i % 5 == 0 { "/.env" } else { "/p" };
+                text += &hit(
+                    i64::from(f * 400 + i) * 1_000,
+                    &ip,
+                    &format!("{path}{}", i % 13),
+                );
+                text.push('\n');
+            }
+            std::fs::write(dir.path().join(format!("f{f}.log")), text).unwrap();
+        }
+        let found = crate::log::discover(&[dir.path().to_path_buf()], &TimeRange::default());
+        let files = found.unwrap().files;
+        let options = ScanOptions {
+            detail: Detail::All,
+            ..ScanOptions::default()
+        }
+        .with_policies(probe_policy());
+        let scan_with_workers = |workers| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(workers).build();
+            pool.unwrap()
+                .install(|| scan(&files, &options, Arc::new(|_| {})))
+        };
+        let one = scan_with_workers(1);
+        assert_eq!(one.records, 6 * 395);
+        assert_eq!(one.clients[0].key.to_string(), "198.51.100.7");
+        assert_eq!(one.clients[0].requests, 6 * 198);
+        assert_eq!(one.malformed, 6 * 5);
+        let first = &one.malformed_examples[0];
+        assert_eq!((first.file_index, first.line), (0, 6));
+        assert!(!one.policy_keys[0].is_empty());
+        for workers in [2, 3, 4] {
+            let many = scan_with_workers(workers);
+            assert_eq!(format!("{many:?}"), format!("{one:?}"), "{workers} workers");
+        }
     }
 
     #[test]
