@@ -920,12 +920,15 @@ fn scan_with<A: Accumulator>(
     // Threads of their own, not the pool's: a worker waits for the others' lines until they are
     // done, so all must run at once.
     std::thread::scope(|s| {
-        for (builder, mut post) in builders.iter_mut().zip(route::posts(workers)) {
+        for (builder, mut post) in builders
+            .iter_mut()
+            .zip(route::posts(workers, files, validate))
+        {
             let (work, progress) = (&work, &progress);
             s.spawn(move || {
                 let mut whole = WholeFile::default();
                 loop {
-                    post.read_mail(validate, files, builder);
+                    post.read_mail(builder);
                     let (job, release) = {
                         let mut work = work.lock().expect("no worker panics holding it");
                         work.jobs += 1;
@@ -935,9 +938,7 @@ fn scan_with<A: Accumulator>(
                         release_free_memory();
                     }
                     let mut chunk = |chunk: &Chunk| {
-                        let (data, name) = (&chunk.data, &chunk.file);
-                        let i = chunk.file_index;
-                        post.parse(data, i, name, chunk.first_line, validate, files, builder);
+                        post.parse(&chunk.data, chunk.file_index, chunk.first_line, builder);
                         if let Some(p) = &chunk.error {
                             builder.malformed(p.clone());
                         }
@@ -948,7 +949,7 @@ fn scan_with<A: Accumulator>(
                         Some(Job::File(i, file)) => match whole.load_input(file) {
                             Some(data) => {
                                 progress(file.size);
-                                post.parse(data, i, &file.name, 1, validate, files, builder);
+                                post.parse(data, i, 1, builder);
                             }
                             // Damaged: streaming reads what it can and says where it broke.
                             None => {
@@ -958,7 +959,7 @@ fn scan_with<A: Accumulator>(
                     }
                 }
                 drop(whole);
-                post.finish(validate, files, builder);
+                post.finish(builder);
             });
         }
     });

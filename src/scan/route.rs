@@ -11,7 +11,6 @@
 //! aggregates a line never changes a result: the workers' parts are merged exactly as before.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use memchr::memmem::Finder;
@@ -58,8 +57,11 @@ struct Line {
 }
 
 /// One worker's end of the routing: where its clients' lines arrive, and where others' go.
-pub struct Post {
+pub struct Post<'a> {
     me: usize,
+    /// The scan's inputs, which name the files lines come from.
+    files: &'a [InputFile],
+    validate: bool,
     inbox: Receiver<Batch>,
     /// By worker; `None` for this one.
     to: Vec<Option<Sender<Batch>>>,
@@ -75,8 +77,8 @@ pub struct Post {
     index: Index,
 }
 
-/// The posts of `workers` workers, connected to each other.
-pub fn posts(workers: usize) -> Vec<Post> {
+/// The posts of `workers` workers reading `files`, connected to each other.
+pub fn posts(workers: usize, files: &[InputFile], validate: bool) -> Vec<Post<'_>> {
     let (senders, inboxes): (Vec<_>, Vec<_>) = (0..workers)
         .map(|_| crossbeam_channel::bounded(IN_FLIGHT))
         .unzip();
@@ -85,6 +87,8 @@ pub fn posts(workers: usize) -> Vec<Post> {
         .enumerate()
         .map(|(me, inbox)| Post {
             me,
+            files,
+            validate,
             inbox,
             to: (0..workers)
                 .map(|w| (w != me).then(|| senders[w].clone()))
@@ -117,14 +121,10 @@ fn client_ip(line: &[u8], finder: &Finder<'_>) -> Option<IpAddr> {
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
-impl Post {
-    /// The worker that aggregates `line`. Lines without a readable address stay here: they make an
-    /// unparsed client or a malformed line, which any worker counts the same.
+impl Post<'_> {
+    /// The worker that aggregates `line` (of several workers). Lines without a readable address
+    /// stay here: they make an unparsed client or a malformed line, which any worker counts the same.
     fn owner(&mut self, line: &[u8]) -> usize {
-        let workers = self.to.len();
-        if workers == 1 {
-            return self.me;
-        }
         let Some(ip) = client_ip(line, &self.client_ip) else {
             return self.me;
         };
@@ -145,22 +145,22 @@ impl Post {
             return self.me;
         }
         // The high bits: the low ones of a product are poorly mixed.
-        ((address >> 32) % workers as u64) as usize
+        ((address >> 32) % self.to.len() as u64) as usize
     }
 
     /// Parses this worker's lines of `data` (lines `first_line`.. of input `file_index`) into
     /// `sink`, and sends the others' lines to their workers.
-    #[allow(clippy::too_many_arguments)]
     pub fn parse(
         &mut self,
         data: &[u8],
         file_index: usize,
-        file: &Arc<str>,
         first_line: u64,
-        validate: bool,
-        files: &[InputFile],
         sink: &mut impl RecordSink,
     ) {
+        // Alone, every line is this worker's: no line is looked at twice.
+        if self.to.len() == 1 {
+            return self.parse_here(data, file_index, first_line, sink);
+        }
         // A run of this worker's lines is parsed at once, from `mine` (line `mine_line`) on.
         let (mut mine, mut mine_line) = (0, first_line);
         let (mut start, mut number) = (0, first_line);
@@ -168,8 +168,7 @@ impl Post {
             let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |n| start + n);
             let owner = self.owner(&data[start..end]);
             if owner != self.me {
-                let (index, run) = (&mut self.index, &data[mine..start]);
-                parse_lines(index, run, file_index, file, mine_line, validate, sink);
+                self.parse_here(&data[mine..start], file_index, mine_line, sink);
                 let batch = &mut self.outbox[owner];
                 if batch.text.capacity() == 0 {
                     batch.text.reserve(BATCH_BYTES + BATCH_BYTES / 4);
@@ -181,67 +180,63 @@ impl Post {
                     number,
                 });
                 if batch.text.len() >= BATCH_BYTES {
-                    self.send(owner, validate, files, sink);
+                    self.send(owner, sink);
                     // The others' mail too, or they wait for room while this worker reads a file.
-                    self.read_mail(validate, files, sink);
+                    self.read_mail(sink);
                 }
                 (mine, mine_line) = (end + 1, number + 1);
             }
             (start, number) = (end + 1, number + 1);
         }
-        let run = &data[mine.min(data.len())..];
+        self.parse_here(&data[mine.min(data.len())..], file_index, mine_line, sink);
+    }
+
+    /// Parses `text`, lines `first_line`.. of input `file_index`, into `sink`.
+    fn parse_here(
+        &mut self,
+        text: &[u8],
+        file_index: usize,
+        first_line: u64,
+        sink: &mut impl RecordSink,
+    ) {
+        let file = &self.files[file_index].name;
         parse_lines(
             &mut self.index,
-            run,
+            text,
             file_index,
             file,
-            mine_line,
-            validate,
+            first_line,
+            self.validate,
             sink,
         );
     }
 
     /// Parses the lines other workers sent, without waiting for more.
-    pub fn read_mail(&mut self, validate: bool, files: &[InputFile], sink: &mut impl RecordSink) {
+    pub fn read_mail(&mut self, sink: &mut impl RecordSink) {
         while let Ok(batch) = self.inbox.try_recv() {
-            self.read(batch, validate, files, sink);
+            self.read(batch, sink);
         }
     }
 
     /// Sends what is gathered for the others, then parses what they send until all are done.
-    pub fn finish(mut self, validate: bool, files: &[InputFile], sink: &mut impl RecordSink) {
+    pub fn finish(mut self, sink: &mut impl RecordSink) {
         for owner in 0..self.to.len() {
             if !self.outbox[owner].lines.is_empty() {
-                self.send(owner, validate, files, sink);
+                self.send(owner, sink);
             }
         }
         // The others see this worker's channels close once it sends no more.
         self.to.clear();
         while let Ok(batch) = self.inbox.recv() {
-            self.read(batch, validate, files, sink);
+            self.read(batch, sink);
         }
     }
 
-    fn read(
-        &mut self,
-        mut batch: Batch,
-        validate: bool,
-        files: &[InputFile],
-        sink: &mut impl RecordSink,
-    ) {
+    fn read(&mut self, mut batch: Batch, sink: &mut impl RecordSink) {
         let mut start = 0;
         for line in &batch.lines {
             let text = &batch.text[start..line.end];
-            let file = &files[line.file_index].name;
-            parse_lines(
-                &mut self.index,
-                text,
-                line.file_index,
-                file,
-                line.number,
-                validate,
-                sink,
-            );
+            self.parse_here(text, line.file_index, line.number, sink);
             start = line.end;
         }
         if self.spare.len() < IN_FLIGHT * self.to.len() {
@@ -253,13 +248,7 @@ impl Post {
 
     /// Sends the batch gathered for `owner`. While its channel is full, this worker reads its own
     /// mail: two workers that wait on each other's channels without reading would never move.
-    fn send(
-        &mut self,
-        owner: usize,
-        validate: bool,
-        files: &[InputFile],
-        sink: &mut impl RecordSink,
-    ) {
+    fn send(&mut self, owner: usize, sink: &mut impl RecordSink) {
         let tx = self.to[owner]
             .clone()
             .expect("no batch is gathered for this worker");
@@ -283,7 +272,7 @@ impl Post {
                 return;
             }
             match op.recv(&self.inbox) {
-                Ok(mail) => self.read(mail, validate, files, sink),
+                Ok(mail) => self.read(mail, sink),
                 // Every other worker is done sending: only this send is left to wait for.
                 Err(_) => {
                     tx.send(batch)
@@ -300,6 +289,7 @@ mod tests {
     use super::*;
     use crate::log::input::Source;
     use crate::log::{Malformed, ScanRecord};
+    use std::sync::Arc;
 
     /// What a worker parsed: `(client, timestamp)` of each record, `(file, line)` of each problem.
     #[derive(Default)]
@@ -354,21 +344,13 @@ mod tests {
         let texts = [lines(20_000, 7), lines(20_000, 19_000)];
         let mut seen = [Seen::default(), Seen::default()];
         std::thread::scope(|s| {
-            for (w, (mut post, seen)) in posts(2).into_iter().zip(&mut seen).enumerate() {
-                let (files, text) = (&files, &texts[w]);
+            let posts = posts(2, &files, false);
+            for (w, (mut post, seen)) in posts.into_iter().zip(&mut seen).enumerate() {
+                let text = &texts[w];
                 s.spawn(move || {
                     // Worker 1's lines start at line 11 of its file.
-                    let first = [1, 11][w];
-                    post.parse(
-                        text.as_bytes(),
-                        w,
-                        &files[w].name,
-                        first,
-                        false,
-                        files,
-                        seen,
-                    );
-                    post.finish(false, files, seen);
+                    post.parse(text.as_bytes(), w, [1, 11][w], seen);
+                    post.finish(seen);
                 });
             }
         });
@@ -397,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_line_without_a_readable_address_stays() {
-        let mut post = posts(2).remove(1);
+        let mut post = posts(2, &[], false).remove(1);
         for line in [
             &b"{}"[..],
             br#"{"httpRequest":{"clientIp":"not an address"}}"#,
