@@ -113,12 +113,13 @@ impl Default for Limits {
 
 pub use crate::util::time::iso_ms;
 
+/// The first `n` of `v`, or all of it when `n` is 0.
+fn top<T>(v: &[T], n: usize) -> &[T] {
+    if n == 0 { v } else { &v[..n.min(v.len())] }
+}
+
 fn take<T: Clone>(v: &[T], n: usize) -> Vec<T> {
-    if n == 0 {
-        v.to_vec()
-    } else {
-        v[..n.min(v.len())].to_vec()
-    }
+    top(v, n).to_vec()
 }
 
 pub fn client_row(c: &ClientStats, per_client: usize) -> ClientRow {
@@ -194,11 +195,12 @@ pub fn report(t: &Traffic, limits: Limits) -> AnalyzeReport {
         rules: take(&t.rules, limits.top),
         labels: take(&t.labels, limits.top),
         count_rules: take(&t.count_rules, limits.top),
-        clients: take(&t.clients, limits.top)
+        // Rows straight from the statistics: cloning them first copied every listed client's lists.
+        clients: top(&t.clients, limits.top)
             .iter()
             .map(|c| client_row(c, limits.per_client))
             .collect(),
-        prefixes: take(&t.prefixes, limits.top)
+        prefixes: top(&t.prefixes, limits.top)
             .iter()
             .map(|c| client_row(c, limits.per_client))
             .collect(),
