@@ -7,8 +7,6 @@
 
 use std::borrow::Cow;
 
-use smallvec::SmallVec;
-
 use super::headers::Headers;
 use super::json::Str;
 use super::record::{Header, Label};
@@ -51,18 +49,19 @@ impl Packed {
 
     pub fn push(&mut self, r: &ScanRecord<'_>) {
         self.records += 1;
+        // In the order of the fields, which is the order `Cursor::record` reads them in.
         self.words.push(r.timestamp as u64);
         for s in [
             &r.action,
             &r.terminating_rule_id,
             &r.terminating_rule_type,
             &r.http_source_name,
-            &r.ja3_fingerprint,
-            &r.ja4_fingerprint,
         ] {
             self.opt_str(s.as_deref());
         }
         self.opt_u64(r.response_code_sent);
+        self.opt_str(r.ja3_fingerprint.as_deref());
+        self.opt_str(r.ja4_fingerprint.as_deref());
         self.opt_u64(r.client_asn);
         self.len(r.labels.as_ref().map(|l| l.len()));
         for label in r.labels.iter().flatten() {
@@ -180,62 +179,47 @@ impl<'a> Cursor<'a> {
         )
     }
 
+    /// Fields are read in the order they are written here (a struct expression evaluates its
+    /// fields in order), which is the order [`Packed::push`] wrote them in.
     fn record(&mut self) -> ScanRecord<'a> {
-        let timestamp = self.word() as i64;
-        let [
-            action,
-            terminating_rule_id,
-            terminating_rule_type,
-            http_source_name,
-            ja3_fingerprint,
-            ja4_fingerprint,
-        ] = std::array::from_fn(|_| self.opt_str());
-        let response_code_sent = self.opt_u64();
-        let client_asn = self.opt_u64();
-        let labels = self.len().map(|n| {
-            (0..n)
-                .map(|_| Label { name: self.str() })
-                .collect::<SmallVec<_>>()
-        });
-        let non_terminating_matching_rules = self.rules();
-        let group_count_rules = self.rules().unwrap_or_default();
-        let client_ip = self.str();
-        let [country, uri, http_method, host] = std::array::from_fn(|_| self.opt_str());
-        let headers = self.len().map(|_| {
-            let user_agent = self.opt_str();
-            let host = self.opt_str();
-            let all = self.len().map(|n| {
-                (0..n)
-                    .map(|_| Header {
-                        name: self.str(),
-                        value: self.opt_str(),
-                    })
-                    .collect()
-            });
-            Headers::from_parts(user_agent, host, all)
-        });
         ScanRecord {
-            timestamp,
-            action,
-            terminating_rule_id,
-            terminating_rule_type,
-            http_source_name,
-            response_code_sent,
-            ja3_fingerprint,
-            ja4_fingerprint,
-            client_asn,
-            labels,
-            non_terminating_matching_rules,
-            group_count_rules,
+            timestamp: self.word() as i64,
+            action: self.opt_str(),
+            terminating_rule_id: self.opt_str(),
+            terminating_rule_type: self.opt_str(),
+            http_source_name: self.opt_str(),
+            response_code_sent: self.opt_u64(),
+            ja3_fingerprint: self.opt_str(),
+            ja4_fingerprint: self.opt_str(),
+            client_asn: self.opt_u64(),
+            labels: self
+                .len()
+                .map(|n| (0..n).map(|_| Label { name: self.str() }).collect()),
+            non_terminating_matching_rules: self.rules(),
+            group_count_rules: self.rules().unwrap_or_default(),
             http_request: RequestView {
-                client_ip,
-                country,
-                uri,
-                http_method,
-                host,
-                headers,
+                client_ip: self.str(),
+                country: self.opt_str(),
+                uri: self.opt_str(),
+                http_method: self.opt_str(),
+                host: self.opt_str(),
+                headers: self.len().map(|_| self.headers()),
             },
         }
+    }
+
+    fn headers(&mut self) -> Headers<'a> {
+        let user_agent = self.opt_str();
+        let host = self.opt_str();
+        let all = self.len().map(|n| {
+            (0..n)
+                .map(|_| Header {
+                    name: self.str(),
+                    value: self.opt_str(),
+                })
+                .collect()
+        });
+        Headers::from_parts(user_agent, host, all)
     }
 }
 
