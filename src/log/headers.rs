@@ -36,6 +36,28 @@ impl<'a> Headers<'a> {
         }
     }
 
+    /// `User-Agent`, `Host` and every header when kept: what [`super::packed`] stores.
+    pub(super) fn parts(&self) -> (Option<&str>, Option<&str>, Option<&[Header<'a>]>) {
+        (
+            self.user_agent.as_deref(),
+            self.host.as_deref(),
+            self.all.as_deref(),
+        )
+    }
+
+    /// Headers as [`Headers::parts`] gave them.
+    pub(super) fn from_parts(
+        user_agent: Option<Str<'a>>,
+        host: Option<Str<'a>>,
+        all: Option<Vec<Header<'a>>>,
+    ) -> Headers<'a> {
+        Headers {
+            user_agent,
+            host,
+            all,
+        }
+    }
+
     pub fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_deref()
     }

@@ -7,6 +7,7 @@ pub mod headers;
 mod index;
 pub mod input;
 mod json;
+pub mod packed;
 pub mod reader;
 pub mod record;
 pub mod view;

@@ -1,7 +1,7 @@
 //! The local scan engine: one parallel pass over all inputs that aggregates everything later stages need.
 //!
 //! Chunks of whole lines (from any file) are handed to worker threads; each worker folds the records of
-//! the clients it owns into its own [`TrafficBuilder`] and hands the other lines to their owners
+//! the clients it owns into its own [`TrafficBuilder`] and hands the other records to their owners
 //! (`route`), and the builders are merged at the end, so the hot loop takes no locks. Memory grows with
 //! distinct clients and their active minutes, never with the number of records read.
 

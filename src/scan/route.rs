@@ -1,39 +1,39 @@
-//! Each client aggregated by one scan worker: lines are handed to the worker that owns their client.
+//! Each client aggregated by one scan worker: records are handed to the worker that owns their client.
 //!
 //! Workers take whole files or chunks as they come, so a client that appears in many files used to
 //! be aggregated by every worker that read one of them, and merged at the end: on a generated week,
 //! 84% of the clients were held twice, 18 of the 59 MB the workers held at the end of the scan. Now
-//! every client belongs to one worker (by a hash of its address), and a worker copies the lines of
-//! the others' clients into batches for them, parsing only its own.
+//! every client belongs to one worker (by a hash of its address): a worker parses every line it
+//! reads and packs the records of the others' clients into batches for them ([`Packed`]).
 //!
 //! Busy clients (a flood, a crawler) stay with whichever worker reads them: sending them all to one
 //! worker would leave the other idle. They are few, so holding them twice costs little. Which worker
-//! aggregates a line never changes a result: the workers' parts are merged exactly as before.
+//! aggregates a record never changes a result: the workers' parts are merged exactly as before.
 
 use std::hash::BuildHasher;
 
 use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
-use memchr::memmem::Finder;
 
 use crate::log::fast::Index;
+use crate::log::packed::Packed;
 use crate::log::reader::parse_lines;
-use crate::log::{InputFile, RecordSink};
+use crate::log::{InputFile, Malformed, RecordSink, ScanRecord};
 
-/// Bytes of lines gathered for another worker before they are sent.
+/// Bytes of records packed for another worker before they are sent.
 const BATCH_BYTES: usize = 256 << 10;
 /// Batches on their way to one worker; a worker that finds them all untaken reads its own mail
 /// until there is room, so memory stays bounded whichever worker is slower.
 const IN_FLIGHT: usize = 4;
 /// Slots of the table that finds busy clients. A client is busy once it has had its slot for
-/// [`BUSY_LINES`] of its lines and they are at least one in [`BUSY_SHARE`] of the lines read since
-/// it took the slot: a day's busiest clients (one line in 25) are busy after some 1,600 lines,
-/// one with a line in every hundred is not.
+/// [`BUSY_LINES`] of its records and they are at least one in [`BUSY_SHARE`] of the records read
+/// since it took the slot: a day's busiest clients (one record in 25) are busy after some 1,600
+/// records, one with a record in every hundred is not.
 const BUSY_SLOTS: usize = 4096;
 const BUSY_LINES: u32 = 64;
 const BUSY_SHARE: u64 = 64;
 
-/// A slot of the busy table: a client's address hash, its lines since it took the slot, and how
-/// many lines this worker had read then.
+/// A slot of the busy table: a client's address hash, its records since it took the slot, and how
+/// many records this worker had read then.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     hash: u64,
@@ -41,29 +41,26 @@ struct Slot {
     since: u64,
 }
 
-/// Lines for one worker: their text back to back, and where each ends and comes from.
+/// Records for one worker.
 #[derive(Debug, Default)]
 struct Batch {
     /// The worker that gathered it, which gets it back emptied.
     from: usize,
-    text: Vec<u8>,
-    lines: Vec<Line>,
+    records: Packed,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Line {
-    end: usize,
-    file_index: usize,
-    /// 1-based, as in the file, for the errors it may cause.
-    number: u64,
-}
-
-/// One worker's end of the routing: where its clients' lines arrive, and where others' go.
+/// One worker's end of the routing: where its clients' records arrive, and where others' go.
 pub struct Post<'a> {
-    me: usize,
     /// The scan's inputs, which name the files lines come from.
     files: &'a [InputFile],
     validate: bool,
+    index: Index,
+    mail: Mail,
+}
+
+/// A worker's channels to the others, apart from the parser's index so that parsing can route.
+struct Mail {
+    me: usize,
     inbox: Receiver<Batch>,
     /// By worker; `None` for this one.
     to: Vec<Option<Sender<Batch>>>,
@@ -74,12 +71,10 @@ pub struct Post<'a> {
     empties: Receiver<Batch>,
     /// By worker; `None` for this one.
     back: Vec<Option<Sender<Batch>>>,
-    client_ip: Finder<'static>,
     /// By a slot of the address hash (see [`Slot`]).
     busy: Box<[Slot]>,
-    /// Lines with an address read so far.
+    /// Records read so far.
     lines: u64,
-    index: Index,
 }
 
 /// The posts of `workers` workers reading `files`, connected to each other.
@@ -101,27 +96,28 @@ pub fn posts(workers: usize, files: &[InputFile], validate: bool) -> Vec<Post<'_
         .zip(empties)
         .enumerate()
         .map(|(me, (inbox, empties))| Post {
-            me,
             files,
             validate,
-            inbox,
-            to: others(me, &senders),
-            outbox: (0..workers).map(|_| Batch::default()).collect(),
-            empties,
-            back: others(me, &returns),
-            client_ip: Finder::new(b"\"clientIp\":\"").into_owned(),
-            busy: vec![Slot::default(); BUSY_SLOTS].into_boxed_slice(),
-            lines: 0,
             index: Index::default(),
+            mail: Mail {
+                me,
+                inbox,
+                to: others(me, &senders),
+                outbox: (0..workers).map(|_| Batch::default()).collect(),
+                empties,
+                back: others(me, &returns),
+                busy: vec![Slot::default(); BUSY_SLOTS].into_boxed_slice(),
+                lines: 0,
+            },
         })
         .collect()
 }
 
-/// A 64-bit hash of a client's address as the line writes it: spreads clients over workers and over
-/// the busy table. The text is hashed rather than parsed (parsing cost a scan 1.4%); an IPv4-mapped
-/// IPv6 address (`::ffff:192.0.2.1`) hashes as its IPv4 form, which is the client it is counted as.
-/// Two spellings of one IPv6 address would go to two workers, which only costs the memory of
-/// holding that client twice: the workers' parts are merged exactly.
+/// A 64-bit hash of a client's address as the record writes it: spreads clients over workers and
+/// over the busy table. The text is hashed rather than parsed (parsing cost a scan 1.4%); an
+/// IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) hashes as its IPv4 form, which is the client it is
+/// counted as. Two spellings of one IPv6 address would go to two workers, which only costs the
+/// memory of holding that client twice: the workers' parts are merged exactly.
 fn address_hash(text: &[u8]) -> u64 {
     const MAPPED: &[u8] = b"::ffff:";
     let text = match text.split_at_checked(MAPPED.len()) {
@@ -131,21 +127,93 @@ fn address_hash(text: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0).hash_one(text)
 }
 
-/// The `clientIp` text of a log line, when it has one (the parser decides what it is).
-fn client_ip<'a>(line: &'a [u8], finder: &Finder<'_>) -> Option<&'a [u8]> {
-    let at = finder.find(line)? + finder.needle().len();
-    let rest = &line[at..];
-    Some(&rest[..memchr::memchr(b'"', rest)?])
+impl Post<'_> {
+    /// Parses the lines of `data` (lines `first_line`.. of input `file_index`): the records of this
+    /// worker's clients go into `sink`, the others' to their workers.
+    pub fn parse(
+        &mut self,
+        data: &[u8],
+        file_index: usize,
+        first_line: u64,
+        sink: &mut impl RecordSink,
+    ) {
+        let file = &self.files[file_index].name;
+        let (index, validate) = (&mut self.index, self.validate);
+        // Alone, every record is this worker's.
+        if self.mail.to.len() == 1 {
+            return parse_lines(index, data, file_index, file, first_line, validate, sink);
+        }
+        let mut router = Router {
+            mail: &mut self.mail,
+            sink,
+        };
+        parse_lines(
+            index,
+            data,
+            file_index,
+            file,
+            first_line,
+            validate,
+            &mut router,
+        );
+    }
+
+    /// Aggregates the records other workers sent, without waiting for more.
+    pub fn read_mail(&mut self, sink: &mut impl RecordSink) {
+        self.mail.read_mail(sink);
+    }
+
+    /// Sends what is gathered for the others, then aggregates what they send until all are done.
+    pub fn finish(mut self, sink: &mut impl RecordSink) {
+        let mail = &mut self.mail;
+        for owner in 0..mail.to.len() {
+            if !mail.outbox[owner].records.is_empty() {
+                mail.send(owner, sink);
+            }
+        }
+        // The others see this worker's channels close once it sends no more.
+        mail.to.clear();
+        while let Ok(batch) = mail.inbox.recv() {
+            mail.read(batch, sink);
+        }
+    }
 }
 
-impl Post<'_> {
-    /// The worker that aggregates `line` (of several workers). Lines without a `clientIp` string
-    /// stay here: they make a malformed line, which any worker counts the same.
-    fn owner(&mut self, line: &[u8]) -> usize {
-        let Some(ip) = client_ip(line, &self.client_ip) else {
-            return self.me;
-        };
-        let address = address_hash(ip);
+/// A worker's sink while it parses: its own clients' records go to `sink`, the others' are packed.
+struct Router<'m, S> {
+    mail: &'m mut Mail,
+    sink: &'m mut S,
+}
+
+impl<S: RecordSink> RecordSink for Router<'_, S> {
+    fn record(&mut self, r: &ScanRecord<'_>) {
+        let mail = &mut *self.mail;
+        let owner = mail.owner(r.http_request.client_ip.as_bytes());
+        if owner == mail.me {
+            return self.sink.record(r);
+        }
+        let records = &mut mail.outbox[owner].records;
+        if records.is_empty() {
+            records.reserve(BATCH_BYTES + BATCH_BYTES / 4);
+        }
+        records.push(r);
+        if records.bytes() >= BATCH_BYTES {
+            mail.send(owner, self.sink);
+            // The others' mail too, or they wait for room while this worker reads a file.
+            mail.read_mail(self.sink);
+        }
+    }
+
+    /// Problems stay with the worker that read the line: any worker counts them the same.
+    fn malformed(&mut self, problem: Malformed) {
+        self.sink.malformed(problem);
+    }
+}
+
+impl Mail {
+    /// The worker that aggregates the records of the client at `address`.
+    fn owner(&mut self, address: &[u8]) -> usize {
+        let address = address_hash(address);
         self.lines += 1;
         let slot = &mut self.busy[(address >> 52) as usize % BUSY_SLOTS];
         if slot.hash == address {
@@ -165,99 +233,17 @@ impl Post<'_> {
         ((address >> 32) % self.to.len() as u64) as usize
     }
 
-    /// Parses this worker's lines of `data` (lines `first_line`.. of input `file_index`) into
-    /// `sink`, and sends the others' lines to their workers.
-    pub fn parse(
-        &mut self,
-        data: &[u8],
-        file_index: usize,
-        first_line: u64,
-        sink: &mut impl RecordSink,
-    ) {
-        // Alone, every line is this worker's: no line is looked at twice.
-        if self.to.len() == 1 {
-            return self.parse_here(data, file_index, first_line, sink);
-        }
-        // A run of this worker's lines is parsed at once, from `mine` (line `mine_line`) on.
-        let (mut mine, mut mine_line) = (0, first_line);
-        let (mut start, mut number) = (0, first_line);
-        while start < data.len() {
-            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |n| start + n);
-            let owner = self.owner(&data[start..end]);
-            if owner != self.me {
-                self.parse_here(&data[mine..start], file_index, mine_line, sink);
-                let batch = &mut self.outbox[owner];
-                if batch.text.capacity() == 0 {
-                    batch.text.reserve(BATCH_BYTES + BATCH_BYTES / 4);
-                }
-                batch.text.extend_from_slice(&data[start..end]);
-                batch.lines.push(Line {
-                    end: batch.text.len(),
-                    file_index,
-                    number,
-                });
-                if batch.text.len() >= BATCH_BYTES {
-                    self.send(owner, sink);
-                    // The others' mail too, or they wait for room while this worker reads a file.
-                    self.read_mail(sink);
-                }
-                (mine, mine_line) = (end + 1, number + 1);
-            }
-            (start, number) = (end + 1, number + 1);
-        }
-        self.parse_here(&data[mine.min(data.len())..], file_index, mine_line, sink);
-    }
-
-    /// Parses `text`, lines `first_line`.. of input `file_index`, into `sink`.
-    fn parse_here(
-        &mut self,
-        text: &[u8],
-        file_index: usize,
-        first_line: u64,
-        sink: &mut impl RecordSink,
-    ) {
-        let file = &self.files[file_index].name;
-        parse_lines(
-            &mut self.index,
-            text,
-            file_index,
-            file,
-            first_line,
-            self.validate,
-            sink,
-        );
-    }
-
-    /// Parses the lines other workers sent, without waiting for more.
-    pub fn read_mail(&mut self, sink: &mut impl RecordSink) {
+    fn read_mail(&mut self, sink: &mut impl RecordSink) {
         while let Ok(batch) = self.inbox.try_recv() {
             self.read(batch, sink);
         }
     }
 
-    /// Sends what is gathered for the others, then parses what they send until all are done.
-    pub fn finish(mut self, sink: &mut impl RecordSink) {
-        for owner in 0..self.to.len() {
-            if !self.outbox[owner].lines.is_empty() {
-                self.send(owner, sink);
-            }
-        }
-        // The others see this worker's channels close once it sends no more.
-        self.to.clear();
-        while let Ok(batch) = self.inbox.recv() {
-            self.read(batch, sink);
-        }
-    }
-
     fn read(&mut self, mut batch: Batch, sink: &mut impl RecordSink) {
-        let mut start = 0;
-        for line in &batch.lines {
-            let text = &batch.text[start..line.end];
-            self.parse_here(text, line.file_index, line.number, sink);
-            start = line.end;
+        for record in batch.records.records() {
+            sink.record(&record);
         }
-        batch.text.clear();
-        batch.lines.clear();
+        batch.records.clear();
         if let Some(back) = &self.back[batch.from] {
             // A worker that is done no longer takes its batches back: this one is dropped.
             let _ = back.send(batch);
@@ -394,18 +380,6 @@ mod tests {
         for seen in &seen {
             let busy_here = seen.records.iter().filter(|r| r.0 == busy).count();
             assert!(busy_here >= 2_000 - BUSY_LINES as usize, "{busy_here}");
-        }
-    }
-
-    #[test]
-    fn a_line_without_a_client_ip_string_stays() {
-        let mut post = posts(2, &[], false).remove(1);
-        for line in [
-            &b"{}"[..],
-            br#"{"httpRequest":{"clientIp":null}}"#,
-            br#"{"httpRequest":{"clientIp":"192.0.2.1"#,
-        ] {
-            assert_eq!(post.owner(line), 1);
         }
     }
 
