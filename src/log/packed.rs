@@ -226,60 +226,47 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::LogRecord;
+    use crate::log::reader::{WholeFile, parse_lines};
+    use crate::log::{Malformed, RecordSink};
 
-    /// Every public sample, through both models (picked headers and every header), packed in one
-    /// batch and read back equal, field by field.
+    /// Packs each record as the scan hands it over, and keeps its debug text: it shows every field,
+    /// the full header list included (which `Headers`' equality skips when one side lacks it).
+    #[derive(Default)]
+    struct Packs {
+        packed: Packed,
+        want: Vec<String>,
+    }
+
+    impl RecordSink for Packs {
+        fn record(&mut self, r: &ScanRecord<'_>) {
+            self.packed.push(r);
+            self.want.push(format!("{r:?}"));
+        }
+        fn malformed(&mut self, _: Malformed) {}
+    }
+
+    /// Every public sample, read as the scan reads it with both models (picked headers and every
+    /// header), packed in one batch and read back equal, field by field.
     #[test]
     fn records_read_back_as_they_were_packed() {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/public-waf-logs"
-        );
-        let mut lines = Vec::new();
-        for entry in std::fs::read_dir(dir).expect("the public samples") {
-            let path = entry.unwrap().path();
-            let name = path.to_string_lossy();
-            let text = if name.ends_with(".gz") {
-                let mut text = String::new();
-                let file = std::fs::File::open(&path).unwrap();
-                std::io::Read::read_to_string(
-                    &mut flate2::read::MultiGzDecoder::new(file),
-                    &mut text,
-                )
-                .unwrap();
-                text
-            } else if name.ends_with(".jsonl") {
-                std::fs::read_to_string(&path).unwrap()
-            } else {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/public-waf-logs");
+        let found = crate::log::discover(&[dir], &Default::default()).unwrap();
+        let (mut sink, mut whole, mut index) =
+            (Packs::default(), WholeFile::default(), Default::default());
+        for (i, file) in found.files.iter().enumerate() {
+            if file.name.ends_with(".md") {
                 continue;
-            };
-            lines.extend(text.lines().map(str::to_owned));
+            }
+            let text = whole.load_input(file).expect("a readable sample");
+            for validate in [false, true] {
+                parse_lines(&mut index, text, i, &file.name, 1, validate, &mut sink);
+            }
         }
-        let full: Vec<LogRecord> = lines
-            .iter()
-            .filter_map(|l| sonic_rs::from_str(l).ok())
-            .collect();
-        let mut want: Vec<ScanRecord> = full.iter().map(LogRecord::view).collect();
-        want.extend(
-            lines
-                .iter()
-                .filter_map(|l| sonic_rs::from_str::<ScanRecord>(l).ok()),
-        );
-        assert!(want.len() > 20, "samples read: {}", want.len());
-        let mut packed = Packed::default();
-        for r in &want {
-            packed.push(r);
-        }
-        let mut n = 0;
-        // Compared as their debug text: it shows every field, the full header list included
-        // (which `Headers`' equality skips when one side lacks it).
-        for (got, want) in packed.records().zip(&want) {
-            assert_eq!(format!("{got:?}"), format!("{want:?}"));
-            n += 1;
-        }
-        assert_eq!(n, want.len());
-        packed.clear();
-        assert!(packed.is_empty() && packed.bytes() == 0);
+        assert!(sink.want.len() > 20, "samples read: {}", sink.want.len());
+        let got: Vec<String> = sink.packed.records().map(|r| format!("{r:?}")).collect();
+        assert_eq!(got, sink.want);
+        sink.packed.clear();
+        assert!(sink.packed.is_empty() && sink.packed.bytes() == 0);
     }
 }

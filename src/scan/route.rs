@@ -25,11 +25,11 @@ const BATCH_BYTES: usize = 256 << 10;
 /// until there is room, so memory stays bounded whichever worker is slower.
 const IN_FLIGHT: usize = 4;
 /// Slots of the table that finds busy clients. A client is busy once it has had its slot for
-/// [`BUSY_LINES`] of its records and they are at least one in [`BUSY_SHARE`] of the records read
+/// [`BUSY_RECORDS`] of its records and they are at least one in [`BUSY_SHARE`] of the records read
 /// since it took the slot: a day's busiest clients (one record in 25) are busy after some 1,600
 /// records, one with a record in every hundred is not.
 const BUSY_SLOTS: usize = 4096;
-const BUSY_LINES: u32 = 64;
+const BUSY_RECORDS: u32 = 64;
 const BUSY_SHARE: u64 = 64;
 
 /// A slot of the busy table: a client's address hash, its records since it took the slot, and how
@@ -37,7 +37,7 @@ const BUSY_SHARE: u64 = 64;
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     hash: u64,
-    lines: u32,
+    records: u32,
     since: u64,
 }
 
@@ -74,7 +74,7 @@ struct Mail {
     /// By a slot of the address hash (see [`Slot`]).
     busy: Box<[Slot]>,
     /// Records read so far.
-    lines: u64,
+    records: u64,
 }
 
 /// The posts of `workers` workers reading `files`, connected to each other.
@@ -107,7 +107,7 @@ pub fn posts(workers: usize, files: &[InputFile], validate: bool) -> Vec<Post<'_
                 empties,
                 back: others(me, &returns),
                 busy: vec![Slot::default(); BUSY_SLOTS].into_boxed_slice(),
-                lines: 0,
+                records: 0,
             },
         })
         .collect()
@@ -214,19 +214,19 @@ impl Mail {
     /// The worker that aggregates the records of the client at `address`.
     fn owner(&mut self, address: &[u8]) -> usize {
         let address = address_hash(address);
-        self.lines += 1;
+        self.records += 1;
         let slot = &mut self.busy[(address >> 52) as usize % BUSY_SLOTS];
         if slot.hash == address {
-            slot.lines = slot.lines.saturating_add(1);
+            slot.records = slot.records.saturating_add(1);
         } else {
             *slot = Slot {
                 hash: address,
-                lines: 1,
-                since: self.lines,
+                records: 1,
+                since: self.records,
             };
         }
-        let share = self.lines - slot.since + 1;
-        if slot.lines >= BUSY_LINES && u64::from(slot.lines) * BUSY_SHARE >= share {
+        let share = self.records - slot.since + 1;
+        if slot.records >= BUSY_RECORDS && u64::from(slot.records) * BUSY_SHARE >= share {
             return self.me;
         }
         // The high bits: the low ones of a product are poorly mixed.
@@ -379,7 +379,7 @@ mod tests {
         assert!(!zero.is_empty() && !one.is_empty());
         for seen in &seen {
             let busy_here = seen.records.iter().filter(|r| r.0 == busy).count();
-            assert!(busy_here >= 2_000 - BUSY_LINES as usize, "{busy_here}");
+            assert!(busy_here >= 2_000 - BUSY_RECORDS as usize, "{busy_here}");
         }
     }
 
