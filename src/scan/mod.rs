@@ -1050,6 +1050,62 @@ mod tests {
     }
 
     #[test]
+    fn minute_blocks_list_the_minutes_with_requests_only() {
+        let mut m = PerMinute::default();
+        // Both ends of a block, the next block, and the last minute a `u32` holds.
+        for (minute, action) in [
+            (16, Action::Allow),
+            (31, Action::Block),
+            (32, Action::Allow),
+            (31, Action::Block),
+            (u32::MAX, Action::Allow),
+        ] {
+            m.get_mut(minute).actions.add(action, 1);
+        }
+        m.get_mut(40).detail.counted += 0;
+        let mut seen: Vec<(u32, u64, u64)> = m
+            .iter()
+            .map(|(minute, c)| (minute, c.actions.allow, c.actions.block))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [(16, 1, 0), (31, 0, 2), (32, 1, 0), (u32::MAX, 1, 0)]);
+        // Minutes 16 to 31, 32 to 47 (where 40 was touched without a request), and the last block.
+        assert_eq!(m.blocks.len(), 3);
+    }
+
+    #[test]
+    fn shared_bits_are_found_for_addresses_only() {
+        let addr = |s: &str| ClientKey::Addr(s.parse().unwrap());
+        let shares = |bits| Shared {
+            bits,
+            requests: 1,
+            blocked: 0,
+            minutes: 1,
+        };
+        let table: HashMap<ClientKey, Shared> = [
+            (addr("192.0.2.9"), shares(0b01)),
+            (addr("192.0.2.10"), shares(0b10)),
+            (addr("2001:db8::1"), shares(0b11)),
+            (
+                ClientKey::Prefix("192.0.2.0/24".parse().unwrap()),
+                shares(0b1),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let bits = SharedBits::new(table);
+        assert_eq!(bits.of(&addr("192.0.2.9")), 0b01);
+        assert_eq!(bits.of(&addr("192.0.2.10")), 0b10);
+        assert_eq!(bits.of(&addr("2001:db8::1")), 0b11);
+        assert_eq!(bits.of(&addr("192.0.2.11")), 0);
+        assert_eq!(
+            bits.of(&ClientKey::Prefix("192.0.2.0/24".parse().unwrap())),
+            0
+        );
+        assert_eq!(bits.of(&ClientKey::Unparsed("X.X.X.X".into())), 0);
+    }
+
+    #[test]
     fn aggregates_clients_prefixes_geo_and_windows() {
         let mut text = String::new();
         for i in 0..30 {
