@@ -762,7 +762,7 @@ mod tests {
         assert_eq!(clients[0].key.to_string(), "2001:db8::1");
         assert_eq!(clients[0].requests, 7);
         assert_eq!(clients[0].actions.other, 3);
-        assert_eq!(clients[0].peak(2).requests, 7);
+        assert_eq!({ clients[0].peak(2).requests }, 7);
         assert_eq!(clients[0].first_ms, 600_000);
         assert_eq!(clients[0].last_ms, 719_000);
         assert_eq!(prefixes.len(), 2);

@@ -6,7 +6,7 @@
 //! pins the two together on every public sample, so they cannot drift apart.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -199,6 +199,37 @@ impl Action {
     }
 }
 
+/// `a.b.c.d`, each a decimal of one to three digits without a leading zero and at most 255: a
+/// subset of what `IpAddr`'s parser accepts, read to the same address. `None` for anything else,
+/// which is left to that parser.
+fn plain_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut at = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if text.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let start = at;
+        let mut value: u32 = 0;
+        while let Some(&digit @ b'0'..=b'9') = text.get(at) {
+            if at - start == 3 {
+                return None;
+            }
+            value = value * 10 + u32::from(digit - b'0');
+            at += 1;
+        }
+        let digits = at - start;
+        if digits == 0 || (digits > 1 && text[start] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    (at == text.len()).then(|| Ipv4Addr::from(octets))
+}
+
 impl ScanRecord<'_> {
     pub fn action(&self) -> Action {
         Action::parse(self.action.as_deref())
@@ -206,7 +237,13 @@ impl ScanRecord<'_> {
 
     /// The client address, or `None` for placeholders such as `X.X.X.X`. Uncompressed IPv6 parses too.
     pub fn client_ip(&self) -> Option<IpAddr> {
-        self.http_request.client_ip.trim().parse().ok()
+        let text = &*self.http_request.client_ip;
+        // Nearly every address is IPv4 written plainly: read in one pass (the standard parser,
+        // which tries the forms one after another, was 1% of a scan), the rest as before.
+        match plain_ipv4(text.as_bytes()) {
+            Some(v4) => Some(IpAddr::V4(v4)),
+            None => text.trim().parse().ok(),
+        }
     }
 
     /// The first header of that name (case-insensitive, as HTTP header names are). Headers other
@@ -304,6 +341,78 @@ impl<'a> LogRecord<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_ipv4_reads_what_the_standard_parser_reads() {
+        let standard = |s: &str| match s.trim().parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => Some(v4),
+            _ => None,
+        };
+        for s in [
+            "0.0.0.0",
+            "1.170.227.65",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "1.2.3.4/24",
+            "1234.1.1.1",
+            "X.X.X.X",
+            "::ffff:192.0.2.1",
+            "",
+        ] {
+            let fast = plain_ipv4(s.as_bytes());
+            // Whatever the fast path reads, the standard parser reads the same; what it leaves,
+            // the standard parser decides.
+            assert!(fast.is_none() || fast == standard(s), "`{s}`");
+        }
+        assert_eq!(
+            plain_ipv4(b"1.170.227.65"),
+            Some(Ipv4Addr::new(1, 170, 227, 65))
+        );
+        assert_eq!(
+            plain_ipv4(b"0.10.100.255"),
+            Some(Ipv4Addr::new(0, 10, 100, 255))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_ipv4_reads_dotted_numbers_as_the_standard_parser(
+            parts in proptest::collection::vec((0u32..1000, 0usize..3), 3..6),
+        ) {
+            // Octets in range or not, some with leading zeros, three to five of them.
+            let s = parts
+                .iter()
+                .map(|&(n, zeros)| format!("{}{n}", "0".repeat(zeros)))
+                .collect::<Vec<_>>()
+                .join(".");
+            let standard = match s.parse::<IpAddr>() {
+                Ok(IpAddr::V4(v4)) => Some(v4),
+                _ => None,
+            };
+            proptest::prop_assert_eq!(plain_ipv4(s.as_bytes()), standard, "`{}`", s);
+        }
+
+        #[test]
+        fn plain_ipv4_never_disagrees(s in "[0-9. ]{0,17}") {
+            let standard = match s.trim().parse::<IpAddr>() {
+                Ok(IpAddr::V4(v4)) => Some(v4),
+                _ => None,
+            };
+            if let Some(fast) = plain_ipv4(s.as_bytes()) {
+                proptest::prop_assert_eq!(Some(fast), standard);
+            } else if !s.contains(' ') {
+                // Without spaces, the only forms left to the standard parser are ones it refuses.
+                proptest::prop_assert_eq!(standard, None);
+            }
+        }
+    }
 
     fn parse(json: &str) -> LogRecord<'_> {
         sonic_rs::from_str(json).unwrap()

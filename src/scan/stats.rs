@@ -182,7 +182,11 @@ impl ClientKey {
 }
 
 /// Peak requests in one sliding window, and the first active minute of the busiest window.
+///
+/// Packed to 12 bytes (from 16): every client's and prefix's statistics hold four (a week's
+/// `propose` holds 140,000 statistics at its peak).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[repr(C, packed(4))]
 pub struct Peak {
     pub requests: u64,
     /// Epoch minute of the first request in the busiest window.
@@ -1479,12 +1483,12 @@ mod tests {
         // 10 at minute 100, 5 at 101, 20 at 104, 1 at 110
         let m = [(100, 10), (101, 5), (104, 20), (110, 1)];
         let p = window_peaks(&m);
-        assert_eq!(p[0].requests, 20); // 1m: minute 104
+        assert_eq!({ p[0].requests }, 20); // 1m: minute 104
         assert_eq!(p[0].start_minute, 104);
-        assert_eq!(p[1].requests, 20); // 2m
-        assert_eq!(p[2].requests, 35); // 5m: 100..=104
+        assert_eq!({ p[1].requests }, 20); // 2m
+        assert_eq!({ p[2].requests }, 35); // 5m: 100..=104
         assert_eq!(p[2].start_minute, 100);
-        assert_eq!(p[3].requests, 35); // 10m: 100..=109
+        assert_eq!({ p[3].requests }, 35); // 10m: 100..=109
         assert_eq!(p[3].start_minute, 100);
         assert_eq!(window_peaks(&[])[0], Peak::default());
     }
@@ -1495,8 +1499,8 @@ mod tests {
         assert_eq!(far, u32::MAX);
         let m = [(far - 3, 2), (far, 1)];
         let p = window_peaks(&m);
-        assert_eq!(p[0].requests, 2);
-        assert_eq!(p[2].requests, 3);
+        assert_eq!({ p[0].requests }, 2);
+        assert_eq!({ p[2].requests }, 3);
         assert_eq!(p[2].start_minute, far - 3);
         assert_eq!(minute_of(i64::MIN), 0);
     }

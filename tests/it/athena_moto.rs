@@ -48,7 +48,7 @@ async fn queued_result_skips_the_header_and_converts() {
         waftune::athena::rows::clients(&rows, &[], &mut waftune::scan::stats::Interner::default())
             .unwrap();
     assert_eq!(clients[0].requests, 4);
-    assert_eq!(clients[0].peak(2).requests, 4);
+    assert_eq!({ clients[0].peak(2).requests }, 4);
     assert_eq!(clients[0].actions.block, 2);
 }
 
