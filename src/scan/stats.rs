@@ -184,7 +184,8 @@ impl ClientKey {
 /// Peak requests in one sliding window, and the first active minute of the busiest window.
 ///
 /// Packed to 12 bytes (from 16): every client's and prefix's statistics hold four (a week's
-/// `propose` holds 140,000 statistics at its peak).
+/// `propose` holds 140,000 statistics at its peak). Fields are read by value; where a reference is
+/// needed (`assert_eq!`), copy first: `{ peak.requests }`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[repr(C, packed(4))]
 pub struct Peak {
