@@ -586,9 +586,9 @@ struct Shared {
 }
 
 /// The [`Shared`] bits of the addresses that still share, sorted: all that the policy keys read of
-/// them once [`can_fire`] has chosen the keys to detail. 32 bytes an address where the table took
-/// 57 a slot, at down to under half load, while every client's statistics are built (7.5 MB of the
-/// week's `propose` in `benches/memory.sh`).
+/// them once [`can_fire`] has chosen the keys to detail: 32 bytes an address, where the table took
+/// slots of 57 bytes and kept up to half of them free, while every client's statistics are built
+/// (7.5 MB of the week's `propose` in `benches/memory.sh`).
 struct SharedBits(Vec<(IpAddr, u64)>);
 
 impl SharedBits {
