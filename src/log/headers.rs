@@ -13,13 +13,14 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use super::json::{Borrowed, Str};
 use super::record::Header;
 
+/// Fields open to the `log` module, which packs and unpacks them ([`super::packed`]).
 #[derive(Debug, Clone)]
 pub struct Headers<'a> {
-    user_agent: Option<Str<'a>>,
-    host: Option<Str<'a>>,
+    pub(super) user_agent: Option<Str<'a>>,
+    pub(super) host: Option<Str<'a>>,
     /// Every header, when the record was parsed with the full model; `None` when only the two above
     /// were picked.
-    all: Option<Vec<Header<'a>>>,
+    pub(super) all: Option<Vec<Header<'a>>>,
 }
 
 impl<'a> Headers<'a> {
@@ -33,28 +34,6 @@ impl<'a> Headers<'a> {
             user_agent: find("user-agent"),
             host: find("host"),
             all: Some(list),
-        }
-    }
-
-    /// `User-Agent`, `Host` and every header when kept: what [`super::packed`] stores.
-    pub(super) fn parts(&self) -> (Option<&str>, Option<&str>, Option<&[Header<'a>]>) {
-        (
-            self.user_agent.as_deref(),
-            self.host.as_deref(),
-            self.all.as_deref(),
-        )
-    }
-
-    /// Headers as [`Headers::parts`] gave them.
-    pub(super) fn from_parts(
-        user_agent: Option<Str<'a>>,
-        host: Option<Str<'a>>,
-        all: Option<Vec<Header<'a>>>,
-    ) -> Headers<'a> {
-        Headers {
-            user_agent,
-            host,
-            all,
         }
     }
 

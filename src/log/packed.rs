@@ -77,12 +77,11 @@ impl Packed {
         match &q.headers {
             None => self.words.push(NONE),
             Some(h) => {
-                let (user_agent, host, all) = h.parts();
                 self.words.push(0);
-                self.opt_str(user_agent);
-                self.opt_str(host);
-                self.len(all.map(<[_]>::len));
-                for header in all.into_iter().flatten() {
+                self.opt_str(h.user_agent.as_deref());
+                self.opt_str(h.host.as_deref());
+                self.len(h.all.as_ref().map(Vec::len));
+                for header in h.all.iter().flatten() {
                     self.str(&header.name);
                     self.opt_str(header.value.as_deref());
                 }
@@ -219,7 +218,11 @@ impl<'a> Cursor<'a> {
                 })
                 .collect()
         });
-        Headers::from_parts(user_agent, host, all)
+        Headers {
+            user_agent,
+            host,
+            all,
+        }
     }
 }
 
