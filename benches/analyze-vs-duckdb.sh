@@ -10,6 +10,8 @@
 #   BENCH_DUCKDB_PIP  pip requirement for the DuckDB CLI          (default: duckdb-cli==1.5.6)
 #   BENCH_SKIP_BUILD  set to 1 to use the existing target/release/waftune as is
 #   BENCH_WAFTUNE     time this waftune binary instead (implies no build; e.g. to compare two builds)
+#   BENCH_BASELINE    also time this other waftune binary in every round (an older build, e.g. the one a target
+#                     was first measured with): how both compare on this machine, whatever its speed
 #   BENCH_WAIT_IDLE   wait up to this many seconds (default 0) before timing for a 5-second window in which
 #                     the machine is at least 90% idle (other builds on a small machine distort timings)
 #   BENCH_QUIET       set to 1 to keep timing pairs until BENCH_RUNS of them were quiet (other processes
@@ -26,6 +28,7 @@ RUNS=${BENCH_RUNS:-5}
 VENV=${BENCH_VENV:-benches/.venv}
 DUCKDB_PIP=${BENCH_DUCKDB_PIP:-duckdb-cli==1.5.6}
 WAFTUNE=${BENCH_WAFTUNE:-$ROOT/target/release/waftune}
+BASELINE=${BENCH_BASELINE:-}
 # generator defaults, spelled out so the cache is what this script expects
 SEED=42
 RECORDS=550000
@@ -37,6 +40,13 @@ NPROC=$(nproc)
 # --- tools -------------------------------------------------------------------------------
 # shellcheck source=benches/common.sh
 source benches/common.sh bench
+if [[ -n $BASELINE ]]; then
+    [[ -x $BASELINE ]] || die "BENCH_BASELINE \`$BASELINE\` is not an executable"
+    # A snapshot too, as waftune's; the report names the original.
+    BASELINE_NAME=$BASELINE
+    cp "$BASELINE" "$TMP/baseline-bin"
+    BASELINE=$TMP/baseline-bin
+fi
 
 if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import duckdb_cli' 2>/dev/null; then
     log "creating venv $VENV with $DUCKDB_PIP"
@@ -99,6 +109,7 @@ sql_for "$TMP/duckdb.csv" >"$TMP/check.sql"
 
 # stdout of both goes to /dev/null (see timed); -no-init ignores any ~/.duckdbrc
 WAFTUNE_CMD=("$WAFTUNE" analyze --logs "$LOGS" --format json --top 20)
+BASELINE_CMD=("$BASELINE" "${WAFTUNE_CMD[@]:1}")
 DUCKDB_CMD=("$DUCKDB" -no-init -batch -bail -f "$TMP/time.sql")
 
 # --- agreement (untimed; doubles as the warm-up run of each) ------------------------------
@@ -109,6 +120,16 @@ log "agreement check (also warms the page cache)"
 AGREE=0
 AGREEMENT=$("$VENV/bin/python" "$ROOT/benches/compare_peaks.py" "$TMP/waftune.json" "$TMP/duckdb.csv" 5) || AGREE=$?
 WT_RECORDS=$("$VENV/bin/python" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["records"], r["malformed"])' "$TMP/waftune.json")
+if [[ -n $BASELINE ]]; then
+    # Also the baseline's warm-up: does it report what waftune does?
+    "$BASELINE" analyze --logs "$LOGS" --format json --top 100000000 >"$TMP/baseline.json" 2>"$TMP/baseline.err" ||
+        { cat "$TMP/baseline.err" >&2; die "baseline analyze failed"; }
+    if cmp -s "$TMP/waftune.json" "$TMP/baseline.json"; then
+        BASELINE_SAME="the same report as waftune (every client, JSON byte for byte)"
+    else
+        BASELINE_SAME="a report that differs from waftune's (every client, JSON)"
+    fi
+fi
 
 # --- timed runs, alternating ---------------------------------------------------------------
 HZ=$(getconf CLK_TCK)
@@ -143,10 +164,14 @@ if ((${BENCH_WAIT_IDLE:-0} > 0)); then
     done
 fi
 LOAD_TIMING=$(cut -d' ' -f1-3 /proc/loadavg)
-# A pair (one run of each) is quiet when other processes used < 10% of the machine during both runs.
+# A pair (one run of each; with a baseline, a round of three) is quiet when other processes used < 10%
+# of the machine during every run of it.
+NAMES=(waftune duckdb ${BASELINE:+baseline})
 pair_quiet() {
-    paste -d' ' <(tail -n1 "$TMP/times.waftune") <(tail -n1 "$TMP/times.duckdb") |
-        awk -v n="$NPROC" '{exit !($4 < 0.1 * n * $1 && $8 < 0.1 * n * $5)}'
+    local name
+    for name in "${NAMES[@]}"; do
+        tail -n1 "$TMP/times.$name" | awk -v n="$NPROC" '{exit !($4 < 0.1 * n * $1)}' || return 1
+    done
 }
 if [[ ${BENCH_QUIET:-0} == 1 ]]; then
     MAX_PAIRS=$((4 * RUNS))
@@ -158,7 +183,10 @@ fi
 : >"$TMP/quiet"
 QUIET=0
 for ((i = 1; i <= MAX_PAIRS; i++)); do
+    # The two builds take turns going first, so neither always runs right after DuckDB.
+    if [[ -n $BASELINE ]] && ((i % 2 == 0)); then timed baseline "$i" "${BASELINE_CMD[@]}"; fi
     timed waftune "$i" "${WAFTUNE_CMD[@]}"
+    if [[ -n $BASELINE ]] && ((i % 2 == 1)); then timed baseline "$i" "${BASELINE_CMD[@]}"; fi
     timed duckdb "$i" "${DUCKDB_CMD[@]}"
     if pair_quiet; then
         echo "$i" >>"$TMP/quiet"
@@ -171,13 +199,20 @@ done
 PAIRS=$(wc -l <"$TMP/times.waftune")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 # share of the machine's CPU capacity (nproc x wall) used by other processes during the timed runs
-OTHER=$(cat "$TMP/times.waftune" "$TMP/times.duckdb" |
+OTHER=$(for name in "${NAMES[@]}"; do cat "$TMP/times.$name"; done |
     awk -v n="$NPROC" '{w += $1; o += $4} END {printf "%.1f s of %.1f s available (%.0f%%)", o, w * n, 100 * o / (w * n)}')
-for name in waftune duckdb; do
+for name in "${NAMES[@]}"; do
     awk 'NR == FNR {q[$1]; next} FNR in q' "$TMP/quiet" "$TMP/times.$name" >"$TMP/quiet.$name"
 done
 
-median() { cut -d' ' -f"${2:-1}" "$1" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+middle() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+median() { cut -d' ' -f"${2:-1}" "$1" | middle; }
+# $1 = times | quiet, $2 = column: the median of each round's waftune/baseline ratio, so that the
+# machine's speed drifting between rounds cancels out
+paired() {
+    paste -d' ' <(cut -d' ' -f"$2" "$TMP/$1.waftune") <(cut -d' ' -f"$2" "$TMP/$1.baseline") |
+        awk '{print $1 / $2}' | middle | xargs printf '%.3f'
+}
 maxrss_mb() { awk '$2 > m {m = $2} END {printf "%.1f", m / 1024}' "$1"; }
 runs_of() { cut -d' ' -f1 "$1" | paste -sd' '; }
 ratio() { awk -v d="$1" -v w="$2" 'BEGIN {printf "%.2f", d / w}'; }
@@ -195,6 +230,15 @@ table() { # $1 = times | quiet: the two rows and the ratios
     printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' duckdb "$dm" "$dc" "$(maxrss_mb "$TMP/$1.duckdb")" "$(runs_of "$TMP/$1.duckdb")"
     printf '  ratio duckdb/waftune: median wall %s (target >= 1.5: %s), median CPU %s\n' \
         "$r" "$(verdict "$r" 1.5 '>=')" "$(ratio "$dc" "$wc")"
+    if [[ -n $BASELINE ]]; then
+        local bm bc
+        bm=$(median "$TMP/$1.baseline")
+        bc=$(median "$TMP/$1.baseline" 3)
+        printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' baseline "$bm" "$bc" "$(maxrss_mb "$TMP/$1.baseline")" "$(runs_of "$TMP/$1.baseline")"
+        printf '  ratio duckdb/baseline: median wall %s, median CPU %s\n' "$(ratio "$dm" "$bm")" "$(ratio "$dc" "$bc")"
+        printf '  waftune/baseline, median of each round'"'"'s ratio: wall %s, CPU %s (below 1: waftune faster)\n' \
+            "$(paired "$1" 1)" "$(paired "$1" 3)"
+    fi
 }
 WT_RSS=$(maxrss_mb "$TMP/times.waftune")
 if ((QUIET == PAIRS)); then
@@ -213,7 +257,8 @@ waftune analyze vs DuckDB ($(date -u +%Y-%m-%dT%H:%MZ))
   load average  script start $LOAD_START | timing start $LOAD_TIMING | end $LOAD_END
   other procs   CPU used by other processes during the timed runs: $OTHER
   waftune       $("$WAFTUNE" --version 2>/dev/null || echo waftune), tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)${BENCH_WAFTUNE:+, binary $BENCH_WAFTUNE}
-  duckdb        $DUCKDB_VERSION, SET threads=2, read_json with explicit columns
+  duckdb        $DUCKDB_VERSION, SET threads=2, read_json with explicit columns${BASELINE:+
+  baseline      $("$BASELINE" --version 2>/dev/null || echo waftune), binary $BASELINE_NAME: $BASELINE_SAME}
   input         $files files, $gz_bytes bytes gzip, $raw_bytes bytes uncompressed, $lines lines
                 (waftune: records/malformed $WT_RECORDS)
 
