@@ -218,7 +218,11 @@ runs_of() { cut -d' ' -f1 "$1" | paste -sd' '; }
 ratio() { awk -v d="$1" -v w="$2" 'BEGIN {printf "%.2f", d / w}'; }
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {ok = (op == ">=") ? v >= t : v <= t; print ok ? "met" : "NOT met"}'; }
 
-table() { # $1 = times | quiet: the two rows and the ratios
+row() { # $1 = name, $2 = its times file, $3 = median wall, $4 = median CPU
+    printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' "$1" "$3" "$4" "$(maxrss_mb "$2")" "$(runs_of "$2")"
+}
+
+table() { # $1 = times | quiet: the rows and the ratios
     local wm dm wc dc r
     wm=$(median "$TMP/$1.waftune")
     dm=$(median "$TMP/$1.duckdb")
@@ -226,15 +230,15 @@ table() { # $1 = times | quiet: the two rows and the ratios
     dc=$(median "$TMP/$1.duckdb" 3)
     r=$(ratio "$dm" "$wm")
     printf '  %-8s %11s %12s %15s   %s\n' "" "median wall" "median CPU" "peak RSS (max)" "wall per run (s)"
-    printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' waftune "$wm" "$wc" "$(maxrss_mb "$TMP/$1.waftune")" "$(runs_of "$TMP/$1.waftune")"
-    printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' duckdb "$dm" "$dc" "$(maxrss_mb "$TMP/$1.duckdb")" "$(runs_of "$TMP/$1.duckdb")"
+    row waftune "$TMP/$1.waftune" "$wm" "$wc"
+    row duckdb "$TMP/$1.duckdb" "$dm" "$dc"
     printf '  ratio duckdb/waftune: median wall %s (target >= 1.5: %s), median CPU %s\n' \
         "$r" "$(verdict "$r" 1.5 '>=')" "$(ratio "$dc" "$wc")"
     if [[ -n $BASELINE ]]; then
         local bm bc
         bm=$(median "$TMP/$1.baseline")
         bc=$(median "$TMP/$1.baseline" 3)
-        printf '  %-8s %9.2f s %10.2f s %12s MB   %s\n' baseline "$bm" "$bc" "$(maxrss_mb "$TMP/$1.baseline")" "$(runs_of "$TMP/$1.baseline")"
+        row baseline "$TMP/$1.baseline" "$bm" "$bc"
         printf '  ratio duckdb/baseline: median wall %s, median CPU %s\n' "$(ratio "$dm" "$bm")" "$(ratio "$dc" "$bc")"
         printf '  waftune/baseline, median of each round'"'"'s ratio: wall %s, CPU %s (below 1: waftune faster)\n' \
             "$(paired "$1" 1)" "$(paired "$1" 3)"
