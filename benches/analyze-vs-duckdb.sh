@@ -113,17 +113,20 @@ BASELINE_CMD=("$BASELINE" "${WAFTUNE_CMD[@]:1}")
 DUCKDB_CMD=("$DUCKDB" -no-init -batch -bail -f "$TMP/time.sql")
 
 # --- agreement (untimed; doubles as the warm-up run of each) ------------------------------
+# $1 = binary, $2 = name: every client's statistics as JSON, in $TMP/$2.json
+full_report() {
+    "$1" analyze --logs "$LOGS" --format json --top 100000000 >"$TMP/$2.json" 2>"$TMP/$2.err" ||
+        { cat "$TMP/$2.err" >&2; die "$2 analyze failed"; }
+}
 log "agreement check (also warms the page cache)"
-"$WAFTUNE" analyze --logs "$LOGS" --format json --top 100000000 >"$TMP/waftune.json" 2>"$TMP/waftune.err" ||
-    { cat "$TMP/waftune.err" >&2; die "waftune analyze failed"; }
+full_report "$WAFTUNE" waftune
 "$DUCKDB" -no-init -batch -bail -f "$TMP/check.sql" >/dev/null
 AGREE=0
 AGREEMENT=$("$VENV/bin/python" "$ROOT/benches/compare_peaks.py" "$TMP/waftune.json" "$TMP/duckdb.csv" 5) || AGREE=$?
 WT_RECORDS=$("$VENV/bin/python" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["records"], r["malformed"])' "$TMP/waftune.json")
 if [[ -n $BASELINE ]]; then
     # Also the baseline's warm-up: does it report what waftune does?
-    "$BASELINE" analyze --logs "$LOGS" --format json --top 100000000 >"$TMP/baseline.json" 2>"$TMP/baseline.err" ||
-        { cat "$TMP/baseline.err" >&2; die "baseline analyze failed"; }
+    full_report "$BASELINE" baseline
     if cmp -s "$TMP/waftune.json" "$TMP/baseline.json"; then
         BASELINE_SAME="the same report as waftune (every client, JSON byte for byte)"
     else
