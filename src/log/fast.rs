@@ -73,16 +73,51 @@ pub fn next_record<'a>(
     }
 }
 
+/// The fields the reader keeps, across the objects of a record; a key's is given with the key
+/// (see [`Key`]), so reading a field dispatches on it rather than comparing the key's text again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Timestamp,
+    Action,
+    TerminatingRuleId,
+    TerminatingRuleType,
+    HttpSourceName,
+    ResponseCodeSent,
+    Ja3Fingerprint,
+    Ja4Fingerprint,
+    ClientAsn,
+    Labels,
+    NonTerminatingMatchingRules,
+    RuleGroupList,
+    HttpRequest,
+    ClientIp,
+    Country,
+    Headers,
+    Uri,
+    HttpMethod,
+    Host,
+    RuleId,
+    Name,
+    /// A key the reader skips.
+    Other,
+}
+
 /// An object key as a literal `"key":`, padded to 32 bytes with a mask of its length, so testing for
-/// it at the cursor is four word comparisons.
+/// it at the cursor is four word comparisons; and the field it holds in its object.
 struct Key {
     name: &'static str,
+    field: Field,
     len: usize,
     words: [u64; 4],
     mask: [u64; 4],
 }
 
+/// A key the reader skips.
 const fn key(name: &'static str) -> Key {
+    field(name, Field::Other)
+}
+
+const fn field(name: &'static str, field: Field) -> Key {
     let k = name.as_bytes();
     let len = k.len() + 3;
     assert!(len <= 32, "keys of at most 29 bytes");
@@ -101,6 +136,7 @@ const fn key(name: &'static str) -> Key {
     }
     Key {
         name,
+        field,
         len,
         words,
         mask,
@@ -108,54 +144,69 @@ const fn key(name: &'static str) -> Key {
 }
 
 /// The keys of a record, of `httpRequest`, of a rule group, of a rule and of a label, in the order
-/// AWS writes them (optional ones included).
+/// AWS writes them (optional ones included), each with its field. A key not listed is skipped.
 const RECORD_KEYS: &[Key] = &[
-    key("timestamp"),
+    field("timestamp", Field::Timestamp),
     key("formatVersion"),
     key("webaclId"),
-    key("terminatingRuleId"),
-    key("terminatingRuleType"),
-    key("action"),
+    field("terminatingRuleId", Field::TerminatingRuleId),
+    field("terminatingRuleType", Field::TerminatingRuleType),
+    field("action", Field::Action),
     key("terminatingRuleMatchDetails"),
-    key("httpSourceName"),
+    field("httpSourceName", Field::HttpSourceName),
     key("httpSourceId"),
-    key("ruleGroupList"),
+    field("ruleGroupList", Field::RuleGroupList),
     key("rateBasedRuleList"),
-    key("nonTerminatingMatchingRules"),
+    field(
+        "nonTerminatingMatchingRules",
+        Field::NonTerminatingMatchingRules,
+    ),
     key("requestHeadersInserted"),
-    key("responseCodeSent"),
-    key("httpRequest"),
-    key("labels"),
+    field("responseCodeSent", Field::ResponseCodeSent),
+    field("httpRequest", Field::HttpRequest),
+    field("labels", Field::Labels),
     key("captchaResponse"),
     key("challengeResponse"),
     key("requestBodySize"),
     key("requestBodySizeInspectedByWAF"),
-    key("ja3Fingerprint"),
-    key("ja4Fingerprint"),
-    key("clientAsn"),
+    field("ja3Fingerprint", Field::Ja3Fingerprint),
+    field("ja4Fingerprint", Field::Ja4Fingerprint),
+    field("clientAsn", Field::ClientAsn),
+    // The 2018 preview-era name of `nonTerminatingMatchingRules`, last: it comes alone.
+    field(
+        "matchingNonTerminatingRules",
+        Field::NonTerminatingMatchingRules,
+    ),
 ];
 const REQUEST_KEYS: &[Key] = &[
-    key("clientIp"),
-    key("country"),
-    key("headers"),
-    key("uri"),
+    field("clientIp", Field::ClientIp),
+    field("country", Field::Country),
+    field("headers", Field::Headers),
+    field("uri", Field::Uri),
     key("args"),
     key("httpVersion"),
-    key("httpMethod"),
+    field("httpMethod", Field::HttpMethod),
     key("requestId"),
     key("fragment"),
     key("scheme"),
-    key("host"),
+    field("host", Field::Host),
 ];
 const RULE_GROUP_KEYS: &[Key] = &[
     key("ruleGroupId"),
     key("terminatingRule"),
-    key("nonTerminatingMatchingRules"),
+    field(
+        "nonTerminatingMatchingRules",
+        Field::NonTerminatingMatchingRules,
+    ),
     key("excludedRules"),
     key("customerConfig"),
 ];
-const RULE_KEYS: &[Key] = &[key("ruleId"), key("action"), key("ruleMatchDetails")];
-const LABEL_KEYS: &[Key] = &[key("name")];
+const RULE_KEYS: &[Key] = &[
+    field("ruleId", Field::RuleId),
+    key("action"),
+    key("ruleMatchDetails"),
+];
+const LABEL_KEYS: &[Key] = &[field("name", Field::Name)];
 
 struct Parser<'a, 'x> {
     s: &'a str,
@@ -327,34 +378,53 @@ impl<'a> Parser<'a, '_> {
 
     /// Calls `field` for each key of an object; the callback reads the value.
     fn object(&mut self, field: impl FnMut(&mut Self, &'a str) -> R<()>) -> R<()> {
-        self.object_in_order(&[], field)
+        self.object_with(Self::any_key, field)
     }
 
-    /// [`Parser::object`] for an object whose keys usually come in `order` (as AWS writes them):
-    /// the next expected keys are tried as literals (`"key":`) before the key's end is searched for.
-    /// Keys in any other order or form are read the general way, so the result is the same.
+    /// [`Parser::object`] for an object whose keys usually come in `order` (as AWS writes them),
+    /// calling `field` with each key's [`Field`]: the next expected keys are tried as literals
+    /// (`"key":`) before the key's end is searched for. Keys in any other order or form are read
+    /// the general way and found in `order` by name, so the result is the same.
     fn object_in_order(
         &mut self,
         order: &[Key],
-        mut field: impl FnMut(&mut Self, &'a str) -> R<()>,
+        field: impl FnMut(&mut Self, Field) -> R<()>,
+    ) -> R<()> {
+        let mut next = 0;
+        let key = |p: &mut Self| match p.expected_key(order, &mut next) {
+            Some(field) => Ok(field),
+            None => {
+                let name = p.any_key()?;
+                let known = order.iter().find(|k| k.name == name);
+                Ok(known.map_or(Field::Other, |k| k.field))
+            }
+        };
+        self.object_with(key, field)
+    }
+
+    /// A key at the cursor, read the general way, and its colon.
+    fn any_key(&mut self) -> R<&'a str> {
+        self.ws();
+        let key = self.plain_string()?;
+        self.ws();
+        self.expect(b':')?;
+        Ok(key)
+    }
+
+    /// An object whose keys `key` reads; `field` reads each value.
+    #[inline(always)]
+    fn object_with<K>(
+        &mut self,
+        mut key: impl FnMut(&mut Self) -> R<K>,
+        mut field: impl FnMut(&mut Self, K) -> R<()>,
     ) -> R<()> {
         self.expect(b'{')?;
         self.ws();
         if self.eat(b'}') {
             return Ok(());
         }
-        let mut next = 0;
         loop {
-            let key = match self.expected_key(order, &mut next) {
-                Some(key) => key,
-                None => {
-                    self.ws();
-                    let key = self.plain_string()?;
-                    self.ws();
-                    self.expect(b':')?;
-                    key
-                }
-            };
+            let key = key(self)?;
             self.ws();
             field(self, key)?;
             self.ws();
@@ -369,11 +439,11 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    /// The key at the cursor if it is one of the next few of `order` written as `"key":`; the
-    /// cursor then moves past the colon and `next` past the key. Optional keys may be absent, hence
-    /// the look-ahead.
+    /// The field of the key at the cursor if it is one of the next few of `order` written as
+    /// `"key":`; the cursor then moves past the colon and `next` past the key. Optional keys may be
+    /// absent, hence the look-ahead.
     #[inline(always)]
-    fn expected_key(&mut self, order: &[Key], next: &mut usize) -> Option<&'static str> {
+    fn expected_key(&mut self, order: &[Key], next: &mut usize) -> Option<Field> {
         const LOOK_AHEAD: usize = 4;
         // Nothing to expect (a general object, or past the last known key): no window to load.
         let candidates = order.get(*next..).filter(|c| !c.is_empty())?;
@@ -382,11 +452,12 @@ impl<'a> Parser<'a, '_> {
             u64::from_le_bytes(*window[w * 8..].first_chunk().expect("8 of 32 bytes"))
         });
         for (j, key) in candidates.iter().enumerate().take(LOOK_AHEAD) {
-            let differs = (0..4).fold(0, |d, w| d | ((words[w] ^ key.words[w]) & key.mask[w]));
-            if differs == 0 {
+            let differs = |w: usize| (words[w] ^ key.words[w]) & key.mask[w];
+            // The first word (the quote and 7 bytes) tells most candidates apart.
+            if differs(0) == 0 && differs(1) | differs(2) | differs(3) == 0 {
                 self.i += key.len;
                 *next += j + 1;
-                return Some(key.name);
+                return Some(key.field);
             }
         }
         None
@@ -503,41 +574,41 @@ impl<'a> Parser<'a, '_> {
         let mut http_request = None;
         self.object_in_order(RECORD_KEYS, |p, key| {
             match key {
-                "timestamp" => {
+                Field::Timestamp => {
                     seen.first(0)?;
                     let ms = i64::try_from(p.integer()?).map_err(|_| GiveUp)?;
                     // Out of range: serde words the error.
                     timestamp = Some(ms).filter(|&ms| timestamp_in_range(ms));
                 }
-                "action" => {
+                Field::Action => {
                     seen.first(1)?;
                     action = p.opt_str()?;
                 }
-                "terminatingRuleId" => {
+                Field::TerminatingRuleId => {
                     seen.first(2)?;
                     terminating_rule_id = p.opt_str()?;
                 }
-                "terminatingRuleType" => {
+                Field::TerminatingRuleType => {
                     seen.first(3)?;
                     terminating_rule_type = p.opt_str()?;
                 }
-                "httpSourceName" => {
+                Field::HttpSourceName => {
                     seen.first(4)?;
                     http_source_name = p.opt_str()?;
                 }
-                "responseCodeSent" => {
+                Field::ResponseCodeSent => {
                     seen.first(5)?;
                     response_code_sent = if p.null()? { None } else { Some(p.integer()?) };
                 }
-                "ja3Fingerprint" => {
+                Field::Ja3Fingerprint => {
                     seen.first(6)?;
                     ja3_fingerprint = p.opt_str()?;
                 }
-                "ja4Fingerprint" => {
+                Field::Ja4Fingerprint => {
                     seen.first(7)?;
                     ja4_fingerprint = p.opt_str()?;
                 }
-                "clientAsn" => {
+                Field::ClientAsn => {
                     seen.first(12)?;
                     // A number, or its text (the Athena table reads it as a string): both as
                     // `lenient_u64` takes them.
@@ -549,7 +620,7 @@ impl<'a> Parser<'a, '_> {
                         Some(p.integer()?)
                     };
                 }
-                "labels" => {
+                Field::Labels => {
                     seen.first(8)?;
                     let mut list = Labels::new();
                     if p.opt_array(|p| {
@@ -559,8 +630,8 @@ impl<'a> Parser<'a, '_> {
                         labels = Some(list);
                     }
                 }
-                // The 2018 preview-era name is an alias: both at once is a duplicate, as in serde.
-                "nonTerminatingMatchingRules" | "matchingNonTerminatingRules" => {
+                // Either name (see `RECORD_KEYS`): both at once is a duplicate, as in serde.
+                Field::NonTerminatingMatchingRules => {
                     seen.first(9)?;
                     let mut list = Vec::new();
                     if p.opt_array(|p| {
@@ -570,11 +641,11 @@ impl<'a> Parser<'a, '_> {
                         non_terminating = Some(list);
                     }
                 }
-                "ruleGroupList" => {
+                Field::RuleGroupList => {
                     seen.first(10)?;
                     p.opt_array(|p| p.rule_group(&mut group_count_rules))?;
                 }
-                "httpRequest" => {
+                Field::HttpRequest => {
                     seen.first(11)?;
                     http_request = Some(p.request()?);
                 }
@@ -603,8 +674,8 @@ impl<'a> Parser<'a, '_> {
         let mut name = None;
         self.object_in_order(LABEL_KEYS, |p, key| {
             match key {
-                "name" if name.is_some() => return Err(GiveUp),
-                "name" => name = Some(Cow::Borrowed(p.plain_string()?)),
+                Field::Name if name.is_some() => return Err(GiveUp),
+                Field::Name => name = Some(Cow::Borrowed(p.plain_string()?)),
                 _ => p.skip(3)?,
             }
             Ok(())
@@ -619,7 +690,7 @@ impl<'a> Parser<'a, '_> {
         let mut rule_id = None;
         self.object_in_order(RULE_KEYS, |p, key| {
             match key {
-                "ruleId" => {
+                Field::RuleId => {
                     seen.first(0)?;
                     rule_id = p.opt_str()?;
                 }
@@ -635,7 +706,7 @@ impl<'a> Parser<'a, '_> {
         let mut seen = Seen::default();
         self.object_in_order(RULE_GROUP_KEYS, |p, key| {
             match key {
-                "nonTerminatingMatchingRules" => {
+                Field::NonTerminatingMatchingRules => {
                     seen.first(0)?;
                     p.opt_array(|p| {
                         rules.push(p.rule_ref()?);
@@ -658,27 +729,27 @@ impl<'a> Parser<'a, '_> {
         let mut headers = None;
         self.object_in_order(REQUEST_KEYS, |p, key| {
             match key {
-                "clientIp" => {
+                Field::ClientIp => {
                     seen.first(0)?;
                     client_ip = Some(Cow::Borrowed(p.plain_string()?));
                 }
-                "country" => {
+                Field::Country => {
                     seen.first(1)?;
                     country = p.opt_str()?;
                 }
-                "uri" => {
+                Field::Uri => {
                     seen.first(2)?;
                     uri = p.opt_str()?;
                 }
-                "httpMethod" => {
+                Field::HttpMethod => {
                     seen.first(3)?;
                     http_method = p.opt_str()?;
                 }
-                "host" => {
+                Field::Host => {
                     seen.first(4)?;
                     host = p.opt_str()?;
                 }
-                "headers" => {
+                Field::Headers => {
                     seen.first(5)?;
                     let mut picked = Picked::default();
                     if p.opt_array(|p| p.header(&mut picked))? {

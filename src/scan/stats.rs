@@ -278,7 +278,7 @@ impl Interner {
             hasher,
         } = self;
         let hash = hasher.hash_one(s);
-        if let Some(&id) = table.find(hash, |&id| strings.get(id) == s) {
+        if let Some(&id) = table.find(hash, |&id| strings.bytes(id) == s.as_bytes()) {
             return id;
         }
         // Ids share a `Counts` key with the kind.
@@ -341,9 +341,21 @@ impl Arena {
     }
 
     fn get(&self, id: u32) -> &str {
+        &self.bytes[self.range(id)]
+    }
+
+    /// [`Arena::get`] as bytes, for comparing: slicing them skips the check that the range starts
+    /// and ends on character boundaries (it does: strings are added whole).
+    #[inline]
+    fn bytes(&self, id: u32) -> &[u8] {
+        &self.bytes.as_bytes()[self.range(id)]
+    }
+
+    #[inline]
+    fn range(&self, id: u32) -> std::ops::Range<usize> {
         let id = id as usize;
         let start = id.checked_sub(1).map_or(0, |before| self.ends[before]);
-        &self.bytes[start as usize..self.ends[id] as usize]
+        start as usize..self.ends[id] as usize
     }
 
     fn push(&mut self, s: &str) {
