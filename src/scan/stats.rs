@@ -278,16 +278,12 @@ impl Interner {
             hasher,
         } = self;
         let hash = hasher.hash_one(s);
-        if let Some(&id) = table.find(hash, |&id| strings.bytes(id) == s.as_bytes()) {
-            return id;
+        // The table holds where each string is in the arena, which also holds its id.
+        if let Some(&at) = table.find(hash, |&at| strings.is_at(at, s)) {
+            return strings.id_at(at);
         }
-        // Ids share a `Counts` key with the kind.
-        let id = u32::try_from(strings.len())
-            .ok()
-            .filter(|&id| id <= ID_MASK)
-            .expect("a scan worker's distinct values number fewer than 2^28");
-        strings.push(s);
-        table.insert_unique(hash, id, |&id| hasher.hash_one(strings.get(id)));
+        let (id, at) = strings.push(s);
+        table.insert_unique(hash, at, |&at| hasher.hash_one(strings.text_at(at)));
         if let Some(shared) = shared.get_mut() {
             shared.push(OnceLock::new());
         }
@@ -319,60 +315,112 @@ impl Interner {
             hasher,
             ..
         } = self;
-        table.reserve(other.strings.len(), |&id| hasher.hash_one(strings.get(id)));
+        table.reserve(other.strings.len(), |&at| {
+            hasher.hash_one(strings.text_at(at))
+        });
         other.strings.iter().map(|s| self.intern(s)).collect()
     }
 }
 
 /// Strings back to back in one allocation, numbered in the order they were added: a string costs
-/// its bytes and an offset, where an allocation each cost a header, rounding and a pointer too (a
-/// week's strings took 18 MB instead of 7).
+/// its bytes, a header of 8 and an offset, where an allocation each cost a header, rounding and a
+/// pointer too (a week's strings took 18 MB instead of 7). The header, 8 bytes before the string,
+/// holds its length and id: finding a string reads them with its first bytes, one cache line,
+/// where reading its end from a list of ends cost another (the lookups of a scan's interning
+/// wait on memory, not on instructions).
 #[derive(Debug, Default)]
 struct Arena {
     bytes: String,
-    /// Where each string ends in `bytes` (it starts where the one before ends). `u32` rather than
-    /// `u64`: half the size, and the ids run out near there anyway (2^28 strings of 16 bytes).
-    ends: Vec<u32>,
+    /// Where each id's header is in `bytes`. `u32` rather than `u64`: half the size, and the ids
+    /// run out near there anyway (2^28 strings of 8 bytes and their headers).
+    at: Vec<u32>,
+}
+
+/// Bytes of a string's header: its length, then its id, each below 2^28 and written 7 bits a byte,
+/// so the header is ASCII and `bytes` stays UTF-8.
+const HEADER: usize = 8;
+
+/// A number below 2^28 as 4 bytes of 7 bits, the lowest first.
+fn seven_bit(n: u32) -> [u8; 4] {
+    [0, 7, 14, 21].map(|shift| (n >> shift & 0x7f) as u8)
+}
+
+/// The number [`seven_bit`] wrote in the low 4 bytes of `x` (read little-endian).
+fn from_seven_bit(x: u64) -> u32 {
+    (x & 0x7f | x >> 1 & 0x3f80 | x >> 2 & 0x1f_c000 | x >> 3 & 0xfe0_0000) as u32
 }
 
 impl Arena {
     fn len(&self) -> usize {
-        self.ends.len()
+        self.at.len()
     }
 
     fn get(&self, id: u32) -> &str {
-        &self.bytes[self.range(id)]
+        self.text_at(self.at[id as usize])
     }
 
-    /// [`Arena::get`] as bytes, for comparing: slicing them skips the check that the range starts
-    /// and ends on character boundaries (it does: strings are added whole).
+    /// The length and id in the header at `at`.
     #[inline]
-    fn bytes(&self, id: u32) -> &[u8] {
-        &self.bytes.as_bytes()[self.range(id)]
+    fn header(&self, at: u32) -> (usize, u32) {
+        let at = at as usize;
+        let header = self.bytes.as_bytes()[at..at + HEADER]
+            .first_chunk()
+            .expect("a whole header");
+        let x = u64::from_le_bytes(*header);
+        (from_seven_bit(x) as usize, from_seven_bit(x >> 32))
     }
 
+    fn id_at(&self, at: u32) -> u32 {
+        self.header(at).1
+    }
+
+    fn text_at(&self, at: u32) -> &str {
+        let start = at as usize + HEADER;
+        &self.bytes[start..start + self.header(at).0]
+    }
+
+    /// Whether the string at `at` is `s`. Compared as bytes: slicing them skips the check that
+    /// the range starts and ends on character boundaries (it does: strings are added whole).
     #[inline]
-    fn range(&self, id: u32) -> std::ops::Range<usize> {
-        let id = id as usize;
-        let start = id.checked_sub(1).map_or(0, |before| self.ends[before]);
-        start as usize..self.ends[id] as usize
+    fn is_at(&self, at: u32, s: &str) -> bool {
+        let start = at as usize + HEADER;
+        self.header(at).0 == s.len()
+            && &self.bytes.as_bytes()[start..start + s.len()] == s.as_bytes()
     }
 
-    fn push(&mut self, s: &str) {
-        if self.bytes.capacity() - self.bytes.len() < s.len() {
+    /// Adds `s`: its id and where its header is.
+    fn push(&mut self, s: &str) -> (u32, u32) {
+        // Ids share a `Counts` key with the kind.
+        let id = u32::try_from(self.at.len())
+            .ok()
+            .filter(|&id| id <= ID_MASK)
+            .expect("a scan worker's distinct values number fewer than 2^28");
+        let len = u32::try_from(s.len())
+            .ok()
+            .filter(|&len| len <= ID_MASK)
+            .expect("a value shorter than 256 MiB");
+        if self.bytes.capacity() - self.bytes.len() < HEADER + s.len() {
             // An eighth more rather than twice as much: at most an eighth of it unused, for copying
             // each byte about eight times as it grows (milliseconds for a week's few MB).
-            let more = (self.bytes.len() / 8).max(s.len()).max(4096);
+            let more = (self.bytes.len() / 8).max(HEADER + s.len()).max(4096);
             self.bytes.reserve_exact(more);
         }
-        self.bytes.push_str(s);
-        let end = u32::try_from(self.bytes.len())
+        let at = u32::try_from(self.bytes.len())
+            .ok()
+            .filter(|at| at.checked_add((HEADER + s.len()) as u32).is_some())
             .expect("a scan worker's distinct values take less than 4 GiB");
-        self.ends.push(end);
+        let mut header = [0; HEADER];
+        header[..4].copy_from_slice(&seven_bit(len));
+        header[4..].copy_from_slice(&seven_bit(id));
+        self.bytes
+            .push_str(std::str::from_utf8(&header).expect("7-bit bytes are ASCII"));
+        self.bytes.push_str(s);
+        self.at.push(at);
+        (id, at)
     }
 
     fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.ends.len() as u32).map(|id| self.get(id))
+        self.at.iter().map(|&at| self.text_at(at))
     }
 }
 
@@ -1957,6 +2005,34 @@ mod tests {
             assert_eq!(names.intern(&text(i)), i);
         }
         assert!((0..5000).all(|i| names.name(i) == text(i) && names.intern(&text(i)) == i));
+    }
+
+    /// Each string's header holds its length: strings that are prefixes of each other, and lengths
+    /// that take more than one byte of 7 bits, stay apart.
+    #[test]
+    fn interning_long_strings_and_prefixes_of_each_other() {
+        let mut names = Interner::default();
+        let long = "ab".repeat(10_000);
+        let lens = [20_000, 19_999, 16_384, 16_383, 200, 128, 127, 1, 0];
+        let ids: Vec<u32> = lens.iter().map(|&n| names.intern(&long[..n])).collect();
+        assert_eq!(ids, (0..lens.len() as u32).collect::<Vec<_>>());
+        for (&n, &id) in lens.iter().zip(&ids) {
+            assert_eq!(names.intern(&long[..n]), id);
+            assert_eq!(names.name(id), &long[..n]);
+        }
+    }
+
+    #[test]
+    fn seven_bit_numbers_read_back() {
+        for n in [
+            0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, ID_MASK,
+        ] {
+            let bytes = seven_bit(n);
+            assert!(bytes.is_ascii(), "{n}: {bytes:?}");
+            let word = u64::from_le_bytes([bytes, [0x7f; 4]].concat().try_into().unwrap());
+            assert_eq!(from_seven_bit(word), n);
+            assert_eq!(from_seven_bit(word >> 32), ID_MASK);
+        }
     }
 
     #[test]
