@@ -172,7 +172,8 @@ const RECORD_KEYS: &[Key] = &[
     field("ja3Fingerprint", Field::Ja3Fingerprint),
     field("ja4Fingerprint", Field::Ja4Fingerprint),
     field("clientAsn", Field::ClientAsn),
-    // The 2018 preview-era name of `nonTerminatingMatchingRules`, last: it comes alone.
+    // The 2018 preview-era name of `nonTerminatingMatchingRules`: last, after the keys AWS writes
+    // today, so the look-ahead rarely tries it.
     field(
         "matchingNonTerminatingRules",
         Field::NonTerminatingMatchingRules,
