@@ -355,9 +355,6 @@ pub struct TrafficBuilder {
     /// Scratch space for one record's label and COUNT-rule ids.
     label_ids: Vec<u32>,
     count_rule_ids: Vec<u32>,
-    /// The ids of numbers' decimal texts (response codes, ASNs) by number: a few recur in every
-    /// record, and formatting and hashing their text each time cost more than this lookup.
-    number_ids: HashMap<u64, u32>,
 }
 
 impl TrafficBuilder {
@@ -722,13 +719,6 @@ pub fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// The id of `n`'s decimal text, found by number in `numbers` (see [`TrafficBuilder::number_ids`]).
-fn number_id(numbers: &mut HashMap<u64, u32>, names: &mut Interner, n: u64) -> u32 {
-    *numbers
-        .entry(n)
-        .or_insert_with(|| names.intern(itoa::Buffer::new().format(n)))
-}
-
 fn sort_clients(v: &mut [ClientStats]) {
     // Keys are distinct, so the order is total and an unstable sort is deterministic.
     v.sort_unstable_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.key.cmp(&b.key)));
@@ -752,7 +742,6 @@ impl RecordSink for TrafficBuilder {
         self.geo.count(country, home);
         minute.detail.geo.count(country, home);
         let names = &mut self.names;
-        let numbers = &mut self.number_ids;
         self.label_ids.clear();
         self.label_ids
             .extend(r.label_names().map(|l| names.intern(l)));
@@ -762,7 +751,7 @@ impl RecordSink for TrafficBuilder {
         minute.detail.counted += u64::from(!self.count_rule_ids.is_empty());
         let ids = RecordIds {
             rule: names.intern(r.terminating_rule_id.as_deref().unwrap_or("-")),
-            response_code: r.response_code_sent.map(|c| number_id(numbers, names, c)),
+            response_code: r.response_code_sent.map(|c| names.intern_number(c)),
             uri: names.intern(r.http_request.uri.as_deref().unwrap_or("")),
             user_agent: names.intern(r.user_agent().unwrap_or("")),
             country: names.intern(country),
@@ -773,7 +762,7 @@ impl RecordSink for TrafficBuilder {
             asn: r
                 .client_asn
                 .filter(|&a| u32::try_from(a).is_ok())
-                .map(|a| number_id(numbers, names, a)),
+                .map(|a| names.intern_number(a)),
             ja3: r.ja3_fingerprint.as_deref(),
         };
         // An IPv4-mapped IPv6 address (`::ffff:192.0.2.10`) is the IPv4 client it maps: keyed,

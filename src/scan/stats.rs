@@ -267,15 +267,29 @@ pub struct Interner {
     /// first [`Interner::shared`], so the scan does not pay for it.
     shared: OnceLock<Vec<OnceLock<Arc<str>>>>,
     hasher: foldhash::fast::FixedState,
+    /// The ids of numbers' decimal texts (response codes, ASNs) by number: a few recur in every
+    /// record, and formatting and hashing their text each time cost more than this lookup.
+    numbers: hashbrown::HashMap<u64, u32>,
 }
 
 impl Interner {
+    /// The id of `n`'s decimal text.
+    pub fn intern_number(&mut self, n: u64) -> u32 {
+        if let Some(&id) = self.numbers.get(&n) {
+            return id;
+        }
+        let id = self.intern(itoa::Buffer::new().format(n));
+        self.numbers.insert(n, id);
+        id
+    }
+
     pub fn intern(&mut self, s: &str) -> u32 {
         let Interner {
             table,
             strings,
             shared,
             hasher,
+            ..
         } = self;
         let hash = hasher.hash_one(s);
         // The table holds where each string is in the arena, which also holds its id.
@@ -374,18 +388,23 @@ impl Arena {
         self.header(at).1
     }
 
-    fn text_at(&self, at: u32) -> &str {
+    /// Where the text of the string whose header is at `at` is in `bytes`.
+    #[inline]
+    fn text_range(&self, at: u32) -> std::ops::Range<usize> {
         let start = at as usize + HEADER;
-        &self.bytes[start..start + self.header(at).0]
+        start..start + self.header(at).0
+    }
+
+    fn text_at(&self, at: u32) -> &str {
+        &self.bytes[self.text_range(at)]
     }
 
     /// Whether the string at `at` is `s`. Compared as bytes: slicing them skips the check that
     /// the range starts and ends on character boundaries (it does: strings are added whole).
     #[inline]
     fn is_at(&self, at: u32, s: &str) -> bool {
-        let start = at as usize + HEADER;
-        self.header(at).0 == s.len()
-            && &self.bytes.as_bytes()[start..start + s.len()] == s.as_bytes()
+        let text = self.text_range(at);
+        text.len() == s.len() && &self.bytes.as_bytes()[text] == s.as_bytes()
     }
 
     /// Adds `s`: its id and where its header is.
